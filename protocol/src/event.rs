@@ -69,22 +69,20 @@ pub fn reference_hash(event: &Object, rv: &RoomVersion) -> [u8; 32] {
 /// hash, so signing does not change it.
 pub fn event_id(event: &Object, rv: &RoomVersion) -> Result<String, EventError> {
     event_id_from_signing_bytes(event, rv, &signing_bytes(event, rv))
+        .ok_or(EventError::MissingEventId(rv.id()))
 }
 
-fn event_id_from_signing_bytes(event: &Object, rv: &RoomVersion, bytes: &[u8]) -> Result<String, EventError> {
+/// `None` only for a v1–v2 event that carries no `event_id`.
+fn event_id_from_signing_bytes(event: &Object, rv: &RoomVersion, bytes: &[u8]) -> Option<String> {
     let encode = match rv.event_id_format() {
         EventIdFormat::Carried => {
-            return event
-                .get("event_id")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .ok_or(EventError::MissingEventId(rv.id()));
+            return event.get("event_id").and_then(Value::as_str).map(str::to_owned);
         }
         EventIdFormat::Base64Standard => base64::encode,
         EventIdFormat::Base64UrlSafe => base64::encode_url_safe,
     };
     let hash: [u8; 32] = Sha256::digest(bytes).into();
-    Ok(format!("${}", encode(&hash)))
+    Some(format!("${}", encode(&hash)))
 }
 
 /// The `hashes.sha256` an event carries, if any, and whether it is well formed.
@@ -105,7 +103,7 @@ fn carried_hash(event: &Object) -> Result<Option<&str>, EventError> {
 pub struct PreparedEvent {
     event: Object,
     signing_bytes: Vec<u8>,
-    event_id: String,
+    event_id: Option<String>,
     hash_added: bool,
 }
 
@@ -138,7 +136,7 @@ pub fn prepare(mut event: Object, rv: &RoomVersion) -> Result<PreparedEvent, Eve
         }
     };
     let signing_bytes = signing_bytes(&event, rv);
-    let event_id = event_id_from_signing_bytes(&event, rv, &signing_bytes)?;
+    let event_id = event_id_from_signing_bytes(&event, rv, &signing_bytes);
     Ok(PreparedEvent { event, signing_bytes, event_id, hash_added })
 }
 
@@ -148,8 +146,9 @@ impl PreparedEvent {
         &self.signing_bytes
     }
 
-    pub fn event_id(&self) -> &str {
-        &self.event_id
+    /// The event ID; `None` only for a v1–v2 event without `event_id`.
+    pub fn event_id(&self) -> Option<&str> {
+        self.event_id.as_deref()
     }
 
     /// The event with complete hashes (not yet signed).
@@ -196,7 +195,8 @@ fn add_signature(
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SignedEvent {
     pub event: Object,
-    pub event_id: String,
+    /// `None` only for a v1–v2 event without `event_id`.
+    pub event_id: Option<String>,
     pub signature: [u8; 64],
 }
 

@@ -30,7 +30,7 @@
 //! let pdu = json::from_str(&pdu).unwrap().into_object().unwrap();
 //! let rv = RoomVersion::from_id("org.matrix.msc4080").unwrap();
 //! let signed = event::hash_and_sign(pdu, &rv, &cryptoid, CRYPTOID_KEY_ID, &key).unwrap();
-//! assert!(signed.event_id.starts_with('$'));
+//! assert!(signed.event_id.unwrap().starts_with('$'));
 //! event::verify_event(&signed.event, &rv, &cryptoid, CRYPTOID_KEY_ID, &key.public_key()).unwrap();
 //! ```
 
