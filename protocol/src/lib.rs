@@ -37,10 +37,12 @@
 #![forbid(unsafe_code)]
 
 pub mod base64;
+pub mod client;
 pub mod event;
 pub mod json;
 pub mod keys;
 pub mod redaction;
 pub mod room_version;
+pub mod wire;
 
 pub use room_version::{MemberRedaction, RoomVersion, UnknownRoomVersion};

@@ -2,12 +2,14 @@
 //! allows, a strict parser and a byte-exact serializer.
 
 mod parse;
+mod serde_impl;
 mod serialize;
 mod value;
 
 pub use parse::{
     from_slice, from_slice_with, from_str, ParseError, ParseErrorKind, ParseOptions, DEFAULT_MAX_DEPTH,
 };
+pub use serde_impl::DeError;
 pub(crate) use serialize::write_member;
 pub use serialize::{write_object_filtered, write_str, write_value};
 pub use value::{Int, Object, Value, MAX_SAFE_INT, MIN_SAFE_INT};

@@ -1,0 +1,59 @@
+//! A blocking client over `std::os::unix::net::UnixStream`.
+
+use super::{default_socket_path, finish, ClientError};
+use crate::wire::{self, Method, MAX_LINE};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+/// One connection to the agent. Calls are sequential; open several
+/// connections for concurrency.
+pub struct Client {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+    next_id: u64,
+}
+
+impl Client {
+    /// Connects to the socket at `path`.
+    pub fn connect(path: &Path) -> Result<Client, ClientError> {
+        let stream = UnixStream::connect(path)
+            .map_err(|source| ClientError::Connect { path: path.to_owned(), source })?;
+        let writer = stream.try_clone()?;
+        Ok(Client { reader: BufReader::new(stream), writer, next_id: 1 })
+    }
+
+    /// Connects to [`default_socket_path`].
+    pub fn connect_default() -> Result<Client, ClientError> {
+        let path = default_socket_path().ok_or(ClientError::NoSocket)?;
+        Client::connect(&path)
+    }
+
+    /// Bounds how long one call may wait for the agent (e.g. a confirmation
+    /// prompt); `None` waits forever.
+    pub fn set_timeout(&self, timeout: Option<Duration>) -> Result<(), ClientError> {
+        self.writer.set_read_timeout(timeout)?;
+        self.writer.set_write_timeout(timeout)?;
+        Ok(())
+    }
+
+    /// Calls method `M` and waits for its result.
+    pub fn call<M: Method>(&mut self, params: &M::Params) -> Result<M::Result, ClientError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let line =
+            wire::encode_request(id, M::NAME, params).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        self.writer.write_all(&line)?;
+        let mut buf = Vec::with_capacity(1024);
+        let n = (&mut self.reader).take(MAX_LINE as u64 + 1).read_until(b'\n', &mut buf)?;
+        if n == 0 {
+            return Err(ClientError::Closed);
+        }
+        if buf.last() != Some(&b'\n') {
+            return Err(ClientError::Protocol("response line too long or truncated".into()));
+        }
+        buf.pop();
+        finish::<M>(id, &buf)
+    }
+}

@@ -1,0 +1,102 @@
+//! Clients for the agent's socket: [`blocking::Client`] (std) and, with the
+//! `tokio` feature, [`r#async::Client`]. Both speak every method through one
+//! typed call, `call::<M>(&params)`, where `M` is a [`Method`] from
+//! [`crate::wire`].
+//!
+//! ## How a Matrix client uses the agent
+//!
+//! The homeserver builds the event and returns it unsigned; the agent checks
+//! and signs it; the client posts it to `/send_pdus`:
+//!
+//! ```no_run
+//! use cryptoid_protocol::client::blocking::Client;
+//! use cryptoid_protocol::json;
+//! use cryptoid_protocol::wire::{keys, sign};
+//!
+//! # fn http_post(_: &str, _: &str) -> String { String::new() }
+//! let mut agent = Client::connect_default()?;
+//!
+//! // Joining: a fresh cryptoID for the room goes into the /join body.
+//! let key = agent.call::<keys::Create>(&keys::CreateParams {
+//!     room_id: Some("!room:example.org".into()),
+//!     ..Default::default()
+//! })?;
+//!
+//! // PUT /rooms/{id}/send/m.room.message/{txn} answers {event_id, pdu}.
+//! let answer = json::from_str(&http_post("/send/...", r#"{"body":"hi"}"#))?.into_object().unwrap_or_default();
+//! let signed = agent.call::<sign::SignPdu>(&sign::SignPduParams {
+//!     room_version: "org.matrix.msc4080".into(),
+//!     pdu: answer.get("pdu").cloned().unwrap_or(json::Value::Null),
+//!     event_id: answer.get("event_id").and_then(|v| v.as_str()).map(str::to_owned),
+//!     intent: None,
+//! })?;
+//!
+//! // POST /send_pdus/{txn} with {"pdus":[{"room_version":…,"pdu":signed.pdu}]}.
+//! let body = format!(r#"{{"pdus":[{{"room_version":"org.matrix.msc4080","pdu":{}}}]}}"#, signed.pdu);
+//! http_post("/send_pdus/...", &body);
+//! # let _ = key;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#[cfg(feature = "tokio")]
+pub mod r#async;
+pub mod blocking;
+
+use crate::wire::{self, Method, RpcError};
+use std::path::PathBuf;
+
+/// Environment variable naming the agent socket, like `SSH_AUTH_SOCK`.
+pub const SOCKET_ENV: &str = "CRYPTOID_AUTH_SOCK";
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("no agent socket: set {SOCKET_ENV} (is cryptoid-agent running?) or XDG_RUNTIME_DIR")]
+    NoSocket,
+    #[error("cannot connect to the agent at {path}: {source} (is cryptoid-agent running?)")]
+    Connect { path: PathBuf, source: std::io::Error },
+    #[error("connection to the agent failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the agent closed the connection")]
+    Closed,
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The agent answered with an error.
+    #[error("{0}")]
+    Rpc(#[from] RpcError),
+}
+
+impl ClientError {
+    /// The agent's error kind, when the agent answered with an error.
+    pub fn kind(&self) -> Option<wire::ErrorKind> {
+        match self {
+            ClientError::Rpc(e) => Some(e.kind()),
+            _ => None,
+        }
+    }
+}
+
+/// `$CRYPTOID_AUTH_SOCK`, else `$XDG_RUNTIME_DIR/cryptoid-agent/agent.sock`.
+pub fn default_socket_path() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(SOCKET_ENV).filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    std::env::var_os("XDG_RUNTIME_DIR")
+        .filter(|p| !p.is_empty())
+        .map(|d| PathBuf::from(d).join("cryptoid-agent").join("agent.sock"))
+}
+
+/// Turns a response line into the method's result.
+fn finish<M: Method>(expected_id: u64, line: &[u8]) -> Result<M::Result, ClientError> {
+    let resp = wire::decode_response(line).map_err(ClientError::Protocol)?;
+    if resp.id.as_int() != i64::try_from(expected_id).ok() {
+        return Err(ClientError::Protocol(format!(
+            "response for id {} while waiting for {expected_id}",
+            resp.id
+        )));
+    }
+    let value = resp.outcome?;
+    value
+        .deserialize_into::<M::Result>()
+        .map_err(|e| ClientError::Protocol(format!("unexpected result for {}: {e}", M::NAME)))
+}
