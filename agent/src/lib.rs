@@ -1,7 +1,40 @@
 //! # cryptoid-agent
 //!
-//! The key agent daemon. Until the agent issue lands the library is empty and
-//! the binary only reports its version.
+//! A per-user key agent for Matrix cryptoIDs: it keeps the keys, checks
+//! every PDU it is asked to sign, journals every decision, and answers on a
+//! UNIX socket (JSON-RPC 2.0 lines).
+//!
+//! ## Layout
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`server`] | start-up: paths, hardening, listener, the accept loop and shutdown |
+//! | [`transport`] | the socket transport: framing, peer credentials, timeouts |
+//! | [`rpc`] | JSON-RPC method table: decodes params, calls the service |
+//! | [`service`] | the one implementation of every method, including the hard checks on PDUs |
+//! | [`policy`] | pure decision functions (intent matching; the full policy engine comes later) |
+//! | [`keys`] | key records on disk and in memory |
+//! | [`keystore`] | backends that hold secrets ([`keystore::soft`] now) |
+//! | [`journal`] | the hash-chained audit journal |
+//! | [`config`] | `config.toml` |
+//! | [`fsutil`], [`clock`], [`hardening`], [`error`] | durable writes, the injectable clock, process hardening, the error type |
+//!
+//! Data flows one way: transport → rpc → service → keystore → journal →
+//! transport.
+
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod fsutil;
+pub mod hardening;
+pub mod journal;
+pub mod keys;
+pub mod keystore;
+pub mod policy;
+pub mod rpc;
+pub mod server;
+pub mod service;
+pub mod transport;
 
 /// The agent's version, as reported by `agent.hello` and `--version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

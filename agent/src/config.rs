@@ -1,0 +1,142 @@
+//! `config.toml`. Every setting has a default; unknown keys are an error (a
+//! typo in a security setting must not be silently ignored).
+
+use cryptoid_protocol::{MemberRedaction, RoomVersion};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub journal: JournalConfig,
+    pub socket: SocketConfig,
+    /// Per room version: which `m.room.member` content keys survive
+    /// redaction (`spec`, `keep-mxid-mapping`, `gomatrixserverlib`), e.g.
+    /// `[member_redaction] "org.matrix.msc4080" = "gomatrixserverlib"`.
+    pub member_redaction: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JournalConfig {
+    /// Rotate to a new segment at this size.
+    pub max_segment_bytes: u64,
+    /// Group-commit interval: entries are written before each answer and
+    /// fsynced at most this long after.
+    pub fsync_interval_ms: u64,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        JournalConfig { max_segment_bytes: 8 << 20, fsync_interval_ms: 20 }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SocketConfig {
+    /// Close a connection that sends nothing for this long.
+    pub idle_timeout_secs: u64,
+    /// Close a connection that leaves a request line unfinished this long.
+    pub line_timeout_secs: u64,
+    /// Accept root as a client of a non-root agent.
+    pub allow_root: bool,
+}
+
+impl Default for SocketConfig {
+    fn default() -> Self {
+        SocketConfig { idle_timeout_secs: 600, line_timeout_secs: 10, allow_root: false }
+    }
+}
+
+impl SocketConfig {
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs)
+    }
+
+    pub fn line_timeout(&self) -> Duration {
+        Duration::from_secs(self.line_timeout_secs)
+    }
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path}: {source}")]
+    Parse { path: String, source: toml::de::Error },
+    #[error("{path}: {0}", path = .1)]
+    Invalid(String, String),
+}
+
+impl Config {
+    /// Loads `path`; a missing file is the defaults when `required` is false.
+    pub fn load(path: &Path, required: bool) -> Result<Config, ConfigError> {
+        let p = path.display().to_string();
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(Config::default()),
+            Err(source) => return Err(ConfigError::Read { path: p, source }),
+        };
+        let cfg: Config =
+            toml::from_str(&text).map_err(|source| ConfigError::Parse { path: p.clone(), source })?;
+        for (rv, variant) in &cfg.member_redaction {
+            RoomVersion::from_id(rv)
+                .map_err(|e| ConfigError::Invalid(format!("member_redaction: {e}"), p.clone()))?;
+            MemberRedaction::from_name(variant).ok_or_else(|| {
+                ConfigError::Invalid(
+                    format!("member_redaction.{rv:?} = {variant:?}: use spec, keep-mxid-mapping or gomatrixserverlib"),
+                    p.clone(),
+                )
+            })?;
+        }
+        Ok(cfg)
+    }
+
+    /// The room version with the configured member-redaction variant.
+    pub fn room_version(&self, rv: RoomVersion) -> RoomVersion {
+        match self.member_redaction.get(rv.id()).and_then(|v| MemberRedaction::from_name(v)) {
+            Some(m) => rv.with_member_redaction(m),
+            None => rv,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let p = d.path().join("config.toml");
+        assert_eq!(Config::load(&p, false).expect("missing is default").journal.fsync_interval_ms, 20);
+        assert!(Config::load(&p, true).is_err());
+        std::fs::write(&p, "[journal]\nmax_segment_bytes = 1000\n[member_redaction]\n\"org.matrix.msc4080\" = \"gomatrixserverlib\"\n").expect("write");
+        let c = Config::load(&p, true).expect("load");
+        assert_eq!(c.journal.max_segment_bytes, 1000);
+        assert_eq!(
+            c.room_version(RoomVersion::MSC4080).member_redaction(),
+            MemberRedaction::Gomatrixserverlib
+        );
+        assert_eq!(c.room_version(RoomVersion::V11).member_redaction(), MemberRedaction::Spec);
+    }
+
+    #[test]
+    fn typos_and_bad_values_are_errors() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let p = d.path().join("config.toml");
+        for (text, needle) in [
+            ("[journal]\nmax_segment_byte = 1\n", "unknown field"),
+            ("[member_redaction]\n\"13\" = \"spec\"\n", "unsupported room version"),
+            ("[member_redaction]\n\"11\" = \"nope\"\n", "use spec"),
+        ] {
+            std::fs::write(&p, text).expect("write");
+            let e = Config::load(&p, true).expect_err(text).to_string();
+            assert!(e.contains(needle), "{e}");
+        }
+    }
+}

@@ -1,0 +1,357 @@
+//! The audit journal: hash-chained JSON Lines.
+//!
+//! Each line is the canonical JSON of one entry holding `seq`, `ts` and
+//! `prev`, the SHA-256 (unpadded Base64) of the previous line's bytes. An
+//! edited, removed or reordered entry breaks the chain; an edited or dropped
+//! *last* entry is caught by comparing with the head the running agent
+//! remembers. (Anyone who can rewrite the whole file can recompute the chain:
+//! the chain makes tampering evident, it does not prevent it.)
+//!
+//! Durability without making signing fsync-bound: an entry is `write(2)`n
+//! before the request is answered, so it survives a crash of the agent; a
+//! background thread fsyncs at most every `fsync_interval` (group commit).
+//! A torn last line left by `kill -9` is cut off at start-up and the repair
+//! is journaled. Segments rotate by size; the chain runs across them.
+
+use crate::fsutil;
+use cryptoid_protocol::base64;
+use cryptoid_protocol::json::{self, Int, Object, Value, MAX_SAFE_INT};
+use sha2::{Digest, Sha256};
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Journal settings.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Start a new segment once the current one reaches this size.
+    pub max_segment_bytes: u64,
+    /// Longest time an entry waits for its fsync.
+    pub fsync_interval: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { max_segment_bytes: 8 << 20, fsync_interval: Duration::from_millis(20) }
+    }
+}
+
+const GENESIS: [u8; 32] = [0; 32];
+
+struct Writer {
+    file: Arc<File>,
+    segment: u32,
+    size: u64,
+    seq: u64,
+    head: [u8; 32],
+}
+
+pub struct Journal {
+    dir: PathBuf,
+    opts: Options,
+    writer: Mutex<Writer>,
+    /// The current segment, shared with the fsync thread.
+    current: Arc<Mutex<Arc<File>>>,
+    dirty: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    flusher: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// What opening found.
+#[derive(Debug, Default)]
+pub struct Recovery {
+    /// Bytes of a torn last line that were cut off.
+    pub torn_bytes: u64,
+}
+
+/// The result of a chain check.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Verification {
+    pub entries: u64,
+    pub error: Option<String>,
+}
+
+fn segment_name(n: u32) -> String {
+    format!("journal-{n:06}.jsonl")
+}
+
+fn segments(dir: &Path) -> io::Result<Vec<(u32, PathBuf)>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if let Some(n) = name.strip_prefix("journal-").and_then(|r| r.strip_suffix(".jsonl")) {
+            if let Ok(n) = n.parse::<u32>() {
+                out.push((n, path));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn hash(line: &[u8]) -> [u8; 32] {
+    Sha256::digest(line).into()
+}
+
+fn open_append(path: &Path) -> io::Result<File> {
+    OpenOptions::new().create(true).append(true).mode(0o600).open(path)
+}
+
+fn damaged(path: &Path, why: impl std::fmt::Display) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("journal {} is damaged: {why}; move it aside to start with a new journal", path.display()),
+    )
+}
+
+/// The last complete line of `bytes` (without its newline).
+fn last_line(bytes: &[u8]) -> Option<&[u8]> {
+    let body = bytes.strip_suffix(b"\n")?;
+    Some(match body.iter().rposition(|&b| b == b'\n') {
+        Some(i) => &body[i + 1..],
+        None => body,
+    })
+}
+
+fn seq_of(line: &[u8], path: &Path) -> io::Result<u64> {
+    let v = json::from_slice(line).map_err(|e| damaged(path, format!("last entry unreadable ({e})")))?;
+    v.as_object()
+        .and_then(|o| o.get("seq"))
+        .and_then(Value::as_int)
+        .and_then(|s| u64::try_from(s).ok())
+        .ok_or_else(|| damaged(path, "last entry has no seq"))
+}
+
+impl Journal {
+    /// Opens the journal in `dir`, repairing a torn tail.
+    pub fn open(dir: PathBuf, opts: Options) -> io::Result<(Journal, Recovery)> {
+        fsutil::private_dir(&dir)?;
+        let mut segs = segments(&dir)?;
+        let mut recovery = Recovery::default();
+        if segs.is_empty() {
+            let path = dir.join(segment_name(1));
+            drop(open_append(&path)?);
+            fsutil::sync_dir(&dir)?;
+            segs.push((1, path));
+        }
+        let (segment, path) = segs.last().cloned().ok_or_else(|| io::Error::other("no journal segment"))?;
+        let mut bytes = std::fs::read(&path)?;
+        let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        if keep < bytes.len() {
+            recovery.torn_bytes = (bytes.len() - keep) as u64;
+            let f = OpenOptions::new().write(true).open(&path)?;
+            f.set_len(keep as u64)?;
+            f.sync_all()?;
+            bytes.truncate(keep);
+        }
+        // The chain head: the last line of this segment, or of the one before
+        // when this one is empty (just rotated).
+        let (seq, head) = match last_line(&bytes) {
+            Some(line) => (seq_of(line, &path)?, hash(line)),
+            None => match segs.iter().rev().nth(1) {
+                Some((_, prev)) => {
+                    let prev_bytes = std::fs::read(prev)?;
+                    match last_line(&prev_bytes) {
+                        Some(line) => (seq_of(line, prev)?, hash(line)),
+                        None => (0, GENESIS),
+                    }
+                }
+                None => (0, GENESIS),
+            },
+        };
+        let file = Arc::new(open_append(&path)?);
+        let j = Journal {
+            dir,
+            opts,
+            current: Arc::new(Mutex::new(file.clone())),
+            writer: Mutex::new(Writer { file, segment, size: bytes.len() as u64, seq, head }),
+            dirty: Arc::new(AtomicBool::new(false)),
+            stop: Arc::new(AtomicBool::new(false)),
+            flusher: Mutex::new(None),
+        };
+        j.start_flusher();
+        Ok((j, recovery))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Writer> {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn start_flusher(&self) {
+        let dirty = self.dirty.clone();
+        let stop = self.stop.clone();
+        let current = self.current.clone();
+        let interval = self.opts.fsync_interval;
+        let handle = std::thread::Builder::new().name("journal-fsync".into()).spawn(move || loop {
+            std::thread::sleep(interval);
+            let stopping = stop.load(Ordering::Acquire);
+            if dirty.swap(false, Ordering::AcqRel) {
+                let file = current.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                if let Err(e) = file.sync_data() {
+                    tracing::error!(error = %e, "journal fsync failed; will retry");
+                    dirty.store(true, Ordering::Release);
+                }
+            }
+            if stopping {
+                break;
+            }
+        });
+        match handle {
+            Ok(h) => *self.flusher.lock().unwrap_or_else(|p| p.into_inner()) = Some(h),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the journal fsync thread; entries are fsynced at shutdown")
+            }
+        }
+    }
+
+    /// Appends an entry with `fields` (which must not hold `seq`, `ts` or
+    /// `prev`). Returns once the line is written (not yet fsynced).
+    pub fn append(&self, mut fields: Object, now_ms: u64) -> io::Result<u64> {
+        let mut w = self.lock();
+        let seq = w.seq + 1;
+        fields.insert("seq".into(), Value::Int(int(seq)));
+        fields.insert("ts".into(), Value::Int(int(now_ms)));
+        fields.insert("prev".into(), Value::String(base64::encode(&w.head)));
+        let mut line = json::to_canonical_vec(&Value::Object(fields));
+        let head = hash(&line);
+        line.push(b'\n');
+        // One write(2) per line: O_APPEND keeps lines whole between writers,
+        // and a crash can tear only the last one.
+        (&*w.file).write_all(&line)?;
+        w.seq = seq;
+        w.head = head;
+        w.size += line.len() as u64;
+        self.dirty.store(true, Ordering::Release);
+        if w.size >= self.opts.max_segment_bytes {
+            self.rotate(&mut w)?;
+        }
+        Ok(seq)
+    }
+
+    fn rotate(&self, w: &mut Writer) -> io::Result<()> {
+        w.file.sync_data()?;
+        let segment = w.segment + 1;
+        let file = Arc::new(open_append(&self.dir.join(segment_name(segment)))?);
+        fsutil::sync_dir(&self.dir)?;
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = file.clone();
+        w.file = file;
+        w.segment = segment;
+        w.size = 0;
+        Ok(())
+    }
+
+    /// fsyncs now.
+    pub fn flush(&self) -> io::Result<()> {
+        let file = self.lock().file.clone();
+        self.dirty.store(false, Ordering::Release);
+        file.sync_data()
+    }
+
+    /// Stops the fsync thread and fsyncs.
+    pub fn close(&self) -> io::Result<()> {
+        self.stop.store(true, Ordering::Release);
+        if let Some(h) = self.flusher.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = h.join();
+        }
+        self.flush()
+    }
+
+    /// The sequence number of the last entry.
+    pub fn last_seq(&self) -> u64 {
+        self.lock().seq
+    }
+
+    /// Checks the whole chain, up to the head this process last wrote.
+    pub fn verify(&self) -> io::Result<Verification> {
+        let (head_seq, head) = {
+            let w = self.lock();
+            (w.seq, w.head)
+        };
+        let mut prev = GENESIS;
+        let mut expected_seq = 1u64;
+        let mut entries = 0u64;
+        let fail = |entries, msg: String| Ok(Verification { entries, error: Some(msg) });
+        for (_, path) in segments(&self.dir)? {
+            let bytes = std::fs::read(&path)?;
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            for (lineno, line) in bytes.split(|&b| b == b'\n').enumerate() {
+                if line.is_empty() || expected_seq > head_seq {
+                    continue;
+                }
+                let at = format!("{name} line {}", lineno + 1);
+                let Some(entry) = json::from_slice(line).ok().and_then(Value::into_object) else {
+                    return fail(entries, format!("{at}: not a JSON object"));
+                };
+                let seq = entry.get("seq").and_then(Value::as_int);
+                if seq != i64::try_from(expected_seq).ok() {
+                    return fail(entries, format!("{at}: seq {seq:?} where {expected_seq} was expected (entry removed or reordered)"));
+                }
+                if entry.get("prev").and_then(Value::as_str) != Some(base64::encode(&prev).as_str()) {
+                    return fail(entries, format!("{at}: prev does not match the previous entry (entry {} edited, removed or reordered)", expected_seq.saturating_sub(1)));
+                }
+                prev = hash(line);
+                entries += 1;
+                expected_seq += 1;
+            }
+        }
+        if entries != head_seq {
+            return fail(
+                entries,
+                format!(
+                    "the journal ends at entry {entries} but the agent wrote {head_seq} (entries removed)"
+                ),
+            );
+        }
+        if prev != head {
+            return fail(
+                entries,
+                format!("entry {head_seq} differs from what the agent wrote (last entry edited)"),
+            );
+        }
+        Ok(Verification { entries, error: None })
+    }
+
+    /// The newest `limit` entries matching `filter`, oldest first.
+    pub fn tail(&self, limit: usize, filter: impl Fn(&Object) -> bool) -> io::Result<Vec<Object>> {
+        let mut out: Vec<Object> = Vec::new();
+        for (_, path) in segments(&self.dir)?.into_iter().rev() {
+            let bytes = std::fs::read(&path)?;
+            for line in bytes.split(|&b| b == b'\n').rev() {
+                if out.len() >= limit {
+                    break;
+                }
+                if let Some(entry) = json::from_slice(line).ok().and_then(Value::into_object) {
+                    if filter(&entry) {
+                        out.push(entry);
+                    }
+                }
+            }
+            if out.len() >= limit {
+                break;
+            }
+        }
+        out.reverse();
+        Ok(out)
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+fn int(v: u64) -> Int {
+    // Sequence numbers and millisecond timestamps stay far below 2^53; clamp
+    // rather than fail if they ever did not.
+    let clamped = i64::try_from(v).unwrap_or(MAX_SAFE_INT).min(MAX_SAFE_INT);
+    Int::new(clamped).unwrap_or(Int::from(0u32))
+}
+
+#[cfg(test)]
+mod tests;

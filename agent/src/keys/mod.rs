@@ -1,0 +1,285 @@
+//! Key records: what the agent knows about each cryptoID (kind, state, room,
+//! backend handle), one file per key under `keys/`, and the in-memory index.
+//!
+//! Every change is written durably (temp file, fsync, rename, fsync dir)
+//! *before* it is visible in memory or returned to a client, and changes are
+//! serialized by one writer lock that readers (signing) never wait on.
+
+use crate::error::{Error, Result};
+use crate::fsutil;
+use cryptoid_protocol::base64;
+use cryptoid_protocol::json::Value;
+use cryptoid_protocol::keys::PublicKey;
+use cryptoid_protocol::wire::keys::{KeyInfo, KeyKind, KeyState};
+use cryptoid_protocol::wire::ErrorKind;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Mutex, RwLock};
+
+/// One key record as stored on disk.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRecord {
+    pub version: u32,
+    pub cryptoid: String,
+    pub algorithm: String,
+    pub kind: KeyKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    pub state: KeyState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    pub backend: String,
+    /// The backend's handle (for `soft`: the sealed seed). `null` once retired.
+    pub handle: Value,
+    pub created_at: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<u64>,
+}
+
+impl KeyRecord {
+    pub fn public_key(&self) -> Result<PublicKey> {
+        PublicKey::from_base64(&self.cryptoid)
+            .map_err(|e| Error::new(ErrorKind::InternalError, e.to_string()))
+    }
+
+    pub fn info(&self, last_used: Option<u64>) -> KeyInfo {
+        KeyInfo {
+            cryptoid: self.cryptoid.clone(),
+            algorithm: self.algorithm.clone(),
+            kind: self.kind,
+            key_id: self.key_id.clone(),
+            state: self.state,
+            room_id: self.room_id.clone(),
+            user_id: self.user_id.clone(),
+            backend: self.backend.clone(),
+            created_at: self.created_at,
+            last_used_at: last_used.or(self.last_used_at),
+        }
+    }
+
+    /// Whether this key may sign for `room_id` as it stands.
+    pub fn bound_to(&self, room_id: &str) -> bool {
+        self.state == KeyState::Bound && self.room_id.as_deref() == Some(room_id)
+    }
+
+    /// Whether the key is waiting for the event that binds it to a room.
+    pub fn awaiting_room(&self) -> bool {
+        matches!(self.state, KeyState::Unbound | KeyState::Unpublished | KeyState::Published)
+    }
+}
+
+/// Selects records for `keys.list`.
+#[derive(Default)]
+pub struct Filter<'a> {
+    pub room_id: Option<&'a str>,
+    pub kind: Option<KeyKind>,
+    pub state: Option<KeyState>,
+    pub backend: Option<&'a str>,
+}
+
+impl Filter<'_> {
+    fn matches(&self, r: &KeyRecord) -> bool {
+        self.room_id.is_none_or(|x| r.room_id.as_deref() == Some(x))
+            && self.kind.is_none_or(|k| r.kind == k)
+            && self.state.is_none_or(|s| r.state == s)
+            && self.backend.is_none_or(|b| r.backend == b)
+    }
+}
+
+/// One-time key IDs as matrix-rust-sdk/vodozemac write them: unpadded
+/// Base64 of the 8-byte big-endian counter (`ed25519:AAAAAAAAAAA` for 0).
+pub fn otk_key_id(n: u64) -> String {
+    format!("ed25519:{}", base64::encode(&n.to_be_bytes()))
+}
+
+fn parse_otk_key_id(id: &str) -> Option<u64> {
+    let b64 = id.strip_prefix("ed25519:")?;
+    let bytes = base64::decode_array::<8>(b64).ok()?;
+    Some(u64::from_be_bytes(bytes))
+}
+
+pub struct Registry {
+    dir: PathBuf,
+    records: RwLock<HashMap<String, KeyRecord>>,
+    last_used: Mutex<HashMap<String, u64>>,
+    /// Serializes durable changes; holds the next one-time key counter.
+    writer: Mutex<u64>,
+}
+
+impl Registry {
+    /// Loads every record under `dir` (created 0700 if missing).
+    pub fn load(dir: PathBuf) -> Result<Registry> {
+        fsutil::private_dir(&dir)?;
+        let stale = fsutil::remove_stale_temps(&dir)?;
+        if stale > 0 {
+            tracing::info!(stale, "removed temp files of interrupted key writes");
+        }
+        let mut records = HashMap::new();
+        let mut next_otk = 0u64;
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            let bytes = std::fs::read(&path)?;
+            let rec: KeyRecord = serde_json::from_slice(&bytes).map_err(|e| {
+                Error::new(
+                    ErrorKind::InternalError,
+                    format!("key record {} is damaged ({e}); move it aside to start", path.display()),
+                )
+            })?;
+            if let Some(n) = rec.key_id.as_deref().and_then(parse_otk_key_id) {
+                next_otk = next_otk.max(n + 1);
+            }
+            records.insert(rec.cryptoid.clone(), rec);
+        }
+        Ok(Registry {
+            dir,
+            records: RwLock::new(records),
+            last_used: Mutex::new(HashMap::new()),
+            writer: Mutex::new(next_otk),
+        })
+    }
+
+    fn path_of(&self, cryptoid: &str) -> Result<PathBuf> {
+        // The file name is the URL-safe form: standard Base64 has '/'.
+        let public = PublicKey::from_base64(cryptoid)
+            .map_err(|e| Error::new(ErrorKind::InvalidParams, e.to_string()))?;
+        Ok(self.dir.join(format!("{}.json", base64::encode_url_safe(public.as_bytes()))))
+    }
+
+    fn write_record(&self, rec: &KeyRecord, sync_dir: bool) -> Result<()> {
+        let bytes =
+            serde_json::to_vec(rec).map_err(|e| Error::new(ErrorKind::InternalError, e.to_string()))?;
+        let path = self.path_of(&rec.cryptoid)?;
+        if sync_dir {
+            fsutil::write_atomic(&path, &bytes)?;
+        } else {
+            fsutil::replace_file(&path, &bytes)?;
+        }
+        Ok(())
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, KeyRecord>> {
+        self.records.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, KeyRecord>> {
+        self.records.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_writer(&self) -> std::sync::MutexGuard<'_, u64> {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` on a record without copying it.
+    pub fn with<R>(&self, cryptoid: &str, f: impl FnOnce(&KeyRecord) -> R) -> Option<R> {
+        self.read().get(cryptoid).map(f)
+    }
+
+    pub fn get(&self, cryptoid: &str) -> Option<KeyRecord> {
+        self.with(cryptoid, Clone::clone)
+    }
+
+    pub fn info(&self, rec: &KeyRecord) -> KeyInfo {
+        let last = self.last_used.lock().unwrap_or_else(|p| p.into_inner()).get(&rec.cryptoid).copied();
+        rec.info(last)
+    }
+
+    pub fn list(&self, filter: &Filter<'_>) -> Vec<KeyInfo> {
+        let recs: Vec<KeyRecord> = self.read().values().filter(|r| filter.matches(r)).cloned().collect();
+        let mut infos: Vec<KeyInfo> = recs.iter().map(|r| self.info(r)).collect();
+        infos.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.cryptoid.cmp(&b.cryptoid)));
+        infos
+    }
+
+    pub fn count_backend(&self, backend: &str) -> u64 {
+        self.read().values().filter(|r| r.backend == backend && r.state != KeyState::Retired).count() as u64
+    }
+
+    pub fn touch(&self, cryptoid: &str, now_ms: u64) {
+        self.last_used.lock().unwrap_or_else(|p| p.into_inner()).insert(cryptoid.to_owned(), now_ms);
+    }
+
+    /// Adds new records durably. `check` sees the current records under the
+    /// writer lock and may refuse (e.g. a room that already has a key).
+    /// `make` is given the next one-time key counter and returns the records.
+    pub fn insert_new(
+        &self,
+        check: impl FnOnce(&HashMap<String, KeyRecord>) -> Result<()>,
+        make: impl FnOnce(&mut u64) -> Result<Vec<KeyRecord>>,
+    ) -> Result<Vec<KeyRecord>> {
+        let mut next = self.lock_writer();
+        check(&self.read())?;
+        let mut counter = *next;
+        let recs = make(&mut counter)?;
+        for r in &recs {
+            self.write_record(r, false)?;
+        }
+        fsutil::sync_dir(&self.dir)?;
+        *next = counter;
+        let mut map = self.write();
+        for r in &recs {
+            map.insert(r.cryptoid.clone(), r.clone());
+        }
+        Ok(recs)
+    }
+
+    /// Changes one record durably: `f` edits a copy, which is written and
+    /// then replaces the original. A refusal or a write error changes
+    /// nothing.
+    pub fn update(&self, cryptoid: &str, f: impl FnOnce(&mut KeyRecord) -> Result<()>) -> Result<KeyRecord> {
+        let _w = self.lock_writer();
+        let mut rec = self
+            .get(cryptoid)
+            .ok_or_else(|| Error::new(ErrorKind::UnknownKey, format!("no key with cryptoID {cryptoid}")))?;
+        f(&mut rec)?;
+        self.write_record(&rec, true)?;
+        self.write().insert(rec.cryptoid.clone(), rec.clone());
+        Ok(rec)
+    }
+
+    /// The records where `pred` holds, read under the writer lock (so the
+    /// answer stays true until the lock is released by `f`'s caller).
+    pub fn find(&self, pred: impl Fn(&KeyRecord) -> bool) -> Vec<KeyRecord> {
+        self.read().values().filter(|r| pred(r)).cloned().collect()
+    }
+
+    /// Writes last-used times into the records (at shutdown).
+    pub fn persist_last_used(&self) -> Result<usize> {
+        let used: Vec<(String, u64)> = self
+            .last_used
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        let mut n = 0;
+        for (cryptoid, t) in used {
+            if self.with(&cryptoid, |r| r.last_used_at != Some(t)).unwrap_or(false) {
+                self.update(&cryptoid, |r| {
+                    r.last_used_at = Some(t);
+                    Ok(())
+                })?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn otk_key_ids_match_vodozemac() {
+        assert_eq!(otk_key_id(0), "ed25519:AAAAAAAAAAA");
+        assert_eq!(otk_key_id(1), "ed25519:AAAAAAAAAAE");
+        assert_eq!(parse_otk_key_id(&otk_key_id(123_456)), Some(123_456));
+    }
+}

@@ -1,0 +1,82 @@
+//! Where secrets live. Every backend (software now; PKCS#11 and YubiKey to
+//! come) implements [`Backend`]: it makes keys, signs with them and reports
+//! its capabilities, so the service never assumes a feature.
+//!
+//! A backend never sees key metadata (rooms, states): it hands back an opaque
+//! *handle* (JSON) for each key it makes, which the registry stores in the
+//! key record, and it is given that handle again to sign.
+
+pub mod soft;
+
+use cryptoid_protocol::json::Value;
+use cryptoid_protocol::keys::PublicKey;
+use cryptoid_protocol::wire::agent::BackendInfo;
+use cryptoid_protocol::wire::ErrorKind;
+
+/// A key a backend has just made.
+pub struct NewKey {
+    pub public: PublicKey,
+    /// What the backend needs to find (or unseal) the secret again.
+    pub handle: Value,
+}
+
+/// Secrets offered to `unlock`.
+pub struct UnlockSecret<'a> {
+    pub passphrase: Option<&'a str>,
+    pub pin: Option<&'a str>,
+}
+
+/// Backend failures; each says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum KeystoreError {
+    #[error("the agent is locked: run `cryptoidctl unlock`")]
+    Locked,
+    #[error("wrong passphrase")]
+    BadPassphrase,
+    #[error("a passphrase is required{0}")]
+    PassphraseRequired(&'static str),
+    #[error("the keystore at {path} is damaged: {why}")]
+    Corrupt { path: String, why: String },
+    #[error("keystore storage failed: {0} (nothing was changed)")]
+    Io(#[from] std::io::Error),
+    #[error("the key's secret does not decrypt under this keystore's data key (wrong keystore, or a damaged record)")]
+    Unseal,
+    #[error("encryption failed")]
+    Seal,
+    #[error("backend {0:?} is not configured")]
+    NoSuchBackend(String),
+}
+
+impl KeystoreError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            KeystoreError::Locked => ErrorKind::Locked,
+            KeystoreError::BadPassphrase => ErrorKind::BadPassphrase,
+            KeystoreError::PassphraseRequired(_) => ErrorKind::InvalidParams,
+            KeystoreError::Corrupt { .. } | KeystoreError::Unseal | KeystoreError::Seal => {
+                ErrorKind::InternalError
+            }
+            KeystoreError::Io(_) => ErrorKind::StorageError,
+            KeystoreError::NoSuchBackend(_) => ErrorKind::BackendUnavailable,
+        }
+    }
+}
+
+/// One place keys can live.
+pub trait Backend: Send + Sync {
+    /// `soft`, `pkcs11`, `yubikey`.
+    fn name(&self) -> &'static str;
+    /// Capabilities, availability and lock state, for `agent.hello`.
+    fn info(&self, keys: u64) -> BackendInfo;
+    fn is_locked(&self) -> bool;
+    fn unlock(&self, secret: &UnlockSecret<'_>) -> Result<(), KeystoreError>;
+    /// Forgets every secret it holds in memory.
+    fn lock(&self);
+    /// Makes a key. The returned handle must be persisted by the caller
+    /// before the public key is given to anyone.
+    fn generate(&self) -> Result<NewKey, KeystoreError>;
+    fn sign(&self, public: &PublicKey, handle: &Value, message: &[u8]) -> Result<[u8; 64], KeystoreError>;
+    /// Destroys the secret behind `handle` (where the backend holds it) and
+    /// forgets any copy in memory.
+    fn destroy(&self, public: &PublicKey, handle: &Value) -> Result<(), KeystoreError>;
+}

@@ -1,0 +1,398 @@
+//! The software keystore.
+//!
+//! Each Ed25519 seed is sealed with XChaCha20-Poly1305 under a random 32-byte
+//! *data key* (the key's public key is the associated data, so sealed seeds
+//! cannot be swapped between records). The data key is wrapped under
+//! Argon2id(passphrase) in `keystore.json`; changing the passphrase rewraps
+//! only the data key. In `--no-passphrase` mode the data key is stored
+//! unwrapped and the agent starts unlocked: only as safe as the disk.
+
+use super::{Backend, KeystoreError, NewKey, UnlockSecret};
+use crate::fsutil;
+use argon2::{Algorithm, Argon2, Params, Version};
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use cryptoid_protocol::base64;
+use cryptoid_protocol::json::{Object, Value};
+use cryptoid_protocol::keys::{KeyPair, PublicKey};
+use cryptoid_protocol::wire::agent::{BackendInfo, Protection};
+use rand_core::{OsRng, RngCore};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use zeroize::Zeroizing;
+
+/// Argon2id cost: 64 MiB, 3 passes, 1 lane (RFC 9106's second choice).
+const ARGON2_M_KIB: u32 = 64 * 1024;
+const ARGON2_T: u32 = 3;
+const ARGON2_P: u32 = 1;
+
+type DataKey = Zeroizing<[u8; 32]>;
+
+/// `keystore.json`.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
+enum KeystoreFile {
+    Passphrase { version: u32, kdf: Kdf, nonce: String, wrapped_key: String },
+    Plaintext { version: u32, data_key: String },
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Kdf {
+    algorithm: String,
+    m_kib: u32,
+    t: u32,
+    p: u32,
+    salt: String,
+}
+
+struct State {
+    data_key: Option<DataKey>,
+    /// Unsealed keys, so signing does not decrypt every time. Emptied on lock.
+    cache: HashMap<PublicKey, Arc<KeyPair>>,
+}
+
+pub struct SoftBackend {
+    path: PathBuf,
+    state: RwLock<State>,
+}
+
+fn corrupt(path: &Path, why: impl Into<String>) -> KeystoreError {
+    KeystoreError::Corrupt { path: path.display().to_string(), why: why.into() }
+}
+
+fn random<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    OsRng.fill_bytes(&mut b);
+    b
+}
+
+fn derive(passphrase: &str, kdf: &Kdf, path: &Path) -> Result<DataKey, KeystoreError> {
+    let params = Params::new(kdf.m_kib, kdf.t, kdf.p, Some(32)).map_err(|e| corrupt(path, e.to_string()))?;
+    let salt = base64::decode(&kdf.salt).map_err(|e| corrupt(path, e.to_string()))?;
+    let mut out = Zeroizing::new([0u8; 32]);
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        .hash_password_into(passphrase.as_bytes(), &salt, out.as_mut())
+        .map_err(|e| corrupt(path, e.to_string()))?;
+    Ok(out)
+}
+
+fn seal(key: &[u8; 32], nonce: &[u8; 24], plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, KeystoreError> {
+    // Fails only for inputs beyond 2^38 bytes; never silently.
+    XChaCha20Poly1305::new(key.into())
+        .encrypt(XNonce::from_slice(nonce), Payload { msg: plaintext, aad })
+        .map_err(|_| KeystoreError::Seal)
+}
+
+fn unseal(key: &[u8; 32], nonce: &[u8], sealed: &[u8], aad: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+    if nonce.len() != 24 {
+        return None;
+    }
+    XChaCha20Poly1305::new(key.into())
+        .decrypt(XNonce::from_slice(nonce), Payload { msg: sealed, aad })
+        .ok()
+        .map(Zeroizing::new)
+}
+
+fn to_array32(v: &[u8]) -> Option<DataKey> {
+    let arr: [u8; 32] = v.try_into().ok()?;
+    Some(Zeroizing::new(arr))
+}
+
+impl SoftBackend {
+    /// Opens (or prepares to create) the keystore at `path`. With
+    /// `no_passphrase`, a missing keystore is created unwrapped.
+    pub fn open(path: PathBuf, no_passphrase: bool) -> Result<SoftBackend, KeystoreError> {
+        let b = SoftBackend { path, state: RwLock::new(State { data_key: None, cache: HashMap::new() }) };
+        match b.read_file()? {
+            None if no_passphrase => {
+                let key: DataKey = Zeroizing::new(random());
+                b.write_file(&KeystoreFile::Plaintext {
+                    version: 1,
+                    data_key: base64::encode(key.as_ref()),
+                })?;
+                b.write_state().data_key = Some(key);
+            }
+            Some(KeystoreFile::Plaintext { .. }) => {
+                b.unlock(&UnlockSecret { passphrase: None, pin: None })?
+            }
+            Some(KeystoreFile::Passphrase { .. }) if no_passphrase => {
+                return Err(KeystoreError::PassphraseRequired(
+                    ": this keystore is passphrase-protected; start the agent without --no-passphrase",
+                ))
+            }
+            _ => {}
+        }
+        Ok(b)
+    }
+
+    /// Whether a keystore file exists (a passphrase has been set).
+    pub fn initialized(&self) -> bool {
+        self.path.exists()
+    }
+
+    pub fn is_plaintext(&self) -> bool {
+        matches!(self.read_file(), Ok(Some(KeystoreFile::Plaintext { .. })))
+    }
+
+    fn read_file(&self) -> Result<Option<KeystoreFile>, KeystoreError> {
+        match std::fs::read(&self.path) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map(Some).map_err(|e| corrupt(&self.path, e.to_string()))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn write_file(&self, f: &KeystoreFile) -> Result<(), KeystoreError> {
+        let bytes = serde_json::to_vec(f).map_err(|e| corrupt(&self.path, e.to_string()))?;
+        fsutil::write_atomic(&self.path, &bytes)?;
+        Ok(())
+    }
+
+    fn wrap(passphrase: &str, data_key: &[u8; 32], path: &Path) -> Result<KeystoreFile, KeystoreError> {
+        let kdf = Kdf {
+            algorithm: "argon2id".into(),
+            m_kib: ARGON2_M_KIB,
+            t: ARGON2_T,
+            p: ARGON2_P,
+            salt: base64::encode(&random::<16>()),
+        };
+        let kek = derive(passphrase, &kdf, path)?;
+        let nonce = random::<24>();
+        let wrapped = seal(&kek, &nonce, data_key, b"cryptoid-agent data key")?;
+        Ok(KeystoreFile::Passphrase {
+            version: 1,
+            kdf,
+            nonce: base64::encode(&nonce),
+            wrapped_key: base64::encode(&wrapped),
+        })
+    }
+
+    fn unwrap_with(&self, passphrase: Option<&str>) -> Result<Option<DataKey>, KeystoreError> {
+        let decode = |s: &str| base64::decode(s).map_err(|e| corrupt(&self.path, e.to_string()));
+        match self.read_file()? {
+            None => Ok(None),
+            Some(KeystoreFile::Plaintext { data_key, .. }) => {
+                let raw = Zeroizing::new(decode(&data_key)?);
+                to_array32(&raw).map(Some).ok_or_else(|| corrupt(&self.path, "data key is not 32 bytes"))
+            }
+            Some(KeystoreFile::Passphrase { kdf, nonce, wrapped_key, .. }) => {
+                let passphrase = passphrase.ok_or(KeystoreError::PassphraseRequired(" to unlock"))?;
+                let kek = derive(passphrase, &kdf, &self.path)?;
+                let raw = unseal(&kek, &decode(&nonce)?, &decode(&wrapped_key)?, b"cryptoid-agent data key")
+                    .ok_or(KeystoreError::BadPassphrase)?;
+                to_array32(&raw).map(Some).ok_or_else(|| corrupt(&self.path, "data key is not 32 bytes"))
+            }
+        }
+    }
+
+    /// Changes the passphrase: checks the old one, rewraps the data key.
+    pub fn change_passphrase(&self, old: &str, new: &str) -> Result<(), KeystoreError> {
+        if new.is_empty() {
+            return Err(KeystoreError::PassphraseRequired(": the new passphrase must not be empty"));
+        }
+        let key = self.unwrap_with(Some(old))?.ok_or(KeystoreError::PassphraseRequired(
+            ": no passphrase is set yet; the first `cryptoidctl unlock` sets it",
+        ))?;
+        if self.is_plaintext() {
+            return Err(KeystoreError::PassphraseRequired(
+                ": this keystore was created with --no-passphrase",
+            ));
+        }
+        let file = Self::wrap(new, &key, &self.path)?;
+        self.write_file(&file)
+    }
+
+    fn write_state(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        // A panic while holding the lock cannot leave State inconsistent
+        // (each field is replaced whole), so poisoning is ignored.
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn read_state(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn data_key(&self) -> Result<DataKey, KeystoreError> {
+        self.read_state().data_key.clone().ok_or(KeystoreError::Locked)
+    }
+
+    fn signer(&self, public: &PublicKey, handle: &Value) -> Result<Arc<KeyPair>, KeystoreError> {
+        {
+            let st = self.read_state();
+            if st.data_key.is_none() {
+                return Err(KeystoreError::Locked);
+            }
+            if let Some(kp) = st.cache.get(public) {
+                return Ok(kp.clone());
+            }
+        }
+        let data_key = self.data_key()?;
+        let field = |k: &str| handle.as_object().and_then(|h| h.get(k)).and_then(Value::as_str);
+        let (Some(nonce), Some(sealed)) = (field("nonce"), field("sealed")) else {
+            return Err(KeystoreError::Unseal);
+        };
+        let nonce = base64::decode(nonce).map_err(|_| KeystoreError::Unseal)?;
+        let sealed = base64::decode(sealed).map_err(|_| KeystoreError::Unseal)?;
+        let seed = unseal(&data_key, &nonce, &sealed, public.as_bytes()).ok_or(KeystoreError::Unseal)?;
+        let seed = to_array32(&seed).ok_or(KeystoreError::Unseal)?;
+        let kp = Arc::new(KeyPair::from_seed(&seed));
+        if kp.public_key() != *public {
+            return Err(KeystoreError::Unseal);
+        }
+        let mut st = self.write_state();
+        // Locked meanwhile: do not repopulate the cache.
+        if st.data_key.is_none() {
+            return Err(KeystoreError::Locked);
+        }
+        st.cache.insert(*public, kp.clone());
+        Ok(kp)
+    }
+}
+
+impl Backend for SoftBackend {
+    fn name(&self) -> &'static str {
+        "soft"
+    }
+
+    fn info(&self, keys: u64) -> BackendInfo {
+        BackendInfo {
+            name: "soft".into(),
+            available: true,
+            locked: self.is_locked(),
+            protection: if self.is_plaintext() { Protection::None } else { Protection::Passphrase },
+            algorithms: vec!["ed25519".into()],
+            max_message_len: None,
+            capacity: None,
+            keys,
+        }
+    }
+
+    fn is_locked(&self) -> bool {
+        self.read_state().data_key.is_none()
+    }
+
+    fn unlock(&self, secret: &UnlockSecret<'_>) -> Result<(), KeystoreError> {
+        let key = match self.unwrap_with(secret.passphrase)? {
+            Some(k) => k,
+            None => {
+                // First unlock: this passphrase becomes the keystore's.
+                let passphrase = secret.passphrase.filter(|p| !p.is_empty()).ok_or(
+                    KeystoreError::PassphraseRequired(": the first unlock sets the keystore passphrase"),
+                )?;
+                let key: DataKey = Zeroizing::new(random());
+                self.write_file(&Self::wrap(passphrase, &key, &self.path)?)?;
+                key
+            }
+        };
+        self.write_state().data_key = Some(key);
+        Ok(())
+    }
+
+    fn lock(&self) {
+        let mut st = self.write_state();
+        st.data_key = None; // Zeroizing wipes the key
+        st.cache.clear(); // KeyPair zeroizes on drop (once the last Arc goes)
+    }
+
+    fn generate(&self) -> Result<NewKey, KeystoreError> {
+        let data_key = self.data_key()?;
+        let seed: Zeroizing<[u8; 32]> = Zeroizing::new(random());
+        let kp = KeyPair::from_seed(&seed);
+        let public = kp.public_key();
+        let nonce = random::<24>();
+        let sealed = seal(&data_key, &nonce, seed.as_ref(), public.as_bytes())?;
+        let mut handle = Object::new();
+        handle.insert("nonce".into(), Value::String(base64::encode(&nonce)));
+        handle.insert("sealed".into(), Value::String(base64::encode(&sealed)));
+        self.write_state().cache.insert(public, Arc::new(kp));
+        Ok(NewKey { public, handle: Value::Object(handle) })
+    }
+
+    fn sign(&self, public: &PublicKey, handle: &Value, message: &[u8]) -> Result<[u8; 64], KeystoreError> {
+        Ok(self.signer(public, handle)?.sign(message))
+    }
+
+    fn destroy(&self, public: &PublicKey, _handle: &Value) -> Result<(), KeystoreError> {
+        // The sealed seed lives only in the key record, which the caller
+        // rewrites without it.
+        self.write_state().cache.remove(public);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret(p: &str) -> UnlockSecret<'_> {
+        UnlockSecret { passphrase: Some(p), pin: None }
+    }
+
+    #[test]
+    fn first_unlock_sets_passphrase_then_checks_it() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let path = d.path().join("keystore.json");
+        let b = SoftBackend::open(path.clone(), false).expect("open");
+        assert!(b.is_locked() && !b.initialized());
+        assert!(matches!(b.generate(), Err(KeystoreError::Locked)));
+        b.unlock(&secret("correct horse")).expect("set passphrase");
+        let k = b.generate().expect("generate");
+        let sig = b.sign(&k.public, &k.handle, b"m").expect("sign");
+        k.public.verify(b"m", &sig).expect("verifies");
+
+        // A restarted agent: locked, wrong passphrase refused, right one works.
+        let b2 = SoftBackend::open(path, false).expect("reopen");
+        assert!(b2.is_locked());
+        assert!(matches!(b2.sign(&k.public, &k.handle, b"m"), Err(KeystoreError::Locked)));
+        assert!(matches!(b2.unlock(&secret("wrong")), Err(KeystoreError::BadPassphrase)));
+        b2.unlock(&secret("correct horse")).expect("unlock");
+        assert_eq!(b2.sign(&k.public, &k.handle, b"m").expect("sign"), sig);
+        b2.lock();
+        assert!(matches!(b2.sign(&k.public, &k.handle, b"m"), Err(KeystoreError::Locked)));
+    }
+
+    #[test]
+    fn passwd_rewraps_only_the_data_key() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let path = d.path().join("keystore.json");
+        let b = SoftBackend::open(path.clone(), false).expect("open");
+        b.unlock(&secret("one")).expect("set");
+        let k = b.generate().expect("generate");
+        assert!(matches!(b.change_passphrase("nope", "two"), Err(KeystoreError::BadPassphrase)));
+        b.change_passphrase("one", "two").expect("passwd");
+        let b2 = SoftBackend::open(path, false).expect("reopen");
+        assert!(matches!(b2.unlock(&secret("one")), Err(KeystoreError::BadPassphrase)));
+        b2.unlock(&secret("two")).expect("new passphrase");
+        b2.sign(&k.public, &k.handle, b"m").expect("old key still signs");
+    }
+
+    #[test]
+    fn sealed_seed_is_bound_to_its_public_key() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let b = SoftBackend::open(d.path().join("keystore.json"), true).expect("plaintext mode");
+        assert!(!b.is_locked() && b.is_plaintext());
+        let k1 = b.generate().expect("k1");
+        let k2 = b.generate().expect("k2");
+        b.lock();
+        b.unlock(&UnlockSecret { passphrase: None, pin: None }).expect("plaintext unlock");
+        // k2's sealed seed presented as k1's: refused, not a wrong signature.
+        assert!(matches!(b.sign(&k1.public, &k2.handle, b"m"), Err(KeystoreError::Unseal)));
+        assert!(b.sign(&k1.public, &k1.handle, b"m").is_ok());
+    }
+
+    #[test]
+    fn keystore_file_has_no_plain_secret() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let path = d.path().join("keystore.json");
+        let b = SoftBackend::open(path.clone(), false).expect("open");
+        b.unlock(&secret("hunter2")).expect("set");
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(!text.contains("hunter2"));
+        assert!(text.contains("\"mode\":\"passphrase\""));
+    }
+}

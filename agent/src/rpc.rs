@@ -1,0 +1,145 @@
+//! The JSON-RPC method table: decodes a request line, calls the service,
+//! journals the outcome, encodes the response. Every request that reaches
+//! the agent is journaled, malformed ones included, and no result is
+//! released unless its journal entry was written.
+
+use crate::error::{Error, Result};
+use crate::service::{Audit, ClientInfo, Service};
+use cryptoid_protocol::json::Value;
+use cryptoid_protocol::wire::{self, agent, journal, keys, otk, sign, ErrorKind, Method};
+use std::sync::Arc;
+
+/// Handles one request line (without its newline); returns the response line.
+pub async fn handle_line(svc: &Arc<Service>, client: &ClientInfo, line: &[u8]) -> Vec<u8> {
+    let req = match wire::decode_request(line) {
+        Ok(r) => r,
+        Err(bad) => {
+            let err = Error::from(bad.error.clone());
+            if let Err(e) = svc.journal_request("(invalid)", client, &Audit::default(), Err(&err)) {
+                tracing::error!(error = %e, "cannot journal an invalid request");
+            }
+            return wire::encode_error(&bad.id, &bad.error);
+        }
+    };
+    let id = req.id.clone();
+    let method = req.method.clone();
+    let mut audit = Audit::default();
+    let result = dispatch(svc, req, &id, &mut audit).await;
+    let journaled = svc.journal_request(&method, client, &audit, result.as_ref().map(|_| ()));
+    match (result, journaled) {
+        (Ok(line), Ok(())) => line,
+        (Err(e), _) => wire::encode_error(&id, &e.to_rpc()),
+        (Ok(_), Err(e)) => {
+            tracing::error!(error = %e, "journal write failed; withholding the result");
+            wire::encode_error(&id, &e.to_rpc())
+        }
+    }
+}
+
+/// Runs a slow or disk-bound call off the async workers.
+async fn blocking<T: Send + 'static>(
+    svc: &Arc<Service>,
+    audit: &mut Audit,
+    f: impl FnOnce(&Service, &mut Audit) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let svc = svc.clone();
+    let mut a = std::mem::take(audit);
+    let (r, a) = tokio::task::spawn_blocking(move || {
+        let r = f(&svc, &mut a);
+        (r, a)
+    })
+    .await
+    .map_err(|e| Error::new(ErrorKind::InternalError, format!("worker failed: {e}")))?;
+    *audit = a;
+    r
+}
+
+async fn dispatch(svc: &Arc<Service>, req: wire::Request, id: &Value, audit: &mut Audit) -> Result<Vec<u8>> {
+    let ok = |v: &dyn erased::Encode| Ok(v.encode(id));
+    match req.method.as_str() {
+        agent::Hello::NAME => {
+            req.params::<agent::Hello>()?;
+            ok(&svc.hello())
+        }
+        agent::Lock::NAME => {
+            req.params::<agent::Lock>()?;
+            ok(&svc.lock())
+        }
+        agent::Unlock::NAME => {
+            let p = req.params::<agent::Unlock>()?;
+            ok(&blocking(svc, audit, move |s, _| s.unlock(&p)).await?)
+        }
+        agent::Passwd::NAME => {
+            let p = req.params::<agent::Passwd>()?;
+            blocking(svc, audit, move |s, _| s.passwd(&p)).await?;
+            ok(&wire::NoParams {})
+        }
+        keys::Create::NAME => {
+            let p = req.params::<keys::Create>()?;
+            ok(&blocking(svc, audit, move |s, a| s.keys_create(&p, a)).await?)
+        }
+        keys::List::NAME => {
+            let p = req.params::<keys::List>()?;
+            ok(&svc.keys_list(&p))
+        }
+        keys::Get::NAME => {
+            let p = req.params::<keys::Get>()?;
+            ok(&svc.keys_get(&p, audit)?)
+        }
+        keys::Delete::NAME => {
+            let p = req.params::<keys::Delete>()?;
+            ok(&blocking(svc, audit, move |s, a| s.keys_delete(&p, a)).await?)
+        }
+        otk::Generate::NAME => {
+            let p = req.params::<otk::Generate>()?;
+            ok(&blocking(svc, audit, move |s, a| s.otk_generate(&p, a)).await?)
+        }
+        otk::UploadBody::NAME => {
+            req.params::<otk::UploadBody>()?;
+            ok(&svc.otk_upload_body(audit))
+        }
+        otk::MarkPublished::NAME => {
+            let p = req.params::<otk::MarkPublished>()?;
+            ok(&blocking(svc, audit, move |s, a| s.otk_mark_published(&p, a)).await?)
+        }
+        otk::Claim::NAME => {
+            let p = req.params::<otk::Claim>()?;
+            ok(&blocking(svc, audit, move |s, a| s.otk_claim(&p, a)).await?)
+        }
+        sign::SignPdu::NAME => {
+            let p = req.params::<sign::SignPdu>()?;
+            ok(&svc.sign_pdu(p, audit)?)
+        }
+        sign::SignBatch::NAME => {
+            let p = req.params::<sign::SignBatch>()?;
+            ok(&blocking(svc, audit, move |s, a| s.sign_batch(p, a)).await?)
+        }
+        journal::Tail::NAME => {
+            let p = req.params::<journal::Tail>()?;
+            ok(&blocking(svc, audit, move |s, _| s.journal_tail(&p)).await?)
+        }
+        journal::Verify::NAME => {
+            req.params::<journal::Verify>()?;
+            ok(&blocking(svc, audit, move |s, _| s.journal_verify()).await?)
+        }
+        other => {
+            Err(Error::new(ErrorKind::MethodNotFound, format!("unknown method {other:?}; see agent.hello")))
+        }
+    }
+}
+
+/// Lets the table above encode results of different types through one path.
+mod erased {
+    use cryptoid_protocol::json::Value;
+    use serde::Serialize;
+
+    pub trait Encode {
+        fn encode(&self, id: &Value) -> Vec<u8>;
+    }
+
+    impl<T: Serialize> Encode for T {
+        fn encode(&self, id: &Value) -> Vec<u8> {
+            cryptoid_protocol::wire::encode_result(id, self)
+        }
+    }
+}

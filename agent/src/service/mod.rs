@@ -1,0 +1,254 @@
+//! The service: the one implementation of every method. Transports only
+//! translate requests into calls of these methods.
+//!
+//! | file | methods |
+//! |---|---|
+//! | `mod.rs` | construction, `agent.*`, `journal.*` |
+//! | [`keys`] | `keys.*` and `otk.*` |
+//! | [`sign`] | `sign.pdu`, `sign.batch` and the hard checks |
+
+mod keys;
+mod sign;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::journal::{self, Journal};
+use crate::keys::Registry;
+use crate::keystore::soft::SoftBackend;
+use crate::keystore::{Backend, KeystoreError, UnlockSecret};
+use cryptoid_protocol::json::{Int, Object, Value};
+use cryptoid_protocol::wire::agent::{HelloResult, LockState, PasswdParams, UnlockParams};
+use cryptoid_protocol::wire::journal::{TailParams, TailResult, VerifyResult};
+use cryptoid_protocol::wire::{ErrorKind, PROTOCOL_VERSION};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Who is calling, from the socket's peer credentials.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientInfo {
+    pub uid: u32,
+    pub pid: Option<i32>,
+    /// `/proc/<pid>/exe`, when readable.
+    pub exe: Option<String>,
+}
+
+impl ClientInfo {
+    /// The agent itself (start-up and shutdown entries).
+    pub fn agent() -> ClientInfo {
+        ClientInfo {
+            uid: rustix::process::getuid().as_raw(),
+            pid: Some(std::process::id() as i32),
+            exe: None,
+        }
+    }
+}
+
+/// What a request touched, for its journal entry. Never holds secrets.
+#[derive(Debug, Default)]
+pub struct Audit {
+    pub room_id: Option<String>,
+    pub event_type: Option<String>,
+    pub event_id: Option<String>,
+    pub cryptoid: Option<String>,
+    pub count: Option<u64>,
+}
+
+/// Everything the agent keeps, under one data directory.
+pub struct Service {
+    registry: Registry,
+    soft: Arc<SoftBackend>,
+    journal: Journal,
+    clock: Arc<dyn Clock>,
+    config: Config,
+    locked: AtomicBool,
+}
+
+/// Files under the data directory.
+pub fn keystore_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("keystore.json")
+}
+
+impl Service {
+    /// Opens the data directory: keystore, key records, journal (repairing a
+    /// torn tail). The agent starts locked unless the keystore has no
+    /// passphrase.
+    pub fn open(
+        data_dir: &Path,
+        config: Config,
+        no_passphrase: bool,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Service> {
+        crate::fsutil::private_dir(data_dir)?;
+        let soft = Arc::new(SoftBackend::open(keystore_path(data_dir), no_passphrase)?);
+        let registry = Registry::load(data_dir.join("keys"))?;
+        let opts = journal::Options {
+            max_segment_bytes: config.journal.max_segment_bytes.max(1024),
+            fsync_interval: Duration::from_millis(config.journal.fsync_interval_ms.max(1)),
+        };
+        let (journal, recovery) = Journal::open(data_dir.join("journal"), opts)?;
+        let locked = soft.is_locked();
+        let svc = Service { registry, soft, journal, clock, config, locked: AtomicBool::new(locked) };
+        if recovery.torn_bytes > 0 {
+            tracing::warn!(
+                bytes = recovery.torn_bytes,
+                "cut a torn last line off the journal (crash during a write)"
+            );
+            let mut e = Object::new();
+            e.insert("event".into(), Value::from("journal.repaired"));
+            e.insert("dropped_bytes".into(), Value::Int(int(recovery.torn_bytes)));
+            svc.journal.append(e, svc.now())?;
+        }
+        let mut e = Object::new();
+        e.insert("event".into(), Value::from("agent.started"));
+        e.insert("version".into(), Value::from(crate::VERSION));
+        svc.journal.append(e, svc.now())?;
+        Ok(svc)
+    }
+
+    pub fn now(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn is_locked(&self) -> bool {
+        self.locked.load(Ordering::Acquire)
+    }
+
+    fn require_unlocked(&self) -> Result<()> {
+        if self.is_locked() {
+            return Err(KeystoreError::Locked.into());
+        }
+        Ok(())
+    }
+
+    fn backend(&self, name: Option<&str>) -> Result<&dyn Backend> {
+        match name.unwrap_or("soft") {
+            "soft" => Ok(self.soft.as_ref()),
+            other => Err(Error::new(
+                ErrorKind::BackendUnavailable,
+                format!("backend {other:?} is not available in this agent (available: soft)"),
+            )),
+        }
+    }
+
+    /// Journals one request.
+    pub fn journal_request(
+        &self,
+        method: &str,
+        client: &ClientInfo,
+        audit: &Audit,
+        outcome: Result<(), &Error>,
+    ) -> Result<()> {
+        let mut e = Object::new();
+        e.insert("method".into(), Value::from(method));
+        let mut c = Object::new();
+        c.insert("uid".into(), Value::Int(Int::from(client.uid)));
+        if let Some(pid) = client.pid {
+            c.insert("pid".into(), Value::Int(Int::from(pid)));
+        }
+        if let Some(exe) = &client.exe {
+            c.insert("exe".into(), Value::from(exe.as_str()));
+        }
+        e.insert("client".into(), Value::Object(c));
+        let mut put = |k: &str, v: &Option<String>| {
+            if let Some(v) = v {
+                e.insert(k.into(), Value::from(v.as_str()));
+            }
+        };
+        put("room_id", &audit.room_id);
+        put("type", &audit.event_type);
+        put("event_id", &audit.event_id);
+        put("cryptoid", &audit.cryptoid);
+        if let Some(n) = audit.count {
+            e.insert("count".into(), Value::Int(int(n)));
+        }
+        match outcome {
+            Ok(()) => {
+                e.insert("outcome".into(), Value::from("ok"));
+            }
+            Err(err) => {
+                e.insert("outcome".into(), Value::from(err.kind().as_str()));
+                e.insert("reason".into(), Value::from(err.to_string()));
+            }
+        }
+        self.journal.append(e, self.now())?;
+        Ok(())
+    }
+
+    /// Journals a refused connection (another uid).
+    pub fn journal_refused(&self, client: &ClientInfo, why: &str) -> Result<()> {
+        let err = Error::new(ErrorKind::NotPermitted, why);
+        self.journal_request("connect", client, &Audit::default(), Err(&err))
+    }
+
+    /// Flushes what must survive a restart: last-used times and the journal.
+    pub fn shutdown(&self) -> Result<()> {
+        if let Err(e) = self.registry.persist_last_used() {
+            tracing::warn!(error = %e, "could not save last-used times");
+        }
+        let mut e = Object::new();
+        e.insert("event".into(), Value::from("agent.stopped"));
+        self.journal.append(e, self.now())?;
+        self.journal.close()?;
+        Ok(())
+    }
+
+    // ---- agent.* ----
+
+    pub fn hello(&self) -> HelloResult {
+        HelloResult {
+            protocol: PROTOCOL_VERSION,
+            agent_version: crate::VERSION.to_owned(),
+            locked: self.is_locked(),
+            passphrase_set: self.soft.initialized(),
+            backends: vec![self.soft.info(self.registry.count_backend("soft"))],
+        }
+    }
+
+    pub fn lock(&self) -> LockState {
+        self.locked.store(true, Ordering::Release);
+        self.soft.lock();
+        LockState { locked: true }
+    }
+
+    /// Unlocks; the first unlock of a new keystore sets its passphrase.
+    /// Slow on purpose (Argon2id): call off the async runtime.
+    pub fn unlock(&self, p: &UnlockParams) -> Result<LockState> {
+        let backend = self.backend(p.backend.as_deref())?;
+        backend.unlock(&UnlockSecret { passphrase: p.passphrase.as_deref(), pin: p.pin.as_deref() })?;
+        self.locked.store(false, Ordering::Release);
+        Ok(LockState { locked: false })
+    }
+
+    /// Changes the software keystore's passphrase. Slow (two Argon2id runs).
+    pub fn passwd(&self, p: &PasswdParams) -> Result<()> {
+        self.soft.change_passphrase(&p.passphrase, &p.new_passphrase)?;
+        Ok(())
+    }
+
+    // ---- journal.* ----
+
+    pub fn journal_tail(&self, p: &TailParams) -> Result<TailResult> {
+        let limit = p.limit.unwrap_or(20).min(10_000) as usize;
+        let room = p.room_id.as_deref();
+        let entries = self
+            .journal
+            .tail(limit, |e| room.is_none_or(|r| e.get("room_id").and_then(Value::as_str) == Some(r)))?;
+        Ok(TailResult { entries: entries.into_iter().map(Value::Object).collect() })
+    }
+
+    pub fn journal_verify(&self) -> Result<VerifyResult> {
+        let v = self.journal.verify()?;
+        Ok(VerifyResult { ok: v.error.is_none(), entries: v.entries, error: v.error })
+    }
+}
+
+fn int(v: u64) -> Int {
+    Int::new(i64::try_from(v).unwrap_or(i64::MAX)).unwrap_or(Int::from(u32::MAX))
+}

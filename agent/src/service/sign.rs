@@ -1,0 +1,334 @@
+//! `sign.pdu` and `sign.batch`, and the hard checks (DESIGN §7) every PDU
+//! passes before anything is signed:
+//!
+//! - a known room version; a JSON object of at most 65,536 canonical bytes;
+//! - the fields a PDU must have, well typed; `prev_events` ≤ 20 and
+//!   `auth_events` ≤ 10, well formed for the room version, no duplicates;
+//! - no signatures by anyone already (the agent endorses nothing blindly);
+//! - `sender` is a key the agent holds, bound to `room_id`, or a key waiting
+//!   for its room that this very event binds (`m.room.create` for a new room
+//!   key, the key's own join for a one-time cryptoID);
+//! - `hashes.sha256`, if present, equals the recomputed content hash (never
+//!   replaced); `event_id`, if given, equals the recomputed one;
+//! - the PDU matches the client's intent, when one is given.
+//!
+//! The signed PDU differs from the input only in `signatures` (and `hashes`
+//! when they were absent). A key bound by the event is bound durably before
+//! its signature is released.
+
+use super::{Audit, Service};
+use crate::error::{Error, Result};
+use crate::keys::KeyRecord;
+use crate::policy::intent;
+use cryptoid_protocol::event::{self, EventError, PreparedEvent};
+use cryptoid_protocol::json::{self, Object, Value};
+use cryptoid_protocol::keys::CRYPTOID_KEY_ID;
+use cryptoid_protocol::room_version::EventIdFormat;
+use cryptoid_protocol::wire::keys::KeyKind;
+use cryptoid_protocol::wire::sign::{SignBatchParams, SignPduParams, SignedBatch, SignedPdu};
+use cryptoid_protocol::wire::ErrorKind;
+use cryptoid_protocol::{base64, RoomVersion};
+use std::collections::HashSet;
+
+/// Largest PDU the agent signs, in canonical JSON bytes (the federation
+/// limit for a PDU).
+pub const MAX_PDU_BYTES: usize = 65_536;
+pub const MAX_PREV_EVENTS: usize = 20;
+pub const MAX_AUTH_EVENTS: usize = 10;
+/// Most PDUs in one `sign.batch`.
+pub const MAX_BATCH: usize = 100;
+
+fn bad(msg: impl Into<String>) -> Error {
+    Error::new(ErrorKind::BadPdu, msg)
+}
+
+/// A PDU that passed every hard check, ready to sign.
+struct Checked {
+    prepared: PreparedEvent,
+    event_id: String,
+    record: KeyRecord,
+    room_id: String,
+    /// The event binds its sender's key to `room_id`.
+    binds: bool,
+}
+
+fn str_field<'a>(pdu: &'a Object, key: &str) -> Result<&'a str> {
+    match pdu.get(key) {
+        Some(Value::String(s)) => Ok(s),
+        Some(other) => Err(bad(format!("`{key}` must be a string, not {}", other.type_name()))),
+        None => Err(bad(format!("the PDU has no `{key}`"))),
+    }
+}
+
+fn nonneg_int(pdu: &Object, key: &str) -> Result<i64> {
+    match pdu.get(key) {
+        Some(Value::Int(i)) if i.get() >= 0 => Ok(i.get()),
+        Some(other) => Err(bad(format!("`{key}` must be a non-negative integer, not {other}"))),
+        None => Err(bad(format!("the PDU has no `{key}`"))),
+    }
+}
+
+/// An event ID as the room version writes it in `prev_events`/`auth_events`.
+fn well_formed_event_id(rv: &RoomVersion, id: &str) -> bool {
+    let Some(rest) = id.strip_prefix('$') else { return false };
+    let alphabet_ok = |c: char, url: bool| {
+        c.is_ascii_alphanumeric() || if url { c == '-' || c == '_' } else { c == '+' || c == '/' }
+    };
+    match rv.event_id_format() {
+        EventIdFormat::Carried => rest.contains(':') && rest.len() < 255,
+        EventIdFormat::Base64Standard => rest.len() == 43 && rest.chars().all(|c| alphabet_ok(c, false)),
+        EventIdFormat::Base64UrlSafe => rest.len() == 43 && rest.chars().all(|c| alphabet_ok(c, true)),
+    }
+}
+
+fn check_refs(rv: &RoomVersion, pdu: &Object, key: &str, max: usize) -> Result<()> {
+    let Some(Value::Array(refs)) = pdu.get(key) else {
+        return Err(bad(format!("`{key}` must be an array of event IDs")));
+    };
+    if refs.len() > max {
+        return Err(bad(format!("`{key}` lists {} events; at most {max} are allowed", refs.len())));
+    }
+    let mut seen = HashSet::new();
+    for r in refs {
+        // v1–v2 reference events as [event_id, {hashes}].
+        let id = match (rv.event_id_format(), r) {
+            (EventIdFormat::Carried, Value::Array(pair)) => pair.first().and_then(Value::as_str),
+            (EventIdFormat::Carried, _) => None,
+            (_, Value::String(s)) => Some(s.as_str()),
+            _ => None,
+        };
+        let Some(id) = id.filter(|id| well_formed_event_id(rv, id)) else {
+            return Err(bad(format!("`{key}` holds {r}, which is not an event ID of room version {rv}")));
+        };
+        if !seen.insert(id) {
+            return Err(bad(format!("`{key}` lists {id} twice")));
+        }
+    }
+    Ok(())
+}
+
+/// `signatures` may be absent or empty; any signature already there would
+/// be endorsed blindly.
+fn check_no_signatures(pdu: &Object) -> Result<()> {
+    match pdu.get("signatures") {
+        None => Ok(()),
+        Some(Value::Object(sigs)) => {
+            match sigs.iter().find(|(_, v)| v.as_object().is_none_or(|o| !o.is_empty())) {
+                Some((entity, _)) => Err(bad(format!(
+                    "the PDU already carries a signature by {entity}; the agent signs only unsigned PDUs"
+                ))),
+                None => Ok(()),
+            }
+        }
+        Some(_) => Err(bad("`signatures` must be an object")),
+    }
+}
+
+/// Whether this event may bind a key that is waiting for its room.
+fn is_binding_event(rec: &KeyRecord, pdu: &Object, sender: &str) -> bool {
+    let ty = pdu.get("type").and_then(Value::as_str);
+    let own_join = ty == Some("m.room.member")
+        && pdu.get("state_key").and_then(Value::as_str) == Some(sender)
+        && pdu
+            .get("content")
+            .and_then(Value::as_object)
+            .and_then(|c| c.get("membership"))
+            .and_then(Value::as_str)
+            == Some("join");
+    let create = ty == Some("m.room.create") && pdu.get("state_key").and_then(Value::as_str) == Some("");
+    match rec.kind {
+        KeyKind::Room => own_join || create,
+        KeyKind::OneTime => own_join,
+    }
+}
+
+impl Service {
+    fn room_version(&self, id: &str) -> Result<RoomVersion> {
+        let rv = RoomVersion::from_id(id)
+            .map_err(|e| Error::new(ErrorKind::UnsupportedRoomVersion, e.to_string()))?;
+        Ok(self.config.room_version(rv))
+    }
+
+    /// Runs every hard check. `batch_binding` names a key that an earlier
+    /// event of the same batch binds to its room.
+    fn check_pdu(
+        &self,
+        rv: &RoomVersion,
+        pdu: Value,
+        event_id: Option<&str>,
+        intent: Option<&Value>,
+        batch_binding: Option<(&str, &str)>,
+        audit: &mut Audit,
+    ) -> Result<Checked> {
+        let Value::Object(pdu) = pdu else {
+            return Err(bad(format!("the PDU must be a JSON object, not {}", pdu.type_name())));
+        };
+        let mut canonical = Vec::with_capacity(2048);
+        json::write_object_filtered(&mut canonical, &pdu, |_| true);
+        let size = canonical.len();
+        if size > MAX_PDU_BYTES {
+            return Err(bad(format!(
+                "the PDU is {size} bytes of canonical JSON; at most {MAX_PDU_BYTES} are signed"
+            )));
+        }
+        let room_id = str_field(&pdu, "room_id")?.to_owned();
+        audit.room_id = Some(room_id.clone());
+        let ty = str_field(&pdu, "type")?;
+        audit.event_type = Some(ty.to_owned());
+        if ty.is_empty() {
+            return Err(bad("`type` is empty"));
+        }
+        let sender = str_field(&pdu, "sender")?.to_owned();
+        audit.cryptoid = Some(sender.clone());
+        if pdu.contains_key("state_key") {
+            str_field(&pdu, "state_key")?;
+        }
+        if !matches!(pdu.get("content"), Some(Value::Object(_))) {
+            return Err(bad("`content` must be an object"));
+        }
+        nonneg_int(&pdu, "depth")?;
+        nonneg_int(&pdu, "origin_server_ts")?;
+        check_refs(rv, &pdu, "prev_events", MAX_PREV_EVENTS)?;
+        check_refs(rv, &pdu, "auth_events", MAX_AUTH_EVENTS)?;
+        check_no_signatures(&pdu)?;
+
+        let record = self.registry.get(&sender).ok_or_else(|| {
+            Error::new(ErrorKind::UnknownKey, format!("sender {sender} is not a cryptoID this agent holds"))
+        })?;
+        let binds = if record.bound_to(&room_id) || batch_binding == Some((sender.as_str(), room_id.as_str()))
+        {
+            false
+        } else if record.awaiting_room() && is_binding_event(&record, &pdu, &sender) {
+            true
+        } else {
+            let why = match (&record.room_id, record.awaiting_room()) {
+                (_, true) => format!(
+                    "cryptoID {sender} is not bound to a room yet; only its own join (or, for a new room key, m.room.create) can bind it"
+                ),
+                (Some(other), false) if other != &room_id => {
+                    format!("cryptoID {sender} belongs to room {other}, not {room_id}")
+                }
+                _ => format!("cryptoID {sender} is {} and cannot sign", record.state.as_str()),
+            };
+            return Err(Error::new(ErrorKind::KeyNotUsable, why));
+        };
+
+        if let Some(intent) = intent {
+            intent::check(intent, &pdu).map_err(|m| Error::new(ErrorKind::PolicyDenied, m.0))?;
+        }
+
+        let prepared = event::prepare(pdu, rv).map_err(|e| match e {
+            EventError::HashMismatch { .. } => Error::new(ErrorKind::HashMismatch, e.to_string()),
+            other => bad(other.to_string()),
+        })?;
+        let computed = prepared
+            .event_id()
+            .ok_or_else(|| bad(format!("room version {rv} needs an `event_id` in the PDU")))?;
+        if let Some(given) = event_id {
+            if given != computed {
+                return Err(Error::new(
+                    ErrorKind::EventIdMismatch,
+                    format!("the server announced event ID {given} but the PDU hashes to {computed}"),
+                ));
+            }
+        }
+        let event_id = computed.to_owned();
+        audit.event_id = Some(event_id.clone());
+        Ok(Checked { prepared, event_id, record, room_id, binds })
+    }
+
+    /// Signs checked PDUs in order; binds keys durably before releasing any
+    /// signature. All or nothing.
+    fn sign_checked(&self, checked: Vec<Checked>) -> Result<Vec<SignedPdu>> {
+        self.require_unlocked()?;
+        let mut sigs = Vec::with_capacity(checked.len());
+        for c in &checked {
+            let backend = self.backend(Some(&c.record.backend))?;
+            let public = c.record.public_key()?;
+            sigs.push(backend.sign(&public, &c.record.handle, c.prepared.signing_bytes())?);
+        }
+        for c in checked.iter().filter(|c| c.binds) {
+            self.registry.update(&c.record.cryptoid, |r| self.bind(r, &c.room_id))?;
+        }
+        let now = self.now();
+        let mut out = Vec::with_capacity(checked.len());
+        for (c, sig) in checked.into_iter().zip(sigs) {
+            self.registry.touch(&c.record.cryptoid, now);
+            let pdu = c
+                .prepared
+                .attach_signature(&c.record.cryptoid, CRYPTOID_KEY_ID, &sig)
+                .map_err(|e| bad(e.to_string()))?;
+            out.push(SignedPdu {
+                pdu: Value::Object(pdu),
+                event_id: c.event_id,
+                signature: base64::encode(&sig),
+            });
+        }
+        Ok(out)
+    }
+
+    pub fn sign_pdu(&self, p: SignPduParams, audit: &mut Audit) -> Result<SignedPdu> {
+        self.require_unlocked()?;
+        let rv = self.room_version(&p.room_version)?;
+        let checked = self.check_pdu(&rv, p.pdu, p.event_id.as_deref(), p.intent.as_ref(), None, audit)?;
+        let mut signed = self.sign_checked(vec![checked])?;
+        signed.pop().ok_or_else(|| Error::new(ErrorKind::InternalError, "nothing signed"))
+    }
+
+    /// A `createRoom` batch: one room, each event's `prev_events` naming the
+    /// one before it; checked whole, then signed in order.
+    pub fn sign_batch(&self, p: SignBatchParams, audit: &mut Audit) -> Result<SignedBatch> {
+        self.require_unlocked()?;
+        audit.count = Some(p.pdus.len() as u64);
+        let rv = self.room_version(&p.room_version)?;
+        if p.pdus.is_empty() || p.pdus.len() > MAX_BATCH {
+            return Err(Error::new(ErrorKind::InvalidParams, format!("a batch holds 1 to {MAX_BATCH} PDUs")));
+        }
+        if let Some(ids) = &p.event_ids {
+            if ids.len() != p.pdus.len() {
+                return Err(Error::new(ErrorKind::InvalidParams, "event_ids must have one entry per PDU"));
+            }
+        }
+        let mut checked: Vec<Checked> = Vec::with_capacity(p.pdus.len());
+        let mut binding: Option<(String, String)> = None;
+        for (i, pdu) in p.pdus.into_iter().enumerate() {
+            let given = p.event_ids.as_ref().and_then(|ids| ids.get(i)).map(String::as_str);
+            let b = binding.as_ref().map(|(k, r)| (k.as_str(), r.as_str()));
+            let c = self
+                .check_pdu(&rv, pdu, given, None, b, audit)
+                .map_err(|e| prefix(e, &format!("PDU {i} of the batch")))?;
+            if let Some(prev) = checked.last() {
+                if c.room_id != prev.room_id {
+                    return Err(bad(format!(
+                        "PDU {i} is for room {} but the batch is for {}",
+                        c.room_id, prev.room_id
+                    )));
+                }
+                let prevs = c.prepared.event().get("prev_events").and_then(Value::as_array);
+                if !prevs.is_some_and(|p| p.iter().any(|v| v.as_str() == Some(prev.event_id.as_str()))) {
+                    return Err(bad(format!(
+                        "PDU {i} of the batch does not follow PDU {} ({}): its prev_events must name it",
+                        i - 1,
+                        prev.event_id
+                    )));
+                }
+            }
+            if c.binds {
+                binding = Some((c.record.cryptoid.clone(), c.room_id.clone()));
+            }
+            checked.push(c);
+        }
+        audit.event_id = checked.first().map(|c| c.event_id.clone());
+        Ok(SignedBatch { pdus: self.sign_checked(checked)? })
+    }
+}
+
+/// Prefixes a request error's message with where in a batch it happened.
+fn prefix(e: Error, at: &str) -> Error {
+    match e {
+        Error::Request { kind, message, reasons } => {
+            Error::Request { kind, message: format!("{at}: {message}"), reasons }
+        }
+        other => other,
+    }
+}
