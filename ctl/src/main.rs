@@ -1,36 +1,104 @@
 //! `cryptoidctl`: the command-line tool of cryptoid-agent.
 //!
-//! Exit codes: 0 success; 1 a check failed (`pdu verify`); 2 invalid input or
-//! usage (unparseable JSON, unknown room version, unreadable key file).
+//! Exit codes:
+//! - 0 success;
+//! - 1 a check failed (`pdu verify`, `journal verify`);
+//! - 2 invalid input or usage;
+//! - 3 the agent cannot be reached (not running, wrong socket);
+//! - 4 the agent is locked;
+//! - 5 the agent refused (policy, confirmation, permission);
+//! - 6 any other error reported by the agent.
 
+mod agent;
+mod bench;
 mod input;
 mod keyfile;
+mod keys;
+mod output;
 mod pdu;
 
 use clap::{Parser, Subcommand};
+use cryptoid_protocol::client::{blocking::Client, ClientError};
+use cryptoid_protocol::wire::ErrorKind;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Exit status for invalid input or usage (clap uses 2 for usage errors too).
-const EXIT_INVALID: u8 = 2;
-
 #[derive(Parser)]
-#[command(name = "cryptoidctl", version, about = "Manage cryptoid-agent keys and work with Matrix PDUs", long_about = None)]
+#[command(
+    name = "cryptoidctl",
+    version,
+    about = "Manage cryptoid-agent keys and work with Matrix PDUs",
+    after_help = "Exit codes: 0 ok, 1 check failed, 2 invalid input, 3 agent unreachable, 4 agent locked, 5 refused by the agent, 6 other agent error."
+)]
 struct Cli {
+    /// The agent's socket.
+    #[arg(long, global = true, env = "CRYPTOID_AUTH_SOCK", value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Print JSON for scripts instead of text for people.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Show the agent's version, lock state and backends.
+    Status,
+    /// Lock the agent: it forgets every secret until unlocked.
+    Lock,
+    /// Unlock the agent. The first unlock sets the keystore passphrase.
+    Unlock(agent::UnlockArgs),
+    /// Change the keystore passphrase.
+    Passwd(agent::PasswdArgs),
+    /// Room cryptoIDs.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// One-time cryptoIDs (the pool handed out on invites).
+    #[command(subcommand)]
+    Otk(keys::OtkCommand),
+    /// Have the agent check and sign a PDU; print the signed PDU.
+    Sign(agent::SignArgs),
+    /// The audit journal.
+    #[command(subcommand)]
+    Journal(agent::JournalCommand),
+    /// Load generator: sign fresh PDUs over N connections for S seconds and
+    /// compare with the in-process floor measured in the same run.
+    Bench(bench::BenchArgs),
     /// Offline tools on PDU JSON files (no agent needed): canonical JSON,
     /// redaction, content hash, event ID, signing and verification.
     #[command(subcommand)]
     Pdu(pdu::PduCommand),
 }
 
+/// Global options every agent command needs.
+pub struct Ctx {
+    pub socket: Option<PathBuf>,
+    pub json: bool,
+}
+
+impl Ctx {
+    pub fn connect(&self) -> Result<Client, ClientError> {
+        match &self.socket {
+            Some(p) => Client::connect(p),
+            None => Client::connect_default(),
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let ctx = Ctx { socket: cli.socket, json: cli.json };
     let result = match cli.command {
+        Command::Status => agent::status(&ctx),
+        Command::Lock => agent::lock(&ctx),
+        Command::Unlock(a) => agent::unlock(&ctx, a),
+        Command::Passwd(a) => agent::passwd(&ctx, a),
+        Command::Keys(c) => keys::run_keys(&ctx, c),
+        Command::Otk(c) => keys::run_otk(&ctx, c),
+        Command::Sign(a) => agent::sign(&ctx, a),
+        Command::Journal(c) => agent::journal(&ctx, c),
+        Command::Bench(a) => bench::run(&ctx, a),
         Command::Pdu(cmd) => pdu::run(cmd),
     };
     match result {
@@ -38,7 +106,23 @@ fn main() -> ExitCode {
         Err(e) => {
             // One line, no backtrace: the whole cause chain joined by ": ".
             eprintln!("cryptoidctl: error: {e:#}");
-            ExitCode::from(EXIT_INVALID)
+            ExitCode::from(exit_code(&e))
         }
+    }
+}
+
+/// Maps an error to the documented exit status.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    match e.downcast_ref::<ClientError>() {
+        Some(ClientError::Rpc(rpc)) => match rpc.kind() {
+            ErrorKind::Locked => 4,
+            ErrorKind::PolicyDenied
+            | ErrorKind::ConfirmationDenied
+            | ErrorKind::ConfirmationTimeout
+            | ErrorKind::NotPermitted => 5,
+            _ => 6,
+        },
+        Some(_) => 3,
+        None => 2,
     }
 }

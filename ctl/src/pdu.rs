@@ -1,6 +1,6 @@
 //! `cryptoidctl pdu`: offline PDU tools built on the protocol crate.
 
-use crate::{input, keyfile};
+use crate::{input, keyfile, output};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use cryptoid_protocol::event::{self, EventError, VerifyError};
@@ -8,7 +8,6 @@ use cryptoid_protocol::json::{self, Value};
 use cryptoid_protocol::keys::{PublicKey, CRYPTOID_KEY_ID};
 use cryptoid_protocol::redaction;
 use cryptoid_protocol::{base64, MemberRedaction, RoomVersion};
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -168,14 +167,9 @@ pub fn run(cmd: PduCommand) -> Result<ExitCode> {
 fn print_json(v: &Value) -> Result<()> {
     let mut out = json::to_canonical_vec(v);
     out.push(b'\n');
-    write_stdout(&out)
+    output::write(&out)
 }
 
 fn print_line(s: &str) -> Result<()> {
-    write_stdout(format!("{s}\n").as_bytes())
-}
-
-fn write_stdout(bytes: &[u8]) -> Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(bytes).and_then(|()| stdout.flush()).context("cannot write to standard output")
+    output::line(s)
 }

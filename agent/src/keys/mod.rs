@@ -193,7 +193,12 @@ impl Registry {
     pub fn list(&self, filter: &Filter<'_>) -> Vec<KeyInfo> {
         let recs: Vec<KeyRecord> = self.read().values().filter(|r| filter.matches(r)).cloned().collect();
         let mut infos: Vec<KeyInfo> = recs.iter().map(|r| self.info(r)).collect();
-        infos.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.cryptoid.cmp(&b.cryptoid)));
+        // Creation order; one-time keys made in the same millisecond by
+        // their counter.
+        let counter = |k: &KeyInfo| k.key_id.as_deref().and_then(parse_otk_key_id);
+        infos.sort_by(|a, b| {
+            (a.created_at, counter(a), &a.cryptoid).cmp(&(b.created_at, counter(b), &b.cryptoid))
+        });
         infos
     }
 

@@ -62,7 +62,7 @@ pub enum ClientError {
     #[error("protocol error: {0}")]
     Protocol(String),
     /// The agent answered with an error.
-    #[error("{0}")]
+    #[error(transparent)]
     Rpc(#[from] RpcError),
 }
 

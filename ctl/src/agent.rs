@@ -1,0 +1,250 @@
+//! Agent commands: status, lock, unlock, passwd, sign, journal.
+
+use crate::{input, output, Ctx};
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use cryptoid_protocol::json::{self, Value};
+use cryptoid_protocol::wire::agent::{Hello, Lock, Passwd, PasswdParams, Unlock, UnlockParams};
+use cryptoid_protocol::wire::journal::{Tail, TailParams, Verify};
+use cryptoid_protocol::wire::sign::{SignPdu, SignPduParams};
+use cryptoid_protocol::wire::NoParams;
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use zeroize::Zeroizing;
+
+#[derive(Args)]
+pub struct UnlockArgs {
+    /// Read the passphrase from this file (first line), or `-` for standard
+    /// input, instead of asking on the terminal.
+    #[arg(long, value_name = "F")]
+    passphrase_file: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct PasswdArgs {
+    /// Read the current and the new passphrase from this file (first and
+    /// second line), or `-` for standard input.
+    #[arg(long, value_name = "F")]
+    passphrase_file: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct SignArgs {
+    /// Room version of the PDU's room.
+    #[arg(long, value_name = "V")]
+    room_version: String,
+    /// The event ID the homeserver announced; the agent checks it.
+    #[arg(long, value_name = "ID")]
+    event_id: Option<String>,
+    /// PDU JSON file; standard input when absent or `-`.
+    file: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum JournalCommand {
+    /// Print the newest entries, oldest first.
+    Tail {
+        /// How many entries.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        limit: u32,
+        /// Only entries about this room.
+        #[arg(long, value_name = "ROOM")]
+        room: Option<String>,
+    },
+    /// Check the hash chain: exit 0 when intact, 1 when not.
+    Verify,
+}
+
+/// Lines of a secret source: a file, `-` (standard input) or the terminal.
+fn read_secret_lines(file: Option<&PathBuf>, prompts: &[&str]) -> Result<Vec<Zeroizing<String>>> {
+    let mut out = Vec::new();
+    match file {
+        Some(p) => {
+            let text = Zeroizing::new(if p.as_os_str() == "-" {
+                let mut s = String::new();
+                for _ in prompts {
+                    std::io::stdin().lock().read_line(&mut s).context("cannot read standard input")?;
+                }
+                s
+            } else {
+                std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?
+            });
+            for line in text.lines().take(prompts.len()) {
+                out.push(Zeroizing::new(line.to_owned()));
+            }
+            if out.len() < prompts.len() {
+                bail!("expected {} line(s) of passphrase input", prompts.len());
+            }
+        }
+        None => {
+            for prompt in prompts {
+                out.push(Zeroizing::new(
+                    rpassword::prompt_password(prompt)
+                        .context("cannot read the passphrase from the terminal (use --passphrase-file)")?,
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub fn status(ctx: &Ctx) -> Result<ExitCode> {
+    let mut c = ctx.connect()?;
+    let h = c.call::<Hello>(&NoParams {})?;
+    if ctx.json {
+        output::json(&h)?;
+    } else {
+        output::line(&format!(
+            "cryptoid-agent {} (protocol {}): {}{}",
+            h.agent_version,
+            h.protocol,
+            if h.locked { "locked" } else { "unlocked" },
+            if h.passphrase_set {
+                ""
+            } else {
+                ", no passphrase set yet (the first `cryptoidctl unlock` sets it)"
+            }
+        ))?;
+        for b in &h.backends {
+            output::line(&format!(
+                "  backend {}: {}, {} key(s), protection {:?}",
+                b.name,
+                if b.available { "available" } else { "unavailable" },
+                b.keys,
+                b.protection
+            ))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn lock(ctx: &Ctx) -> Result<ExitCode> {
+    let r = ctx.connect()?.call::<Lock>(&NoParams {})?;
+    if ctx.json {
+        output::json(&r)?;
+    } else {
+        output::line("locked")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn unlock(ctx: &Ctx, a: UnlockArgs) -> Result<ExitCode> {
+    let mut c = ctx.connect()?;
+    let first = !c.call::<Hello>(&NoParams {})?.passphrase_set;
+    let passphrase = if first && a.passphrase_file.is_none() {
+        let l = read_secret_lines(None, &["New keystore passphrase: ", "Repeat it: "])?;
+        if l[0] != l[1] {
+            bail!("the passphrases differ; nothing was changed");
+        }
+        l[0].clone()
+    } else {
+        read_secret_lines(a.passphrase_file.as_ref(), &["Passphrase: "])?.remove(0)
+    };
+    let r = c.call::<Unlock>(&UnlockParams {
+        passphrase: Some(passphrase.to_string()),
+        backend: None,
+        pin: None,
+    })?;
+    if ctx.json {
+        output::json(&r)?;
+    } else {
+        output::line(if first { "passphrase set; unlocked" } else { "unlocked" })?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn passwd(ctx: &Ctx, a: PasswdArgs) -> Result<ExitCode> {
+    let mut c = ctx.connect()?;
+    let lines = match &a.passphrase_file {
+        Some(_) => read_secret_lines(a.passphrase_file.as_ref(), &["", ""])?,
+        None => {
+            let l = read_secret_lines(None, &["Current passphrase: ", "New passphrase: ", "Repeat it: "])?;
+            if l[1] != l[2] {
+                bail!("the new passphrases differ; nothing was changed");
+            }
+            l
+        }
+    };
+    c.call::<Passwd>(&PasswdParams {
+        passphrase: lines[0].to_string(),
+        new_passphrase: lines[1].to_string(),
+    })?;
+    if ctx.json {
+        output::json(&NoParams {})?;
+    } else {
+        output::line("passphrase changed")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn sign(ctx: &Ctx, a: SignArgs) -> Result<ExitCode> {
+    let pdu = Value::Object(input::read_object(a.file.as_deref())?);
+    let r = ctx.connect()?.call::<SignPdu>(&SignPduParams {
+        room_version: a.room_version,
+        pdu,
+        event_id: a.event_id,
+        intent: None,
+    })?;
+    if ctx.json {
+        output::json(&r)?;
+    } else {
+        output::line(&json::to_canonical_string(&r.pdu))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn journal(ctx: &Ctx, cmd: JournalCommand) -> Result<ExitCode> {
+    let mut c = ctx.connect()?;
+    match cmd {
+        JournalCommand::Tail { limit, room } => {
+            let r = c.call::<Tail>(&TailParams { limit: Some(limit), room_id: room })?;
+            if ctx.json {
+                output::json(&r)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            for e in &r.entries {
+                let Some(o) = e.as_object() else { continue };
+                let s = |k: &str| o.get(k).and_then(Value::as_str).unwrap_or("");
+                let what = if o.contains_key("method") { s("method") } else { s("event") };
+                let mut line = format!(
+                    "#{} {} {} {}",
+                    o.get("seq").and_then(Value::as_int).unwrap_or(0),
+                    output::time(o.get("ts").and_then(Value::as_int).unwrap_or(0).max(0) as u64),
+                    what,
+                    s("outcome")
+                );
+                for k in ["room_id", "type", "event_id", "cryptoid", "reason"] {
+                    if !s(k).is_empty() {
+                        line.push_str(&format!(" {k}={}", s(k)));
+                    }
+                }
+                if let Some(exe) = o
+                    .get("client")
+                    .and_then(Value::as_object)
+                    .and_then(|c| c.get("exe"))
+                    .and_then(Value::as_str)
+                {
+                    line.push_str(&format!(" client={exe}"));
+                }
+                output::line(&line)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        JournalCommand::Verify => {
+            let r = c.call::<Verify>(&NoParams {})?;
+            if ctx.json {
+                output::json(&r)?;
+            } else if r.ok {
+                output::line(&format!("ok: {} entries, hash chain intact", r.entries))?;
+            } else {
+                eprintln!(
+                    "cryptoidctl: journal BROKEN after {} good entries: {}",
+                    r.entries,
+                    r.error.unwrap_or_default()
+                );
+            }
+            Ok(if r.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+    }
+}

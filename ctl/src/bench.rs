@@ -1,0 +1,219 @@
+//! `cryptoidctl bench`: the load generator of DESIGN §8.
+//!
+//! Makes (or reuses) a throwaway cryptoID for `!bench:localhost`, signs
+//! fresh, valid PDUs with it over N connections for S seconds, and measures
+//! the in-process floor (hash + redact + sign of the same PDUs in this
+//! process) in the same run, so the figures are ratios, not absolutes.
+
+use crate::{input, output, Ctx};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use cryptoid_protocol::event;
+use cryptoid_protocol::json::{self, Int, Object, Value};
+use cryptoid_protocol::keys::{KeyPair, CRYPTOID_KEY_ID};
+use cryptoid_protocol::wire::keys::{Create, CreateParams, Delete, KeyRef, KeyState, List, ListParams};
+use cryptoid_protocol::wire::sign::{SignPdu, SignPduParams};
+use cryptoid_protocol::RoomVersion;
+use serde::Serialize;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The room the throwaway bench key is bound to.
+pub const BENCH_ROOM: &str = "!bench:localhost";
+const DEFAULT_PDU: &str = include_str!("../../protocol/benches/fixtures/message_1k.json");
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Concurrent connections, one thread each.
+    #[arg(long, default_value_t = 1)]
+    connections: usize,
+    /// How long to load the agent (and, after, to measure the floor).
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// PDU template (default: a ~1 KB m.room.message); sender, room, time
+    /// and depth are replaced in every request.
+    #[arg(long, value_name = "FILE")]
+    pdu: Option<PathBuf>,
+    /// Room version of the PDUs.
+    #[arg(long, default_value = "org.matrix.msc4080", value_name = "V")]
+    room_version: String,
+}
+
+#[derive(Serialize)]
+struct Report {
+    transport: &'static str,
+    connections: usize,
+    seconds: f64,
+    signatures: u64,
+    errors: u64,
+    sigs_per_sec: f64,
+    p50_us: u64,
+    p99_us: u64,
+    floor_sigs_per_sec: f64,
+    ratio_to_floor: f64,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// A fresh PDU from the template: this sender and room, now, a new depth.
+fn fresh(template: &Object, cryptoid: &str, depth: i64) -> Object {
+    let mut p = template.clone();
+    p.remove("hashes");
+    p.remove("signatures");
+    p.insert("room_id".into(), Value::from(BENCH_ROOM));
+    p.insert("sender".into(), Value::from(cryptoid));
+    p.insert("origin".into(), Value::from(cryptoid));
+    let int = |v: i64| Value::Int(Int::new(v).unwrap_or(Int::from(0u32)));
+    p.insert("origin_server_ts".into(), int(now_ms()));
+    p.insert("depth".into(), int(depth));
+    p
+}
+
+fn percentile(sorted: &[u32], pct: usize) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    u64::from(sorted[(sorted.len() * pct / 100).min(sorted.len() - 1)])
+}
+
+pub fn run(ctx: &Ctx, a: BenchArgs) -> Result<ExitCode> {
+    if a.connections == 0 || a.seconds == 0 {
+        bail!("--connections and --seconds must be at least 1");
+    }
+    let rv = RoomVersion::from_id(&a.room_version)?;
+    let template = match &a.pdu {
+        Some(p) => input::read_object(Some(p))?,
+        None => json::from_str(DEFAULT_PDU)?.into_object().context("built-in PDU is an object")?,
+    };
+    let mut c = ctx.connect()?;
+    let existing = c.call::<List>(&ListParams {
+        room_id: Some(BENCH_ROOM.into()),
+        state: Some(KeyState::Bound),
+        ..Default::default()
+    })?;
+    let cryptoid = match existing.keys.into_iter().next() {
+        Some(k) => k.cryptoid,
+        None => {
+            c.call::<Create>(&CreateParams { room_id: Some(BENCH_ROOM.into()), ..Default::default() })?
+                .cryptoid
+        }
+    };
+    let result = load(ctx, &a, &rv, &template, &cryptoid);
+    // The throwaway key goes whatever happened.
+    let cleanup = c.call::<Delete>(&KeyRef { cryptoid: cryptoid.clone() });
+    let (signatures, errors, elapsed, mut latencies, first_error) = result?;
+    cleanup.context("could not retire the bench key")?;
+    if signatures == 0 {
+        bail!("no PDU was signed: {}", first_error.unwrap_or_else(|| "no answer".into()));
+    }
+    let floor = floor(&rv, &template, Duration::from_secs(a.seconds))?;
+    latencies.sort_unstable();
+    let rate = signatures as f64 / elapsed.as_secs_f64();
+    let report = Report {
+        transport: "socket",
+        connections: a.connections,
+        seconds: elapsed.as_secs_f64(),
+        signatures,
+        errors,
+        sigs_per_sec: rate,
+        p50_us: percentile(&latencies, 50),
+        p99_us: percentile(&latencies, 99),
+        floor_sigs_per_sec: floor,
+        ratio_to_floor: rate / floor,
+    };
+    if ctx.json {
+        output::json(&report)?;
+    } else {
+        output::line(&format!(
+            "sign.pdu over the socket, {} connection(s), {:.1} s: {:.0} signatures/s, p50 {} µs, p99 {} µs, {} error(s)",
+            report.connections, report.seconds, report.sigs_per_sec, report.p50_us, report.p99_us, report.errors
+        ))?;
+        output::line(&format!(
+            "in-process floor (hash + redact + sign, 1 thread): {:.0} signatures/s; agent = {:.2} × floor",
+            report.floor_sigs_per_sec, report.ratio_to_floor
+        ))?;
+        if let Some(e) = first_error {
+            output::line(&format!("first error: {e}"))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+type LoadResult = (u64, u64, Duration, Vec<u32>, Option<String>);
+/// One connection's tally: signatures, errors, latencies (µs), first error.
+type Tally = (u64, u64, Vec<u32>, Option<String>);
+
+fn load(ctx: &Ctx, a: &BenchArgs, rv: &RoomVersion, template: &Object, cryptoid: &str) -> Result<LoadResult> {
+    let deadline = Instant::now() + Duration::from_secs(a.seconds);
+    let start = Instant::now();
+    let results: Vec<Result<Tally>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..a.connections)
+            .map(|conn| {
+                s.spawn(move || -> Result<Tally> {
+                    let mut client = ctx.connect()?;
+                    let (mut ok, mut err, mut lat, mut first) =
+                        (0u64, 0u64, Vec::with_capacity(1 << 16), None);
+                    let mut depth = 1_000_000 * (conn as i64 + 1);
+                    while Instant::now() < deadline {
+                        depth += 1;
+                        let pdu = Value::Object(fresh(template, cryptoid, depth));
+                        let t0 = Instant::now();
+                        let r = client.call::<SignPdu>(&SignPduParams {
+                            room_version: rv.id().to_owned(),
+                            pdu,
+                            event_id: None,
+                            intent: None,
+                        });
+                        let us = t0.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
+                        match r {
+                            Ok(_) => {
+                                ok += 1;
+                                lat.push(us);
+                            }
+                            Err(e) => {
+                                err += 1;
+                                first.get_or_insert_with(|| e.to_string());
+                            }
+                        }
+                    }
+                    Ok((ok, err, lat, first))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a bench thread panicked"))))
+            .collect()
+    });
+    let elapsed = start.elapsed();
+    let (mut ok, mut err, mut lat, mut first) = (0, 0, Vec::new(), None);
+    for r in results {
+        let (o, e, l, f) = r?;
+        ok += o;
+        err += e;
+        lat.extend(l);
+        first = first.or(f);
+    }
+    Ok((ok, err, elapsed, lat, first))
+}
+
+/// Signatures per second of hash + redact + sign, in this process, one
+/// thread, on PDUs built the same way.
+fn floor(rv: &RoomVersion, template: &Object, time: Duration) -> Result<f64> {
+    let key = KeyPair::from_seed(&[0x42; 32]);
+    let cryptoid = key.cryptoid();
+    let start = Instant::now();
+    let mut n = 0u64;
+    let mut depth = 1;
+    while start.elapsed() < time {
+        depth += 1;
+        let pdu = fresh(template, &cryptoid, depth);
+        event::hash_and_sign(pdu, rv, &cryptoid, CRYPTOID_KEY_ID, &key)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        n += 1;
+    }
+    Ok(n as f64 / start.elapsed().as_secs_f64())
+}
