@@ -53,3 +53,45 @@ pub mod vectors {
     pub const SPEC_SEED: &str = "YJDBA9Xnr2sVqXD9Vj7XVUnmFZcZrlw8Md7kMW+3XA1";
     pub const SPEC_PUBLIC: &str = "XGX0JRS2Af3be3knz2fBiRbApjm2Dh61gXDJA8kcJNI";
 }
+
+pub mod agent;
+
+/// PDUs as a homeserver would build them.
+pub mod pdus {
+    use cryptoid_protocol::json::{self, Value};
+
+    /// A fake but well-formed event ID for `prev_events`/`auth_events`.
+    pub fn event_id(c: char) -> String {
+        format!("${}", std::iter::repeat_n(c, 43).collect::<String>())
+    }
+
+    fn now_ms() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
+
+    /// An unsigned `m.room.message` proto-PDU (no hashes, like a client
+    /// building one; the agent adds them).
+    pub fn message(sender: &str, room: &str, body: &str) -> Value {
+        let text = format!(
+            r#"{{"auth_events":["{a}"],"content":{{"body":{body},"msgtype":"m.text"}},"depth":7,"origin":"{sender}","origin_server_ts":{ts},"prev_events":["{p}"],"room_id":"{room}","sender":"{sender}","type":"m.room.message","unsigned":{{}}}}"#,
+            a = event_id('a'),
+            p = event_id('b'),
+            body = json::Value::from(body),
+            ts = now_ms(),
+        );
+        json::from_str(&text).expect("test PDU")
+    }
+
+    /// A state event of `ty` with `state_key` and `content`.
+    pub fn state(sender: &str, room: &str, ty: &str, state_key: &str, content: &str, prev: &str) -> Value {
+        let text = format!(
+            r#"{{"auth_events":[],"content":{content},"depth":1,"origin_server_ts":{ts},"prev_events":[{prev}],"room_id":"{room}","sender":"{sender}","state_key":"{state_key}","type":"{ty}"}}"#,
+            ts = now_ms(),
+            prev = if prev.is_empty() { String::new() } else { format!("\"{prev}\"") },
+        );
+        json::from_str(&text).expect("test PDU")
+    }
+}

@@ -44,10 +44,16 @@ impl Client {
         self.next_id += 1;
         let line =
             wire::encode_request(id, M::NAME, params).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        self.writer.write_all(&line)?;
+        // The agent may answer and close before reading the request (a
+        // refused uid): read its answer even when the write fails.
+        let written = self.writer.write_all(&line);
         let mut buf = Vec::with_capacity(1024);
-        let n = (&mut self.reader).take(MAX_LINE as u64 + 1).read_until(b'\n', &mut buf)?;
+        let n = match (&mut self.reader).take(MAX_LINE as u64 + 1).read_until(b'\n', &mut buf) {
+            Ok(n) => n,
+            Err(e) => return Err(written.err().unwrap_or(e).into()),
+        };
         if n == 0 {
+            written?;
             return Err(ClientError::Closed);
         }
         if buf.last() != Some(&b'\n') {

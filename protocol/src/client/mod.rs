@@ -42,6 +42,7 @@
 pub mod r#async;
 pub mod blocking;
 
+use crate::json::Value;
 use crate::wire::{self, Method, RpcError};
 use std::path::PathBuf;
 
@@ -53,9 +54,9 @@ pub const SOCKET_ENV: &str = "CRYPTOID_AUTH_SOCK";
 pub enum ClientError {
     #[error("no agent socket: set {SOCKET_ENV} (is cryptoid-agent running?) or XDG_RUNTIME_DIR")]
     NoSocket,
-    #[error("cannot connect to the agent at {path}: {source} (is cryptoid-agent running?)")]
+    #[error("cannot connect to the agent at {path} (is cryptoid-agent running?)")]
     Connect { path: PathBuf, source: std::io::Error },
-    #[error("connection to the agent failed: {0}")]
+    #[error("connection to the agent failed")]
     Io(#[from] std::io::Error),
     #[error("the agent closed the connection")]
     Closed,
@@ -89,6 +90,11 @@ pub fn default_socket_path() -> Option<PathBuf> {
 /// Turns a response line into the method's result.
 fn finish<M: Method>(expected_id: u64, line: &[u8]) -> Result<M::Result, ClientError> {
     let resp = wire::decode_response(line).map_err(ClientError::Protocol)?;
+    // An error with a null id is about the connection (refused, line too
+    // long), not about one request.
+    if let (Value::Null, Err(e)) = (&resp.id, &resp.outcome) {
+        return Err(ClientError::Rpc(e.clone()));
+    }
     if resp.id.as_int() != i64::try_from(expected_id).ok() {
         return Err(ClientError::Protocol(format!(
             "response for id {} while waiting for {expected_id}",

@@ -89,6 +89,15 @@ fn to_serde(v: &Value) -> serde_json::Value {
     }
 }
 
+fn has_float(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Number(n) => n.is_f64(),
+        serde_json::Value::Array(a) => a.iter().any(has_float),
+        serde_json::Value::Object(o) => o.values().any(has_float),
+        _ => false,
+    }
+}
+
 /// The keys of every object in `v`, in serialized order, must be sorted by
 /// code point (checked on `char`s, independently of `BTreeMap`).
 fn keys_in_code_point_order(v: &Value) -> bool {
@@ -153,7 +162,9 @@ proptest! {
         // Where serde_json accepts a document and it holds no float, big
         // integer or duplicate key, we must accept it and agree on the value.
         if let Ok(theirs) = serde_json::from_str::<serde_json::Value>(&text) {
-            if let Ok(ours) = json::from_str(&text) {
+            // serde_json reads `-0` as the float -0.0; canonical JSON has no
+            // floats and we read it as the integer 0.
+            if let (Ok(ours), false) = (json::from_str(&text), has_float(&theirs)) {
                 prop_assert_eq!(to_serde(&ours), theirs);
             }
         } else {

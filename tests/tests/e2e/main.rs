@@ -1,3 +1,10 @@
-//! End-to-end tests: the real binaries, spawned on temp dirs.
+//! End-to-end tests: the real binaries, spawned on temp dirs, talked to over
+//! the real socket.
 
+mod agent_keys;
+mod agent_lifecycle;
+mod agent_sign;
+mod bad_input;
+mod cli_agent;
 mod cli_pdu;
+mod crash;

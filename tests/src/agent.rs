@@ -1,0 +1,148 @@
+//! A real `cryptoid-agent` process on a temp directory.
+
+use cryptoid_protocol::client::blocking::Client;
+use cryptoid_protocol::wire::agent::{Unlock, UnlockParams};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// The passphrase tests use.
+pub const PASSPHRASE: &str = "correct horse battery staple";
+
+/// A running agent; killed when dropped.
+pub struct Agent {
+    pub dir: tempfile::TempDir,
+    child: Option<Child>,
+    extra_args: Vec<String>,
+}
+
+impl Agent {
+    /// Starts an agent on a fresh temp directory.
+    pub fn start() -> Agent {
+        Agent::start_with(&[], None)
+    }
+
+    /// Starts an agent with extra arguments and an optional config file text.
+    pub fn start_with(args: &[&str], config: Option<&str>) -> Agent {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut extra_args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        if let Some(text) = config {
+            let p = dir.path().join("config.toml");
+            std::fs::write(&p, text).expect("config");
+            extra_args.push("--config".into());
+            extra_args.push(p.display().to_string());
+        }
+        let mut a = Agent { dir, child: None, extra_args };
+        a.spawn().expect("agent starts");
+        a
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("run").join("agent.sock")
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("agent.log")).unwrap_or_default()
+    }
+
+    /// The command line of this agent (for tests that start a second one).
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(crate::bin("cryptoid-agent"));
+        cmd.arg("--socket").arg(self.socket()).arg("--data-dir").arg(self.data_dir()).args(&self.extra_args);
+        cmd
+    }
+
+    /// Spawns the process and waits for `CRYPTOID_AUTH_SOCK=` on stdout.
+    /// Returns the agent's stderr when it exits before that.
+    pub fn spawn(&mut self) -> Result<(), String> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("agent.log"))
+            .expect("log file");
+        let mut child = self
+            .command()
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("spawn cryptoid-agent");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) if line.starts_with("CRYPTOID_AUTH_SOCK=") => {
+                assert_eq!(line.trim_end(), format!("CRYPTOID_AUTH_SOCK={}", self.socket().display()));
+                self.child = Some(child);
+                Ok(())
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(self.log())
+            }
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).expect("running")
+    }
+
+    /// SIGKILL, as a crash.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM; waits for a clean exit and returns its status code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let mut c = self.child.take()?;
+        let pid = rustix::process::Pid::from_raw(c.id() as i32)?;
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).ok()?;
+        c.wait().ok()?.code()
+    }
+
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn().expect("agent restarts");
+    }
+
+    pub fn client(&self) -> Client {
+        Client::connect(&self.socket()).expect("connect to the agent")
+    }
+
+    /// A client on an unlocked agent (the first unlock sets the passphrase).
+    pub fn unlocked(&self) -> Client {
+        let mut c = self.client();
+        c.call::<Unlock>(&UnlockParams { passphrase: Some(PASSPHRASE.into()), backend: None, pin: None })
+            .expect("unlock");
+        c
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.kill9();
+        if std::thread::panicking() {
+            eprintln!("--- agent log ---\n{}", self.log());
+        }
+    }
+}
+
+/// Whether `path` exists (for socket checks).
+pub fn exists(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
+}

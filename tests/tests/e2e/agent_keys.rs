@@ -1,0 +1,140 @@
+//! Keys and one-time cryptoIDs through the real socket.
+
+use super::agent_sign::{assert_verifies, create, sign, RV};
+use cryptoid_protocol::json::{self, Value};
+use cryptoid_protocol::wire::keys::{Delete, KeyKind, KeyRef, KeyState, List, ListParams};
+use cryptoid_protocol::wire::otk::{
+    Claim, ClaimParams, Generate, GenerateParams, MarkPublished, MarkPublishedParams, UploadBody,
+};
+use cryptoid_protocol::wire::sign::{SignPdu, SignPduParams};
+use cryptoid_protocol::wire::{ErrorKind, NoParams};
+use cryptoid_tests::agent::Agent;
+use cryptoid_tests::pdus;
+
+#[test]
+fn one_time_cryptoid_life_cycle() {
+    let agent = Agent::start();
+    let mut c = agent.unlocked();
+    let made = c.call::<Generate>(&GenerateParams { count: 3, backend: None }).expect("generate").keys;
+    assert_eq!(made.len(), 3);
+    assert!(made.iter().all(|k| k.kind == KeyKind::OneTime && k.state == KeyState::Unpublished));
+
+    // The upload body is exactly the /keys/upload shape.
+    let body = c.call::<UploadBody>(&NoParams {}).expect("upload body");
+    let mut expected = String::from(r#"{"one_time_cryptoids":{"#);
+    let mut sorted = made.clone();
+    sorted.sort_by(|a, b| a.key_id.cmp(&b.key_id));
+    for (i, k) in sorted.iter().enumerate() {
+        if i > 0 {
+            expected.push(',');
+        }
+        expected.push_str(&format!(
+            r#""{}":{{"key":"{}"}}"#,
+            k.key_id.as_deref().expect("key id"),
+            k.cryptoid
+        ));
+    }
+    expected.push_str("}}");
+    assert_eq!(json::to_canonical_string(&body), expected);
+    assert_eq!(sorted[0].key_id.as_deref(), Some("ed25519:AAAAAAAAAAA"));
+
+    let ids: Vec<String> = made.iter().map(|k| k.cryptoid.clone()).collect();
+    let published = c.call::<MarkPublished>(&MarkPublishedParams { cryptoids: ids.clone() }).expect("mark");
+    assert!(published.keys.iter().all(|k| k.state == KeyState::Published));
+    let body = c.call::<UploadBody>(&NoParams {}).expect("empty body");
+    assert_eq!(json::to_canonical_string(&body), r#"{"one_time_cryptoids":{}}"#);
+
+    // An invite claimed key 0: bind it, once.
+    let k0 = &ids[0];
+    let bound =
+        c.call::<Claim>(&ClaimParams { cryptoid: k0.clone(), room_id: "!a:x".into() }).expect("claim");
+    assert_eq!((bound.state, bound.room_id.as_deref()), (KeyState::Bound, Some("!a:x")));
+    c.call::<Claim>(&ClaimParams { cryptoid: k0.clone(), room_id: "!a:x".into() })
+        .expect("same room: idempotent");
+    let err = c
+        .call::<Claim>(&ClaimParams { cryptoid: k0.clone(), room_id: "!b:x".into() })
+        .expect_err("second room");
+    assert_eq!(err.kind(), Some(ErrorKind::KeyNotUsable));
+    assert!(err.to_string().contains("already bound to room !a:x"), "{err}");
+    assert_verifies(&sign(&mut c, pdus::message(k0, "!a:x", "hi")).pdu, k0);
+    let err = c
+        .call::<SignPdu>(&SignPduParams {
+            room_version: RV.into(),
+            pdu: pdus::message(k0, "!b:x", "hi"),
+            event_id: None,
+            intent: None,
+        })
+        .expect_err("other room");
+    assert_eq!(err.kind(), Some(ErrorKind::KeyNotUsable));
+
+    // Key 1 is bound by signing its own join (accepting the invite).
+    let k1 = &ids[1];
+    let err = c
+        .call::<SignPdu>(&SignPduParams {
+            room_version: RV.into(),
+            pdu: pdus::message(k1, "!c:x", "hi"),
+            event_id: None,
+            intent: None,
+        })
+        .expect_err("a message cannot bind");
+    assert!(err.to_string().contains("not bound to a room yet"), "{err}");
+    let join = pdus::state(k1, "!c:x", "m.room.member", k1, r#"{"membership":"join"}"#, &pdus::event_id('c'));
+    assert_verifies(&sign(&mut c, join).pdu, k1);
+    let listed =
+        c.call::<List>(&ListParams { room_id: Some("!c:x".into()), ..Default::default() }).expect("list");
+    assert_eq!(listed.keys.len(), 1);
+    assert_eq!(listed.keys[0].cryptoid, *k1);
+    // Binding it elsewhere now fails.
+    let err =
+        c.call::<Claim>(&ClaimParams { cryptoid: k1.clone(), room_id: "!d:x".into() }).expect_err("bound");
+    assert_eq!(err.kind(), Some(ErrorKind::KeyNotUsable));
+}
+
+#[test]
+fn generate_limits() {
+    let agent = Agent::start();
+    let mut c = agent.unlocked();
+    for count in [0, 1001] {
+        let err = c.call::<Generate>(&GenerateParams { count, backend: None }).expect_err("out of range");
+        assert_eq!(err.kind(), Some(ErrorKind::InvalidParams), "{err}");
+    }
+    let keys = c.call::<Generate>(&GenerateParams { count: 1000, backend: None }).expect("1000 at once").keys;
+    assert_eq!(keys.len(), 1000);
+    let err = c
+        .call::<Generate>(&GenerateParams { count: 1, backend: Some("pkcs11".into()) })
+        .expect_err("backend");
+    assert_eq!(err.kind(), Some(ErrorKind::BackendUnavailable));
+}
+
+#[test]
+fn one_key_per_room_and_delete_retires() {
+    let agent = Agent::start();
+    let mut c = agent.unlocked();
+    let k = create(&mut c, Some("!r:x"));
+    let err = c
+        .call::<cryptoid_protocol::wire::keys::Create>(&cryptoid_protocol::wire::keys::CreateParams {
+            room_id: Some("!r:x".into()),
+            ..Default::default()
+        })
+        .expect_err("second key for the room");
+    assert_eq!(err.kind(), Some(ErrorKind::KeyNotUsable));
+    let retired = c.call::<Delete>(&KeyRef { cryptoid: k.clone() }).expect("delete");
+    assert_eq!(retired.state, KeyState::Retired);
+    let err = c
+        .call::<SignPdu>(&SignPduParams {
+            room_version: RV.into(),
+            pdu: pdus::message(&k, "!r:x", "x"),
+            event_id: None,
+            intent: None,
+        })
+        .expect_err("retired");
+    assert_eq!(err.kind(), Some(ErrorKind::KeyNotUsable));
+    // The sealed secret is gone from disk.
+    let files: Vec<_> = std::fs::read_dir(agent.data_dir().join("keys")).expect("keys dir").collect();
+    assert_eq!(files.len(), 1);
+    let text = std::fs::read_to_string(files[0].as_ref().expect("entry").path()).expect("record");
+    let rec = json::from_str(&text).expect("json");
+    assert_eq!(rec.as_object().and_then(|o| o.get("handle")), Some(&Value::Null));
+    // A new key for the room can be made now.
+    create(&mut c, Some("!r:x"));
+}

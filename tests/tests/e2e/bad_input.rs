@@ -1,0 +1,273 @@
+//! Every bad-input kind gets its error, and the agent keeps serving.
+
+use super::agent_sign::{create, sign, RV};
+use cryptoid_protocol::json::{self, Value};
+use cryptoid_protocol::wire::agent::Hello;
+use cryptoid_protocol::wire::sign::{SignPdu, SignPduParams};
+use cryptoid_protocol::wire::{ErrorKind, NoParams};
+use cryptoid_tests::agent::Agent;
+use cryptoid_tests::pdus;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+/// A raw connection for sending exact bytes.
+struct Raw {
+    w: UnixStream,
+    r: BufReader<UnixStream>,
+}
+
+impl Raw {
+    fn open(agent: &Agent) -> Raw {
+        let s = UnixStream::connect(agent.socket()).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+        Raw { w: s.try_clone().expect("clone"), r: BufReader::new(s) }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.w.write_all(bytes).expect("send");
+    }
+
+    fn line(&mut self) -> Value {
+        let mut l = String::new();
+        self.r.read_line(&mut l).expect("read");
+        json::from_str(&l).unwrap_or_else(|e| panic!("response {l:?}: {e}"))
+    }
+
+    /// Sends one line and returns `(code, data.kind, message)` of the error.
+    fn error_of(&mut self, line: &str) -> (i64, String, String) {
+        self.send(line.as_bytes());
+        self.send(b"\n");
+        error_fields(&self.line())
+    }
+}
+
+fn error_fields(v: &Value) -> (i64, String, String) {
+    let e = v
+        .as_object()
+        .and_then(|o| o.get("error"))
+        .and_then(Value::as_object)
+        .unwrap_or_else(|| panic!("not an error: {v}"));
+    let kind = e
+        .get("data")
+        .and_then(Value::as_object)
+        .and_then(|d| d.get("kind"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    (
+        e.get("code").and_then(Value::as_int).unwrap_or(0),
+        kind.to_owned(),
+        e.get("message").and_then(Value::as_str).unwrap_or("").to_owned(),
+    )
+}
+
+fn sign_line(pdu: &Value, extra: &str) -> String {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"sign.pdu","params":{{"room_version":"{RV}","pdu":{pdu}{extra}}}}}"#
+    )
+}
+
+fn still_serving(agent: &Agent) {
+    agent.client().call::<Hello>(&NoParams {}).expect("agent still serving");
+}
+
+#[test]
+fn malformed_float_duplicate_and_unknown_method() {
+    let agent = Agent::start();
+    let mut raw = Raw::open(&agent);
+    let (code, kind, msg) = raw.error_of(r#"{"jsonrpc":"2.0","id":1,"method":"agent.hello""#);
+    assert_eq!((code, kind.as_str()), (-32700, "parse_error"), "{msg}");
+    // The same connection goes on after a bad line.
+    let (_, kind, msg) =
+        raw.error_of(r#"{"jsonrpc":"2.0","id":2,"method":"agent.hello","params":{"x":1.5}}"#);
+    assert_eq!(kind, "parse_error");
+    assert!(msg.contains("non-integer number"), "{msg}");
+    let (_, kind, msg) =
+        raw.error_of(r#"{"jsonrpc":"2.0","id":3,"method":"agent.hello","params":{"a":{"b":1,"b":2}}}"#);
+    assert_eq!(kind, "parse_error");
+    assert!(msg.contains("duplicate key \"b\" at $.params.a"), "{msg}");
+    let (code, kind, _) = raw.error_of(r#"{"jsonrpc":"2.0","id":4,"method":"agent.nope"}"#);
+    assert_eq!((code, kind.as_str()), (-32601, "method_not_found"));
+    let (code, kind, msg) =
+        raw.error_of(r#"{"jsonrpc":"2.0","id":5,"method":"keys.create","params":{"room":"!r:x"}}"#);
+    assert_eq!((code, kind.as_str()), (-32602, "invalid_params"));
+    assert!(msg.contains("unknown field `room`"), "{msg}");
+    still_serving(&agent);
+}
+
+#[test]
+fn two_mib_line_closes_only_that_connection() {
+    let agent = Agent::start();
+    let mut raw = Raw::open(&agent);
+    let big = vec![b'x'; 2 << 20];
+    // The agent may close before reading everything; a broken pipe is fine.
+    let _ = raw.w.write_all(&big);
+    let v = raw.line();
+    let (_, kind, msg) = error_fields(&v);
+    assert_eq!(kind, "message_too_large", "{msg}");
+    let mut rest = Vec::new();
+    let _ = raw.r.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "connection closed after the error");
+    still_serving(&agent);
+}
+
+#[test]
+fn pdu_errors_have_their_kinds() {
+    let agent = Agent::start();
+    let mut c = agent.unlocked();
+    let k = create(&mut c, Some("!r:x"));
+    let good = pdus::message(&k, "!r:x", "hello");
+    let signed = sign(&mut c, good.clone());
+    let mut raw = Raw::open(&agent);
+
+    let kind_of = |raw: &mut Raw, line: String| raw.error_of(&line);
+    // Unknown room version.
+    let (_, kind, msg) = kind_of(&mut raw, sign_line(&good, "").replace(RV, "13"));
+    assert_eq!(kind, "unsupported_room_version", "{msg}");
+    // Wrong hash: the server changed the body after hashing.
+    let mut tampered = signed.pdu.as_object().expect("o").clone();
+    tampered.remove("signatures");
+    let mut content = tampered["content"].as_object().expect("content").clone();
+    content.insert("body".into(), Value::from("evil"));
+    tampered.insert("content".into(), Value::Object(content));
+    let (_, kind, msg) = kind_of(&mut raw, sign_line(&Value::Object(tampered), ""));
+    assert_eq!(kind, "hash_mismatch", "{msg}");
+    // Wrong event_id.
+    let (_, kind, msg) =
+        kind_of(&mut raw, sign_line(&good, &format!(r#","event_id":"{}""#, pdus::event_id('z'))));
+    assert_eq!(kind, "event_id_mismatch", "{msg}");
+    // Unknown sender.
+    let stranger = "3TPraTczVkDPTRaX4K+AfUuyx7Mzq1UafTXypnl0t2k";
+    let (_, kind, msg) = kind_of(&mut raw, sign_line(&pdus::message(stranger, "!r:x", "x"), ""));
+    assert_eq!(kind, "unknown_key", "{msg}");
+    // Room mismatch.
+    let (_, kind, msg) = kind_of(&mut raw, sign_line(&pdus::message(&k, "!other:x", "x"), ""));
+    assert_eq!(kind, "key_not_usable", "{msg}");
+    // Already signed by someone else.
+    let (_, kind, msg) = kind_of(&mut raw, sign_line(&signed.pdu, ""));
+    assert_eq!(kind, "bad_pdu", "{msg}");
+    assert!(msg.contains("already carries a signature"), "{msg}");
+    // Structural problems.
+    let with = |f: &dyn Fn(&mut cryptoid_protocol::json::Object)| {
+        let mut p = good.as_object().expect("o").clone();
+        f(&mut p);
+        sign_line(&Value::Object(p), "")
+    };
+    let ids = |n: usize| Value::Array((0..n).map(|i| Value::from(format!("${i:0>43}"))).collect());
+    for (label, line, needle) in [
+        (
+            "too many prev_events",
+            with(&|p| {
+                p.insert("prev_events".into(), ids(21));
+            }),
+            "at most 20",
+        ),
+        (
+            "too many auth_events",
+            with(&|p| {
+                p.insert("auth_events".into(), ids(11));
+            }),
+            "at most 10",
+        ),
+        (
+            "duplicate prev_events",
+            with(&|p| {
+                p.insert(
+                    "prev_events".into(),
+                    Value::Array(vec![Value::from(pdus::event_id('b')), Value::from(pdus::event_id('b'))]),
+                );
+            }),
+            "twice",
+        ),
+        (
+            "malformed prev_event",
+            with(&|p| {
+                p.insert("prev_events".into(), Value::Array(vec![Value::from("$short")]));
+            }),
+            "not an event ID",
+        ),
+        (
+            "no content",
+            with(&|p| {
+                p.remove("content");
+            }),
+            "`content` must be an object",
+        ),
+        (
+            "string depth",
+            with(&|p| {
+                p.insert("depth".into(), Value::from("5"));
+            }),
+            "`depth` must be a non-negative integer",
+        ),
+        (
+            "oversized",
+            with(&|p| {
+                p.insert(
+                    "content".into(),
+                    cryptoid_protocol::json::from_str(&format!(r#"{{"body":"{}"}}"#, "x".repeat(70_000)))
+                        .expect("big"),
+                );
+            }),
+            "at most 65536",
+        ),
+    ] {
+        let (_, kind, msg) = raw.error_of(&line);
+        assert_eq!(kind, "bad_pdu", "{label}: {msg}");
+        assert!(msg.contains(needle), "{label}: {msg}");
+    }
+    // Locked.
+    c.call::<cryptoid_protocol::wire::agent::Lock>(&NoParams {}).expect("lock");
+    let (_, kind, _) = raw.error_of(&sign_line(&good, ""));
+    assert_eq!(kind, "locked");
+    still_serving(&agent);
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let agent = Agent::start();
+    let mut raw = Raw::open(&agent);
+    let mut batch = String::new();
+    for id in 0..50 {
+        batch.push_str(&format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"agent.hello"}}"#));
+        batch.push('\n');
+    }
+    batch.push_str(r#"{"jsonrpc":"2.0","id":"last","method":"agent.hello"}"#);
+    batch.push('\n');
+    raw.send(batch.as_bytes());
+    for id in 0..50 {
+        let v = raw.line();
+        assert_eq!(v.as_object().and_then(|o| o.get("id")).and_then(Value::as_int), Some(id));
+    }
+    assert_eq!(raw.line().as_object().and_then(|o| o.get("id")).and_then(Value::as_str), Some("last"));
+}
+
+#[test]
+fn a_stalled_client_does_not_delay_others_and_is_cut_off() {
+    let agent = Agent::start_with(&[], Some("[socket]\nline_timeout_secs = 2\n"));
+    let mut stalled = Raw::open(&agent);
+    stalled.send(br#"{"jsonrpc":"2.0","id":1,"meth"#);
+    // Others are served while the stalled line is pending.
+    let mut c = agent.unlocked();
+    let k = create(&mut c, Some("!r:x"));
+    for i in 0..20 {
+        sign(&mut c, pdus::message(&k, "!r:x", &format!("m{i}")));
+    }
+    // After the line timeout the stalled client gets an error and is closed.
+    let (_, kind, msg) = error_fields(&stalled.line());
+    assert_eq!(kind, "invalid_request");
+    assert!(msg.contains("not finished"), "{msg}");
+    let mut rest = Vec::new();
+    let _ = stalled.r.read_to_end(&mut rest);
+    assert!(rest.is_empty());
+    // An unknown sender error reaches the typed client too.
+    let err = c
+        .call::<SignPdu>(&SignPduParams {
+            room_version: RV.into(),
+            pdu: pdus::message("AAAA", "!r:x", "x"),
+            event_id: None,
+            intent: None,
+        })
+        .expect_err("unknown");
+    assert_eq!(err.kind(), Some(ErrorKind::UnknownKey));
+}

@@ -1,0 +1,120 @@
+//! `cryptoidctl` against a real agent: commands, JSON output, exit codes.
+
+use super::agent_sign::assert_verifies;
+use cryptoid_protocol::json::{self, Value};
+use cryptoid_tests::agent::{Agent, PASSPHRASE};
+use cryptoid_tests::{pdus, run, stderr, stdout};
+use std::process::{Command, Output};
+
+fn ctl(agent: &Agent, args: &[&str], stdin: &[u8]) -> Output {
+    let mut cmd = Command::new(cryptoid_tests::bin("cryptoidctl"));
+    cmd.env("CRYPTOID_AUTH_SOCK", agent.socket()).args(args);
+    run(&mut cmd, stdin)
+}
+
+fn json_out(o: &Output) -> Value {
+    assert!(o.status.success(), "exit {:?}: {}", o.status.code(), stderr(o));
+    json::from_str(&stdout(o)).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
+}
+
+fn field<'a>(v: &'a Value, k: &str) -> &'a Value {
+    v.as_object().and_then(|o| o.get(k)).unwrap_or_else(|| panic!("no {k} in {v}"))
+}
+
+#[test]
+fn key_management_and_signing_from_the_command_line() {
+    let agent = Agent::start();
+    let status = json_out(&ctl(&agent, &["status", "--json"], b""));
+    assert_eq!(field(&status, "locked"), &Value::Bool(true));
+
+    let out = ctl(&agent, &["keys", "create", "--room", "!r:x"], b"");
+    assert_eq!(out.status.code(), Some(4), "locked: {}", stderr(&out));
+    assert!(stderr(&out).contains("[locked]"));
+
+    let out = ctl(&agent, &["unlock", "--passphrase-file", "-"], format!("{PASSPHRASE}\n").as_bytes());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "passphrase set; unlocked");
+
+    let key = json_out(&ctl(&agent, &["--json", "keys", "create", "--room", "!r:x"], b""));
+    let cryptoid = field(&key, "cryptoid").as_str().expect("cryptoid").to_owned();
+    let table = stdout(&ctl(&agent, &["keys", "list"], b""));
+    assert!(table.starts_with("CRYPTOID") && table.contains(&cryptoid) && table.contains("!r:x"), "{table}");
+
+    let pdu = json::to_canonical_string(&pdus::message(&cryptoid, "!r:x", "from the CLI"));
+    let out = ctl(&agent, &["sign", "--room-version", "org.matrix.msc4080"], pdu.as_bytes());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_verifies(&json::from_str(&stdout(&out)).expect("signed PDU"), &cryptoid);
+
+    let otks = json_out(&ctl(&agent, &["--json", "otk", "generate", "60"], b""));
+    assert_eq!(field(&otks, "keys").as_array().map(Vec::len), Some(60));
+    let body = json_out(&ctl(&agent, &["otk", "upload-body"], b""));
+    assert_eq!(field(&body, "one_time_cryptoids").as_object().map(|o| o.len()), Some(60));
+    let first = field(&otks, "keys").as_array().and_then(|a| a.first()).cloned().expect("one key");
+    let otk = field(&first, "cryptoid").as_str().expect("cryptoid").to_owned();
+    let claimed = json_out(&ctl(&agent, &["--json", "otk", "claim", "--room", "!inv:x", &otk], b""));
+    assert_eq!(field(&claimed, "state").as_str(), Some("bound"));
+
+    let out = ctl(&agent, &["journal", "verify"], b"");
+    assert!(out.status.success() && stdout(&out).starts_with("ok:"), "{}", stderr(&out));
+    let tail = stdout(&ctl(&agent, &["journal", "tail", "-n", "3"], b""));
+    assert_eq!(tail.lines().count(), 3, "{tail}");
+    assert!(tail.contains("otk.claim ok"), "{tail}");
+
+    let out = ctl(&agent, &["keys", "delete", &cryptoid], b"");
+    assert!(out.status.success() && stdout(&out).contains("retired"), "{}", stdout(&out));
+    let out = ctl(&agent, &["lock"], b"");
+    assert!(out.status.success());
+    let out = ctl(&agent, &["sign", "--room-version", "org.matrix.msc4080"], pdu.as_bytes());
+    assert_eq!(out.status.code(), Some(4));
+}
+
+#[test]
+fn unreachable_agent_is_exit_3() {
+    let out = run(
+        Command::new(cryptoid_tests::bin("cryptoidctl")).args([
+            "--socket",
+            "/nonexistent/agent.sock",
+            "status",
+        ]),
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).contains("cannot connect to the agent at /nonexistent/agent.sock"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn wrong_passphrase_is_exit_6_with_the_kind() {
+    let agent = Agent::start();
+    agent.unlocked();
+    let out = ctl(&agent, &["unlock", "--passphrase-file", "-"], b"wrong\n");
+    assert_eq!(out.status.code(), Some(6));
+    assert!(stderr(&out).contains("wrong passphrase [bad_passphrase]"), "{}", stderr(&out));
+}
+
+#[test]
+fn bench_reports_rates_and_floor() {
+    let agent = Agent::start();
+    agent.unlocked();
+    let out = ctl(&agent, &["bench", "--connections", "2", "--seconds", "1", "--json"], b"");
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Rates are floats: read with serde_json, not the canonical parser.
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("bench JSON");
+    for k in ["sigs_per_sec", "p50_us", "p99_us", "floor_sigs_per_sec"] {
+        assert!(v[k].as_f64().is_some_and(|x| x > 0.0), "{k} in {v}");
+    }
+    assert_eq!(v["errors"].as_u64(), Some(0));
+    assert_eq!(v["connections"].as_u64(), Some(2));
+    // The throwaway key is retired afterwards.
+    let keys = json_out(&ctl(&agent, &["--json", "keys", "list", "--room", "!bench:localhost"], b""));
+    let states: Vec<&str> = field(&keys, "keys")
+        .as_array()
+        .expect("keys")
+        .iter()
+        .filter_map(|k| k.as_object()?.get("state")?.as_str())
+        .collect();
+    assert_eq!(states, ["retired"]);
+}
