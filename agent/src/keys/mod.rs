@@ -17,58 +17,38 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Mutex, RwLock};
 
-/// One key record as stored on disk.
+/// One key record as stored on disk: the public view plus the backend's
+/// handle. (No `deny_unknown_fields`: serde cannot combine it with
+/// `flatten`.)
 #[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct KeyRecord {
     pub version: u32,
-    pub cryptoid: String,
-    pub algorithm: String,
-    pub kind: KeyKind,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key_id: Option<String>,
-    pub state: KeyState,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub room_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_id: Option<String>,
-    pub backend: String,
+    #[serde(flatten)]
+    pub info: KeyInfo,
     /// The backend's handle (for `soft`: the sealed seed). `null` once retired.
     pub handle: Value,
-    pub created_at: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_used_at: Option<u64>,
 }
 
 impl KeyRecord {
     pub fn public_key(&self) -> Result<PublicKey> {
-        PublicKey::from_base64(&self.cryptoid)
+        PublicKey::from_base64(&self.info.cryptoid)
             .map_err(|e| Error::new(ErrorKind::InternalError, e.to_string()))
     }
 
     pub fn info(&self, last_used: Option<u64>) -> KeyInfo {
-        KeyInfo {
-            cryptoid: self.cryptoid.clone(),
-            algorithm: self.algorithm.clone(),
-            kind: self.kind,
-            key_id: self.key_id.clone(),
-            state: self.state,
-            room_id: self.room_id.clone(),
-            user_id: self.user_id.clone(),
-            backend: self.backend.clone(),
-            created_at: self.created_at,
-            last_used_at: last_used.or(self.last_used_at),
-        }
+        let mut info = self.info.clone();
+        info.last_used_at = last_used.or(info.last_used_at);
+        info
     }
 
     /// Whether this key may sign for `room_id` as it stands.
     pub fn bound_to(&self, room_id: &str) -> bool {
-        self.state == KeyState::Bound && self.room_id.as_deref() == Some(room_id)
+        self.info.state == KeyState::Bound && self.info.room_id.as_deref() == Some(room_id)
     }
 
     /// Whether the key is waiting for the event that binds it to a room.
     pub fn awaiting_room(&self) -> bool {
-        matches!(self.state, KeyState::Unbound | KeyState::Unpublished | KeyState::Published)
+        matches!(self.info.state, KeyState::Unbound | KeyState::Unpublished | KeyState::Published)
     }
 }
 
@@ -83,10 +63,10 @@ pub struct Filter<'a> {
 
 impl Filter<'_> {
     fn matches(&self, r: &KeyRecord) -> bool {
-        self.room_id.is_none_or(|x| r.room_id.as_deref() == Some(x))
-            && self.kind.is_none_or(|k| r.kind == k)
-            && self.state.is_none_or(|s| r.state == s)
-            && self.backend.is_none_or(|b| r.backend == b)
+        self.room_id.is_none_or(|x| r.info.room_id.as_deref() == Some(x))
+            && self.kind.is_none_or(|k| r.info.kind == k)
+            && self.state.is_none_or(|s| r.info.state == s)
+            && self.backend.is_none_or(|b| r.info.backend == b)
     }
 }
 
@@ -132,10 +112,10 @@ impl Registry {
                     format!("key record {} is damaged ({e}); move it aside to start", path.display()),
                 )
             })?;
-            if let Some(n) = rec.key_id.as_deref().and_then(parse_otk_key_id) {
+            if let Some(n) = rec.info.key_id.as_deref().and_then(parse_otk_key_id) {
                 next_otk = next_otk.max(n + 1);
             }
-            records.insert(rec.cryptoid.clone(), rec);
+            records.insert(rec.info.cryptoid.clone(), rec);
         }
         Ok(Registry {
             dir,
@@ -155,7 +135,7 @@ impl Registry {
     fn write_record(&self, rec: &KeyRecord, sync_dir: bool) -> Result<()> {
         let bytes =
             serde_json::to_vec(rec).map_err(|e| Error::new(ErrorKind::InternalError, e.to_string()))?;
-        let path = self.path_of(&rec.cryptoid)?;
+        let path = self.path_of(&rec.info.cryptoid)?;
         if sync_dir {
             fsutil::write_atomic(&path, &bytes)?;
         } else {
@@ -186,7 +166,7 @@ impl Registry {
     }
 
     pub fn info(&self, rec: &KeyRecord) -> KeyInfo {
-        let last = self.last_used.lock().unwrap_or_else(|p| p.into_inner()).get(&rec.cryptoid).copied();
+        let last = self.last_used.lock().unwrap_or_else(|p| p.into_inner()).get(&rec.info.cryptoid).copied();
         rec.info(last)
     }
 
@@ -203,7 +183,10 @@ impl Registry {
     }
 
     pub fn count_backend(&self, backend: &str) -> u64 {
-        self.read().values().filter(|r| r.backend == backend && r.state != KeyState::Retired).count() as u64
+        self.read()
+            .values()
+            .filter(|r| r.info.backend == backend && r.info.state != KeyState::Retired)
+            .count() as u64
     }
 
     pub fn touch(&self, cryptoid: &str, now_ms: u64) {
@@ -229,7 +212,7 @@ impl Registry {
         *next = counter;
         let mut map = self.write();
         for r in &recs {
-            map.insert(r.cryptoid.clone(), r.clone());
+            map.insert(r.info.cryptoid.clone(), r.clone());
         }
         Ok(recs)
     }
@@ -244,7 +227,7 @@ impl Registry {
             .ok_or_else(|| Error::new(ErrorKind::UnknownKey, format!("no key with cryptoID {cryptoid}")))?;
         f(&mut rec)?;
         self.write_record(&rec, true)?;
-        self.write().insert(rec.cryptoid.clone(), rec.clone());
+        self.write().insert(rec.info.cryptoid.clone(), rec.clone());
         Ok(rec)
     }
 
@@ -265,9 +248,9 @@ impl Registry {
             .collect();
         let mut n = 0;
         for (cryptoid, t) in used {
-            if self.with(&cryptoid, |r| r.last_used_at != Some(t)).unwrap_or(false) {
+            if self.with(&cryptoid, |r| r.info.last_used_at != Some(t)).unwrap_or(false) {
                 self.update(&cryptoid, |r| {
-                    r.last_used_at = Some(t);
+                    r.info.last_used_at = Some(t);
                     Ok(())
                 })?;
                 n += 1;

@@ -36,26 +36,30 @@ impl Service {
         except: &str,
     ) -> Option<String> {
         self.registry
-            .find(|r| r.bound_to(room_id) && r.user_id.as_deref() == user_id && r.cryptoid != except)
+            .find(|r| {
+                r.bound_to(room_id) && r.info.user_id.as_deref() == user_id && r.info.cryptoid != except
+            })
             .into_iter()
             .next()
-            .map(|r| r.cryptoid)
+            .map(|r| r.info.cryptoid)
     }
 
     fn new_record(&self, kind: KeyKind, backend: &str, new: crate::keystore::NewKey) -> KeyRecord {
         KeyRecord {
             version: 1,
-            cryptoid: new.public.to_base64(),
-            algorithm: "ed25519".into(),
-            kind,
-            key_id: None,
-            state: KeyState::Unbound,
-            room_id: None,
-            user_id: None,
-            backend: backend.to_owned(),
+            info: KeyInfo {
+                cryptoid: new.public.to_base64(),
+                algorithm: "ed25519".into(),
+                kind,
+                key_id: None,
+                state: KeyState::Unbound,
+                room_id: None,
+                user_id: None,
+                backend: backend.to_owned(),
+                created_at: self.now(),
+                last_used_at: None,
+            },
             handle: new.handle,
-            created_at: self.now(),
-            last_used_at: None,
         }
     }
 
@@ -66,21 +70,21 @@ impl Service {
         let backend = self.backend(p.backend.as_deref())?;
         let new = backend.generate()?;
         let mut rec = self.new_record(KeyKind::Room, backend.name(), new);
-        rec.user_id = p.user_id.clone();
+        rec.info.user_id = p.user_id.clone();
         if let Some(room) = &p.room_id {
-            rec.room_id = Some(room.clone());
-            rec.state = KeyState::Bound;
+            rec.info.room_id = Some(room.clone());
+            rec.info.state = KeyState::Bound;
         }
         let room = p.room_id.clone();
         let user = p.user_id.clone();
         let recs = self.registry.insert_new(
             |existing| match &room {
-                Some(room) => match existing.values().find(|r| r.bound_to(room) && r.user_id == user) {
+                Some(room) => match existing.values().find(|r| r.bound_to(room) && r.info.user_id == user) {
                     Some(other) => Err(Error::new(
                         ErrorKind::KeyNotUsable,
                         format!(
                             "room {room} already has cryptoID {} for this user; delete it first",
-                            other.cryptoid
+                            other.info.cryptoid
                         ),
                     )),
                     None => Ok(()),
@@ -91,7 +95,7 @@ impl Service {
         )?;
         let rec =
             recs.into_iter().next().ok_or_else(|| Error::new(ErrorKind::InternalError, "no record made"))?;
-        audit.cryptoid = Some(rec.cryptoid.clone());
+        audit.cryptoid = Some(rec.info.cryptoid.clone());
         Ok(self.registry.info(&rec))
     }
 
@@ -118,12 +122,12 @@ impl Service {
         audit.cryptoid = Some(p.cryptoid.clone());
         let mut destroyed = None;
         let rec = self.registry.update(&p.cryptoid, |r| {
-            audit.room_id = r.room_id.clone();
-            if r.state == KeyState::Retired {
+            audit.room_id = r.info.room_id.clone();
+            if r.info.state == KeyState::Retired {
                 return Ok(());
             }
-            destroyed = Some((r.public_key()?, r.handle.clone(), r.backend.clone()));
-            r.state = KeyState::Retired;
+            destroyed = Some((r.public_key()?, r.handle.clone(), r.info.backend.clone()));
+            r.info.state = KeyState::Retired;
             r.handle = Value::Null;
             Ok(())
         })?;
@@ -148,8 +152,8 @@ impl Service {
             |_| Ok(()),
             |next| {
                 for r in &mut fresh {
-                    r.key_id = Some(otk_key_id(*next));
-                    r.state = KeyState::Unpublished;
+                    r.info.key_id = Some(otk_key_id(*next));
+                    r.info.state = KeyState::Unpublished;
                     *next += 1;
                 }
                 Ok(fresh)
@@ -161,13 +165,14 @@ impl Service {
     /// `{"one_time_cryptoids": {"ed25519:<id>": {"key": "<cryptoID>"}}}` of
     /// every unpublished one-time cryptoID.
     pub fn otk_upload_body(&self, audit: &mut Audit) -> Value {
-        let recs = self.registry.find(|r| r.kind == KeyKind::OneTime && r.state == KeyState::Unpublished);
+        let recs =
+            self.registry.find(|r| r.info.kind == KeyKind::OneTime && r.info.state == KeyState::Unpublished);
         audit.count = Some(recs.len() as u64);
         let mut keys = Object::new();
         for r in recs {
-            if let Some(id) = r.key_id {
+            if let Some(id) = r.info.key_id {
                 let mut k = Object::new();
-                k.insert("key".into(), Value::String(r.cryptoid));
+                k.insert("key".into(), Value::String(r.info.cryptoid));
                 keys.insert(id, Value::Object(k));
             }
         }
@@ -181,15 +186,15 @@ impl Service {
         let mut out = Vec::with_capacity(p.cryptoids.len());
         for c in &p.cryptoids {
             let rec = self.registry.update(c, |r| {
-                if r.kind != KeyKind::OneTime {
+                if r.info.kind != KeyKind::OneTime {
                     return Err(Error::new(
                         ErrorKind::KeyNotUsable,
                         format!("{c} is not a one-time cryptoID"),
                     ));
                 }
-                match r.state {
+                match r.info.state {
                     KeyState::Unpublished => {
-                        r.state = KeyState::Published;
+                        r.info.state = KeyState::Published;
                         Ok(())
                     }
                     KeyState::Published => Ok(()),
@@ -222,22 +227,24 @@ impl Service {
             return Ok(());
         }
         if !r.awaiting_room() {
-            let why = match (&r.state, &r.room_id) {
+            let why = match (&r.info.state, &r.info.room_id) {
                 (KeyState::Bound, Some(other)) => {
-                    format!("cryptoID {} is already bound to room {other}", r.cryptoid)
+                    format!("cryptoID {} is already bound to room {other}", r.info.cryptoid)
                 }
-                (state, _) => format!("cryptoID {} is {} and cannot be bound", r.cryptoid, state.as_str()),
+                (state, _) => {
+                    format!("cryptoID {} is {} and cannot be bound", r.info.cryptoid, state.as_str())
+                }
             };
             return Err(Error::new(ErrorKind::KeyNotUsable, why));
         }
-        if let Some(other) = self.active_key_in_room(room_id, r.user_id.as_deref(), &r.cryptoid) {
+        if let Some(other) = self.active_key_in_room(room_id, r.info.user_id.as_deref(), &r.info.cryptoid) {
             return Err(Error::new(
                 ErrorKind::KeyNotUsable,
                 format!("room {room_id} already has cryptoID {other} for this user"),
             ));
         }
-        r.state = KeyState::Bound;
-        r.room_id = Some(room_id.to_owned());
+        r.info.state = KeyState::Bound;
+        r.info.room_id = Some(room_id.to_owned());
         Ok(())
     }
 }

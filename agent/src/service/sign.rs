@@ -136,7 +136,7 @@ fn is_binding_event(rec: &KeyRecord, pdu: &Object, sender: &str) -> bool {
             .and_then(Value::as_str)
             == Some("join");
     let create = ty == Some("m.room.create") && pdu.get("state_key").and_then(Value::as_str) == Some("");
-    match rec.kind {
+    match rec.info.kind {
         KeyKind::Room => own_join || create,
         KeyKind::OneTime => own_join,
     }
@@ -201,14 +201,14 @@ impl Service {
         } else if record.awaiting_room() && is_binding_event(&record, &pdu, &sender) {
             true
         } else {
-            let why = match (&record.room_id, record.awaiting_room()) {
+            let why = match (&record.info.room_id, record.awaiting_room()) {
                 (_, true) => format!(
                     "cryptoID {sender} is not bound to a room yet; only its own join (or, for a new room key, m.room.create) can bind it"
                 ),
                 (Some(other), false) if other != &room_id => {
                     format!("cryptoID {sender} belongs to room {other}, not {room_id}")
                 }
-                _ => format!("cryptoID {sender} is {} and cannot sign", record.state.as_str()),
+                _ => format!("cryptoID {sender} is {} and cannot sign", record.info.state.as_str()),
             };
             return Err(Error::new(ErrorKind::KeyNotUsable, why));
         };
@@ -243,20 +243,20 @@ impl Service {
         self.require_unlocked()?;
         let mut sigs = Vec::with_capacity(checked.len());
         for c in &checked {
-            let backend = self.backend(Some(&c.record.backend))?;
+            let backend = self.backend(Some(&c.record.info.backend))?;
             let public = c.record.public_key()?;
             sigs.push(backend.sign(&public, &c.record.handle, c.prepared.signing_bytes())?);
         }
         for c in checked.iter().filter(|c| c.binds) {
-            self.registry.update(&c.record.cryptoid, |r| self.bind(r, &c.room_id))?;
+            self.registry.update(&c.record.info.cryptoid, |r| self.bind(r, &c.room_id))?;
         }
         let now = self.now();
         let mut out = Vec::with_capacity(checked.len());
         for (c, sig) in checked.into_iter().zip(sigs) {
-            self.registry.touch(&c.record.cryptoid, now);
+            self.registry.touch(&c.record.info.cryptoid, now);
             let pdu = c
                 .prepared
-                .attach_signature(&c.record.cryptoid, CRYPTOID_KEY_ID, &sig)
+                .attach_signature(&c.record.info.cryptoid, CRYPTOID_KEY_ID, &sig)
                 .map_err(|e| bad(e.to_string()))?;
             out.push(SignedPdu {
                 pdu: Value::Object(pdu),
@@ -314,7 +314,7 @@ impl Service {
                 }
             }
             if c.binds {
-                binding = Some((c.record.cryptoid.clone(), c.room_id.clone()));
+                binding = Some((c.record.info.cryptoid.clone(), c.room_id.clone()));
             }
             checked.push(c);
         }

@@ -1,6 +1,6 @@
 //! An async client on tokio (feature `tokio`).
 
-use super::{default_socket_path, finish, ClientError};
+use super::{complete, default_socket_path, ClientError};
 use crate::wire::{self, Method, MAX_LINE};
 use std::path::Path;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -34,21 +34,9 @@ impl Client {
         self.next_id += 1;
         let line =
             wire::encode_request(id, M::NAME, params).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        // As in the blocking client: read the answer even if the write failed.
         let written = self.writer.write_all(&line).await;
         let mut buf = Vec::with_capacity(1024);
-        let n = match (&mut self.reader).take(MAX_LINE as u64 + 1).read_until(b'\n', &mut buf).await {
-            Ok(n) => n,
-            Err(e) => return Err(written.err().unwrap_or(e).into()),
-        };
-        if n == 0 {
-            written?;
-            return Err(ClientError::Closed);
-        }
-        if buf.last() != Some(&b'\n') {
-            return Err(ClientError::Protocol("response line too long or truncated".into()));
-        }
-        buf.pop();
-        finish::<M>(id, &buf)
+        let read = (&mut self.reader).take(MAX_LINE as u64 + 1).read_until(b'\n', &mut buf).await;
+        complete::<M>(id, written, read, buf)
     }
 }

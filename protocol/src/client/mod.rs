@@ -87,6 +87,30 @@ pub fn default_socket_path() -> Option<PathBuf> {
         .map(|d| PathBuf::from(d).join("cryptoid-agent").join("agent.sock"))
 }
 
+/// Completes a call from what the write and the read of the response line
+/// gave. The agent may answer and close before reading the request (a
+/// refused uid), so an answer read after a failed write still counts.
+fn complete<M: Method>(
+    expected_id: u64,
+    written: std::io::Result<()>,
+    read: std::io::Result<usize>,
+    mut buf: Vec<u8>,
+) -> Result<M::Result, ClientError> {
+    let n = match read {
+        Ok(n) => n,
+        Err(e) => return Err(written.err().unwrap_or(e).into()),
+    };
+    if n == 0 {
+        written?;
+        return Err(ClientError::Closed);
+    }
+    if buf.last() != Some(&b'\n') {
+        return Err(ClientError::Protocol("response line too long or truncated".into()));
+    }
+    buf.pop();
+    finish::<M>(expected_id, &buf)
+}
+
 /// Turns a response line into the method's result.
 fn finish<M: Method>(expected_id: u64, line: &[u8]) -> Result<M::Result, ClientError> {
     let resp = wire::decode_response(line).map_err(ClientError::Protocol)?;

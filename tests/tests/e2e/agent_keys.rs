@@ -1,12 +1,11 @@
 //! Keys and one-time cryptoIDs through the real socket.
 
-use super::agent_sign::{assert_verifies, create, sign, RV};
+use super::agent_sign::{assert_verifies, create, sign, try_sign};
 use cryptoid_protocol::json::{self, Value};
 use cryptoid_protocol::wire::keys::{Delete, KeyKind, KeyRef, KeyState, List, ListParams};
 use cryptoid_protocol::wire::otk::{
     Claim, ClaimParams, Generate, GenerateParams, MarkPublished, MarkPublishedParams, UploadBody,
 };
-use cryptoid_protocol::wire::sign::{SignPdu, SignPduParams};
 use cryptoid_protocol::wire::{ErrorKind, NoParams};
 use cryptoid_tests::agent::Agent;
 use cryptoid_tests::pdus;
@@ -57,26 +56,12 @@ fn one_time_cryptoid_life_cycle() {
     assert_eq!(err.kind(), Some(ErrorKind::KeyNotUsable));
     assert!(err.to_string().contains("already bound to room !a:x"), "{err}");
     assert_verifies(&sign(&mut c, pdus::message(k0, "!a:x", "hi")).pdu, k0);
-    let err = c
-        .call::<SignPdu>(&SignPduParams {
-            room_version: RV.into(),
-            pdu: pdus::message(k0, "!b:x", "hi"),
-            event_id: None,
-            intent: None,
-        })
-        .expect_err("other room");
+    let err = try_sign(&mut c, pdus::message(k0, "!b:x", "hi")).expect_err("other room");
     assert_eq!(err.kind(), Some(ErrorKind::KeyNotUsable));
 
     // Key 1 is bound by signing its own join (accepting the invite).
     let k1 = &ids[1];
-    let err = c
-        .call::<SignPdu>(&SignPduParams {
-            room_version: RV.into(),
-            pdu: pdus::message(k1, "!c:x", "hi"),
-            event_id: None,
-            intent: None,
-        })
-        .expect_err("a message cannot bind");
+    let err = try_sign(&mut c, pdus::message(k1, "!c:x", "hi")).expect_err("a message cannot bind");
     assert!(err.to_string().contains("not bound to a room yet"), "{err}");
     let join = pdus::state(k1, "!c:x", "m.room.member", k1, r#"{"membership":"join"}"#, &pdus::event_id('c'));
     assert_verifies(&sign(&mut c, join).pdu, k1);
@@ -120,14 +105,7 @@ fn one_key_per_room_and_delete_retires() {
     assert_eq!(err.kind(), Some(ErrorKind::KeyNotUsable));
     let retired = c.call::<Delete>(&KeyRef { cryptoid: k.clone() }).expect("delete");
     assert_eq!(retired.state, KeyState::Retired);
-    let err = c
-        .call::<SignPdu>(&SignPduParams {
-            room_version: RV.into(),
-            pdu: pdus::message(&k, "!r:x", "x"),
-            event_id: None,
-            intent: None,
-        })
-        .expect_err("retired");
+    let err = try_sign(&mut c, pdus::message(&k, "!r:x", "x")).expect_err("retired");
     assert_eq!(err.kind(), Some(ErrorKind::KeyNotUsable));
     // The sealed secret is gone from disk.
     let files: Vec<_> = std::fs::read_dir(agent.data_dir().join("keys")).expect("keys dir").collect();

@@ -1,10 +1,9 @@
 //! Start, restart, lock, shutdown, file modes, other users.
 
-use super::agent_sign::{assert_verifies, create, sign, RV};
+use super::agent_sign::{assert_verifies, create, sign, try_sign};
 use cryptoid_protocol::wire::agent::{Hello, Passwd, PasswdParams, Unlock, UnlockParams};
 use cryptoid_protocol::wire::journal::{Tail, TailParams, Verify};
 use cryptoid_protocol::wire::keys::{List, ListParams};
-use cryptoid_protocol::wire::sign::{SignPdu, SignPduParams};
 use cryptoid_protocol::wire::{ErrorKind, NoParams};
 use cryptoid_tests::agent::{exists, Agent, PASSPHRASE};
 use cryptoid_tests::pdus;
@@ -35,14 +34,7 @@ fn restart_keeps_keys_and_starts_locked() {
     // Public data is readable while locked; signing is not.
     let listed = c.call::<List>(&ListParams::default()).expect("list while locked");
     assert_eq!(listed.keys.len(), 1);
-    let err = c
-        .call::<SignPdu>(&SignPduParams {
-            room_version: RV.into(),
-            pdu: pdus::message(&k, "!r:x", "x"),
-            event_id: None,
-            intent: None,
-        })
-        .expect_err("locked");
+    let err = try_sign(&mut c, pdus::message(&k, "!r:x", "x")).expect_err("locked");
     assert_eq!(err.kind(), Some(ErrorKind::Locked));
     assert_eq!(unlock(&mut c, "wrong").expect_err("wrong passphrase").kind(), Some(ErrorKind::BadPassphrase));
     unlock(&mut c, PASSPHRASE).expect("unlock");
@@ -52,14 +44,7 @@ fn restart_keeps_keys_and_starts_locked() {
 
     // Lock again: signing stops.
     c.call::<cryptoid_protocol::wire::agent::Lock>(&NoParams {}).expect("lock");
-    let err = c
-        .call::<SignPdu>(&SignPduParams {
-            room_version: RV.into(),
-            pdu: pdus::message(&k, "!r:x", "y"),
-            event_id: None,
-            intent: None,
-        })
-        .expect_err("locked");
+    let err = try_sign(&mut c, pdus::message(&k, "!r:x", "y")).expect_err("locked");
     assert_eq!(err.kind(), Some(ErrorKind::Locked));
 }
 

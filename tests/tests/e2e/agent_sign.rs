@@ -18,12 +18,18 @@ pub fn create(c: &mut cryptoid_protocol::client::blocking::Client, room: Option<
         .cryptoid
 }
 
+pub fn try_sign(
+    c: &mut cryptoid_protocol::client::blocking::Client,
+    pdu: Value,
+) -> Result<cryptoid_protocol::wire::sign::SignedPdu, cryptoid_protocol::client::ClientError> {
+    c.call::<SignPdu>(&SignPduParams { room_version: RV.into(), pdu, event_id: None, intent: None })
+}
+
 pub fn sign(
     c: &mut cryptoid_protocol::client::blocking::Client,
     pdu: Value,
 ) -> cryptoid_protocol::wire::sign::SignedPdu {
-    c.call::<SignPdu>(&SignPduParams { room_version: RV.into(), pdu, event_id: None, intent: None })
-        .expect("sign.pdu")
+    try_sign(c, pdu).expect("sign.pdu")
 }
 
 pub fn assert_verifies(pdu: &Value, cryptoid: &str) {
@@ -56,14 +62,12 @@ fn create_sign_verify() {
     assert_eq!(event::event_id(out, &rv).expect("id"), signed.event_id);
 
     // Announcing the right event ID is accepted; the server's hash is kept.
+    let mut unsigned = out.clone();
+    unsigned.remove("signatures");
     let again = c
         .call::<SignPdu>(&SignPduParams {
             room_version: RV.into(),
-            pdu: Value::Object({
-                let mut p = out.clone();
-                p.remove("signatures");
-                p
-            }),
+            pdu: Value::Object(unsigned),
             event_id: Some(signed.event_id.clone()),
             intent: None,
         })
@@ -169,14 +173,7 @@ fn create_room_batch_binds_the_new_key() {
     assert_eq!((key.state, key.room_id.as_deref()), (KeyState::Bound, Some(room)));
     // Bound now: it signs in this room and nowhere else.
     sign(&mut c, pdus::message(&cryptoid, room, "first message"));
-    let err = c
-        .call::<SignPdu>(&SignPduParams {
-            room_version: RV.into(),
-            pdu: pdus::message(&cryptoid, "!other:example.org", "x"),
-            event_id: None,
-            intent: None,
-        })
-        .expect_err("other room");
+    let err = try_sign(&mut c, pdus::message(&cryptoid, "!other:example.org", "x")).expect_err("other room");
     assert!(err.to_string().contains("belongs to room !new:example.org"), "{err}");
 }
 

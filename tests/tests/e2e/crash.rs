@@ -2,7 +2,7 @@
 //! each restart the journal verifies, and at the end every public key the
 //! agent ever returned still signs and no key is bound twice.
 
-use super::agent_sign::{assert_verifies, RV};
+use super::agent_sign::{assert_verifies, try_sign, RV};
 use cryptoid_protocol::client::blocking::Client;
 use cryptoid_protocol::wire::journal::Verify;
 use cryptoid_protocol::wire::keys::{Create, CreateParams, KeyKind, KeyState, List, ListParams};
@@ -108,13 +108,7 @@ fn kill9_during_key_creation_and_signing_loses_nothing() {
                 r
             }
         };
-        let signed = c
-            .call::<SignPdu>(&SignPduParams {
-                room_version: RV.into(),
-                pdu: pdus::message(cryptoid, &room, "after the crashes"),
-                event_id: None,
-                intent: None,
-            })
+        let signed = try_sign(&mut c, pdus::message(cryptoid, &room, "after the crashes"))
             .expect("every returned key still signs");
         assert_verifies(&signed.pdu, cryptoid);
     }
