@@ -6,13 +6,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages the tests use (none yet beyond the toolchain; hardware and
-# D-Bus backends add theirs here).
-APT_PACKAGES=()
+# System packages the tests use, by the command that needs them: python3
+# launches the agent the way systemd socket activation does; setpriv runs a
+# client as another uid. (Hardware and D-Bus backends add theirs here.)
+declare -A NEEDS=([python3]=python3 [setpriv]=util-linux)
 
 missing=()
-for p in "${APT_PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+for cmd in "${!NEEDS[@]}"; do
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("${NEEDS[$cmd]}")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "== installing ${missing[*]}"

@@ -187,3 +187,48 @@ fn another_uid_is_refused_and_journaled() {
         "{tail:?}"
     );
 }
+
+#[test]
+fn systemd_socket_activation() {
+    // Like systemd: the launcher binds and listens, passes the socket as fd 3
+    // with LISTEN_FDS=1 and LISTEN_PID set to the agent's pid.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sock = dir.path().join("activated.sock");
+    let launcher = r#"
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1]); s.listen(16)
+os.dup2(s.fileno(), 3)
+os.set_inheritable(3, True)
+os.environ["LISTEN_FDS"] = "1"
+os.environ["LISTEN_PID"] = str(os.getpid())
+os.execv(sys.argv[2], sys.argv[2:])
+"#;
+    let mut child = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(launcher)
+        .arg(&sock)
+        .arg(cryptoid_tests::bin("cryptoid-agent"))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--socket")
+        .arg(dir.path().join("unused.sock"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python3 launcher");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("read");
+    assert_eq!(line.trim_end(), format!("CRYPTOID_AUTH_SOCK={}", sock.display()));
+    let mut c = cryptoid_protocol::client::blocking::Client::connect(&sock).expect("connect");
+    assert!(c.call::<Hello>(&NoParams {}).expect("hello").locked);
+    assert!(!exists(&dir.path().join("unused.sock")), "--socket is ignored under activation");
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+    assert!(child.wait().expect("wait").success());
+    assert!(exists(&sock), "systemd's socket is left for systemd");
+}
