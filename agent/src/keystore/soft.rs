@@ -20,7 +20,7 @@ use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use zeroize::Zeroizing;
 
 /// Argon2id cost: 64 MiB, 3 passes, 1 lane (RFC 9106's second choice).
@@ -57,6 +57,10 @@ struct State {
 pub struct SoftBackend {
     path: PathBuf,
     state: RwLock<State>,
+    /// Serializes changes of `keystore.json`: two concurrent first unlocks
+    /// must not both create a data key (keys sealed under the loser's would
+    /// be lost).
+    file_lock: Mutex<()>,
 }
 
 fn corrupt(path: &Path, why: impl Into<String>) -> KeystoreError {
@@ -105,7 +109,11 @@ impl SoftBackend {
     /// Opens (or prepares to create) the keystore at `path`. With
     /// `no_passphrase`, a missing keystore is created unwrapped.
     pub fn open(path: PathBuf, no_passphrase: bool) -> Result<SoftBackend, KeystoreError> {
-        let b = SoftBackend { path, state: RwLock::new(State { data_key: None, cache: HashMap::new() }) };
+        let b = SoftBackend {
+            path,
+            state: RwLock::new(State { data_key: None, cache: HashMap::new() }),
+            file_lock: Mutex::new(()),
+        };
         match b.read_file()? {
             None if no_passphrase => {
                 let key: DataKey = Zeroizing::new(random());
@@ -192,6 +200,7 @@ impl SoftBackend {
 
     /// Changes the passphrase: checks the old one, rewraps the data key.
     pub fn change_passphrase(&self, old: &str, new: &str) -> Result<(), KeystoreError> {
+        let _file = self.file_lock.lock().unwrap_or_else(|p| p.into_inner());
         if new.is_empty() {
             return Err(KeystoreError::PassphraseRequired(": the new passphrase must not be empty"));
         }
@@ -277,6 +286,7 @@ impl Backend for SoftBackend {
     }
 
     fn unlock(&self, secret: &UnlockSecret<'_>) -> Result<(), KeystoreError> {
+        let _file = self.file_lock.lock().unwrap_or_else(|p| p.into_inner());
         let key = match self.unwrap_with(secret.passphrase)? {
             Some(k) => k,
             None => {
@@ -383,6 +393,22 @@ mod tests {
         // k2's sealed seed presented as k1's: refused, not a wrong signature.
         assert!(matches!(b.sign(&k1.public, &k2.handle, b"m"), Err(KeystoreError::Unseal)));
         assert!(b.sign(&k1.public, &k1.handle, b"m").is_ok());
+    }
+
+    #[test]
+    fn concurrent_first_unlocks_make_one_data_key() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let b = Arc::new(SoftBackend::open(d.path().join("keystore.json"), false).expect("open"));
+        let threads: Vec<_> = ["one", "two", "three", "four"]
+            .into_iter()
+            .map(|p| {
+                let b = b.clone();
+                std::thread::spawn(move || b.unlock(&secret(p)).is_ok())
+            })
+            .collect();
+        let ok = threads.into_iter().map(|t| t.join().expect("join")).filter(|ok| *ok).count();
+        // The first sets the passphrase; the others are checked against it.
+        assert_eq!(ok, 1);
     }
 
     #[test]
