@@ -12,6 +12,7 @@ use std::time::Duration;
 pub struct Config {
     pub journal: JournalConfig,
     pub socket: SocketConfig,
+    pub policy: crate::policy::PolicyConfig,
     /// Per room version: which `m.room.member` content keys survive
     /// redaction (`spec`, `keep-mxid-mapping`, `gomatrixserverlib`), e.g.
     /// `[member_redaction] "org.matrix.msc4080" = "gomatrixserverlib"`.
