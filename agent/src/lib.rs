@@ -12,7 +12,9 @@
 //! | [`transport`] | the socket transport: framing, peer credentials, timeouts |
 //! | [`rpc`] | JSON-RPC method table: decodes params, calls the service |
 //! | [`service`] | the one implementation of every method, including the hard checks on PDUs |
-//! | [`policy`] | pure decision functions (intent matching; the full policy engine comes later) |
+//! | [`policy`] | the policy engine: pure decision functions over PDUs and clients |
+//! | [`prompt`] | confirmations: askpass, the pending list, remembered approvals |
+//! | [`rooms`] | the room view (depths, known and own events, power levels) for anti-replay |
 //! | [`keys`] | key records on disk and in memory |
 //! | [`keystore`] | backends that hold secrets ([`keystore::soft`] now) |
 //! | [`journal`] | the hash-chained audit journal |
@@ -31,6 +33,8 @@ pub mod journal;
 pub mod keys;
 pub mod keystore;
 pub mod policy;
+pub mod prompt;
+pub mod rooms;
 pub mod rpc;
 pub mod server;
 pub mod service;

@@ -6,7 +6,9 @@
 use crate::error::{Error, Result};
 use crate::service::{Audit, ClientInfo, Service};
 use cryptoid_protocol::json::Value;
-use cryptoid_protocol::wire::{self, agent, journal, keys, otk, sign, ErrorKind, Method};
+use cryptoid_protocol::wire::{
+    self, agent, confirm, journal, keys, otk, policy, rooms, sign, ErrorKind, Method,
+};
 use std::sync::Arc;
 
 /// Handles one request line (without its newline); returns the response line.
@@ -24,7 +26,7 @@ pub async fn handle_line(svc: &Arc<Service>, client: &ClientInfo, line: &[u8]) -
     let id = req.id.clone();
     let method = req.method.clone();
     let mut audit = Audit::default();
-    let result = dispatch(svc, req, &id, &mut audit).await;
+    let result = dispatch(svc, client, req, &id, &mut audit).await;
     let journaled = svc.journal_request(&method, client, &audit, result.as_ref().map(|_| ()));
     match (result, journaled) {
         (Ok(line), Ok(())) => line,
@@ -54,9 +56,17 @@ async fn blocking<T: Send + 'static>(
     r
 }
 
-async fn dispatch(svc: &Arc<Service>, req: wire::Request, id: &Value, audit: &mut Audit) -> Result<Vec<u8>> {
+async fn dispatch(
+    svc: &Arc<Service>,
+    client: &ClientInfo,
+    req: wire::Request,
+    id: &Value,
+    audit: &mut Audit,
+) -> Result<Vec<u8>> {
     let ok = |v: &dyn erased::Encode| Ok(v.encode(id));
-    match req.method.as_str() {
+    // Key management is judged by the client rules first.
+    let method = req.method.clone();
+    match method.as_str() {
         agent::Hello::NAME => {
             req.params::<agent::Hello>()?;
             ok(&svc.hello())
@@ -71,11 +81,17 @@ async fn dispatch(svc: &Arc<Service>, req: wire::Request, id: &Value, audit: &mu
         }
         agent::Passwd::NAME => {
             let p = req.params::<agent::Passwd>()?;
+            svc.authorize_management(client, &method, "change the keystore passphrase".into(), false, audit)
+                .await?;
             blocking(svc, audit, move |s, _| s.passwd(&p)).await?;
             ok(&wire::NoParams {})
         }
         keys::Create::NAME => {
             let p = req.params::<keys::Create>()?;
+            let where_ =
+                p.room_id.as_deref().map_or("for a new room".to_owned(), |r| format!("for room {r}"));
+            svc.authorize_management(client, &method, format!("create a cryptoID {where_}"), false, audit)
+                .await?;
             ok(&blocking(svc, audit, move |s, a| s.keys_create(&p, a)).await?)
         }
         keys::List::NAME => {
@@ -88,10 +104,27 @@ async fn dispatch(svc: &Arc<Service>, req: wire::Request, id: &Value, audit: &mu
         }
         keys::Delete::NAME => {
             let p = req.params::<keys::Delete>()?;
+            audit.cryptoid = Some(p.cryptoid.clone());
+            svc.authorize_management(
+                client,
+                keys::Delete::NAME,
+                format!("delete cryptoID {} for good", p.cryptoid),
+                true,
+                audit,
+            )
+            .await?;
             ok(&blocking(svc, audit, move |s, a| s.keys_delete(&p, a)).await?)
         }
         otk::Generate::NAME => {
             let p = req.params::<otk::Generate>()?;
+            svc.authorize_management(
+                client,
+                &method,
+                format!("generate {} one-time cryptoIDs", p.count),
+                false,
+                audit,
+            )
+            .await?;
             ok(&blocking(svc, audit, move |s, a| s.otk_generate(&p, a)).await?)
         }
         otk::UploadBody::NAME => {
@@ -100,19 +133,64 @@ async fn dispatch(svc: &Arc<Service>, req: wire::Request, id: &Value, audit: &mu
         }
         otk::MarkPublished::NAME => {
             let p = req.params::<otk::MarkPublished>()?;
+            svc.authorize_management(
+                client,
+                &method,
+                format!("mark {} one-time cryptoIDs published", p.cryptoids.len()),
+                false,
+                audit,
+            )
+            .await?;
             ok(&blocking(svc, audit, move |s, a| s.otk_mark_published(&p, a)).await?)
         }
         otk::Claim::NAME => {
             let p = req.params::<otk::Claim>()?;
+            svc.authorize_management(
+                client,
+                &method,
+                format!("bind one-time cryptoID {} to room {}", p.cryptoid, p.room_id),
+                false,
+                audit,
+            )
+            .await?;
             ok(&blocking(svc, audit, move |s, a| s.otk_claim(&p, a)).await?)
         }
         sign::SignPdu::NAME => {
             let p = req.params::<sign::SignPdu>()?;
-            ok(&svc.sign_pdu(p, audit)?)
+            ok(&svc.sign_pdu(client, p, audit).await?)
         }
         sign::SignBatch::NAME => {
             let p = req.params::<sign::SignBatch>()?;
-            ok(&blocking(svc, audit, move |s, a| s.sign_batch(p, a)).await?)
+            ok(&svc.sign_batch(client, p, audit).await?)
+        }
+        policy::Check::NAME => {
+            let p = req.params::<policy::Check>()?;
+            ok(&svc.policy_check(client, p, audit))
+        }
+        policy::Show::NAME => {
+            req.params::<policy::Show>()?;
+            ok(&svc.policy_show()?)
+        }
+        rooms::Observe::NAME => {
+            let p = req.params::<rooms::Observe>()?;
+            svc.authorize_management(
+                client,
+                &method,
+                format!("feed {} events of room {} to the room view", p.events.len(), p.room_id),
+                false,
+                audit,
+            )
+            .await?;
+            ok(&blocking(svc, audit, move |s, a| s.rooms_observe(&p, a)).await?)
+        }
+        confirm::Pending::NAME => {
+            req.params::<confirm::Pending>()?;
+            ok(&svc.confirm_pending())
+        }
+        confirm::Answer::NAME => {
+            let p = req.params::<confirm::Answer>()?;
+            svc.confirm_answer(client, &p)?;
+            ok(&wire::NoParams {})
         }
         journal::Tail::NAME => {
             let p = req.params::<journal::Tail>()?;

@@ -94,12 +94,27 @@ pub async fn run(
     let listener = tokio::net::UnixListener::from_std(listening.listener)?;
     let (tx, rx) = watch::channel(false);
     let serving = tokio::spawn(socket::serve(listener, svc.clone(), limits, rx));
+    // The room view reaches the disk every second (the journal covers the rest).
+    let flusher = {
+        let svc = svc.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let s = svc.clone();
+                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || s.flush_rooms()).await {
+                    tracing::warn!(error = %e, "room view flush failed; will retry");
+                }
+            }
+        })
+    };
     shutdown.await;
     tracing::info!("shutting down: finishing in-flight requests");
     let _ = tx.send(true);
     if let Err(e) = serving.await {
         tracing::error!(error = %e, "serve loop failed");
     }
+    flusher.abort();
     if let Some(p) = &listening.created {
         let _ = std::fs::remove_file(p);
     }

@@ -16,6 +16,7 @@ mod keyfile;
 mod keys;
 mod output;
 mod pdu;
+mod policy;
 
 use clap::{Parser, Subcommand};
 use cryptoid_protocol::client::{blocking::Client, ClientError};
@@ -62,6 +63,14 @@ enum Command {
     /// The audit journal.
     #[command(subcommand)]
     Journal(agent::JournalCommand),
+    /// Show the policy, or ask what it would decide for a PDU.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
+    /// Feed the agent's room view (anti-replay) from /sync.
+    #[command(subcommand)]
+    Rooms(policy::RoomsCommand),
+    /// Answer pending confirmation requests (interactive y/N, or --allow/--deny ID).
+    Confirm(policy::ConfirmArgs),
     /// Load generator: sign fresh PDUs over N connections for S seconds and
     /// compare with the in-process floor measured in the same run.
     Bench(bench::BenchArgs),
@@ -98,6 +107,9 @@ fn main() -> ExitCode {
         Command::Otk(c) => keys::run_otk(&ctx, c),
         Command::Sign(a) => agent::sign(&ctx, a),
         Command::Journal(c) => agent::journal(&ctx, c),
+        Command::Policy(c) => policy::run_policy(&ctx, c),
+        Command::Rooms(c) => policy::run_rooms(&ctx, c),
+        Command::Confirm(a) => policy::run_confirm(&ctx, a),
         Command::Bench(a) => bench::run(&ctx, a),
         Command::Pdu(cmd) => pdu::run(cmd),
     };

@@ -11,6 +11,10 @@ use std::time::Duration;
 /// The passphrase tests use.
 pub const PASSPHRASE: &str = "correct horse battery staple";
 
+/// The policy of agents in tests that are not about the policy: the test
+/// client is trusted, bursts and deletions need no confirmation.
+pub const TEST_POLICY: &str = "[policy]\nunknown_clients = \"allow\"\nconfirm_delete = false\n[policy.rate]\nper_room = 0\nper_client = 0\n";
+
 /// A running agent; killed when dropped.
 pub struct Agent {
     pub dir: tempfile::TempDir,
@@ -24,16 +28,17 @@ impl Agent {
         Agent::start_with(&[], None)
     }
 
-    /// Starts an agent with extra arguments and an optional config file text.
+    /// Starts an agent with extra arguments and config file text; a config
+    /// without a `[policy]` section gets [`TEST_POLICY`].
     pub fn start_with(args: &[&str], config: Option<&str>) -> Agent {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut extra_args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        if let Some(text) = config {
-            let p = dir.path().join("config.toml");
-            std::fs::write(&p, text).expect("config");
-            extra_args.push("--config".into());
-            extra_args.push(p.display().to_string());
-        }
+        let text = config.unwrap_or("");
+        let text = if text.contains("[policy") { text.to_owned() } else { format!("{TEST_POLICY}{text}") };
+        let p = dir.path().join("config.toml");
+        std::fs::write(&p, text).expect("config");
+        extra_args.push("--config".into());
+        extra_args.push(p.display().to_string());
         let mut a = Agent { dir, child: None, extra_args };
         a.spawn().expect("agent starts");
         a

@@ -316,6 +316,26 @@ impl Journal {
         Ok(Verification { entries, error: None })
     }
 
+    /// Every entry with a sequence number above `seq`, oldest first. Reads
+    /// segments from the newest back only as far as needed.
+    pub fn entries_since(&self, seq: u64) -> io::Result<Vec<Object>> {
+        let mut out: Vec<Object> = Vec::new();
+        'segments: for (_, path) in segments(&self.dir)?.into_iter().rev() {
+            let bytes = std::fs::read(&path)?;
+            for line in bytes.split(|&b| b == b'\n').rev() {
+                let Some(entry) = json::from_slice(line).ok().and_then(Value::into_object) else { continue };
+                let s =
+                    entry.get("seq").and_then(Value::as_int).and_then(|s| u64::try_from(s).ok()).unwrap_or(0);
+                if s <= seq {
+                    break 'segments;
+                }
+                out.push(entry);
+            }
+        }
+        out.reverse();
+        Ok(out)
+    }
+
     /// The newest `limit` entries matching `filter`, oldest first.
     pub fn tail(&self, limit: usize, filter: impl Fn(&Object) -> bool) -> io::Result<Vec<Object>> {
         let mut out: Vec<Object> = Vec::new();

@@ -6,7 +6,9 @@
 //! | `mod.rs` | construction, `agent.*`, `journal.*` |
 //! | [`keys`] | `keys.*` and `otk.*` |
 //! | [`sign`] | `sign.pdu`, `sign.batch` and the hard checks |
+//! | [`decide`] | facts for the policy, acting on its decision; `policy.*`, `rooms.*`, `confirm.*` |
 
+mod decide;
 mod keys;
 mod sign;
 
@@ -17,13 +19,15 @@ use crate::journal::{self, Journal};
 use crate::keys::Registry;
 use crate::keystore::soft::SoftBackend;
 use crate::keystore::{Backend, KeystoreError, UnlockSecret};
+use crate::prompt::Prompts;
+use crate::rooms::Rooms;
 use cryptoid_protocol::json::{Int, Object, Value};
 use cryptoid_protocol::wire::agent::{HelloResult, LockState, PasswdParams, UnlockParams};
 use cryptoid_protocol::wire::journal::{TailParams, TailResult, VerifyResult};
 use cryptoid_protocol::wire::{ErrorKind, PROTOCOL_VERSION};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Who is calling, from the socket's peer credentials.
@@ -54,6 +58,13 @@ pub struct Audit {
     pub event_id: Option<String>,
     pub cryptoid: Option<String>,
     pub count: Option<u64>,
+    /// The policy's verdict and its reasons.
+    pub decision: Option<&'static str>,
+    pub reasons: Vec<String>,
+    /// Who answered a confirmation.
+    pub confirmed_by: Option<String>,
+    /// Events signed: (event ID, depth); replayed into the room view.
+    pub signed: Vec<(String, i64)>,
 }
 
 /// Everything the agent keeps, under one data directory.
@@ -61,6 +72,9 @@ pub struct Service {
     registry: Registry,
     soft: Arc<SoftBackend>,
     journal: Journal,
+    rooms: Rooms,
+    prompts: Arc<Prompts>,
+    rate: Mutex<decide::RateTracker>,
     clock: Arc<dyn Clock>,
     config: Config,
     locked: AtomicBool,
@@ -89,8 +103,24 @@ impl Service {
             fsync_interval: Duration::from_millis(config.journal.fsync_interval_ms.max(1)),
         };
         let (journal, recovery) = Journal::open(data_dir.join("journal"), opts)?;
+        let (rooms, covered) = Rooms::load(data_dir.join("rooms"))?;
+        let replayed = rooms.replay(&journal.entries_since(covered)?);
+        if replayed > 0 {
+            tracing::info!(replayed, "room view: replayed signatures from the journal");
+        }
         let locked = soft.is_locked();
-        let svc = Service { registry, soft, journal, clock, config, locked: AtomicBool::new(locked) };
+        let prompts = Arc::new(Prompts::new(clock.clone()));
+        let svc = Service {
+            registry,
+            soft,
+            journal,
+            rooms,
+            prompts,
+            rate: Mutex::new(decide::RateTracker::default()),
+            clock,
+            config,
+            locked: AtomicBool::new(locked),
+        };
         if recovery.torn_bytes > 0 {
             tracing::warn!(
                 bytes = recovery.torn_bytes,
@@ -156,17 +186,39 @@ impl Service {
             c.insert("exe".into(), Value::from(exe.as_str()));
         }
         e.insert("client".into(), Value::Object(c));
-        let mut put = |k: &str, v: &Option<String>| {
+        for (k, v) in [
+            ("room_id", &audit.room_id),
+            ("type", &audit.event_type),
+            ("event_id", &audit.event_id),
+            ("cryptoid", &audit.cryptoid),
+            ("confirmed_by", &audit.confirmed_by),
+        ] {
             if let Some(v) = v {
                 e.insert(k.into(), Value::from(v.as_str()));
             }
-        };
-        put("room_id", &audit.room_id);
-        put("type", &audit.event_type);
-        put("event_id", &audit.event_id);
-        put("cryptoid", &audit.cryptoid);
+        }
         if let Some(n) = audit.count {
             e.insert("count".into(), Value::Int(int(n)));
+        }
+        if let Some(d) = audit.decision {
+            e.insert("decision".into(), Value::from(d));
+            e.insert(
+                "reasons".into(),
+                Value::Array(audit.reasons.iter().map(|r| Value::from(r.as_str())).collect()),
+            );
+        }
+        if !audit.signed.is_empty() {
+            let signed = audit
+                .signed
+                .iter()
+                .map(|(id, depth)| {
+                    let mut o = Object::new();
+                    o.insert("event_id".into(), Value::from(id.as_str()));
+                    o.insert("depth".into(), Value::Int(int(u64::try_from(*depth).unwrap_or(0))));
+                    Value::Object(o)
+                })
+                .collect();
+            e.insert("signed".into(), Value::Array(signed));
         }
         match outcome {
             Ok(()) => {
@@ -191,6 +243,9 @@ impl Service {
     pub fn shutdown(&self) -> Result<()> {
         if let Err(e) = self.registry.persist_last_used() {
             tracing::warn!(error = %e, "could not save last-used times");
+        }
+        if let Err(e) = self.flush_rooms() {
+            tracing::warn!(error = %e, "could not save the room view; the journal still has it");
         }
         let mut e = Object::new();
         e.insert("event".into(), Value::from("agent.stopped"));

@@ -10,16 +10,15 @@
 //!   key, the key's own join for a one-time cryptoID);
 //! - `hashes.sha256`, if present, equals the recomputed content hash (never
 //!   replaced); `event_id`, if given, equals the recomputed one;
-//! - the PDU matches the client's intent, when one is given.
 //!
+//! Then the policy decides (allow, confirm, deny); see [`crate::policy`].
 //! The signed PDU differs from the input only in `signatures` (and `hashes`
 //! when they were absent). A key bound by the event is bound durably before
 //! its signature is released.
 
-use super::{Audit, Service};
+use super::{Audit, ClientInfo, Service};
 use crate::error::{Error, Result};
 use crate::keys::KeyRecord;
-use crate::policy::intent;
 use cryptoid_protocol::event::{self, EventError, PreparedEvent};
 use cryptoid_protocol::json::{self, Object, Value};
 use cryptoid_protocol::keys::CRYPTOID_KEY_ID;
@@ -42,12 +41,14 @@ fn bad(msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::BadPdu, msg)
 }
 
-/// A PDU that passed every hard check, ready to sign.
-struct Checked {
-    prepared: PreparedEvent,
-    event_id: String,
-    record: KeyRecord,
-    room_id: String,
+/// A PDU that passed every hard check, ready for the policy and signing.
+pub(super) struct Checked {
+    pub(super) prepared: PreparedEvent,
+    pub(super) event_id: String,
+    pub(super) record: KeyRecord,
+    pub(super) room_id: String,
+    pub(super) event_type: String,
+    pub(super) depth: i64,
     /// The event binds its sender's key to `room_id`.
     binds: bool,
 }
@@ -143,7 +144,7 @@ fn is_binding_event(rec: &KeyRecord, pdu: &Object, sender: &str) -> bool {
 }
 
 impl Service {
-    fn room_version(&self, id: &str) -> Result<RoomVersion> {
+    pub(super) fn room_version(&self, id: &str) -> Result<RoomVersion> {
         let rv = RoomVersion::from_id(id)
             .map_err(|e| Error::new(ErrorKind::UnsupportedRoomVersion, e.to_string()))?;
         Ok(self.config.room_version(rv))
@@ -151,12 +152,11 @@ impl Service {
 
     /// Runs every hard check. `batch_binding` names a key that an earlier
     /// event of the same batch binds to its room.
-    fn check_pdu(
+    pub(super) fn check_pdu(
         &self,
         rv: &RoomVersion,
         pdu: Value,
         event_id: Option<&str>,
-        intent: Option<&Value>,
         batch_binding: Option<(&str, &str)>,
         audit: &mut Audit,
     ) -> Result<Checked> {
@@ -173,8 +173,8 @@ impl Service {
         }
         let room_id = str_field(&pdu, "room_id")?.to_owned();
         audit.room_id = Some(room_id.clone());
-        let ty = str_field(&pdu, "type")?;
-        audit.event_type = Some(ty.to_owned());
+        let ty = str_field(&pdu, "type")?.to_owned();
+        audit.event_type = Some(ty.clone());
         if ty.is_empty() {
             return Err(bad("`type` is empty"));
         }
@@ -186,7 +186,7 @@ impl Service {
         if !matches!(pdu.get("content"), Some(Value::Object(_))) {
             return Err(bad("`content` must be an object"));
         }
-        nonneg_int(&pdu, "depth")?;
+        let depth = nonneg_int(&pdu, "depth")?;
         nonneg_int(&pdu, "origin_server_ts")?;
         check_refs(rv, &pdu, "prev_events", MAX_PREV_EVENTS)?;
         check_refs(rv, &pdu, "auth_events", MAX_AUTH_EVENTS)?;
@@ -213,10 +213,6 @@ impl Service {
             return Err(Error::new(ErrorKind::KeyNotUsable, why));
         };
 
-        if let Some(intent) = intent {
-            intent::check(intent, &pdu).map_err(|m| Error::new(ErrorKind::PolicyDenied, m.0))?;
-        }
-
         let prepared = event::prepare(pdu, rv).map_err(|e| match e {
             EventError::HashMismatch { .. } => Error::new(ErrorKind::HashMismatch, e.to_string()),
             other => bad(other.to_string()),
@@ -234,12 +230,17 @@ impl Service {
         }
         let event_id = computed.to_owned();
         audit.event_id = Some(event_id.clone());
-        Ok(Checked { prepared, event_id, record, room_id, binds })
+        Ok(Checked { prepared, event_id, record, room_id, event_type: ty, depth, binds })
     }
 
     /// Signs checked PDUs in order; binds keys durably before releasing any
     /// signature. All or nothing.
-    fn sign_checked(&self, checked: Vec<Checked>) -> Result<Vec<SignedPdu>> {
+    fn sign_checked(
+        &self,
+        client: &ClientInfo,
+        checked: Vec<Checked>,
+        audit: &mut Audit,
+    ) -> Result<Vec<SignedPdu>> {
         self.require_unlocked()?;
         let mut sigs = Vec::with_capacity(checked.len());
         for c in &checked {
@@ -254,6 +255,12 @@ impl Service {
         let mut out = Vec::with_capacity(checked.len());
         for (c, sig) in checked.into_iter().zip(sigs) {
             self.registry.touch(&c.record.info.cryptoid, now);
+            let power_levels = (c.event_type == "m.room.power_levels")
+                .then(|| c.prepared.event().get("content").and_then(Value::as_object))
+                .flatten();
+            self.rooms.record_signed(&c.room_id, &c.event_id, c.depth, power_levels);
+            self.rate_record(client, &c.room_id);
+            audit.signed.push((c.event_id.clone(), c.depth));
             let pdu = c
                 .prepared
                 .attach_signature(&c.record.info.cryptoid, CRYPTOID_KEY_ID, &sig)
@@ -267,17 +274,30 @@ impl Service {
         Ok(out)
     }
 
-    pub fn sign_pdu(&self, p: SignPduParams, audit: &mut Audit) -> Result<SignedPdu> {
+    pub async fn sign_pdu(
+        &self,
+        client: &ClientInfo,
+        p: SignPduParams,
+        audit: &mut Audit,
+    ) -> Result<SignedPdu> {
         self.require_unlocked()?;
         let rv = self.room_version(&p.room_version)?;
-        let checked = self.check_pdu(&rv, p.pdu, p.event_id.as_deref(), p.intent.as_ref(), None, audit)?;
-        let mut signed = self.sign_checked(vec![checked])?;
+        let checked = self.check_pdu(&rv, p.pdu, p.event_id.as_deref(), None, audit)?;
+        let decision = self.decide_sign(client, &checked, p.intent.as_ref(), false);
+        self.enforce(client, "sign.pdu", &[&checked], decision, audit).await?;
+        let mut signed = self.sign_checked(client, vec![checked], audit)?;
         signed.pop().ok_or_else(|| Error::new(ErrorKind::InternalError, "nothing signed"))
     }
 
     /// A `createRoom` batch: one room, each event's `prev_events` naming the
-    /// one before it; checked whole, then signed in order.
-    pub fn sign_batch(&self, p: SignBatchParams, audit: &mut Audit) -> Result<SignedBatch> {
+    /// one before it; checked whole, judged as the initial state of a new
+    /// room, confirmed once if needed, then signed in order. All or nothing.
+    pub async fn sign_batch(
+        &self,
+        client: &ClientInfo,
+        p: SignBatchParams,
+        audit: &mut Audit,
+    ) -> Result<SignedBatch> {
         self.require_unlocked()?;
         audit.count = Some(p.pdus.len() as u64);
         let rv = self.room_version(&p.room_version)?;
@@ -295,7 +315,7 @@ impl Service {
             let given = p.event_ids.as_ref().and_then(|ids| ids.get(i)).map(String::as_str);
             let b = binding.as_ref().map(|(k, r)| (k.as_str(), r.as_str()));
             let c = self
-                .check_pdu(&rv, pdu, given, None, b, audit)
+                .check_pdu(&rv, pdu, given, b, audit)
                 .map_err(|e| prefix(e, &format!("PDU {i} of the batch")))?;
             if let Some(prev) = checked.last() {
                 if c.room_id != prev.room_id {
@@ -319,7 +339,11 @@ impl Service {
             checked.push(c);
         }
         audit.event_id = checked.first().map(|c| c.event_id.clone());
-        Ok(SignedBatch { pdus: self.sign_checked(checked)? })
+        audit.event_type = Some("createRoom batch".into());
+        let decision = self.decide_batch(client, &checked);
+        let refs: Vec<&Checked> = checked.iter().collect();
+        self.enforce(client, "sign.batch", &refs, decision, audit).await?;
+        Ok(SignedBatch { pdus: self.sign_checked(client, checked, audit)? })
     }
 }
 

@@ -7,10 +7,13 @@
 //! anywhere in a request, then read into the typed params.
 
 pub mod agent;
+pub mod confirm;
 pub mod error;
 pub mod journal;
 pub mod keys;
 pub mod otk;
+pub mod policy;
+pub mod rooms;
 pub mod sign;
 
 use crate::json::{self, Object, Value};

@@ -1,0 +1,57 @@
+//! Remembered approvals: (client executable, room, event type) → until when,
+//! on the monotonic clock (a changed wall clock cannot stretch them).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Key {
+    pub exe: String,
+    pub room: String,
+    pub event_type: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Approvals {
+    until: HashMap<Key, Duration>,
+}
+
+impl Approvals {
+    pub fn remember(&mut self, key: Key, now: Duration, ttl: Duration) {
+        self.until.insert(key, now + ttl);
+    }
+
+    /// Whether an approval covers `key` at `now`; expired ones are dropped.
+    pub fn covers(&mut self, key: &Key, now: Duration) -> bool {
+        match self.until.get(key) {
+            Some(&t) if now < t => true,
+            Some(_) => {
+                self.until.remove(key);
+                false
+            }
+            None => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{Clock, ManualClock};
+
+    #[test]
+    fn approvals_expire_on_the_monotonic_clock() {
+        let clock = ManualClock::new(0);
+        let mut a = Approvals::default();
+        let k =
+            Key { exe: "/usr/bin/c".into(), room: "!r:x".into(), event_type: "m.room.power_levels".into() };
+        let other_room = Key { room: "!s:x".into(), ..k.clone() };
+        assert!(!a.covers(&k, clock.monotonic()));
+        a.remember(k.clone(), clock.monotonic(), Duration::from_secs(300));
+        clock.advance(Duration::from_secs(299));
+        assert!(a.covers(&k, clock.monotonic()));
+        assert!(!a.covers(&other_room, clock.monotonic()));
+        clock.advance(Duration::from_secs(1));
+        assert!(!a.covers(&k, clock.monotonic()), "expired at the TTL");
+    }
+}

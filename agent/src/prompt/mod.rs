@@ -1,0 +1,178 @@
+//! Confirmations. A `confirm` decision holds its request and asks every
+//! provider at once: the askpass program (if configured), and the list that
+//! `confirm.pending`/`confirm.answer` (and `cryptoidctl confirm`) serve. The
+//! first answer wins; none within the timeout is `confirmation_timeout`.
+//! The D-Bus prompter joins these providers with the D-Bus issue.
+
+pub mod approvals;
+mod askpass;
+
+use crate::clock::Clock;
+use approvals::{Approvals, Key};
+use cryptoid_protocol::wire::confirm::PendingConfirmation;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// What is asked.
+#[derive(Clone, Debug)]
+pub struct Question {
+    pub prompt: String,
+    pub method: String,
+    pub client_exe: Option<String>,
+    pub client_pid: Option<i32>,
+    pub room_id: Option<String>,
+    pub event_type: Option<String>,
+    pub cryptoid: Option<String>,
+    pub changes: Vec<String>,
+    pub reasons: Vec<String>,
+}
+
+/// An answer and who gave it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    pub allow: bool,
+    pub remember: Option<Duration>,
+    pub by: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Allowed { by: String },
+    Denied { by: String },
+    TimedOut,
+}
+
+struct Waiting {
+    question: Question,
+    deadline: Duration,
+    tx: oneshot::Sender<Answer>,
+}
+
+pub struct Prompts {
+    clock: Arc<dyn Clock>,
+    next_id: AtomicU64,
+    waiting: Mutex<HashMap<u64, Waiting>>,
+    approvals: Mutex<Approvals>,
+    /// Executables the user approved in this agent session.
+    session: Mutex<HashSet<String>>,
+}
+
+impl Prompts {
+    pub fn new(clock: Arc<dyn Clock>) -> Prompts {
+        Prompts {
+            clock,
+            next_id: AtomicU64::new(1),
+            waiting: Mutex::new(HashMap::new()),
+            approvals: Mutex::new(Approvals::default()),
+            session: Mutex::new(HashSet::new()),
+        }
+    }
+
+    fn waiting(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Waiting>> {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether a remembered approval covers (exe, room, type) now.
+    pub fn remembered(&self, exe: &str, room: &str, event_type: &str) -> bool {
+        let key = Key { exe: exe.into(), room: room.into(), event_type: event_type.into() };
+        self.approvals.lock().unwrap_or_else(|p| p.into_inner()).covers(&key, self.clock.monotonic())
+    }
+
+    pub fn session_approved(&self, exe: Option<&str>) -> bool {
+        exe.is_some_and(|e| self.session.lock().unwrap_or_else(|p| p.into_inner()).contains(e))
+    }
+
+    /// Asks the user; resolves with the first answer or the timeout.
+    pub async fn ask(self: &Arc<Self>, q: Question, askpass: Option<String>, timeout: Duration) -> Outcome {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        let deadline = self.clock.monotonic() + timeout;
+        self.waiting().insert(id, Waiting { question: q.clone(), deadline, tx });
+        tracing::info!(id, prompt = %q.prompt, "confirmation requested");
+        // The askpass program answers like any other provider; when this
+        // function returns, the task is aborted and the program killed.
+        let _askpass = askpass.map(|program| {
+            let me = self.clone();
+            let prompt = q.prompt.clone();
+            AbortOnDrop(tokio::spawn(async move {
+                if let Some(allow) = askpass::run(&program, &prompt).await {
+                    me.answer(id, Answer { allow, remember: None, by: format!("askpass {program}") });
+                }
+            }))
+        });
+        let answer = tokio::time::timeout(timeout, rx).await;
+        self.finish(id, answer)
+    }
+
+    fn finish(
+        &self,
+        id: u64,
+        a: Result<Result<Answer, oneshot::error::RecvError>, tokio::time::error::Elapsed>,
+    ) -> Outcome {
+        self.waiting().remove(&id);
+        match a {
+            Ok(Ok(ans)) if ans.allow => Outcome::Allowed { by: ans.by },
+            Ok(Ok(ans)) => Outcome::Denied { by: ans.by },
+            _ => Outcome::TimedOut,
+        }
+    }
+
+    /// Answers request `id`. Returns false when it is no longer pending.
+    /// An approval also approves the client for the session and, with
+    /// `remember`, (client, room, type) for that long.
+    pub fn answer(&self, id: u64, ans: Answer) -> bool {
+        let Some(w) = self.waiting().remove(&id) else { return false };
+        if ans.allow {
+            if let Some(exe) = &w.question.client_exe {
+                self.session.lock().unwrap_or_else(|p| p.into_inner()).insert(exe.clone());
+                if let (Some(ttl), Some(room), Some(ty)) =
+                    (ans.remember, &w.question.room_id, &w.question.event_type)
+                {
+                    let key = Key { exe: exe.clone(), room: room.clone(), event_type: ty.clone() };
+                    self.approvals.lock().unwrap_or_else(|p| p.into_inner()).remember(
+                        key,
+                        self.clock.monotonic(),
+                        ttl,
+                    );
+                }
+            }
+        }
+        tracing::info!(id, allow = ans.allow, by = %ans.by, "confirmation answered");
+        w.tx.send(ans).is_ok()
+    }
+
+    pub fn pending(&self) -> Vec<PendingConfirmation> {
+        let now = self.clock.monotonic();
+        let mut out: Vec<PendingConfirmation> = self
+            .waiting()
+            .iter()
+            .map(|(id, w)| PendingConfirmation {
+                id: *id,
+                prompt: w.question.prompt.clone(),
+                method: w.question.method.clone(),
+                client_exe: w.question.client_exe.clone(),
+                client_pid: w.question.client_pid,
+                room_id: w.question.room_id.clone(),
+                event_type: w.question.event_type.clone(),
+                cryptoid: w.question.cryptoid.clone(),
+                changes: w.question.changes.clone(),
+                reasons: w.question.reasons.clone(),
+                expires_in_ms: w.deadline.saturating_sub(now).as_millis() as u64,
+            })
+            .collect();
+        out.sort_by_key(|p| p.id);
+        out
+    }
+}
+
+/// Aborts a task (killing an askpass child) when dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

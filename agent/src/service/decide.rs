@@ -1,0 +1,297 @@
+//! Gathering the facts for the policy, acting on its decision (deny,
+//! confirm, allow), and the `policy.*`, `rooms.*`, `confirm.*` methods.
+
+use super::sign::Checked;
+use super::{Audit, ClientInfo, Service};
+use crate::error::{Error, Result};
+use crate::policy::{self, Action, ClientFacts, Decision, RateFacts, SignRequest};
+use crate::prompt::{Answer, Outcome, Question};
+use cryptoid_protocol::json::Value;
+use cryptoid_protocol::wire::confirm::{AnswerParams, PendingList};
+use cryptoid_protocol::wire::policy::{CheckResult, Verdict};
+use cryptoid_protocol::wire::rooms::{ObserveParams, RoomView};
+use cryptoid_protocol::wire::sign::SignPduParams;
+use cryptoid_protocol::wire::ErrorKind;
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+/// Signatures per room and per client executable in the sliding window.
+#[derive(Default)]
+pub(super) struct RateTracker {
+    rooms: HashMap<String, VecDeque<Duration>>,
+    clients: HashMap<String, VecDeque<Duration>>,
+}
+
+fn prune(q: &mut VecDeque<Duration>, now: Duration, window: Duration) -> u32 {
+    while q.front().is_some_and(|t| now.saturating_sub(*t) >= window) {
+        q.pop_front();
+    }
+    q.len() as u32
+}
+
+fn exe_of(client: &ClientInfo) -> &str {
+    client.exe.as_deref().unwrap_or("(unknown executable)")
+}
+
+impl Service {
+    fn client_facts<'a>(&self, client: &'a ClientInfo) -> ClientFacts<'a> {
+        ClientFacts {
+            exe: client.exe.as_deref(),
+            approved_this_session: self.prompts.session_approved(client.exe.as_deref()),
+        }
+    }
+
+    fn rate_facts(&self, client: &ClientInfo, room: &str) -> RateFacts {
+        let window = Duration::from_secs(self.config.policy.rate.window_secs);
+        let now = self.clock.monotonic();
+        let mut r = self.rate.lock().unwrap_or_else(|p| p.into_inner());
+        let room = r.rooms.get_mut(room).map_or(0, |q| prune(q, now, window));
+        let client = r.clients.get_mut(exe_of(client)).map_or(0, |q| prune(q, now, window));
+        RateFacts { room, client }
+    }
+
+    pub(super) fn rate_record(&self, client: &ClientInfo, room: &str) {
+        let now = self.clock.monotonic();
+        let mut r = self.rate.lock().unwrap_or_else(|p| p.into_inner());
+        r.rooms.entry(room.to_owned()).or_default().push_back(now);
+        r.clients.entry(exe_of(client).to_owned()).or_default().push_back(now);
+    }
+
+    pub(super) fn decide_sign(
+        &self,
+        client: &ClientInfo,
+        c: &Checked,
+        intent: Option<&Value>,
+        initial_state: bool,
+    ) -> Decision {
+        let req = SignRequest { pdu: c.prepared.event(), intent, initial_state };
+        let rate = self.rate_facts(client, &c.room_id);
+        let facts = self.client_facts(client);
+        self.rooms.with_facts(&c.room_id, |room| {
+            policy::evaluate(&req, &facts, room, rate, &self.config.policy, self.now())
+        })
+    }
+
+    /// A createRoom batch is one decision: the strictest of its events'.
+    pub(super) fn decide_batch(&self, client: &ClientInfo, checked: &[Checked]) -> Decision {
+        let mut all = Decision { action: Action::Allow, findings: Vec::new(), changes: Vec::new() };
+        for (i, c) in checked.iter().enumerate() {
+            let d = self.decide_sign(client, c, None, true);
+            all.action = all.action.max(d.action);
+            for mut f in d.findings {
+                f.reason = format!("PDU {i} ({}): {}", c.event_type, f.reason);
+                all.findings.push(f);
+            }
+            all.changes.extend(d.changes);
+        }
+        all
+    }
+
+    fn askpass(&self) -> Option<String> {
+        std::env::var("CRYPTOID_ASKPASS")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .or_else(|| self.config.policy.askpass.clone())
+    }
+
+    /// Acts on a decision: deny → `policy_denied`; confirm → ask (unless a
+    /// remembered approval covers it); allow → go on. Journals the decision.
+    pub(super) async fn enforce(
+        &self,
+        client: &ClientInfo,
+        method: &str,
+        events: &[&Checked],
+        decision: Decision,
+        audit: &mut Audit,
+    ) -> Result<()> {
+        audit.decision = Some(decision.action.as_str());
+        audit.reasons = decision.reasons();
+        match decision.action {
+            Action::Allow => Ok(()),
+            Action::Deny => Err(Error::Request {
+                kind: ErrorKind::PolicyDenied,
+                message: format!("the policy denies this: {}", decision.decisive_reasons().join("; ")),
+                reasons: decision.decisive_reasons(),
+            }),
+            Action::Confirm => {
+                let first = events.first();
+                let room = first.map(|c| c.room_id.clone());
+                let ty = first.map(|c| c.event_type.clone());
+                if events.len() == 1 {
+                    if let (Some(exe), Some(room), Some(ty)) = (&client.exe, &room, &ty) {
+                        if self.prompts.remembered(exe, room, ty) {
+                            audit.confirmed_by = Some("remembered approval".into());
+                            return Ok(());
+                        }
+                    }
+                }
+                let cryptoid = first.map(|c| c.record.info.cryptoid.clone());
+                let what = match events.len() {
+                    1 => ty.clone().unwrap_or_default(),
+                    n => format!("a createRoom batch of {n} events"),
+                };
+                let mut prompt = format!(
+                    "{} (pid {}) asks to sign {what} in {} with cryptoID {}",
+                    exe_of(client),
+                    client.pid.map_or("?".to_owned(), |p| p.to_string()),
+                    room.as_deref().unwrap_or("?"),
+                    cryptoid.as_deref().map(policy::power::short).unwrap_or_default(),
+                );
+                if !decision.changes.is_empty() {
+                    prompt.push_str(": ");
+                    prompt.push_str(&decision.changes.join("; "));
+                }
+                let q = Question {
+                    prompt,
+                    method: method.to_owned(),
+                    client_exe: client.exe.clone(),
+                    client_pid: client.pid,
+                    room_id: room,
+                    event_type: ty,
+                    cryptoid,
+                    changes: decision.changes.clone(),
+                    reasons: decision.decisive_reasons(),
+                };
+                self.confirm(q, audit).await
+            }
+        }
+    }
+
+    async fn confirm(&self, q: Question, audit: &mut Audit) -> Result<()> {
+        let timeout = Duration::from_secs(self.config.policy.confirm_timeout_secs);
+        match self.prompts.ask(q, self.askpass(), timeout).await {
+            Outcome::Allowed { by } => {
+                audit.confirmed_by = Some(by);
+                Ok(())
+            }
+            Outcome::Denied { by } => {
+                audit.confirmed_by = Some(by.clone());
+                Err(Error::new(ErrorKind::ConfirmationDenied, format!("the user declined ({by})")))
+            }
+            Outcome::TimedOut => Err(Error::new(
+                ErrorKind::ConfirmationTimeout,
+                format!(
+                    "no answer within {} s; nothing was signed (answer with `cryptoidctl confirm` or an askpass program)",
+                    timeout.as_secs()
+                ),
+            )),
+        }
+    }
+
+    /// Key management (create, delete, generate, publish, bind, observe) is
+    /// judged by the client rules; deleting may need confirmation.
+    pub async fn authorize_management(
+        &self,
+        client: &ClientInfo,
+        method: &str,
+        what: String,
+        deleting: bool,
+        audit: &mut Audit,
+    ) -> Result<()> {
+        let decision = policy::evaluate_management(&self.client_facts(client), &self.config.policy, deleting);
+        audit.decision = Some(decision.action.as_str());
+        audit.reasons = decision.reasons();
+        match decision.action {
+            Action::Allow => Ok(()),
+            Action::Deny => Err(Error::Request {
+                kind: ErrorKind::PolicyDenied,
+                message: format!("the policy denies this: {}", decision.decisive_reasons().join("; ")),
+                reasons: decision.decisive_reasons(),
+            }),
+            Action::Confirm => {
+                let q = Question {
+                    prompt: format!(
+                        "{} (pid {}) asks to {what}",
+                        exe_of(client),
+                        client.pid.map_or("?".to_owned(), |p| p.to_string())
+                    ),
+                    method: method.to_owned(),
+                    client_exe: client.exe.clone(),
+                    client_pid: client.pid,
+                    room_id: audit.room_id.clone(),
+                    event_type: None,
+                    cryptoid: audit.cryptoid.clone(),
+                    changes: vec![what],
+                    reasons: decision.decisive_reasons(),
+                };
+                self.confirm(q, audit).await
+            }
+        }
+    }
+
+    /// `policy.check`: the decision `sign.pdu` would meet, without signing
+    /// or asking. A failed hard check is a denial with its reason.
+    pub fn policy_check(&self, client: &ClientInfo, p: SignPduParams, audit: &mut Audit) -> CheckResult {
+        let checked = self
+            .room_version(&p.room_version)
+            .and_then(|rv| self.check_pdu(&rv, p.pdu, p.event_id.as_deref(), None, audit));
+        let c = match checked {
+            Ok(c) => c,
+            Err(e) => {
+                return CheckResult {
+                    decision: Verdict::Deny,
+                    reasons: vec![format!("deny: {e} [{}]", e.kind())],
+                    changes: Vec::new(),
+                }
+            }
+        };
+        let d = self.decide_sign(client, &c, p.intent.as_ref(), false);
+        audit.decision = Some(d.action.as_str());
+        audit.reasons = d.reasons();
+        CheckResult {
+            decision: match d.action {
+                Action::Allow => Verdict::Allow,
+                Action::Confirm => Verdict::Confirm,
+                Action::Deny => Verdict::Deny,
+            },
+            reasons: d.reasons(),
+            changes: d.changes,
+        }
+    }
+
+    /// `policy.show`: the effective policy, defaults filled in.
+    pub fn policy_show(&self) -> Result<Value> {
+        let v = serde_json::to_value(&self.config.policy)
+            .map_err(|e| Error::new(ErrorKind::InternalError, e.to_string()))?;
+        serde_json::from_value::<Value>(v).map_err(|e| Error::new(ErrorKind::InternalError, e.to_string()))
+    }
+
+    pub fn rooms_observe(&self, p: &ObserveParams, audit: &mut Audit) -> Result<RoomView> {
+        audit.room_id = Some(p.room_id.clone());
+        audit.count = Some(p.events.len() as u64);
+        if !p.room_id.starts_with('!') {
+            return Err(Error::new(ErrorKind::InvalidParams, format!("{:?} is not a room ID", p.room_id)));
+        }
+        self.rooms.observe(p)
+    }
+
+    pub fn confirm_pending(&self) -> PendingList {
+        PendingList { pending: self.prompts.pending() }
+    }
+
+    pub fn confirm_answer(&self, client: &ClientInfo, p: &AnswerParams) -> Result<()> {
+        if !self.config.policy.socket_confirm {
+            return Err(Error::new(
+                ErrorKind::NotPermitted,
+                "socket_confirm = false: answer confirmations with the askpass program",
+            ));
+        }
+        let by =
+            format!("socket ({} pid {})", exe_of(client), client.pid.map_or("?".into(), |p| p.to_string()));
+        let remember = p.remember_secs.filter(|s| *s > 0).map(|s| Duration::from_secs(u64::from(s)));
+        if self.prompts.answer(p.id, Answer { allow: p.allow, remember, by }) {
+            Ok(())
+        } else {
+            Err(Error::new(
+                ErrorKind::InvalidParams,
+                format!("no pending confirmation {} (answered or expired)", p.id),
+            ))
+        }
+    }
+
+    /// Writes the room views changed since the last flush.
+    pub fn flush_rooms(&self) -> Result<usize> {
+        let seq = self.journal.last_seq();
+        self.rooms.flush(seq)
+    }
+}
