@@ -106,7 +106,7 @@ impl Decision {
     /// Reasons, strictest first, each prefixed with its verdict.
     pub fn reasons(&self) -> Vec<String> {
         let mut f: Vec<&Finding> = self.findings.iter().collect();
-        f.sort_by(|a, b| b.action.cmp(&a.action));
+        f.sort_by_key(|f| std::cmp::Reverse(f.action));
         f.iter().map(|f| format!("{}: {}", f.action.as_str(), f.reason)).collect()
     }
 

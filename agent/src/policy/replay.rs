@@ -11,7 +11,7 @@ use super::config::{Action, PolicyConfig, ReplayMode};
 use super::{Finding, RoomFacts, SignRequest};
 use cryptoid_protocol::json::Value;
 
-fn prev_ids<'a>(pdu: &'a cryptoid_protocol::json::Object) -> Vec<&'a str> {
+fn prev_ids(pdu: &cryptoid_protocol::json::Object) -> Vec<&str> {
     pdu.get("prev_events")
         .and_then(Value::as_array)
         .map(|a| {

@@ -8,3 +8,4 @@ mod bad_input;
 mod cli_agent;
 mod cli_pdu;
 mod crash;
+mod policy;

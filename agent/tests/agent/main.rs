@@ -1,0 +1,3 @@
+//! In-process tests of the agent library (a real `Service` on a temp dir).
+
+mod invariants;

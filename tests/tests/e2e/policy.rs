@@ -1,0 +1,331 @@
+//! Policy scenarios through the real socket: each gets its documented
+//! decision; askpass with real scripts that allow, deny and hang.
+
+use super::agent_sign::{assert_verifies, create, sign, try_sign, RV};
+use cryptoid_protocol::client::blocking::Client;
+use cryptoid_protocol::json::{self, Int, Object, Value};
+use cryptoid_protocol::wire::confirm::{Answer, AnswerParams, Pending};
+use cryptoid_protocol::wire::keys::{Delete, KeyRef};
+use cryptoid_protocol::wire::policy::{Check, CheckResult, Verdict};
+use cryptoid_protocol::wire::rooms::{Observe, ObserveParams, ObservedEvent};
+use cryptoid_protocol::wire::sign::SignPduParams;
+use cryptoid_protocol::wire::{ErrorKind, NoParams};
+use cryptoid_tests::agent::Agent;
+use cryptoid_tests::pdus;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const ROOM: &str = "!policy:x";
+const OTHER: &str = "3TPraTczVkDPTRaX4K+AfUuyx7Mzq1UafTXypnl0t2k";
+
+fn with(pdu: &Value, f: impl FnOnce(&mut Object)) -> Value {
+    let mut o = pdu.as_object().expect("object").clone();
+    f(&mut o);
+    Value::Object(o)
+}
+
+fn int(v: i64) -> Value {
+    Value::Int(Int::new(v).expect("int"))
+}
+
+fn check(c: &mut Client, pdu: Value) -> CheckResult {
+    c.call::<Check>(&SignPduParams { room_version: RV.into(), pdu, event_id: None, intent: None })
+        .expect("policy.check")
+}
+
+fn observe(c: &mut Client, events: Vec<ObservedEvent>) {
+    c.call::<Observe>(&ObserveParams { room_id: ROOM.into(), room_version: None, events }).expect("observe");
+}
+
+fn seen(id: &str, depth: u64) -> ObservedEvent {
+    ObservedEvent {
+        event_id: id.into(),
+        depth,
+        prev_events: vec![],
+        event_type: None,
+        state_key: None,
+        content: None,
+    }
+}
+
+/// A script in `dir` running `body` under /bin/sh.
+fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).expect("script");
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    p
+}
+
+fn policy_agent(policy: &str) -> Agent {
+    Agent::start_with(
+        &[],
+        Some(&format!("[policy]\nunknown_clients = \"allow\"\nconfirm_delete = false\n{policy}")),
+    )
+}
+
+#[test]
+fn hard_check_failures_are_denials_in_policy_check() {
+    let agent = policy_agent("");
+    let mut c = agent.unlocked();
+    let k = create(&mut c, Some(ROOM));
+    let good = pdus::message(&k, ROOM, "hi");
+    assert_eq!(check(&mut c, good.clone()).decision, Verdict::Allow);
+    for (pdu, needle) in [
+        (pdus::message(OTHER, ROOM, "x"), "[unknown_key]"),
+        (pdus::message(&k, "!elsewhere:x", "x"), "[key_not_usable]"),
+        (
+            with(&good, |o| {
+                drop(o.insert("hashes".into(), json::from_str(r#"{"sha256":"AAAA"}"#).expect("h")))
+            }),
+            "[hash_mismatch]",
+        ),
+    ] {
+        let r = check(&mut c, pdu);
+        assert_eq!(r.decision, Verdict::Deny);
+        assert!(r.reasons[0].contains(needle), "{:?}", r.reasons);
+    }
+    let r = c
+        .call::<Check>(&SignPduParams {
+            room_version: RV.into(),
+            pdu: good,
+            event_id: Some(pdus::event_id('z')),
+            intent: None,
+        })
+        .expect("check");
+    assert!(r.reasons[0].contains("[event_id_mismatch]"), "{:?}", r.reasons);
+}
+
+#[test]
+fn replay_into_the_past_is_denied_and_survives_restarts() {
+    let mut agent = policy_agent("");
+    let mut c = agent.unlocked();
+    let k = create(&mut c, Some(ROOM));
+    observe(&mut c, vec![seen(&pdus::event_id('f'), 200)]);
+    let old = with(&pdus::message(&k, ROOM, "old"), |o| drop(o.insert("depth".into(), int(100))));
+    let err = try_sign(&mut c, old.clone()).expect_err("100 below the frontier");
+    assert_eq!(err.kind(), Some(ErrorKind::PolicyDenied));
+    assert!(err.to_string().contains("depth 100 is 100 below the newest depth 200"), "{err}");
+    let fresh = with(&pdus::message(&k, ROOM, "new"), |o| drop(o.insert("depth".into(), int(201))));
+    sign(&mut c, fresh);
+
+    // Signed events raise the frontier; a crash right after loses nothing
+    // (the journal is replayed into the room view).
+    let newer = with(&pdus::message(&k, ROOM, "newer"), |o| drop(o.insert("depth".into(), int(400))));
+    sign(&mut c, newer);
+    agent.restart();
+    let mut c = agent.unlocked();
+    let err = try_sign(&mut c, with(&old, |o| drop(o.insert("depth".into(), int(300)))))
+        .expect_err("below 400 − 50");
+    assert!(err.to_string().contains("below the newest depth 400"), "{err}");
+}
+
+#[test]
+fn strict_mode_needs_known_prev_events() {
+    let agent = policy_agent("anti_replay = \"strict\"\n");
+    let mut c = agent.unlocked();
+    let k = create(&mut c, Some(ROOM));
+    let pdu = pdus::message(&k, ROOM, "hi"); // prev_events: $bbb…
+    let err = try_sign(&mut c, pdu.clone()).expect_err("unknown prev");
+    assert_eq!(err.kind(), Some(ErrorKind::PolicyDenied));
+    assert!(err.to_string().contains("never seen by the agent"), "{err}");
+    observe(&mut c, vec![seen(&pdus::event_id('b'), 6)]);
+    assert_verifies(&sign(&mut c, pdu).pdu, &k);
+}
+
+#[test]
+fn timestamps_an_hour_off_are_denied() {
+    let agent = policy_agent("");
+    let mut c = agent.unlocked();
+    let k = create(&mut c, Some(ROOM));
+    let base = pdus::message(&k, ROOM, "hi");
+    let ts = base.as_object().and_then(|o| o.get("origin_server_ts")).and_then(Value::as_int).expect("ts");
+    for (offset, needle) in [(-3_600_000, "in the past"), (3_600_000, "in the future")] {
+        let err =
+            try_sign(&mut c, with(&base, |o| drop(o.insert("origin_server_ts".into(), int(ts + offset)))))
+                .expect_err("an hour off");
+        assert_eq!(err.kind(), Some(ErrorKind::PolicyDenied));
+        assert!(err.to_string().contains(needle), "{err}");
+    }
+}
+
+#[test]
+fn intent_mismatch_is_denied() {
+    let agent = policy_agent("require_intent = true\n");
+    let mut c = agent.unlocked();
+    let k = create(&mut c, Some(ROOM));
+    let pdu = pdus::message(&k, ROOM, "hi");
+    let err = try_sign(&mut c, pdu.clone()).expect_err("intent required");
+    assert!(err.to_string().contains("require_intent"), "{err}");
+    let intent = json::from_str(r#"{"type":"m.room.message","content":{"body":"bye","msgtype":"m.text"}}"#)
+        .expect("intent");
+    let err = c
+        .call::<cryptoid_protocol::wire::sign::SignPdu>(&SignPduParams {
+            room_version: RV.into(),
+            pdu,
+            event_id: None,
+            intent: Some(intent),
+        })
+        .expect_err("mismatch");
+    assert_eq!(err.kind(), Some(ErrorKind::PolicyDenied));
+    assert!(err.to_string().contains("PDU content is"), "{err}");
+}
+
+#[test]
+fn power_over_others_asks_askpass_which_allows_or_denies() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("asked.txt");
+    let allow = script(
+        dir.path(),
+        "allow",
+        &format!("printf '%s|%s' \"$1\" \"$CRYPTOID_ASKPASS_PROMPT\" > {}\nexit 0", log.display()),
+    );
+    let deny = script(dir.path(), "deny", "exit 1");
+    for (askpass, allowed) in [(&deny, false), (&allow, true)] {
+        let agent = policy_agent(&format!("askpass = \"{}\"\n", askpass.display()));
+        let mut c = agent.unlocked();
+        let k = create(&mut c, Some(ROOM));
+        // The room's current power levels: only me at 100.
+        let mut pl = seen(&pdus::event_id('p'), 3);
+        pl.event_type = Some("m.room.power_levels".into());
+        pl.state_key = Some(String::new());
+        pl.content = Some(json::from_str(&format!(r#"{{"users":{{"{k}":100}}}}"#)).expect("pl"));
+        observe(&mut c, vec![pl, seen(&pdus::event_id('b'), 6)]);
+        let grant = pdus::state(
+            &k,
+            ROOM,
+            "m.room.power_levels",
+            "",
+            &format!(r#"{{"users":{{"{k}":100,"{OTHER}":100}}}}"#),
+            &pdus::event_id('b'),
+        );
+        let grant = with(&grant, |o| drop(o.insert("depth".into(), int(7))));
+        let r = check(&mut c, grant.clone());
+        assert_eq!(r.decision, Verdict::Confirm);
+        assert_eq!(r.changes, ["power level of 3TPraTcz… 0 → 100"]);
+        match (try_sign(&mut c, grant), allowed) {
+            (Ok(s), true) => assert_verifies(&s.pdu, &k),
+            (Err(e), false) => assert_eq!(e.kind(), Some(ErrorKind::ConfirmationDenied), "{e}"),
+            (other, _) => panic!("askpass {}: {other:?}", askpass.display()),
+        }
+    }
+    let asked = std::fs::read_to_string(&log).expect("askpass ran");
+    assert!(asked.ends_with("|confirm"), "{asked}");
+    for needle in ["cryptoidctl", "m.room.power_levels", ROOM, "power level of 3TPraTcz… 0 → 100", "(pid "]
+    {
+        assert!(
+            asked.contains(needle) || (needle == "cryptoidctl" && asked.contains("e2e")),
+            "{needle} in {asked}"
+        );
+    }
+}
+
+#[test]
+fn a_hanging_askpass_times_out_and_is_killed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pidfile = dir.path().join("pid");
+    let hang = script(dir.path(), "hang", &format!("echo $$ > {}\nexec sleep 600", pidfile.display()));
+    let agent = policy_agent(&format!("askpass = \"{}\"\nconfirm_timeout_secs = 2\n", hang.display()));
+    let mut c = agent.unlocked();
+    let k = create(&mut c, Some(ROOM));
+    let kick =
+        pdus::state(&k, ROOM, "m.room.member", OTHER, r#"{"membership":"leave"}"#, &pdus::event_id('b'));
+    let err = try_sign(&mut c, kick).expect_err("no answer");
+    assert_eq!(err.kind(), Some(ErrorKind::ConfirmationTimeout));
+    let pid: i32 = std::fs::read_to_string(&pidfile).expect("pid").trim().parse().expect("pid number");
+    // The agent killed it (it may take a moment to be reaped).
+    let gone = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        !Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))
+    });
+    assert!(gone, "askpass {pid} still running");
+}
+
+/// Answers the first pending confirmation from another connection.
+fn answer_from_another_client(
+    agent: &Agent,
+    allow: bool,
+    remember: Option<u32>,
+) -> std::thread::JoinHandle<String> {
+    let mut other = agent.client();
+    std::thread::spawn(move || {
+        for _ in 0..100 {
+            let pending = other.call::<Pending>(&NoParams {}).expect("pending").pending;
+            if let Some(p) = pending.first() {
+                other
+                    .call::<Answer>(&AnswerParams { id: p.id, allow, remember_secs: remember })
+                    .expect("answer");
+                return p.prompt.clone();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("no confirmation appeared");
+    })
+}
+
+#[test]
+fn kick_and_ban_wait_for_an_answer_over_the_socket_and_approvals_are_remembered() {
+    let agent = policy_agent("");
+    let mut c = agent.unlocked();
+    let k = create(&mut c, Some(ROOM));
+    let ban = pdus::state(&k, ROOM, "m.room.member", OTHER, r#"{"membership":"ban"}"#, &pdus::event_id('b'));
+    assert_eq!(check(&mut c, ban.clone()).changes, ["ban 3TPraTcz…"]);
+    let answering = answer_from_another_client(&agent, false, None);
+    let err = try_sign(&mut c, ban.clone()).expect_err("declined");
+    assert_eq!(err.kind(), Some(ErrorKind::ConfirmationDenied));
+    assert!(answering.join().expect("answer").contains("ban 3TPraTcz…"));
+
+    let answering = answer_from_another_client(&agent, true, Some(300));
+    assert_verifies(&sign(&mut c, ban).pdu, &k);
+    answering.join().expect("answer");
+    // Remembered for (client, room, m.room.member): the kick needs no answer.
+    let kick =
+        pdus::state(&k, ROOM, "m.room.member", OTHER, r#"{"membership":"leave"}"#, &pdus::event_id('b'));
+    assert_verifies(&sign(&mut c, kick).pdu, &k);
+    let tail = c
+        .call::<cryptoid_protocol::wire::journal::Tail>(&cryptoid_protocol::wire::journal::TailParams {
+            limit: Some(1),
+            room_id: None,
+        })
+        .expect("tail");
+    let last = tail.entries[0].as_object().expect("entry");
+    assert_eq!(last.get("decision").and_then(Value::as_str), Some("confirm"));
+    assert_eq!(last.get("confirmed_by").and_then(Value::as_str), Some("remembered approval"));
+}
+
+#[test]
+fn a_burst_beyond_the_rate_limit_needs_confirmation() {
+    let agent = policy_agent("confirm_timeout_secs = 1\n[policy.rate]\nper_room = 3\nper_client = 0\n");
+    let mut c = agent.unlocked();
+    let k = create(&mut c, Some(ROOM));
+    for i in 0..3 {
+        sign(&mut c, pdus::message(&k, ROOM, &format!("m{i}")));
+    }
+    let r = check(&mut c, pdus::message(&k, ROOM, "m3"));
+    assert_eq!(r.decision, Verdict::Confirm);
+    assert!(r.reasons[0].contains("burst: 3 signatures in !policy:x"), "{:?}", r.reasons);
+    let err = try_sign(&mut c, pdus::message(&k, ROOM, "m3")).expect_err("unanswered");
+    assert_eq!(err.kind(), Some(ErrorKind::ConfirmationTimeout));
+}
+
+#[test]
+fn unknown_clients_are_confirmed_once_per_session() {
+    let agent = Agent::start_with(
+        &[],
+        Some("[policy]\nconfirm_delete = true\n[policy.rate]\nper_room = 0\nper_client = 0\n"),
+    );
+    let mut c = agent.unlocked();
+    // Management by an unknown client: confirm once.
+    let answering = answer_from_another_client(&agent, true, None);
+    let k = create(&mut c, Some(ROOM));
+    assert!(answering.join().expect("answer").contains("create a cryptoID for room !policy:x"));
+    // Approved for this session: signing and more management go through.
+    sign(&mut c, pdus::message(&k, ROOM, "hi"));
+    create(&mut c, Some("!second:x"));
+    // Deleting still asks (confirm_delete).
+    let answering = answer_from_another_client(&agent, false, None);
+    let err = c.call::<Delete>(&KeyRef { cryptoid: k.clone() }).expect_err("declined");
+    assert_eq!(err.kind(), Some(ErrorKind::ConfirmationDenied));
+    assert!(answering.join().expect("answer").contains("delete cryptoID"));
+}
