@@ -127,6 +127,14 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_is_valid_and_says_the_defaults() {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/config.example.toml");
+        let c = Config::load(&p, true).expect("example parses");
+        assert_eq!(c.policy, crate::policy::PolicyConfig::default());
+        assert_eq!(c.journal.max_segment_bytes, JournalConfig::default().max_segment_bytes);
+    }
+
+    #[test]
     fn typos_and_bad_values_are_errors() {
         let d = tempfile::tempdir().expect("tempdir");
         let p = d.path().join("config.toml");

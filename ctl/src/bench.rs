@@ -12,6 +12,7 @@ use cryptoid_protocol::event;
 use cryptoid_protocol::json::{self, Int, Object, Value};
 use cryptoid_protocol::keys::{KeyPair, CRYPTOID_KEY_ID};
 use cryptoid_protocol::wire::keys::{Create, CreateParams, Delete, KeyRef, KeyState, List, ListParams};
+use cryptoid_protocol::wire::rooms::{Observe, ObserveParams};
 use cryptoid_protocol::wire::sign::{SignPdu, SignPduParams};
 use cryptoid_protocol::RoomVersion;
 use serde::Serialize;
@@ -52,6 +53,8 @@ struct Report {
     p99_us: u64,
     floor_sigs_per_sec: f64,
     ratio_to_floor: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_error: Option<String>,
 }
 
 fn now_ms() -> i64 {
@@ -101,7 +104,12 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> Result<ExitCode> {
                 .cryptoid
         }
     };
-    let result = load(ctx, &a, &rv, &template, &cryptoid);
+    // Sign just above the room's frontier: the agent's anti-replay window
+    // refuses depths far below the newest it knows (earlier runs included).
+    let view =
+        c.call::<Observe>(&ObserveParams { room_id: BENCH_ROOM.into(), room_version: None, events: vec![] })?;
+    let depth = view.max_depth.map_or(1, |d| i64::try_from(d).unwrap_or(i64::MAX - 1) + 1);
+    let result = load(ctx, &a, &rv, &template, &cryptoid, depth);
     // The throwaway key goes whatever happened (the policy may want the
     // deletion confirmed: then it stays, and the next run reuses it).
     if let Err(e) = c.call::<Delete>(&KeyRef { cryptoid: cryptoid.clone() }) {
@@ -128,6 +136,7 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> Result<ExitCode> {
         p99_us: percentile(&latencies, 99),
         floor_sigs_per_sec: floor,
         ratio_to_floor: rate / floor,
+        first_error: first_error.clone(),
     };
     if ctx.json {
         output::json(&report)?;
@@ -151,11 +160,16 @@ type LoadResult = (u64, u64, Duration, Vec<u32>, Option<String>);
 /// One connection's tally: signatures, errors, latencies (µs), first error.
 type Tally = (u64, u64, Vec<u32>, Option<String>);
 
-fn load(ctx: &Ctx, a: &BenchArgs, rv: &RoomVersion, template: &Object, cryptoid: &str) -> Result<LoadResult> {
+fn load(
+    ctx: &Ctx,
+    a: &BenchArgs,
+    rv: &RoomVersion,
+    template: &Object,
+    cryptoid: &str,
+    depth: i64,
+) -> Result<LoadResult> {
     let deadline = Instant::now() + Duration::from_secs(a.seconds);
     let start = Instant::now();
-    // Start above anything an earlier run signed in the bench room.
-    let next_depth = &std::sync::atomic::AtomicI64::new(now_ms());
     let results: Vec<Result<Tally>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..a.connections)
             .map(|_| {
@@ -164,10 +178,8 @@ fn load(ctx: &Ctx, a: &BenchArgs, rv: &RoomVersion, template: &Object, cryptoid:
                     let (mut ok, mut err, mut lat, mut first) =
                         (0u64, 0u64, Vec::with_capacity(1 << 16), None);
                     while Instant::now() < deadline {
-                        // One rising depth for all connections: the agent's
-                        // anti-replay window refuses depths far below the
-                        // newest it signed.
-                        let depth = next_depth.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        // All at one depth, as siblings: concurrent
+                        // connections cannot fall behind the window.
                         let pdu = Value::Object(fresh(template, cryptoid, depth));
                         let t0 = Instant::now();
                         let r = client.call::<SignPdu>(&SignPduParams {
