@@ -29,6 +29,21 @@ fn prune(q: &mut VecDeque<Duration>, now: Duration, window: Duration) -> u32 {
     q.len() as u32
 }
 
+/// Journals the decision; `Err` for a denial, whether to ask otherwise.
+fn needs_confirmation(decision: &Decision, audit: &mut Audit) -> Result<bool> {
+    audit.decision = Some(decision.action.as_str());
+    audit.reasons = decision.reasons();
+    match decision.action {
+        Action::Allow => Ok(false),
+        Action::Confirm => Ok(true),
+        Action::Deny => Err(Error::Request {
+            kind: ErrorKind::PolicyDenied,
+            message: format!("the policy denies this: {}", decision.decisive_reasons().join("; ")),
+            reasons: decision.decisive_reasons(),
+        }),
+    }
+}
+
 fn exe_of(client: &ClientInfo) -> &str {
     client.exe.as_deref().unwrap_or("(unknown executable)")
 }
@@ -104,57 +119,48 @@ impl Service {
         decision: Decision,
         audit: &mut Audit,
     ) -> Result<()> {
-        audit.decision = Some(decision.action.as_str());
-        audit.reasons = decision.reasons();
-        match decision.action {
-            Action::Allow => Ok(()),
-            Action::Deny => Err(Error::Request {
-                kind: ErrorKind::PolicyDenied,
-                message: format!("the policy denies this: {}", decision.decisive_reasons().join("; ")),
-                reasons: decision.decisive_reasons(),
-            }),
-            Action::Confirm => {
-                let first = events.first();
-                let room = first.map(|c| c.room_id.clone());
-                let ty = first.map(|c| c.event_type.clone());
-                if events.len() == 1 {
-                    if let (Some(exe), Some(room), Some(ty)) = (&client.exe, &room, &ty) {
-                        if self.prompts.remembered(exe, room, ty) {
-                            audit.confirmed_by = Some("remembered approval".into());
-                            return Ok(());
-                        }
-                    }
+        if !needs_confirmation(&decision, audit)? {
+            return Ok(());
+        }
+        let first = events.first();
+        let room = first.map(|c| c.room_id.clone());
+        let ty = first.map(|c| c.event_type.clone());
+        if events.len() == 1 {
+            if let (Some(exe), Some(room), Some(ty)) = (&client.exe, &room, &ty) {
+                if self.prompts.remembered(exe, room, ty) {
+                    audit.confirmed_by = Some("remembered approval".into());
+                    return Ok(());
                 }
-                let cryptoid = first.map(|c| c.record.info.cryptoid.clone());
-                let what = match events.len() {
-                    1 => ty.clone().unwrap_or_default(),
-                    n => format!("a createRoom batch of {n} events"),
-                };
-                let mut prompt = format!(
-                    "{} (pid {}) asks to sign {what} in {} with cryptoID {}",
-                    exe_of(client),
-                    client.pid.map_or("?".to_owned(), |p| p.to_string()),
-                    room.as_deref().unwrap_or("?"),
-                    cryptoid.as_deref().map(policy::power::short).unwrap_or_default(),
-                );
-                if !decision.changes.is_empty() {
-                    prompt.push_str(": ");
-                    prompt.push_str(&decision.changes.join("; "));
-                }
-                let q = Question {
-                    prompt,
-                    method: method.to_owned(),
-                    client_exe: client.exe.clone(),
-                    client_pid: client.pid,
-                    room_id: room,
-                    event_type: ty,
-                    cryptoid,
-                    changes: decision.changes.clone(),
-                    reasons: decision.decisive_reasons(),
-                };
-                self.confirm(q, audit).await
             }
         }
+        let cryptoid = first.map(|c| c.record.info.cryptoid.clone());
+        let what = match events.len() {
+            1 => ty.clone().unwrap_or_default(),
+            n => format!("a createRoom batch of {n} events"),
+        };
+        let mut prompt = format!(
+            "{} (pid {}) asks to sign {what} in {} with cryptoID {}",
+            exe_of(client),
+            client.pid.map_or("?".to_owned(), |p| p.to_string()),
+            room.as_deref().unwrap_or("?"),
+            cryptoid.as_deref().map(policy::power::short).unwrap_or_default(),
+        );
+        if !decision.changes.is_empty() {
+            prompt.push_str(": ");
+            prompt.push_str(&decision.changes.join("; "));
+        }
+        let q = Question {
+            prompt,
+            method: method.to_owned(),
+            client_exe: client.exe.clone(),
+            client_pid: client.pid,
+            room_id: room,
+            event_type: ty,
+            cryptoid,
+            changes: decision.changes.clone(),
+            reasons: decision.decisive_reasons(),
+        };
+        self.confirm(q, audit).await
     }
 
     async fn confirm(&self, q: Question, audit: &mut Audit) -> Result<()> {
@@ -189,34 +195,25 @@ impl Service {
         audit: &mut Audit,
     ) -> Result<()> {
         let decision = policy::evaluate_management(&self.client_facts(client), &self.config.policy, deleting);
-        audit.decision = Some(decision.action.as_str());
-        audit.reasons = decision.reasons();
-        match decision.action {
-            Action::Allow => Ok(()),
-            Action::Deny => Err(Error::Request {
-                kind: ErrorKind::PolicyDenied,
-                message: format!("the policy denies this: {}", decision.decisive_reasons().join("; ")),
-                reasons: decision.decisive_reasons(),
-            }),
-            Action::Confirm => {
-                let q = Question {
-                    prompt: format!(
-                        "{} (pid {}) asks to {what}",
-                        exe_of(client),
-                        client.pid.map_or("?".to_owned(), |p| p.to_string())
-                    ),
-                    method: method.to_owned(),
-                    client_exe: client.exe.clone(),
-                    client_pid: client.pid,
-                    room_id: audit.room_id.clone(),
-                    event_type: None,
-                    cryptoid: audit.cryptoid.clone(),
-                    changes: vec![what],
-                    reasons: decision.decisive_reasons(),
-                };
-                self.confirm(q, audit).await
-            }
+        if !needs_confirmation(&decision, audit)? {
+            return Ok(());
         }
+        let q = Question {
+            prompt: format!(
+                "{} (pid {}) asks to {what}",
+                exe_of(client),
+                client.pid.map_or("?".to_owned(), |p| p.to_string())
+            ),
+            method: method.to_owned(),
+            client_exe: client.exe.clone(),
+            client_pid: client.pid,
+            room_id: audit.room_id.clone(),
+            event_type: None,
+            cryptoid: audit.cryptoid.clone(),
+            changes: vec![what],
+            reasons: decision.decisive_reasons(),
+        };
+        self.confirm(q, audit).await
     }
 
     /// `policy.check`: the decision `sign.pdu` would meet, without signing
