@@ -169,9 +169,13 @@ fn another_uid_is_refused_and_journaled() {
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     }
     std::fs::set_permissions(agent.socket(), std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    // The checkout may not be readable by uid 65534: run a copy of the CLI.
+    let ctl = agent.dir.path().join("cryptoidctl");
+    std::fs::copy(cryptoid_tests::bin("cryptoidctl"), &ctl).expect("copy cryptoidctl");
+    std::fs::set_permissions(&ctl, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let out = std::process::Command::new("setpriv")
         .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
-        .arg(cryptoid_tests::bin("cryptoidctl"))
+        .arg(&ctl)
         .arg("--socket")
         .arg(agent.socket())
         .arg("status")
