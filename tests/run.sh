@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 
 # System packages the tests use, by the command that needs them: python3
 # launches the agent the way systemd socket activation does; setpriv runs a
-# client as another uid. (Hardware and D-Bus backends add theirs here.)
-declare -A NEEDS=([python3]=python3 [setpriv]=util-linux)
+# client as another uid; dbus-daemon runs a private session bus for the D-Bus
+# tests. (Hardware backends add theirs here.)
+declare -A NEEDS=([python3]=python3 [setpriv]=util-linux [dbus-daemon]=dbus-daemon)
 
 missing=()
 for cmd in "${!NEEDS[@]}"; do

@@ -34,6 +34,9 @@ struct Args {
     /// Only with full-disk encryption. Takes effect when the keystore is made.
     #[arg(long)]
     no_passphrase: bool,
+    /// Do not offer the D-Bus API (org.cryptoid.Agent1 on the session bus).
+    #[arg(long)]
+    no_dbus: bool,
     /// More logging (-v debug, -vv trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -119,7 +122,23 @@ fn run(args: Args) -> Result<()> {
         allow_root: config.socket.allow_root,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let no_dbus = args.no_dbus;
     runtime.block_on(async move {
+        // D-Bus is optional: without a session bus the socket still serves.
+        let _dbus = if no_dbus {
+            None
+        } else {
+            match cryptoid_agent::transport::dbus::start(svc.clone(), None).await {
+                Ok(d) => {
+                    tracing::info!(name = cryptoid_agent::transport::dbus::BUS_NAME, "serving on the session bus");
+                    Some(d)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "no D-Bus API (no session bus, or the name is taken); the socket still serves");
+                    None
+                }
+            }
+        };
         if let Some(p) = &listening.path {
             println!("CRYPTOID_AUTH_SOCK={}", p.display());
             let _ = std::io::stdout().flush();

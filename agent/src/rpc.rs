@@ -1,7 +1,8 @@
-//! The JSON-RPC method table: decodes a request line, calls the service,
-//! journals the outcome, encodes the response. Every request that reaches
-//! the agent is journaled, malformed ones included, and no result is
-//! released unless its journal entry was written.
+//! The method table shared by every transport: [`call`] runs a method by
+//! name on untyped params, journals the outcome and returns a [`Reply`] the
+//! transport encodes its own way (a JSON-RPC line, a D-Bus reply). Every
+//! request that reaches the agent is journaled, malformed ones included, and
+//! no result is released unless its journal entry was written.
 
 use crate::error::{Error, Result};
 use crate::service::{Audit, ClientInfo, Service};
@@ -24,16 +25,49 @@ pub async fn handle_line(svc: &Arc<Service>, client: &ClientInfo, line: &[u8]) -
         }
     };
     let id = req.id.clone();
+    match call(svc, client, req).await {
+        Ok(reply) => reply.line(&id),
+        Err(e) => wire::encode_error(&id, &e),
+    }
+}
+
+/// A method's result, encodable by any transport.
+pub trait Reply: Send {
+    /// A JSON-RPC response line.
+    fn line(&self, id: &Value) -> Vec<u8>;
+    /// The result as JSON text.
+    fn json(&self) -> String;
+}
+
+impl<T: serde::Serialize + Send> Reply for T {
+    fn line(&self, id: &Value) -> Vec<u8> {
+        wire::encode_result(id, self)
+    }
+
+    fn json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"cannot encode: {e}\"}}"))
+    }
+}
+
+/// Runs one request and journals it.
+pub async fn call(
+    svc: &Arc<Service>,
+    client: &ClientInfo,
+    req: wire::Request,
+) -> Result<Box<dyn Reply>, wire::RpcError> {
     let method = req.method.clone();
     let mut audit = Audit::default();
-    let result = dispatch(svc, client, req, &id, &mut audit).await;
+    let result = dispatch(svc, client, req, &mut audit).await;
     let journaled = svc.journal_request(&method, client, &audit, result.as_ref().map(|_| ()));
     match (result, journaled) {
-        (Ok(line), Ok(())) => line,
-        (Err(e), _) => wire::encode_error(&id, &e.to_rpc()),
+        (Ok(reply), Ok(())) => {
+            svc.notify_after(&method);
+            Ok(reply)
+        }
+        (Err(e), _) => Err(e.to_rpc()),
         (Ok(_), Err(e)) => {
             tracing::error!(error = %e, "journal write failed; withholding the result");
-            wire::encode_error(&id, &e.to_rpc())
+            Err(e.to_rpc())
         }
     }
 }
@@ -60,31 +94,32 @@ async fn dispatch(
     svc: &Arc<Service>,
     client: &ClientInfo,
     req: wire::Request,
-    id: &Value,
     audit: &mut Audit,
-) -> Result<Vec<u8>> {
-    let ok = |v: &dyn erased::Encode| Ok(v.encode(id));
+) -> Result<Box<dyn Reply>> {
+    fn ok<T: serde::Serialize + Send + 'static>(v: T) -> Result<Box<dyn Reply>> {
+        Ok(Box::new(v))
+    }
     // Key management is judged by the client rules first.
     let method = req.method.clone();
     match method.as_str() {
         agent::Hello::NAME => {
             req.params::<agent::Hello>()?;
-            ok(&svc.hello())
+            ok(svc.hello())
         }
         agent::Lock::NAME => {
             req.params::<agent::Lock>()?;
-            ok(&svc.lock())
+            ok(svc.lock())
         }
         agent::Unlock::NAME => {
             let p = req.params::<agent::Unlock>()?;
-            ok(&blocking(svc, audit, move |s, _| s.unlock(&p)).await?)
+            ok(blocking(svc, audit, move |s, _| s.unlock(&p)).await?)
         }
         agent::Passwd::NAME => {
             let p = req.params::<agent::Passwd>()?;
             svc.authorize_management(client, &method, "change the keystore passphrase".into(), false, audit)
                 .await?;
             blocking(svc, audit, move |s, _| s.passwd(&p)).await?;
-            ok(&wire::NoParams {})
+            ok(wire::NoParams {})
         }
         keys::Create::NAME => {
             let p = req.params::<keys::Create>()?;
@@ -92,15 +127,15 @@ async fn dispatch(
                 p.room_id.as_deref().map_or("for a new room".to_owned(), |r| format!("for room {r}"));
             svc.authorize_management(client, &method, format!("create a cryptoID {where_}"), false, audit)
                 .await?;
-            ok(&blocking(svc, audit, move |s, a| s.keys_create(&p, a)).await?)
+            ok(blocking(svc, audit, move |s, a| s.keys_create(&p, a)).await?)
         }
         keys::List::NAME => {
             let p = req.params::<keys::List>()?;
-            ok(&svc.keys_list(&p))
+            ok(svc.keys_list(&p))
         }
         keys::Get::NAME => {
             let p = req.params::<keys::Get>()?;
-            ok(&svc.keys_get(&p, audit)?)
+            ok(svc.keys_get(&p, audit)?)
         }
         keys::Delete::NAME => {
             let p = req.params::<keys::Delete>()?;
@@ -113,7 +148,7 @@ async fn dispatch(
                 audit,
             )
             .await?;
-            ok(&blocking(svc, audit, move |s, a| s.keys_delete(&p, a)).await?)
+            ok(blocking(svc, audit, move |s, a| s.keys_delete(&p, a)).await?)
         }
         otk::Generate::NAME => {
             let p = req.params::<otk::Generate>()?;
@@ -125,11 +160,11 @@ async fn dispatch(
                 audit,
             )
             .await?;
-            ok(&blocking(svc, audit, move |s, a| s.otk_generate(&p, a)).await?)
+            ok(blocking(svc, audit, move |s, a| s.otk_generate(&p, a)).await?)
         }
         otk::UploadBody::NAME => {
             req.params::<otk::UploadBody>()?;
-            ok(&svc.otk_upload_body(audit))
+            ok(svc.otk_upload_body(audit))
         }
         otk::MarkPublished::NAME => {
             let p = req.params::<otk::MarkPublished>()?;
@@ -141,7 +176,7 @@ async fn dispatch(
                 audit,
             )
             .await?;
-            ok(&blocking(svc, audit, move |s, a| s.otk_mark_published(&p, a)).await?)
+            ok(blocking(svc, audit, move |s, a| s.otk_mark_published(&p, a)).await?)
         }
         otk::Claim::NAME => {
             let p = req.params::<otk::Claim>()?;
@@ -153,23 +188,23 @@ async fn dispatch(
                 audit,
             )
             .await?;
-            ok(&blocking(svc, audit, move |s, a| s.otk_claim(&p, a)).await?)
+            ok(blocking(svc, audit, move |s, a| s.otk_claim(&p, a)).await?)
         }
         sign::SignPdu::NAME => {
             let p = req.params::<sign::SignPdu>()?;
-            ok(&svc.sign_pdu(client, p, audit).await?)
+            ok(svc.sign_pdu(client, p, audit).await?)
         }
         sign::SignBatch::NAME => {
             let p = req.params::<sign::SignBatch>()?;
-            ok(&svc.sign_batch(client, p, audit).await?)
+            ok(svc.sign_batch(client, p, audit).await?)
         }
         policy::Check::NAME => {
             let p = req.params::<policy::Check>()?;
-            ok(&svc.policy_check(client, p, audit))
+            ok(svc.policy_check(client, p, audit))
         }
         policy::Show::NAME => {
             req.params::<policy::Show>()?;
-            ok(&svc.policy_show()?)
+            ok(svc.policy_show()?)
         }
         rooms::Observe::NAME => {
             let p = req.params::<rooms::Observe>()?;
@@ -181,43 +216,27 @@ async fn dispatch(
                 audit,
             )
             .await?;
-            ok(&blocking(svc, audit, move |s, a| s.rooms_observe(&p, a)).await?)
+            ok(blocking(svc, audit, move |s, a| s.rooms_observe(&p, a)).await?)
         }
         confirm::Pending::NAME => {
             req.params::<confirm::Pending>()?;
-            ok(&svc.confirm_pending())
+            ok(svc.confirm_pending())
         }
         confirm::Answer::NAME => {
             let p = req.params::<confirm::Answer>()?;
             svc.confirm_answer(client, &p)?;
-            ok(&wire::NoParams {})
+            ok(wire::NoParams {})
         }
         journal::Tail::NAME => {
             let p = req.params::<journal::Tail>()?;
-            ok(&blocking(svc, audit, move |s, _| s.journal_tail(&p)).await?)
+            ok(blocking(svc, audit, move |s, _| s.journal_tail(&p)).await?)
         }
         journal::Verify::NAME => {
             req.params::<journal::Verify>()?;
-            ok(&blocking(svc, audit, move |s, _| s.journal_verify()).await?)
+            ok(blocking(svc, audit, move |s, _| s.journal_verify()).await?)
         }
         other => {
             Err(Error::new(ErrorKind::MethodNotFound, format!("unknown method {other:?}; see agent.hello")))
-        }
-    }
-}
-
-/// Lets the table above encode results of different types through one path.
-mod erased {
-    use cryptoid_protocol::json::Value;
-    use serde::Serialize;
-
-    pub trait Encode {
-        fn encode(&self, id: &Value) -> Vec<u8>;
-    }
-
-    impl<T: Serialize> Encode for T {
-        fn encode(&self, id: &Value) -> Vec<u8> {
-            cryptoid_protocol::wire::encode_result(id, self)
         }
     }
 }

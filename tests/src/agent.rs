@@ -20,6 +20,8 @@ pub struct Agent {
     pub dir: tempfile::TempDir,
     child: Option<Child>,
     extra_args: Vec<String>,
+    /// The session bus the agent uses; `None` runs it with `--no-dbus`.
+    bus: Option<String>,
 }
 
 impl Agent {
@@ -31,6 +33,15 @@ impl Agent {
     /// Starts an agent with extra arguments and config file text; a config
     /// without a `[policy]` section gets [`TEST_POLICY`].
     pub fn start_with(args: &[&str], config: Option<&str>) -> Agent {
+        Agent::start_full(args, config, None)
+    }
+
+    /// Starts an agent that also serves D-Bus on the bus at `address`.
+    pub fn start_on_bus(address: &str, config: Option<&str>) -> Agent {
+        Agent::start_full(&[], config, Some(address.to_owned()))
+    }
+
+    fn start_full(args: &[&str], config: Option<&str>, bus: Option<String>) -> Agent {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut extra_args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         let text = config.unwrap_or("");
@@ -39,7 +50,10 @@ impl Agent {
         std::fs::write(&p, text).expect("config");
         extra_args.push("--config".into());
         extra_args.push(p.display().to_string());
-        let mut a = Agent { dir, child: None, extra_args };
+        if bus.is_none() {
+            extra_args.push("--no-dbus".into());
+        }
+        let mut a = Agent { dir, child: None, extra_args, bus };
         a.spawn().expect("agent starts");
         a
     }
@@ -60,6 +74,10 @@ impl Agent {
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(crate::bin("cryptoid-agent"));
         cmd.arg("--socket").arg(self.socket()).arg("--data-dir").arg(self.data_dir()).args(&self.extra_args);
+        match &self.bus {
+            Some(a) => cmd.env("DBUS_SESSION_BUS_ADDRESS", a),
+            None => cmd.env_remove("DBUS_SESSION_BUS_ADDRESS"),
+        };
         cmd
     }
 
@@ -150,4 +168,36 @@ impl Drop for Agent {
 /// Whether `path` exists (for socket checks).
 pub fn exists(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok()
+}
+
+/// A private `dbus-daemon --session` on a temp socket; killed when dropped.
+pub struct Bus {
+    child: Child,
+    pub address: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Bus {
+    pub fn start() -> Bus {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut child = Command::new("dbus-daemon")
+            .arg("--session")
+            .arg("--nofork")
+            .arg(format!("--address=unix:path={}", dir.path().join("bus").display()))
+            .arg("--print-address=1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dbus-daemon (package dbus-daemon) must be installed");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("bus address");
+        Bus { child, address: line.trim().to_owned(), _dir: dir }
+    }
+}
+
+impl Drop for Bus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

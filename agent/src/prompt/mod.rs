@@ -45,6 +45,16 @@ pub enum Outcome {
     TimedOut,
 }
 
+/// What a prompter resolves to: `Some((allow, remember_secs))`.
+pub type PrompterAnswer = std::pin::Pin<Box<dyn std::future::Future<Output = Option<(bool, u32)>> + Send>>;
+
+/// A prompt provider outside the agent (the D-Bus prompter): given the
+/// request, resolves to `Some((allow, remember_secs))`, or `None` when it
+/// cannot answer (gone, failed).
+pub trait Prompter: Send + Sync {
+    fn confirm(&self, id: u64, question: &Question) -> PrompterAnswer;
+}
+
 struct Waiting {
     question: Question,
     deadline: Duration,
@@ -58,6 +68,10 @@ pub struct Prompts {
     approvals: Mutex<Approvals>,
     /// Executables the user approved in this agent session.
     session: Mutex<HashSet<String>>,
+    /// The registered desktop prompter, asked instead of askpass.
+    prompter: Mutex<Option<Arc<dyn Prompter>>>,
+    /// `(id, prompt)` of each new request, for D-Bus signals.
+    requested: tokio::sync::broadcast::Sender<(u64, String)>,
 }
 
 impl Prompts {
@@ -68,7 +82,19 @@ impl Prompts {
             waiting: Mutex::new(HashMap::new()),
             approvals: Mutex::new(Approvals::default()),
             session: Mutex::new(HashSet::new()),
+            prompter: Mutex::new(None),
+            requested: tokio::sync::broadcast::channel(64).0,
         }
+    }
+
+    /// Sets (or clears) the desktop prompter.
+    pub fn set_prompter(&self, p: Option<Arc<dyn Prompter>>) {
+        *self.prompter.lock().unwrap_or_else(|p| p.into_inner()) = p;
+    }
+
+    /// New requests as `(id, prompt)`.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<(u64, String)> {
+        self.requested.subscribe()
     }
 
     fn waiting(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Waiting>> {
@@ -92,8 +118,22 @@ impl Prompts {
         let deadline = self.clock.monotonic() + timeout;
         self.waiting().insert(id, Waiting { question: q.clone(), deadline, tx });
         tracing::info!(id, prompt = %q.prompt, "confirmation requested");
+        let _ = self.requested.send((id, q.prompt.clone()));
+        // A registered desktop prompter is asked first (instead of askpass).
+        let prompter = self.prompter.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let _prompter = prompter.map(|p| {
+            let me = self.clone();
+            let fut = p.confirm(id, &q);
+            AbortOnDrop(tokio::spawn(async move {
+                if let Some((allow, remember)) = fut.await {
+                    let remember = (remember > 0).then(|| Duration::from_secs(u64::from(remember)));
+                    me.answer(id, Answer { allow, remember, by: "D-Bus prompter".into() });
+                }
+            }))
+        });
         // The askpass program answers like any other provider; when this
         // function returns, the task is aborted and the program killed.
+        let askpass = if _prompter.is_some() { None } else { askpass };
         let _askpass = askpass.map(|program| {
             let me = self.clone();
             let prompt = q.prompt.clone();

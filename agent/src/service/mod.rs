@@ -67,6 +67,13 @@ pub struct Audit {
     pub signed: Vec<(String, i64)>,
 }
 
+/// Things transports may announce (D-Bus signals).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    LockChanged(bool),
+    KeysChanged,
+}
+
 /// Everything the agent keeps, under one data directory.
 pub struct Service {
     registry: Registry,
@@ -78,6 +85,7 @@ pub struct Service {
     clock: Arc<dyn Clock>,
     config: Config,
     locked: AtomicBool,
+    events: tokio::sync::broadcast::Sender<Event>,
 }
 
 /// Files under the data directory.
@@ -120,6 +128,7 @@ impl Service {
             clock,
             config,
             locked: AtomicBool::new(locked),
+            events: tokio::sync::broadcast::channel(64).0,
         };
         if recovery.torn_bytes > 0 {
             tracing::warn!(
@@ -144,6 +153,28 @@ impl Service {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Announcements for transports (lock and key changes).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// The confirmation machinery (a transport may add a prompter to it).
+    pub fn prompts(&self) -> &Arc<Prompts> {
+        &self.prompts
+    }
+
+    /// Announces what a successful call of `method` changed.
+    pub fn notify_after(&self, method: &str) {
+        let event = match method {
+            "agent.lock" | "agent.unlock" => Event::LockChanged(self.is_locked()),
+            "keys.create" | "keys.delete" | "otk.generate" | "otk.mark_published" | "otk.claim"
+            | "sign.batch" => Event::KeysChanged,
+            _ => return,
+        };
+        // Nobody listening is fine.
+        let _ = self.events.send(event);
     }
 
     pub fn is_locked(&self) -> bool {

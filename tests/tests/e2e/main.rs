@@ -8,4 +8,5 @@ mod bad_input;
 mod cli_agent;
 mod cli_pdu;
 mod crash;
+mod dbus;
 mod policy;

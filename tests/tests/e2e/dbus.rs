@@ -1,0 +1,431 @@
+//! The D-Bus API against a private `dbus-daemon`: every method, signals,
+//! errors, a prompter that approves and one that denies, the activation
+//! file and the shipped introspection XML.
+
+use super::agent_sign::{assert_verifies, RV};
+use cryptoid_protocol::event;
+use cryptoid_protocol::json::{self, Value};
+use cryptoid_protocol::RoomVersion;
+use cryptoid_tests::agent::{Agent, Bus, PASSPHRASE};
+use cryptoid_tests::pdus;
+use futures_util::StreamExt;
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use zbus::zvariant::{OwnedValue, Value as ZValue};
+use zbus::Connection;
+
+const DEST: &str = "org.cryptoid.Agent1";
+const PATH: &str = "/org/cryptoid/Agent1";
+const IFACE: &str = "org.cryptoid.Agent1";
+const OTHER: &str = "3TPraTczVkDPTRaX4K+AfUuyx7Mzq1UafTXypnl0t2k";
+
+type Opts<'a> = HashMap<&'a str, ZValue<'a>>;
+
+fn run<F: Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+async fn connect(bus: &Bus) -> Connection {
+    zbus::connection::Builder::address(bus.address.as_str()).expect("address").build().await.expect("connect")
+}
+
+/// Calls a method and deserializes its reply body.
+async fn call<B, R>(c: &Connection, method: &str, body: &B) -> zbus::Result<R>
+where
+    B: serde::Serialize + zbus::zvariant::DynamicType,
+    R: for<'d> serde::Deserialize<'d> + zbus::zvariant::Type,
+{
+    let m = c.call_method(Some(DEST), PATH, Some(IFACE), method, body).await?;
+    m.body().deserialize::<R>()
+}
+
+fn error_name(e: &zbus::Error) -> String {
+    match e {
+        zbus::Error::MethodError(name, _, _) => name.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn parse(text: &str) -> Value {
+    json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[test]
+fn every_method_over_dbus() {
+    let bus = Bus::start();
+    let _agent = Agent::start_on_bus(&bus.address, None);
+    run(async {
+        let c = connect(&bus).await;
+        let hello: String = call(&c, "Hello", &()).await.expect("Hello");
+        assert_eq!(parse(&hello).as_object().and_then(|o| o.get("locked")), Some(&Value::Bool(true)));
+        let mut opts: Opts = HashMap::new();
+        opts.insert("passphrase", PASSPHRASE.into());
+        let locked: bool = call(&c, "Unlock", &(opts,)).await.expect("Unlock");
+        assert!(!locked);
+
+        let key: String = call(&c, "CreateKey", &("!d:x", Opts::new())).await.expect("CreateKey");
+        let listed: String = call(&c, "ListKeys", &(HashMap::from([("room_id", ZValue::from("!d:x"))]),))
+            .await
+            .expect("ListKeys");
+        assert!(listed.contains(&key));
+        let got: String = call(&c, "GetKey", &(key.as_str(),)).await.expect("GetKey");
+        assert!(got.contains("\"state\":\"bound\""), "{got}");
+
+        let pdu = json::to_canonical_string(&pdus::message(&key, "!d:x", "over D-Bus"));
+        let check: String =
+            call(&c, "CheckPolicy", &(RV, pdu.as_str(), Opts::new())).await.expect("CheckPolicy");
+        assert!(check.contains("\"decision\":\"allow\""), "{check}");
+        let signed: String = call(&c, "SignPdu", &(RV, pdu.as_str(), Opts::new())).await.expect("SignPdu");
+        let signed = parse(&signed);
+        assert_verifies(&signed, &key);
+        // The event_id option is checked.
+        let id = event::event_id(signed.as_object().expect("o"), &RoomVersion::MSC4080).expect("id");
+        let mut pdu2 = pdus::message(&key, "!d:x", "second");
+        let eid = event::prepare(pdu2.as_object().expect("o").clone(), &RoomVersion::MSC4080)
+            .expect("p")
+            .event_id()
+            .expect("id")
+            .to_owned();
+        let with_id = HashMap::from([("event_id", ZValue::from(eid.as_str()))]);
+        let _: String = call(&c, "SignPdu", &(RV, json::to_canonical_string(&pdu2).as_str(), with_id))
+            .await
+            .expect("with event_id");
+        pdu2 = pdus::message(&key, "!d:x", "third");
+        let wrong = HashMap::from([("event_id", ZValue::from(id.as_str()))]);
+        let e = call::<_, String>(&c, "SignPdu", &(RV, json::to_canonical_string(&pdu2).as_str(), wrong))
+            .await
+            .expect_err("mismatch");
+        assert_eq!(error_name(&e), "org.cryptoid.Agent1.Error.EventIdMismatch");
+
+        let otks: Vec<String> =
+            call(&c, "GenerateOneTimeKeys", &(3u32, Opts::new())).await.expect("Generate");
+        assert_eq!(otks.len(), 3);
+        let body: String = call(&c, "OneTimeKeysUploadBody", &()).await.expect("UploadBody");
+        assert_eq!(
+            parse(&body)
+                .as_object()
+                .and_then(|o| o.get("one_time_cryptoids"))
+                .and_then(Value::as_object)
+                .map(|o| o.len()),
+            Some(3)
+        );
+        let n: u32 = call(&c, "MarkOneTimeKeysPublished", &(otks.clone(),)).await.expect("Mark");
+        assert_eq!(n, 3);
+        let claimed: String =
+            call(&c, "ClaimOneTimeKey", &(otks[0].as_str(), "!inv:x")).await.expect("Claim");
+        assert!(claimed.contains("\"state\":\"bound\""), "{claimed}");
+        let events = format!(r#"[{{"event_id":"{}","depth":3}}]"#, pdus::event_id('o'));
+        let view: String =
+            call(&c, "ObserveRoom", &("!d:x", events.as_str(), Opts::new())).await.expect("ObserveRoom");
+        assert!(view.contains("\"observed\":true"), "{view}");
+
+        // A createRoom batch for a key made without a room.
+        let fresh: String =
+            call(&c, "CreateKey", &("", Opts::new())).await.expect("CreateKey for createRoom");
+        let create =
+            pdus::state(&fresh, "!new:x", "m.room.create", "", &format!(r#"{{"creator":"{fresh}"}}"#), "");
+        let create_id = event::prepare(create.as_object().expect("o").clone(), &RoomVersion::MSC4080)
+            .expect("p")
+            .event_id()
+            .expect("id")
+            .to_owned();
+        let join =
+            pdus::state(&fresh, "!new:x", "m.room.member", &fresh, r#"{"membership":"join"}"#, &create_id);
+        let batch = vec![json::to_canonical_string(&create), json::to_canonical_string(&join)];
+        let signed: Vec<String> = call(&c, "SignBatch", &(RV, batch, Opts::new())).await.expect("SignBatch");
+        assert_eq!(signed.len(), 2);
+        for s in &signed {
+            assert_verifies(&parse(s), &fresh);
+        }
+
+        let pending: String = call(&c, "PendingConfirmations", &()).await.expect("Pending");
+        assert_eq!(pending, "[]");
+        let e = call::<_, ()>(&c, "AnswerConfirmation", &(999u64, true, 0u32))
+            .await
+            .expect_err("no such request");
+        assert_eq!(error_name(&e), "org.cryptoid.Agent1.Error.InvalidParams");
+        let tail: String = call(&c, "JournalTail", &(3u32, Opts::new())).await.expect("Tail");
+        assert_eq!(parse(&tail).as_array().map(Vec::len), Some(3));
+        let (ok, entries, err): (bool, u64, String) = call(&c, "JournalVerify", &()).await.expect("Verify");
+        assert!(ok && entries > 10 && err.is_empty(), "{ok} {entries} {err}");
+        let deleted: String = call(&c, "DeleteKey", &(key.as_str(),)).await.expect("DeleteKey");
+        assert!(deleted.contains("\"state\":\"retired\""));
+
+        let props = zbus::fdo::PropertiesProxy::builder(&c)
+            .destination(DEST)
+            .expect("d")
+            .path(PATH)
+            .expect("p")
+            .build()
+            .await
+            .expect("proxy");
+        let version: OwnedValue =
+            props.get(IFACE.try_into().expect("iface"), "Version").await.expect("Version");
+        assert_eq!(<&str>::try_from(&*version).expect("s"), env!("CARGO_PKG_VERSION"));
+        let locked: bool = call(&c, "Lock", &()).await.expect("Lock");
+        assert!(locked);
+        let locked: OwnedValue = props.get(IFACE.try_into().expect("iface"), "Locked").await.expect("Locked");
+        assert!(bool::try_from(&*locked).expect("b"));
+    });
+}
+
+#[test]
+fn errors_are_named_after_their_kind() {
+    let bus = Bus::start();
+    let _agent = Agent::start_on_bus(&bus.address, None);
+    run(async {
+        let c = connect(&bus).await;
+        let e = call::<_, String>(&c, "CreateKey", &("!r:x", Opts::new())).await.expect_err("locked");
+        assert_eq!(error_name(&e), "org.cryptoid.Agent1.Error.Locked");
+        let e =
+            call::<_, String>(&c, "SignPdu", &(RV, "{\"a\":1,\"a\":2}", Opts::new())).await.expect_err("dup");
+        assert_eq!(error_name(&e), "org.cryptoid.Agent1.Error.ParseError");
+        let bogus = HashMap::from([("bogus", ZValue::from("x"))]);
+        let e = call::<_, String>(&c, "CreateKey", &("!r:x", bogus)).await.expect_err("option");
+        assert_eq!(error_name(&e), "org.cryptoid.Agent1.Error.InvalidParams");
+        let e = call::<_, String>(&c, "SignPdu", &("13", "{}", Opts::new())).await.expect_err("rv");
+        // Locked is checked first.
+        assert_eq!(error_name(&e), "org.cryptoid.Agent1.Error.Locked");
+        let e = call::<_, bool>(&c, "Unlock", &(HashMap::from([("passphrase", ZValue::from(7u32))]),))
+            .await
+            .expect_err("type");
+        assert_eq!(error_name(&e), "org.cryptoid.Agent1.Error.InvalidParams");
+    });
+}
+
+#[test]
+fn lock_and_key_changes_are_signalled() {
+    let bus = Bus::start();
+    let _agent = Agent::start_on_bus(&bus.address, None);
+    run(async {
+        let c = connect(&bus).await;
+        let rule = zbus::MatchRule::builder()
+            .msg_type(zbus::message::Type::Signal)
+            .interface(IFACE)
+            .expect("iface")
+            .build();
+        let mut signals = zbus::MessageStream::for_match_rule(rule, &c, None).await.expect("match");
+        let mut opts: Opts = HashMap::new();
+        opts.insert("passphrase", PASSPHRASE.into());
+        let _: bool = call(&c, "Unlock", &(opts,)).await.expect("Unlock");
+        let _: String = call(&c, "CreateKey", &("!s:x", Opts::new())).await.expect("CreateKey");
+        let _: bool = call(&c, "Lock", &()).await.expect("Lock");
+        let mut seen = Vec::new();
+        while seen.len() < 3 {
+            let m = tokio::time::timeout(Duration::from_secs(10), signals.next())
+                .await
+                .expect("signal in time")
+                .expect("stream")
+                .expect("msg");
+            let member = m.header().member().map(|m| m.to_string()).unwrap_or_default();
+            let arg = match member.as_str() {
+                "LockChanged" => m.body().deserialize::<bool>().map(|b| b.to_string()).unwrap_or_default(),
+                _ => String::new(),
+            };
+            seen.push(format!("{member}({arg})"));
+        }
+        assert_eq!(seen, ["LockChanged(false)", "KeysChanged()", "LockChanged(true)"]);
+    });
+}
+
+/// A desktop prompter exported by the test.
+struct TestPrompter {
+    allow: Arc<AtomicBool>,
+    asked: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+#[zbus::interface(name = "org.cryptoid.Prompter1")]
+impl TestPrompter {
+    async fn confirm(&self, request: HashMap<String, OwnedValue>) -> (bool, u32) {
+        let prompt =
+            request.get("prompt").and_then(|v| <&str>::try_from(&**v).ok()).unwrap_or_default().to_owned();
+        self.asked.lock().expect("lock").push(prompt);
+        (self.allow.load(Ordering::SeqCst), 0)
+    }
+}
+
+#[test]
+fn a_registered_prompter_approves_and_denies() {
+    let bus = Bus::start();
+    let agent = Agent::start_on_bus(
+        &bus.address,
+        Some("[policy]\nunknown_clients = \"allow\"\nconfirm_timeout_secs = 5\n"),
+    );
+    let mut c = agent.unlocked();
+    let k = super::agent_sign::create(&mut c, Some("!p:x"));
+    run(async {
+        let allow = Arc::new(AtomicBool::new(true));
+        let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let ui = zbus::connection::Builder::address(bus.address.as_str())
+            .expect("address")
+            .serve_at("/test/Prompter", TestPrompter { allow: allow.clone(), asked: asked.clone() })
+            .expect("serve")
+            .build()
+            .await
+            .expect("ui connection");
+        let path = zbus::zvariant::ObjectPath::try_from("/test/Prompter").expect("path");
+        let _: () = call(&ui, "RegisterPrompter", &(path,)).await.expect("RegisterPrompter");
+        let rule = zbus::MatchRule::builder()
+            .msg_type(zbus::message::Type::Signal)
+            .member("ConfirmationRequested")
+            .expect("m")
+            .build();
+        let mut requested = zbus::MessageStream::for_match_rule(rule, &ui, None).await.expect("match");
+
+        let ban = json::to_canonical_string(&pdus::state(
+            &k,
+            "!p:x",
+            "m.room.member",
+            OTHER,
+            r#"{"membership":"ban"}"#,
+            &pdus::event_id('b'),
+        ));
+        let signed: String =
+            call(&ui, "SignPdu", &(RV, ban.as_str(), Opts::new())).await.expect("approved by the prompter");
+        assert_verifies(&parse(&signed), &k);
+        let sig = tokio::time::timeout(Duration::from_secs(10), requested.next())
+            .await
+            .expect("signal")
+            .expect("s")
+            .expect("m");
+        let (_, prompt): (u64, String) = sig.body().deserialize().expect("args");
+        assert!(prompt.contains("ban 3TPraTcz…"), "{prompt}");
+
+        allow.store(false, Ordering::SeqCst);
+        let kick = json::to_canonical_string(&pdus::state(
+            &k,
+            "!p:x",
+            "m.room.member",
+            OTHER,
+            r#"{"membership":"leave"}"#,
+            &pdus::event_id('b'),
+        ));
+        let e =
+            call::<_, String>(&ui, "SignPdu", &(RV, kick.as_str(), Opts::new())).await.expect_err("denied");
+        assert_eq!(error_name(&e), "org.cryptoid.Agent1.Error.ConfirmationDenied");
+        assert_eq!(asked.lock().expect("lock").len(), 2);
+
+        // A prompter that leaves the bus is dropped: the next request waits
+        // for other providers and times out instead of asking it.
+        ui.close().await.expect("leave the bus");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let c2 = connect(&bus).await;
+        let invite = json::to_canonical_string(&pdus::state(
+            &k,
+            "!p:x",
+            "m.room.member",
+            OTHER,
+            r#"{"membership":"invite"}"#,
+            &pdus::event_id('b'),
+        ));
+        let e = call::<_, String>(&c2, "SignPdu", &(RV, invite.as_str(), Opts::new()))
+            .await
+            .expect_err("nobody answers");
+        assert_eq!(error_name(&e), "org.cryptoid.Agent1.Error.ConfirmationTimeout");
+        assert_eq!(asked.lock().expect("lock").len(), 2);
+    });
+}
+
+/// `name(type,…)->(type,…)` of every method, signal and property of the
+/// interface in an introspection document.
+fn members(xml: &str, iface: &str) -> BTreeSet<String> {
+    let start = xml.find(&format!("<interface name=\"{iface}\">")).expect("interface");
+    let body = &xml[start..start + xml[start..].find("</interface>").expect("end")];
+    let mut out = BTreeSet::new();
+    let attr = |tag: &str, name: &str| -> Option<String> {
+        let i = tag.find(&format!("{name}=\""))? + name.len() + 2;
+        Some(tag[i..i + tag[i..].find('"')?].to_owned())
+    };
+    let mut current: Option<(String, Vec<String>, Vec<String>)> = None;
+    for tag in body.split('<').map(|t| t.trim()) {
+        if tag.starts_with("method ") || tag.starts_with("signal ") {
+            if let Some((n, i, o)) = current.take() {
+                out.insert(format!("{n}({})->({})", i.join(","), o.join(",")));
+            }
+            let kind = if tag.starts_with("method") { "m" } else { "s" };
+            current = Some((format!("{kind}:{}", attr(tag, "name").unwrap_or_default()), vec![], vec![]));
+            if tag.ends_with("/>") {
+                let (n, i, o) = current.take().expect("current");
+                out.insert(format!("{n}({})->({})", i.join(","), o.join(",")));
+            }
+        } else if tag.starts_with("arg ") {
+            if let Some((_, i, o)) = current.as_mut() {
+                let t = attr(tag, "type").unwrap_or_default();
+                if attr(tag, "direction").as_deref() == Some("out") {
+                    o.push(t)
+                } else {
+                    i.push(t)
+                }
+            }
+        } else if tag.starts_with("property ") {
+            out.insert(format!(
+                "p:{}:{}",
+                attr(tag, "name").unwrap_or_default(),
+                attr(tag, "type").unwrap_or_default()
+            ));
+        }
+    }
+    if let Some((n, i, o)) = current.take() {
+        out.insert(format!("{n}({})->({})", i.join(","), o.join(",")));
+    }
+    out
+}
+
+#[test]
+fn shipped_introspection_and_activation_files_match_the_agent() {
+    let bus = Bus::start();
+    let _agent = Agent::start_on_bus(&bus.address, None);
+    let live: String = run(async {
+        let c = connect(&bus).await;
+        let m = c
+            .call_method(Some(DEST), PATH, Some("org.freedesktop.DBus.Introspectable"), "Introspect", &())
+            .await
+            .expect("introspect");
+        m.body().deserialize::<String>().expect("xml")
+    });
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let shipped =
+        std::fs::read_to_string(root.join("packaging/dbus/org.cryptoid.Agent1.xml")).expect("xml file");
+    let (l, s) = (members(&live, IFACE), members(&shipped, IFACE));
+    assert!(l.len() > 25, "{l:?}");
+    assert_eq!(l, s, "packaging/dbus/org.cryptoid.Agent1.xml is out of date");
+    for m in [
+        "m:SignPdu(s,s,a{sv})->(s)",
+        "m:CreateKey(s,a{sv})->(s)",
+        "m:RegisterPrompter(o)->()",
+        "s:ConfirmationRequested(t,s)->()",
+        "p:Locked:b",
+    ] {
+        assert!(l.contains(m), "{m} missing: {l:?}");
+    }
+
+    let service = std::fs::read_to_string(root.join("packaging/dbus/org.cryptoid.Agent1.service"))
+        .expect("service file");
+    let lines: Vec<&str> =
+        service.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+    assert_eq!(lines[0], "[D-BUS Service]");
+    let kv: HashMap<&str, &str> = lines[1..].iter().filter_map(|l| l.split_once('=')).collect();
+    assert_eq!(kv.get("Name"), Some(&DEST));
+    assert!(kv.get("Exec").is_some_and(|e| e.starts_with('/') && e.ends_with("cryptoid-agent")), "{kv:?}");
+    assert_eq!(kv.get("SystemdService"), Some(&"cryptoid-agent.service"));
+    assert_eq!(kv.len(), 3, "unexpected keys: {kv:?}");
+}
+
+#[test]
+fn without_a_session_bus_the_socket_still_serves() {
+    let mut agent = Agent::start_on_bus("unix:path=/nonexistent/bus", None);
+    agent
+        .client()
+        .call::<cryptoid_protocol::wire::agent::Hello>(&cryptoid_protocol::wire::NoParams {})
+        .expect("socket serves");
+    assert!(agent.log().contains("no D-Bus API"), "{}", agent.log());
+    agent.kill9();
+}
