@@ -39,6 +39,19 @@ pub struct BenchArgs {
     /// Room version of the PDUs.
     #[arg(long, default_value = "org.matrix.msc4080", value_name = "V")]
     room_version: String,
+    /// Load the agent over its socket or over D-Bus (`SignPdu` on the session
+    /// bus, or the bus at --dbus-address). Set-up always uses the socket.
+    #[arg(long, value_enum, default_value = "socket")]
+    transport: Transport,
+    /// D-Bus address for `--transport dbus` (default: the session bus).
+    #[arg(long, value_name = "ADDRESS")]
+    dbus_address: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Transport {
+    Socket,
+    Dbus,
 }
 
 #[derive(Serialize)]
@@ -109,7 +122,10 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> Result<ExitCode> {
     let view =
         c.call::<Observe>(&ObserveParams { room_id: BENCH_ROOM.into(), room_version: None, events: vec![] })?;
     let depth = view.max_depth.map_or(1, |d| i64::try_from(d).unwrap_or(i64::MAX - 1) + 1);
-    let result = load(ctx, &a, &rv, &template, &cryptoid, depth);
+    let result = match a.transport {
+        Transport::Socket => load(ctx, &a, &rv, &template, &cryptoid, depth),
+        Transport::Dbus => load_dbus(&a, &rv, &template, &cryptoid, depth),
+    };
     // The throwaway key goes whatever happened (the policy may want the
     // deletion confirmed: then it stays, and the next run reuses it).
     if let Err(e) = c.call::<Delete>(&KeyRef { cryptoid: cryptoid.clone() }) {
@@ -126,7 +142,10 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> Result<ExitCode> {
     latencies.sort_unstable();
     let rate = signatures as f64 / elapsed.as_secs_f64();
     let report = Report {
-        transport: "socket",
+        transport: match a.transport {
+            Transport::Socket => "socket",
+            Transport::Dbus => "dbus",
+        },
         connections: a.connections,
         seconds: elapsed.as_secs_f64(),
         signatures,
@@ -142,7 +161,8 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> Result<ExitCode> {
         output::json(&report)?;
     } else {
         output::line(&format!(
-            "sign.pdu over the socket, {} connection(s), {:.1} s: {:.0} signatures/s, p50 {} µs, p99 {} µs, {} error(s)",
+            "sign.pdu over {}, {} connection(s), {:.1} s: {:.0} signatures/s, p50 {} µs, p99 {} µs, {} error(s)",
+            report.transport,
             report.connections, report.seconds, report.sigs_per_sec, report.p50_us, report.p99_us, report.errors
         ))?;
         output::line(&format!(
@@ -219,6 +239,70 @@ fn load(
         first = first.or(f);
     }
     Ok((ok, err, elapsed, lat, first))
+}
+
+/// The same load over D-Bus: one bus connection per "connection", each
+/// calling `SignPdu` in a loop.
+fn load_dbus(
+    a: &BenchArgs,
+    rv: &RoomVersion,
+    template: &Object,
+    cryptoid: &str,
+    depth: i64,
+) -> Result<LoadResult> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(async {
+        let mut tasks = Vec::new();
+        let start = Instant::now();
+        let deadline = start + Duration::from_secs(a.seconds);
+        for _ in 0..a.connections {
+            let builder = match &a.dbus_address {
+                Some(addr) => zbus::connection::Builder::address(addr.as_str())?,
+                None => zbus::connection::Builder::session()?,
+            };
+            let conn = builder.build().await.context("cannot connect to the D-Bus session bus")?;
+            let (template, cryptoid, rv) = (template.clone(), cryptoid.to_owned(), rv.id().to_owned());
+            tasks.push(tokio::spawn(async move {
+                let (mut ok, mut err, mut lat, mut first): Tally = (0, 0, Vec::with_capacity(1 << 16), None);
+                let opts: std::collections::HashMap<&str, zbus::zvariant::Value<'_>> =
+                    std::collections::HashMap::new();
+                while Instant::now() < deadline {
+                    let pdu = json::to_canonical_string(&Value::Object(fresh(&template, &cryptoid, depth)));
+                    let t0 = Instant::now();
+                    let r = conn
+                        .call_method(
+                            Some("org.cryptoid.Agent1"),
+                            "/org/cryptoid/Agent1",
+                            Some("org.cryptoid.Agent1"),
+                            "SignPdu",
+                            &(rv.as_str(), pdu.as_str(), &opts),
+                        )
+                        .await;
+                    let us = t0.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
+                    match r {
+                        Ok(_) => {
+                            ok += 1;
+                            lat.push(us);
+                        }
+                        Err(e) => {
+                            err += 1;
+                            first.get_or_insert_with(|| e.to_string());
+                        }
+                    }
+                }
+                Ok::<Tally, anyhow::Error>((ok, err, lat, first))
+            }));
+        }
+        let (mut ok, mut err, mut lat, mut first) = (0, 0, Vec::new(), None);
+        for t in tasks {
+            let (o, e, l, f) = t.await.map_err(|e| anyhow::anyhow!("bench task failed: {e}"))??;
+            ok += o;
+            err += e;
+            lat.extend(l);
+            first = first.or(f);
+        }
+        Ok((ok, err, start.elapsed(), lat, first))
+    })
 }
 
 /// Signatures per second of hash + redact + sign, in this process, one

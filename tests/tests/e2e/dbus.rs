@@ -429,3 +429,30 @@ fn without_a_session_bus_the_socket_still_serves() {
     assert!(agent.log().contains("no D-Bus API"), "{}", agent.log());
     agent.kill9();
 }
+
+#[test]
+fn bench_over_dbus() {
+    let bus = Bus::start();
+    let agent = Agent::start_on_bus(&bus.address, None);
+    agent.unlocked();
+    let out = cryptoid_tests::run(
+        std::process::Command::new(cryptoid_tests::bin("cryptoidctl"))
+            .env("CRYPTOID_AUTH_SOCK", agent.socket())
+            .args([
+                "bench",
+                "--transport",
+                "dbus",
+                "--dbus-address",
+                &bus.address,
+                "--seconds",
+                "1",
+                "--json",
+            ]),
+        b"",
+    );
+    assert!(out.status.success(), "{}", cryptoid_tests::stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&cryptoid_tests::stdout(&out)).expect("bench JSON");
+    assert_eq!(v["transport"], "dbus");
+    assert_eq!(v["errors"].as_u64(), Some(0), "{v}");
+    assert!(v["signatures"].as_u64().unwrap_or(0) > 0, "{v}");
+}
