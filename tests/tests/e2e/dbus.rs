@@ -456,3 +456,37 @@ fn bench_over_dbus() {
     assert_eq!(v["errors"].as_u64(), Some(0), "{v}");
     assert!(v["signatures"].as_u64().unwrap_or(0) > 0, "{v}");
 }
+
+#[test]
+fn busctl_signs_a_pdu_that_verifies() {
+    if std::process::Command::new("busctl").arg("--version").output().is_err() {
+        eprintln!("skipped: busctl (systemd) is not installed");
+        return;
+    }
+    let bus = Bus::start();
+    let agent = Agent::start_on_bus(&bus.address, None);
+    let mut c = agent.unlocked();
+    let key = super::agent_sign::create(&mut c, Some("!busctl:x"));
+    let pdu = json::to_canonical_string(&pdus::message(&key, "!busctl:x", "signed via busctl"));
+    let out = std::process::Command::new("busctl")
+        .args([
+            &format!("--address={}", bus.address),
+            "--json=short",
+            "call",
+            DEST,
+            PATH,
+            IFACE,
+            "SignPdu",
+            "ssa{sv}",
+            RV,
+            &pdu,
+            "0",
+        ])
+        .output()
+        .expect("busctl");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // busctl --json prints {"type":"s","data":["<signed PDU>"]}.
+    let reply: serde_json::Value = serde_json::from_slice(&out.stdout).expect("busctl JSON");
+    let signed = reply["data"][0].as_str().expect("signed PDU text");
+    assert_verifies(&parse(signed), &key);
+}
