@@ -37,6 +37,9 @@ struct Args {
     /// Do not offer the D-Bus API (org.cryptoid.Agent1 on the session bus).
     #[arg(long)]
     no_dbus: bool,
+    /// Print the man page (roff) and exit (used to build packages).
+    #[arg(long, hide = true)]
+    print_man_page: bool,
     /// More logging (-v debug, -vv trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -44,6 +47,17 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.print_man_page {
+        use clap::CommandFactory;
+        let man = clap_mangen::Man::new(Args::command());
+        return match man.render(&mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("cryptoid-agent: error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     init_logging(args.verbose);
     let h = hardening::apply();
     for w in &h.warnings {

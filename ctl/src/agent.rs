@@ -57,7 +57,7 @@ pub enum JournalCommand {
 }
 
 /// Lines of a secret source: a file, `-` (standard input) or the terminal.
-fn read_secret_lines(file: Option<&PathBuf>, prompts: &[&str]) -> Result<Vec<Zeroizing<String>>> {
+pub fn read_secret_lines(file: Option<&PathBuf>, prompts: &[&str]) -> Result<Vec<Zeroizing<String>>> {
     let mut out = Vec::new();
     match file {
         Some(p) => {

@@ -111,30 +111,7 @@ pub fn run_otk(ctx: &Ctx, cmd: OtkCommand) -> Result<ExitCode> {
     let mut c = ctx.connect()?;
     match cmd {
         OtkCommand::Generate { count, backend } => {
-            anyhow::ensure!(count > 0, "count must be at least 1");
-            let bar = if ctx.json || count <= CHUNK {
-                indicatif::ProgressBar::hidden()
-            } else {
-                let b = indicatif::ProgressBar::new(u64::from(count));
-                if let Ok(style) = indicatif::ProgressStyle::with_template(
-                    "{bar:40} {pos}/{len} one-time cryptoIDs ({eta} left)",
-                ) {
-                    b.set_style(style);
-                }
-                b
-            };
-            let mut all = Vec::with_capacity(count as usize);
-            let mut left = count;
-            while left > 0 {
-                let n = left.min(CHUNK).min(MAX_GENERATE);
-                let r = c
-                    .call::<Generate>(&GenerateParams { count: n, backend: backend.clone() })
-                    .with_context(|| format!("after {} of {count} keys were made", all.len()))?;
-                bar.inc(u64::from(n));
-                all.extend(r.keys);
-                left -= n;
-            }
-            bar.finish_and_clear();
+            let all = generate(&mut c, count, backend, !ctx.json)?;
             print_keys(ctx, &KeyList { keys: all })?;
         }
         OtkCommand::List => {
@@ -155,4 +132,39 @@ pub fn run_otk(ctx: &Ctx, cmd: OtkCommand) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Makes `count` one-time cryptoIDs, `CHUNK` per request, with a progress
+/// bar when `progress` (and the count is worth one).
+pub fn generate(
+    c: &mut cryptoid_protocol::client::blocking::Client,
+    count: u32,
+    backend: Option<String>,
+    progress: bool,
+) -> Result<Vec<KeyInfo>> {
+    anyhow::ensure!(count > 0, "count must be at least 1");
+    let bar = if !progress || count <= CHUNK {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let b = indicatif::ProgressBar::new(u64::from(count));
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} one-time cryptoIDs ({eta} left)")
+        {
+            b.set_style(style);
+        }
+        b
+    };
+    let mut all = Vec::with_capacity(count as usize);
+    let mut left = count;
+    while left > 0 {
+        let n = left.min(CHUNK).min(MAX_GENERATE);
+        let r = c
+            .call::<Generate>(&GenerateParams { count: n, backend: backend.clone() })
+            .with_context(|| format!("after {} of {count} keys were made", all.len()))?;
+        bar.inc(u64::from(n));
+        all.extend(r.keys);
+        left -= n;
+    }
+    bar.finish_and_clear();
+    Ok(all)
 }

@@ -17,6 +17,7 @@ mod keys;
 mod output;
 mod pdu;
 mod policy;
+mod setup;
 
 use clap::{Parser, Subcommand};
 use cryptoid_protocol::client::{blocking::Client, ClientError};
@@ -44,6 +45,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// First run: pick a backend, start the agent, set the passphrase, make
+    /// the first one-time cryptoIDs.
+    Setup(setup::SetupArgs),
     /// Show the agent's version, lock state and backends.
     Status,
     /// Lock the agent: it forgets every secret until unlocked.
@@ -74,6 +78,11 @@ enum Command {
     /// Load generator: sign fresh PDUs over N connections for S seconds and
     /// compare with the in-process floor measured in the same run.
     Bench(bench::BenchArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff).
+    #[command(hide = true)]
+    ManPage,
     /// Offline tools on PDU JSON files (no agent needed): canonical JSON,
     /// redaction, content hash, event ID, signing and verification.
     #[command(subcommand)]
@@ -99,6 +108,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let ctx = Ctx { socket: cli.socket, json: cli.json };
     let result = match cli.command {
+        Command::Setup(a) => setup::run(&ctx, a),
         Command::Status => agent::status(&ctx),
         Command::Lock => agent::lock(&ctx),
         Command::Unlock(a) => agent::unlock(&ctx, a),
@@ -112,6 +122,8 @@ fn main() -> ExitCode {
         Command::Confirm(a) => policy::run_confirm(&ctx, a),
         Command::Bench(a) => bench::run(&ctx, a),
         Command::Pdu(cmd) => pdu::run(cmd),
+        Command::Completions { shell } => completions(shell),
+        Command::ManPage => man_page(),
     };
     match result {
         Ok(code) => code,
@@ -121,6 +133,21 @@ fn main() -> ExitCode {
             ExitCode::from(exit_code(&e))
         }
     }
+}
+
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
+    use clap::CommandFactory;
+    // Into a buffer first: clap_complete panics on a write error.
+    let mut buf = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "cryptoidctl", &mut buf);
+    output::write(&buf).map(|()| ExitCode::SUCCESS)
+}
+
+fn man_page() -> anyhow::Result<ExitCode> {
+    use clap::CommandFactory;
+    let mut buf = Vec::new();
+    clap_mangen::Man::new(Cli::command()).render(&mut buf)?;
+    output::write(&buf).map(|()| ExitCode::SUCCESS)
 }
 
 /// Maps an error to the documented exit status.

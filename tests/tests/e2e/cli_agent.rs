@@ -118,3 +118,62 @@ fn bench_reports_rates_and_floor() {
         .collect();
     assert_eq!(states, ["retired"]);
 }
+
+#[test]
+fn setup_runs_without_questions_for_scripts() {
+    let agent = Agent::start();
+    let out = ctl(
+        &agent,
+        &["setup", "--backend", "soft", "--passphrase-file", "-", "--one-time-keys", "60", "--yes"],
+        format!("{PASSPHRASE}\n").as_bytes(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("made 60 one-time cryptoIDs"), "{text}");
+    assert!(text.contains(&format!("export CRYPTOID_AUTH_SOCK={}", agent.socket().display())), "{text}");
+    assert!(text.contains("systemctl --user enable --now cryptoid-agent.socket"), "{text}");
+    let status = json_out(&ctl(&agent, &["status", "--json"], b""));
+    assert_eq!(field(&status, "locked"), &Value::Bool(false));
+    let otks = json_out(&ctl(&agent, &["--json", "otk", "list"], b""));
+    assert_eq!(field(&otks, "keys").as_array().map(Vec::len), Some(60));
+    // Run again on the locked agent: it unlocks with the same passphrase.
+    ctl(&agent, &["lock"], b"");
+    let out = ctl(
+        &agent,
+        &["setup", "--passphrase-file", "-", "--one-time-keys", "0", "--yes"],
+        format!("{PASSPHRASE}\n").as_bytes(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A hardware backend is visibly not there yet.
+    let out = ctl(&agent, &["setup", "--backend", "pkcs11", "--yes"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("not available in this version"), "{}", stderr(&out));
+}
+
+#[test]
+fn setup_without_an_agent_says_how_to_start_it() {
+    let out = run(
+        Command::new(cryptoid_tests::bin("cryptoidctl")).args([
+            "--socket",
+            "/nonexistent/agent.sock",
+            "setup",
+            "--yes",
+        ]),
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("systemctl --user enable --now cryptoid-agent.socket"), "{}", stderr(&out));
+}
+
+#[test]
+fn completions_and_man_page() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = run(Command::new(cryptoid_tests::bin("cryptoidctl")).args(["completions", shell]), b"");
+        assert!(out.status.success());
+        assert!(stdout(&out).contains("cryptoidctl"), "{shell}");
+    }
+    let out = run(Command::new(cryptoid_tests::bin("cryptoidctl")).arg("man-page"), b"");
+    assert!(stdout(&out).starts_with(".ie") && stdout(&out).contains(".TH cryptoidctl 1"));
+    let out = run(Command::new(cryptoid_tests::bin("cryptoid-agent")).arg("--print-man-page"), b"");
+    assert!(stdout(&out).contains(".TH cryptoid-agent 1"));
+}
