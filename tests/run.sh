@@ -9,8 +9,10 @@ cd "$(dirname "$0")/.."
 # System packages the tests use, by the command that needs them: python3
 # launches the agent the way systemd socket activation does; setpriv runs a
 # client as another uid; dbus-daemon runs a private session bus for the D-Bus
-# tests. (Hardware backends add theirs here.)
-declare -A NEEDS=([python3]=python3 [setpriv]=util-linux [dbus-daemon]=dbus-daemon)
+# tests; systemd-analyze, man and dpkg check the package. (Hardware backends
+# add theirs here.)
+declare -A NEEDS=([python3]=python3 [setpriv]=util-linux [dbus-daemon]=dbus-daemon
+               [systemd-analyze]=systemd [man]=man-db [dpkg-deb]=dpkg)
 
 missing=()
 for cmd in "${!NEEDS[@]}"; do
@@ -35,6 +37,8 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo build (binaries for the end-to-end tests)"
 cargo build --workspace --bins --locked
+echo "== package (.deb build, install, checks)"
+tests/package.sh
 echo "== doc tests"
 cargo test --workspace --doc --locked
 echo "== tests (nextest: one process per test; its summary line closes the run)"

@@ -17,6 +17,7 @@ mod keys;
 mod output;
 mod pdu;
 mod policy;
+mod selfconfirm;
 mod setup;
 
 use clap::{Parser, Subcommand};
@@ -107,6 +108,18 @@ impl Ctx {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let ctx = Ctx { socket: cli.socket, json: cli.json };
+    // Commands the agent may hold for confirmation ask on this terminal.
+    if matches!(
+        cli.command,
+        Command::Keys(_)
+            | Command::Otk(_)
+            | Command::Sign(_)
+            | Command::Rooms(_)
+            | Command::Passwd(_)
+            | Command::Setup(_)
+    ) {
+        selfconfirm::start(&ctx);
+    }
     let result = match cli.command {
         Command::Setup(a) => setup::run(&ctx, a),
         Command::Status => agent::status(&ctx),
