@@ -11,7 +11,7 @@ if ! cargo deb --version >/dev/null 2>&1; then
 fi
 
 cargo build --release --locked --workspace --bins
-assets=target/package-assets
+assets=target/release/package-assets
 rm -rf "$assets" && mkdir -p "$assets"
 target/release/cryptoid-agent --print-man-page | gzip -9n > "$assets/cryptoid-agent.1.gz"
 target/release/cryptoidctl man-page | gzip -9n > "$assets/cryptoidctl.1.gz"
