@@ -9,10 +9,11 @@ cd "$(dirname "$0")/.."
 # System packages the tests use, by the command that needs them: python3
 # launches the agent the way systemd socket activation does; setpriv runs a
 # client as another uid; dbus-daemon runs a private session bus for the D-Bus
-# tests; systemd-analyze, man and dpkg check the package. (Hardware backends
-# add theirs here.)
+# tests; systemd-analyze, man and dpkg check the package; SoftHSM2 and
+# pkcs11-tool (opensc) are the PKCS#11 token of the PKCS#11 tests.
 declare -A NEEDS=([python3]=python3 [setpriv]=util-linux [dbus-daemon]=dbus-daemon
-               [systemd-analyze]=systemd [man]=man-db [dpkg-deb]=dpkg)
+               [systemd-analyze]=systemd [man]=man-db [dpkg-deb]=dpkg
+               [softhsm2-util]=softhsm2 [pkcs11-tool]=opensc)
 
 missing=()
 for cmd in "${!NEEDS[@]}"; do

@@ -13,6 +13,7 @@ pub struct Config {
     pub journal: JournalConfig,
     pub socket: SocketConfig,
     pub policy: crate::policy::PolicyConfig,
+    pub pkcs11: Pkcs11Config,
     /// Per room version: which `m.room.member` content keys survive
     /// redaction (`spec`, `keep-mxid-mapping`, `gomatrixserverlib`), e.g.
     /// `[member_redaction] "org.matrix.msc4080" = "gomatrixserverlib"`.
@@ -32,6 +33,21 @@ pub struct JournalConfig {
 impl Default for JournalConfig {
     fn default() -> Self {
         JournalConfig { max_segment_bytes: 8 << 20, fsync_interval_ms: 20 }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Pkcs11Config {
+    /// Directories PKCS#11 modules may be loaded from (like `ssh-agent -P`).
+    pub module_dirs: Vec<std::path::PathBuf>,
+}
+
+impl Default for Pkcs11Config {
+    fn default() -> Self {
+        Pkcs11Config {
+            module_dirs: crate::keystore::pkcs11::DEFAULT_MODULE_DIRS.iter().map(Into::into).collect(),
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::service::{Audit, ClientInfo, Service};
 use cryptoid_protocol::json::Value;
 use cryptoid_protocol::wire::{
-    self, agent, confirm, journal, keys, otk, policy, rooms, sign, ErrorKind, Method,
+    self, agent, backend, confirm, journal, keys, otk, policy, rooms, sign, ErrorKind, Method,
 };
 use std::sync::Arc;
 
@@ -120,6 +120,18 @@ async fn dispatch(
                 .await?;
             blocking(svc, audit, move |s, _| s.passwd(&p)).await?;
             ok(wire::NoParams {})
+        }
+        backend::Init::NAME => {
+            let p = req.params::<backend::Init>()?;
+            svc.authorize_management(
+                client,
+                &method,
+                format!("set up {} token {:?}", p.backend, p.token),
+                false,
+                audit,
+            )
+            .await?;
+            ok(blocking(svc, audit, move |s, _| s.backend_init(&p)).await?)
         }
         keys::Create::NAME => {
             let p = req.params::<keys::Create>()?;

@@ -19,6 +19,33 @@ pub struct UnlockArgs {
     /// input, instead of asking on the terminal.
     #[arg(long, value_name = "F")]
     passphrase_file: Option<PathBuf>,
+    /// Unlock a hardware backend (`pkcs11`) with its PIN instead.
+    #[arg(long, value_name = "B")]
+    backend: Option<String>,
+    /// Read the PIN from this file (first line), or `-` for standard input.
+    #[arg(long, value_name = "F")]
+    pin_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum BackendCommand {
+    /// List the backends with availability, lock state and key counts.
+    List,
+    /// Set up a hardware backend. Only `pkcs11` so far.
+    Init {
+        /// `pkcs11`.
+        backend: String,
+        /// The PKCS#11 module (.so), under an allowed directory.
+        #[arg(long, value_name = "M")]
+        module: String,
+        /// The token's label.
+        #[arg(long, value_name = "LABEL")]
+        token: String,
+        /// Read the user PIN from this file (first line), or `-` for stdin;
+        /// asked on the terminal otherwise.
+        #[arg(long, value_name = "F")]
+        pin_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -131,6 +158,20 @@ pub fn lock(ctx: &Ctx) -> Result<ExitCode> {
 
 pub fn unlock(ctx: &Ctx, a: UnlockArgs) -> Result<ExitCode> {
     let mut c = ctx.connect()?;
+    if let Some(backend) = a.backend.filter(|b| b != "soft") {
+        let pin = read_secret_lines(a.pin_file.as_ref(), &["PIN: "])?.remove(0);
+        let r = c.call::<Unlock>(&UnlockParams {
+            passphrase: None,
+            backend: Some(backend.clone()),
+            pin: Some(pin.to_string()),
+        })?;
+        if ctx.json {
+            output::json(&r)?;
+        } else {
+            output::line(&format!("{backend} unlocked"))?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let first = !c.call::<Hello>(&NoParams {})?.passphrase_set;
     let passphrase = if first && a.passphrase_file.is_none() {
         let l = read_secret_lines(None, &["New keystore passphrase: ", "Repeat it: "])?;
@@ -175,6 +216,41 @@ pub fn passwd(ctx: &Ctx, a: PasswdArgs) -> Result<ExitCode> {
     } else {
         output::line("passphrase changed")?;
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn backend(ctx: &Ctx, cmd: BackendCommand) -> Result<ExitCode> {
+    let mut c = ctx.connect()?;
+    let infos = match cmd {
+        BackendCommand::List => c.call::<Hello>(&NoParams {})?.backends,
+        BackendCommand::Init { backend, module, token, pin_file } => {
+            let pin = read_secret_lines(pin_file.as_ref(), &["PIN: "])?.remove(0);
+            let params = cryptoid_protocol::wire::backend::InitParams {
+                backend,
+                module,
+                token,
+                pin: Some(pin.to_string()),
+            };
+            vec![c.call::<cryptoid_protocol::wire::backend::Init>(&params)?]
+        }
+    };
+    if ctx.json {
+        output::json(&infos)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = infos
+        .iter()
+        .map(|b| {
+            vec![
+                b.name.clone(),
+                if b.available { "yes".into() } else { "no".into() },
+                if b.locked { "locked".into() } else { "unlocked".into() },
+                format!("{:?}", b.protection).to_lowercase(),
+                b.keys.to_string(),
+            ]
+        })
+        .collect();
+    output::table(&["BACKEND", "AVAILABLE", "STATE", "PROTECTION", "KEYS"], &rows)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -57,6 +57,9 @@ enum Command {
     Unlock(agent::UnlockArgs),
     /// Change the keystore passphrase.
     Passwd(agent::PasswdArgs),
+    /// Key backends: list them, set up a PKCS#11 token.
+    #[command(subcommand)]
+    Backend(agent::BackendCommand),
     /// Room cryptoIDs.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -126,6 +129,7 @@ fn main() -> ExitCode {
         Command::Lock => agent::lock(&ctx),
         Command::Unlock(a) => agent::unlock(&ctx, a),
         Command::Passwd(a) => agent::passwd(&ctx, a),
+        Command::Backend(c) => agent::backend(&ctx, c),
         Command::Keys(c) => keys::run_keys(&ctx, c),
         Command::Otk(c) => keys::run_otk(&ctx, c),
         Command::Sign(a) => agent::sign(&ctx, a),

@@ -22,6 +22,8 @@ pub struct Agent {
     extra_args: Vec<String>,
     /// The session bus the agent uses; `None` runs it with `--no-dbus`.
     bus: Option<String>,
+    /// Extra environment (e.g. `SOFTHSM2_CONF`).
+    pub env: Vec<(String, String)>,
 }
 
 impl Agent {
@@ -34,6 +36,15 @@ impl Agent {
     /// without a `[policy]` section gets [`TEST_POLICY`].
     pub fn start_with(args: &[&str], config: Option<&str>) -> Agent {
         Agent::start_full(args, config, None)
+    }
+
+    /// Starts an agent with extra environment variables.
+    pub fn start_with_env(config: Option<&str>, env: &[(&str, &str)]) -> Agent {
+        let mut a = Agent::start_with(&[], config);
+        a.kill9();
+        a.env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        a.spawn().expect("agent starts");
+        a
     }
 
     /// Starts an agent that also serves D-Bus on the bus at `address`.
@@ -53,7 +64,7 @@ impl Agent {
         if bus.is_none() {
             extra_args.push("--no-dbus".into());
         }
-        let mut a = Agent { dir, child: None, extra_args, bus };
+        let mut a = Agent { dir, child: None, extra_args, bus, env: Vec::new() };
         a.spawn().expect("agent starts");
         a
     }
@@ -78,6 +89,7 @@ impl Agent {
             Some(a) => cmd.env("DBUS_SESSION_BUS_ADDRESS", a),
             None => cmd.env_remove("DBUS_SESSION_BUS_ADDRESS"),
         };
+        cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         cmd
     }
 

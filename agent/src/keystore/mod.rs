@@ -6,6 +6,7 @@
 //! *handle* (JSON) for each key it makes, which the registry stores in the
 //! key record, and it is given that handle again to sign.
 
+pub mod pkcs11;
 pub mod soft;
 
 use cryptoid_protocol::json::Value;
@@ -43,6 +44,12 @@ pub enum KeystoreError {
     Unseal,
     #[error("encryption failed")]
     Seal,
+    #[error("wrong PIN{0}")]
+    BadPin(String),
+    #[error("the token needs its PIN: run `cryptoidctl unlock --backend pkcs11`")]
+    PinRequired,
+    #[error("backend unavailable: {0}")]
+    Unavailable(String),
     #[error("backend {0:?} is not configured")]
     NoSuchBackend(String),
 }
@@ -57,7 +64,9 @@ impl KeystoreError {
                 ErrorKind::InternalError
             }
             KeystoreError::Io(_) => ErrorKind::StorageError,
-            KeystoreError::NoSuchBackend(_) => ErrorKind::BackendUnavailable,
+            KeystoreError::NoSuchBackend(_) | KeystoreError::Unavailable(_) => ErrorKind::BackendUnavailable,
+            KeystoreError::BadPin(_) => ErrorKind::BadPassphrase,
+            KeystoreError::PinRequired => ErrorKind::PinRequired,
         }
     }
 }

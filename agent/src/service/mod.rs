@@ -17,12 +17,14 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::journal::{self, Journal};
 use crate::keys::Registry;
+use crate::keystore::pkcs11::{Pkcs11Backend, Pkcs11Settings};
 use crate::keystore::soft::SoftBackend;
 use crate::keystore::{Backend, KeystoreError, UnlockSecret};
 use crate::prompt::Prompts;
 use crate::rooms::Rooms;
 use cryptoid_protocol::json::{Int, Object, Value};
-use cryptoid_protocol::wire::agent::{HelloResult, LockState, PasswdParams, UnlockParams};
+use cryptoid_protocol::wire::agent::{BackendInfo, HelloResult, LockState, PasswdParams, UnlockParams};
+use cryptoid_protocol::wire::backend::InitParams;
 use cryptoid_protocol::wire::journal::{TailParams, TailResult, VerifyResult};
 use cryptoid_protocol::wire::{ErrorKind, PROTOCOL_VERSION};
 use std::path::{Path, PathBuf};
@@ -82,6 +84,9 @@ pub struct Service {
     rooms: Rooms,
     prompts: Arc<Prompts>,
     rate: Mutex<decide::RateTracker>,
+    /// Opened lazily from `backends.json`.
+    pkcs11: Mutex<Option<Arc<Pkcs11Backend>>>,
+    data_dir: PathBuf,
     clock: Arc<dyn Clock>,
     config: Config,
     locked: AtomicBool,
@@ -125,6 +130,8 @@ impl Service {
             rooms,
             prompts,
             rate: Mutex::new(decide::RateTracker::default()),
+            pkcs11: Mutex::new(None),
+            data_dir: data_dir.to_path_buf(),
             clock,
             config,
             locked: AtomicBool::new(locked),
@@ -188,14 +195,67 @@ impl Service {
         Ok(())
     }
 
-    fn backend(&self, name: Option<&str>) -> Result<&dyn Backend> {
+    fn backend(&self, name: Option<&str>) -> Result<Arc<dyn Backend>> {
         match name.unwrap_or("soft") {
-            "soft" => Ok(self.soft.as_ref()),
+            "soft" => Ok(self.soft.clone()),
+            "pkcs11" => Ok(self.pkcs11()?),
             other => Err(Error::new(
                 ErrorKind::BackendUnavailable,
-                format!("backend {other:?} is not available in this agent (available: soft)"),
+                format!("backend {other:?} is not available in this agent (available: soft, pkcs11)"),
             )),
         }
+    }
+
+    fn backends_path(&self) -> PathBuf {
+        self.data_dir.join("backends.json")
+    }
+
+    /// The PKCS#11 backend, opened on first use (and again after its token
+    /// went away and came back).
+    fn pkcs11(&self) -> Result<Arc<Pkcs11Backend>> {
+        let mut slot = self.pkcs11.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(b) = slot.as_ref() {
+            return Ok(b.clone());
+        }
+        let settings = read_backends(&self.backends_path())?.pkcs11.ok_or_else(|| {
+            Error::new(
+                ErrorKind::BackendUnavailable,
+                "no PKCS#11 token is set up: run `cryptoidctl backend init pkcs11 --module M --token LABEL`",
+            )
+        })?;
+        let b = Arc::new(Pkcs11Backend::open(settings, &self.config.pkcs11.module_dirs)?);
+        *slot = Some(b.clone());
+        Ok(b)
+    }
+
+    /// Forgets an open PKCS#11 backend whose token is gone, so the next use
+    /// reopens it.
+    fn drop_pkcs11_if_gone(&self, err: &Error) {
+        if err.kind() == ErrorKind::BackendUnavailable {
+            *self.pkcs11.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+    }
+
+    /// `backend.init`: sets up the PKCS#11 token and remembers it.
+    pub fn backend_init(&self, p: &InitParams) -> Result<BackendInfo> {
+        if p.backend != "pkcs11" {
+            return Err(Error::new(
+                ErrorKind::InvalidParams,
+                format!("backend {:?} cannot be initialised here (only pkcs11)", p.backend),
+            ));
+        }
+        let settings = Pkcs11Settings { module: PathBuf::from(&p.module), token: p.token.clone() };
+        let b = Arc::new(Pkcs11Backend::open(settings.clone(), &self.config.pkcs11.module_dirs)?);
+        if let Some(pin) = &p.pin {
+            b.unlock(&UnlockSecret { passphrase: None, pin: Some(pin) })?;
+        }
+        let mut all = read_backends(&self.backends_path())?;
+        all.pkcs11 = Some(settings);
+        let bytes =
+            serde_json::to_vec(&all).map_err(|e| Error::new(ErrorKind::InternalError, e.to_string()))?;
+        crate::fsutil::write_atomic(&self.backends_path(), &bytes)?;
+        *self.pkcs11.lock().unwrap_or_else(|p| p.into_inner()) = Some(b.clone());
+        Ok(b.info(self.registry.count_backend("pkcs11")))
     }
 
     /// Journals one request.
@@ -293,13 +353,38 @@ impl Service {
             agent_version: crate::VERSION.to_owned(),
             locked: self.is_locked(),
             passphrase_set: self.soft.initialized(),
-            backends: vec![self.soft.info(self.registry.count_backend("soft"))],
+            backends: self.backend_infos(),
         }
+    }
+
+    fn backend_infos(&self) -> Vec<BackendInfo> {
+        let mut out = vec![self.soft.info(self.registry.count_backend("soft"))];
+        let configured = read_backends(&self.backends_path()).ok().and_then(|b| b.pkcs11).is_some();
+        if configured {
+            let keys = self.registry.count_backend("pkcs11");
+            out.push(match self.pkcs11() {
+                Ok(b) => b.info(keys),
+                Err(_) => BackendInfo {
+                    name: "pkcs11".into(),
+                    available: false,
+                    locked: true,
+                    protection: cryptoid_protocol::wire::agent::Protection::Pin,
+                    algorithms: vec!["ed25519".into()],
+                    max_message_len: None,
+                    capacity: None,
+                    keys,
+                },
+            });
+        }
+        out
     }
 
     pub fn lock(&self) -> LockState {
         self.locked.store(true, Ordering::Release);
         self.soft.lock();
+        if let Some(b) = self.pkcs11.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            b.lock();
+        }
         LockState { locked: true }
     }
 
@@ -307,7 +392,10 @@ impl Service {
     /// Slow on purpose (Argon2id): call off the async runtime.
     pub fn unlock(&self, p: &UnlockParams) -> Result<LockState> {
         let backend = self.backend(p.backend.as_deref())?;
-        backend.unlock(&UnlockSecret { passphrase: p.passphrase.as_deref(), pin: p.pin.as_deref() })?;
+        backend
+            .unlock(&UnlockSecret { passphrase: p.passphrase.as_deref(), pin: p.pin.as_deref() })
+            .map_err(Error::from)
+            .inspect_err(|e| self.drop_pkcs11_if_gone(e))?;
         self.locked.store(false, Ordering::Release);
         Ok(LockState { locked: false })
     }
@@ -332,6 +420,27 @@ impl Service {
     pub fn journal_verify(&self) -> Result<VerifyResult> {
         let v = self.journal.verify()?;
         Ok(VerifyResult { ok: v.error.is_none(), entries: v.entries, error: v.error })
+    }
+}
+
+/// `backends.json`: hardware backends set up with `backend.init`.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Backends {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pkcs11: Option<Pkcs11Settings>,
+}
+
+fn read_backends(path: &Path) -> Result<Backends> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+            Error::new(
+                ErrorKind::InternalError,
+                format!("{} is damaged ({e}); run `cryptoidctl backend init` again", path.display()),
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Backends::default()),
+        Err(e) => Err(e.into()),
     }
 }
 

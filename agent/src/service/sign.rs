@@ -246,7 +246,10 @@ impl Service {
         for c in &checked {
             let backend = self.backend(Some(&c.record.info.backend))?;
             let public = c.record.public_key()?;
-            sigs.push(backend.sign(&public, &c.record.handle, c.prepared.signing_bytes())?);
+            let sign = || backend.sign(&public, &c.record.handle, c.prepared.signing_bytes());
+            // Hardware calls block: keep them off the async workers' queue.
+            let sig = if backend.name() == "soft" { sign() } else { tokio::task::block_in_place(sign) };
+            sigs.push(sig.map_err(Error::from).inspect_err(|e| self.drop_pkcs11_if_gone(e))?);
         }
         for c in checked.iter().filter(|c| c.binds) {
             self.registry.update(&c.record.info.cryptoid, |r| self.bind(r, &c.room_id))?;

@@ -7,6 +7,7 @@
 //! anywhere in a request, then read into the typed params.
 
 pub mod agent;
+pub mod backend;
 pub mod confirm;
 pub mod error;
 pub mod journal;

@@ -9,4 +9,5 @@ mod cli_agent;
 mod cli_pdu;
 mod crash;
 mod dbus;
+mod pkcs11;
 mod policy;

@@ -1,0 +1,359 @@
+//! The PKCS#11 backend (HSMs, smart cards; tested on SoftHSM2) with
+//! `cryptoki`.
+//!
+//! One key pair per cryptoID, generated on the token (`CKK_EC_EDWARDS`,
+//! `CKA_TOKEN`, `CKA_SENSITIVE`, not `CKA_EXTRACTABLE`), found again by its
+//! random `CKA_ID` (the handle the agent stores); signing is single-part
+//! `CKM_EDDSA`. The token is found by label, never by slot number (slots
+//! change). The module must live under an allowed directory (like
+//! `ssh-agent -P`). The PIN is only ever sent when the user gives one, so
+//! the agent never burns PIN retries on probes. A token that goes away makes
+//! its keys `backend_unavailable`; the next use reopens it (after a new PIN).
+
+use super::{Backend, KeystoreError, NewKey, UnlockSecret};
+use cryptoid_protocol::base64;
+use cryptoid_protocol::json::{Object, Value};
+use cryptoid_protocol::keys::PublicKey;
+use cryptoid_protocol::wire::agent::{BackendInfo, Protection};
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
+use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+use cryptoki::types::AuthPin;
+use rand_core::{OsRng, RngCore};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// DER of the Ed25519 curve as EC_PARAMS: the printable string
+/// "edwards25519" (what SoftHSM and pkcs11-tool use) …
+const EC_PARAMS_NAME: &[u8] = b"\x13\x0cedwards25519";
+/// … and the OID 1.3.101.112 form, also accepted when reading.
+const EC_PARAMS_OID: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
+/// Label of every object the agent makes.
+const LABEL: &str = "cryptoid-agent";
+
+/// Directories modules may be loaded from (after resolving links).
+pub const DEFAULT_MODULE_DIRS: [&str; 5] = ["/usr/lib", "/usr/lib64", "/usr/local/lib", "/lib", "/lib64"];
+
+/// Where the backend's settings come from (`backend.init`, persisted).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pkcs11Settings {
+    pub module: PathBuf,
+    pub token: String,
+}
+
+struct Open {
+    session: Session,
+    logged_in: bool,
+    /// Private-key handles by CKA_ID (valid while the session lives).
+    keys: HashMap<Vec<u8>, ObjectHandle>,
+}
+
+pub struct Pkcs11Backend {
+    settings: Pkcs11Settings,
+    ctx: Pkcs11,
+    state: Mutex<Option<Open>>,
+}
+
+fn ck(e: CkError) -> KeystoreError {
+    match e {
+        CkError::Pkcs11(RvError::PinIncorrect, _) => KeystoreError::BadPin(String::new()),
+        CkError::Pkcs11(RvError::PinLocked, _) => KeystoreError::Unavailable(
+            "the token's user PIN is blocked: reset it with the SO PIN (pkcs11-tool --init-pin, softhsm2-util)".into(),
+        ),
+        CkError::Pkcs11(
+            rv @ (RvError::DeviceRemoved
+            | RvError::DeviceError
+            | RvError::TokenNotPresent
+            | RvError::TokenNotRecognized
+            | RvError::SessionHandleInvalid
+            | RvError::SessionClosed
+            | RvError::SlotIdInvalid),
+            f,
+        ) => KeystoreError::Unavailable(format!("the token went away ({f}: {rv})")),
+        CkError::Pkcs11(RvError::UserNotLoggedIn, _) => KeystoreError::PinRequired,
+        other => KeystoreError::Unavailable(format!("PKCS#11: {other}")),
+    }
+}
+
+/// Checks the module path against the allowlist (links resolved).
+pub fn check_module(module: &Path, allowed: &[PathBuf]) -> Result<PathBuf, KeystoreError> {
+    let real = std::fs::canonicalize(module)
+        .map_err(|e| KeystoreError::Unavailable(format!("PKCS#11 module {}: {e}", module.display())))?;
+    if allowed.iter().any(|dir| real.starts_with(dir)) {
+        Ok(real)
+    } else {
+        Err(KeystoreError::Unavailable(format!(
+            "PKCS#11 module {} is outside the allowed directories ({}); add its directory to `pkcs11_module_dirs` in config.toml",
+            real.display(),
+            allowed.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+        )))
+    }
+}
+
+/// The 32-byte key out of CKA_EC_POINT: raw, or a DER OCTET STRING.
+pub fn parse_ec_point(point: &[u8]) -> Option<[u8; 32]> {
+    match point {
+        [0x04, 0x20, rest @ ..] if rest.len() == 32 => rest.try_into().ok(),
+        raw if raw.len() == 32 => raw.try_into().ok(),
+        _ => None,
+    }
+}
+
+impl Pkcs11Backend {
+    /// Loads the module and checks that the token exists and can do
+    /// Ed25519. No PIN is used.
+    pub fn open(settings: Pkcs11Settings, allowed: &[PathBuf]) -> Result<Pkcs11Backend, KeystoreError> {
+        let module = check_module(&settings.module, allowed)?;
+        let ctx = Pkcs11::new(&module).map_err(ck)?;
+        ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).map_err(ck)?;
+        let b = Pkcs11Backend { settings, ctx, state: Mutex::new(None) };
+        let slot = b.slot()?;
+        let mechs = b.ctx.get_mechanism_list(slot).map_err(ck)?;
+        if !mechs.contains(&MechanismType::EDDSA) || !mechs.contains(&MechanismType::ECC_EDWARDS_KEY_PAIR_GEN)
+        {
+            return Err(KeystoreError::Unavailable(format!(
+                "token {:?} has no Ed25519 (CKM_EDDSA and CKM_EC_EDWARDS_KEY_PAIR_GEN): cryptoIDs cannot live on it",
+                b.settings.token
+            )));
+        }
+        Ok(b)
+    }
+
+    pub fn settings(&self) -> &Pkcs11Settings {
+        &self.settings
+    }
+
+    fn slot(&self) -> Result<Slot, KeystoreError> {
+        for slot in self.ctx.get_slots_with_token().map_err(ck)? {
+            if let Ok(info) = self.ctx.get_token_info(slot) {
+                if info.label().trim_end() == self.settings.token {
+                    return Ok(slot);
+                }
+            }
+        }
+        Err(KeystoreError::Unavailable(format!(
+            "no PKCS#11 token labelled {:?} is present",
+            self.settings.token
+        )))
+    }
+
+    fn lock_state(&self) -> std::sync::MutexGuard<'_, Option<Open>> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` on the logged-in session; a vanished token drops it.
+    fn with_session<R>(&self, f: impl FnOnce(&mut Open) -> Result<R, CkError>) -> Result<R, KeystoreError> {
+        let mut st = self.lock_state();
+        let open = st.as_mut().filter(|o| o.logged_in).ok_or(KeystoreError::PinRequired)?;
+        match f(open) {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                let err = ck(e);
+                if matches!(err, KeystoreError::Unavailable(_) | KeystoreError::PinRequired) {
+                    // Gone: forget the session; the next unlock reopens.
+                    *st = None;
+                }
+                Err(err)
+            }
+        }
+    }
+
+    fn find_private(open: &mut Open, id: &[u8]) -> Result<ObjectHandle, CkError> {
+        if let Some(h) = open.keys.get(id) {
+            return Ok(*h);
+        }
+        let found = open
+            .session
+            .find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY), Attribute::Id(id.to_vec())])?;
+        let h = found
+            .first()
+            .copied()
+            .ok_or(CkError::Pkcs11(RvError::KeyHandleInvalid, cryptoki::context::Function::FindObjects))?;
+        open.keys.insert(id.to_vec(), h);
+        Ok(h)
+    }
+
+    fn handle_id(handle: &Value) -> Result<Vec<u8>, KeystoreError> {
+        handle
+            .as_object()
+            .and_then(|h| h.get("id"))
+            .and_then(Value::as_str)
+            .and_then(|s| base64::decode(s).ok())
+            .ok_or_else(|| KeystoreError::Corrupt {
+                path: "key record".into(),
+                why: "no PKCS#11 key id".into(),
+            })
+    }
+
+    /// Reads CKA_SENSITIVE/EXTRACTABLE of a key (for `keys.get` and tests).
+    pub fn is_protected(&self, handle: &Value) -> Result<bool, KeystoreError> {
+        let id = Self::handle_id(handle)?;
+        self.with_session(|o| {
+            let h = Self::find_private(o, &id)?;
+            let attrs =
+                o.session.get_attributes(h, &[AttributeType::Sensitive, AttributeType::Extractable])?;
+            let sensitive = attrs.iter().any(|a| matches!(a, Attribute::Sensitive(true)));
+            let extractable = attrs.iter().any(|a| matches!(a, Attribute::Extractable(true)));
+            Ok(sensitive && !extractable)
+        })
+    }
+}
+
+impl Backend for Pkcs11Backend {
+    fn name(&self) -> &'static str {
+        "pkcs11"
+    }
+
+    fn info(&self, keys: u64) -> BackendInfo {
+        BackendInfo {
+            name: "pkcs11".into(),
+            available: self.slot().is_ok(),
+            locked: self.is_locked(),
+            protection: Protection::Pin,
+            algorithms: vec!["ed25519".into()],
+            max_message_len: None,
+            capacity: None,
+            keys,
+        }
+    }
+
+    fn is_locked(&self) -> bool {
+        !self.lock_state().as_ref().is_some_and(|o| o.logged_in)
+    }
+
+    fn unlock(&self, secret: &UnlockSecret<'_>) -> Result<(), KeystoreError> {
+        let pin = secret.pin.ok_or(KeystoreError::PinRequired)?;
+        // Log out first: the token keeps one login state per application,
+        // so a second login would "succeed" with any PIN.
+        self.lock();
+        let slot = self.slot()?;
+        let session = self.ctx.open_rw_session(slot).map_err(ck)?;
+        match session.login(UserType::User, Some(&AuthPin::new(pin.into()))) {
+            Ok(()) => {}
+            Err(CkError::Pkcs11(RvError::PinIncorrect, _)) => {
+                let info = self.ctx.get_token_info(slot).ok();
+                let hint = match info {
+                    Some(i) if i.user_pin_final_try() => {
+                        " (the token says: one try left before the PIN is blocked)"
+                    }
+                    Some(i) if i.user_pin_count_low() => " (the token says: few tries left)",
+                    _ => "",
+                };
+                return Err(KeystoreError::BadPin(hint.to_owned()));
+            }
+            Err(e) => return Err(ck(e)),
+        }
+        *self.lock_state() = Some(Open { session, logged_in: true, keys: HashMap::new() });
+        Ok(())
+    }
+
+    fn lock(&self) {
+        if let Some(o) = self.lock_state().take() {
+            let _ = o.session.logout();
+        }
+    }
+
+    fn generate(&self) -> Result<NewKey, KeystoreError> {
+        let mut id = vec![0u8; 16];
+        OsRng.fill_bytes(&mut id);
+        let (public, _) = self.with_session(|o| {
+            let pub_tmpl = [
+                Attribute::Token(true),
+                Attribute::Private(false),
+                Attribute::KeyType(KeyType::EC_EDWARDS),
+                Attribute::EcParams(EC_PARAMS_NAME.to_vec()),
+                Attribute::Verify(true),
+                Attribute::Label(LABEL.as_bytes().to_vec()),
+                Attribute::Id(id.clone()),
+            ];
+            let priv_tmpl = [
+                Attribute::Token(true),
+                Attribute::Private(true),
+                Attribute::Sensitive(true),
+                Attribute::Extractable(false),
+                Attribute::Sign(true),
+                Attribute::Label(LABEL.as_bytes().to_vec()),
+                Attribute::Id(id.clone()),
+            ];
+            let (pubh, privh) =
+                o.session.generate_key_pair(&Mechanism::EccEdwardsKeyPairGen, &pub_tmpl, &priv_tmpl)?;
+            let attrs = o.session.get_attributes(pubh, &[AttributeType::EcPoint, AttributeType::EcParams])?;
+            let mut point = None;
+            for a in attrs {
+                match a {
+                    Attribute::EcPoint(p) => point = parse_ec_point(&p),
+                    Attribute::EcParams(p) if p != EC_PARAMS_NAME && p != EC_PARAMS_OID => point = None,
+                    _ => {}
+                }
+            }
+            o.keys.insert(id.clone(), privh);
+            Ok((point, privh))
+        })?;
+        let public = public.ok_or_else(|| {
+            KeystoreError::Unavailable("the token returned no usable Ed25519 public key".into())
+        })?;
+        let mut handle = Object::new();
+        handle.insert("id".into(), Value::String(base64::encode(&id)));
+        handle.insert("token".into(), Value::String(self.settings.token.clone()));
+        Ok(NewKey { public: PublicKey::from_bytes(public), handle: Value::Object(handle) })
+    }
+
+    fn sign(&self, public: &PublicKey, handle: &Value, message: &[u8]) -> Result<[u8; 64], KeystoreError> {
+        let id = Self::handle_id(handle)?;
+        let sig = self.with_session(|o| {
+            let h = Self::find_private(o, &id)?;
+            o.session.sign(&Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure)), h, message)
+        })?;
+        let sig: [u8; 64] = sig.try_into().map_err(|_| {
+            KeystoreError::Unavailable("the token returned a signature that is not 64 bytes".into())
+        })?;
+        // A token must never make us release a wrong signature.
+        public
+            .verify(message, &sig)
+            .map_err(|_| KeystoreError::Unavailable("the token's signature does not verify".into()))?;
+        Ok(sig)
+    }
+
+    fn destroy(&self, _public: &PublicKey, handle: &Value) -> Result<(), KeystoreError> {
+        let id = Self::handle_id(handle)?;
+        self.with_session(|o| {
+            for obj in o.session.find_objects(&[Attribute::Id(id.clone())])? {
+                o.session.destroy_object(obj)?;
+            }
+            o.keys.remove(&id);
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ec_point_encodings() {
+        let k = [7u8; 32];
+        let mut der = vec![0x04, 0x20];
+        der.extend_from_slice(&k);
+        assert_eq!(parse_ec_point(&der), Some(k));
+        assert_eq!(parse_ec_point(&k), Some(k));
+        assert_eq!(parse_ec_point(&[0x04, 0x21, 1]), None);
+    }
+
+    #[test]
+    fn module_allowlist() {
+        let allowed = vec![PathBuf::from("/usr/lib")];
+        assert!(check_module(Path::new("/nonexistent/lib.so"), &allowed).is_err());
+        let d = tempfile::tempdir().expect("tempdir");
+        let f = d.path().join("evil.so");
+        std::fs::write(&f, b"").expect("write");
+        let e = check_module(&f, &allowed).expect_err("outside");
+        assert!(e.to_string().contains("outside the allowed directories"), "{e}");
+    }
+}

@@ -1,0 +1,45 @@
+//! `backend.*`: configuring key backends.
+
+use super::agent::BackendInfo;
+use super::Method;
+use serde::{Deserialize, Serialize};
+
+/// `backend.init`: set up a hardware backend (only `pkcs11` so far): the
+/// agent loads the module, finds the token by label, checks it can do
+/// Ed25519, logs in when a PIN is given, and remembers the settings.
+pub struct Init;
+impl Method for Init {
+    const NAME: &'static str = "backend.init";
+    type Params = InitParams;
+    type Result = BackendInfo;
+}
+
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InitParams {
+    pub backend: String,
+    /// Path of the PKCS#11 module (`.so`).
+    pub module: String,
+    /// Label of the token.
+    pub token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<String>,
+}
+
+impl std::fmt::Debug for InitParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InitParams")
+            .field("backend", &self.backend)
+            .field("module", &self.module)
+            .field("token", &self.token)
+            .field("pin", &self.pin.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl Drop for InitParams {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.pin.zeroize();
+    }
+}

@@ -1,0 +1,183 @@
+//! The PKCS#11 backend against a real SoftHSM2 token (a fresh token per
+//! test, `SOFTHSM2_CONF` pointing into a temp dir).
+
+use super::agent_sign::{assert_verifies, create, sign, try_sign};
+use cryptoid_protocol::client::blocking::Client;
+use cryptoid_protocol::wire::agent::{Hello, Unlock, UnlockParams};
+use cryptoid_protocol::wire::backend::{Init, InitParams};
+use cryptoid_protocol::wire::keys::{Create, CreateParams};
+use cryptoid_protocol::wire::otk::{Generate, GenerateParams};
+use cryptoid_protocol::wire::{ErrorKind, NoParams};
+use cryptoid_tests::agent::Agent;
+use cryptoid_tests::pdus;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+const PIN: &str = "123456";
+
+/// A SoftHSM2 configuration with one initialised token labelled `cryptoid`.
+struct Token {
+    dir: tempfile::TempDir,
+}
+
+impl Token {
+    fn new() -> Token {
+        assert!(Path::new(MODULE).exists(), "SoftHSM2 is not installed (package softhsm2)");
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("tokens")).expect("tokens dir");
+        std::fs::write(
+            dir.path().join("softhsm2.conf"),
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+                dir.path().join("tokens").display()
+            ),
+        )
+        .expect("conf");
+        let t = Token { dir };
+        let out = Command::new("softhsm2-util")
+            .env("SOFTHSM2_CONF", t.conf())
+            .args(["--init-token", "--free", "--label", "cryptoid", "--pin", PIN, "--so-pin", "87654321"])
+            .output()
+            .expect("softhsm2-util");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        t
+    }
+
+    fn conf(&self) -> PathBuf {
+        self.dir.path().join("softhsm2.conf")
+    }
+
+    fn tokens(&self) -> PathBuf {
+        self.dir.path().join("tokens")
+    }
+
+    fn agent(&self) -> Agent {
+        let conf = self.conf().display().to_string();
+        Agent::start_with_env(None, &[("SOFTHSM2_CONF", &conf)])
+    }
+}
+
+fn init(
+    c: &mut Client,
+    module: &str,
+    pin: &str,
+) -> Result<cryptoid_protocol::wire::agent::BackendInfo, cryptoid_protocol::client::ClientError> {
+    c.call::<Init>(&InitParams {
+        backend: "pkcs11".into(),
+        module: module.into(),
+        token: "cryptoid".into(),
+        pin: Some(pin.into()),
+    })
+}
+
+fn pkcs11_key(c: &mut Client, room: &str) -> String {
+    c.call::<Create>(&CreateParams {
+        room_id: Some(room.into()),
+        backend: Some("pkcs11".into()),
+        ..Default::default()
+    })
+    .expect("key on the token")
+    .cryptoid
+}
+
+fn unlock_pin(c: &mut Client, pin: &str) -> Result<(), cryptoid_protocol::client::ClientError> {
+    c.call::<Unlock>(&UnlockParams {
+        passphrase: None,
+        backend: Some("pkcs11".into()),
+        pin: Some(pin.into()),
+    })
+    .map(|_| ())
+}
+
+#[test]
+fn keys_on_the_token_sign_verify_and_survive_a_restart() {
+    let token = Token::new();
+    let mut agent = token.agent();
+    let mut c = agent.unlocked();
+    let info = init(&mut c, MODULE, PIN).expect("backend.init");
+    assert!(info.available && !info.locked);
+    let k = pkcs11_key(&mut c, "!hsm:x");
+    assert_verifies(&sign(&mut c, pdus::message(&k, "!hsm:x", "signed on a token")).pdu, &k);
+    let otks = c
+        .call::<Generate>(&GenerateParams { count: 3, backend: Some("pkcs11".into()) })
+        .expect("otks on the token");
+    assert!(otks.keys.iter().all(|k| k.backend == "pkcs11"));
+
+    // The private key is on the token, sensitive and never extractable.
+    let out = Command::new("pkcs11-tool")
+        .env("SOFTHSM2_CONF", token.conf())
+        .args(["--module", MODULE, "--login", "--pin", PIN, "--list-objects", "--type", "privkey"])
+        .output()
+        .expect("pkcs11-tool (package opensc)");
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(listing.matches("Private Key Object; EC_EDWARDS").count(), 4, "{listing}");
+    assert!(listing.contains("sensitive, always sensitive, never extractable, local"), "{listing}");
+
+    // A restarted agent finds the backend and its keys; the PIN is needed again.
+    agent.restart();
+    let mut c = agent.unlocked();
+    let hello = c.call::<Hello>(&NoParams {}).expect("hello");
+    let pkcs11 = hello.backends.iter().find(|b| b.name == "pkcs11").expect("pkcs11 listed");
+    assert!(pkcs11.available && pkcs11.locked && pkcs11.keys == 4, "{pkcs11:?}");
+    let err = try_sign(&mut c, pdus::message(&k, "!hsm:x", "before the PIN")).expect_err("PIN needed");
+    assert_eq!(err.kind(), Some(ErrorKind::PinRequired), "{err}");
+    unlock_pin(&mut c, PIN).expect("PIN");
+    assert_verifies(&sign(&mut c, pdus::message(&k, "!hsm:x", "after restart")).pdu, &k);
+}
+
+#[test]
+fn a_wrong_pin_is_a_clear_error_and_locks_the_token() {
+    let token = Token::new();
+    let agent = token.agent();
+    let mut c = agent.unlocked();
+    let err = init(&mut c, MODULE, "000000").expect_err("wrong PIN");
+    assert_eq!(err.kind(), Some(ErrorKind::BadPassphrase));
+    assert!(err.to_string().contains("wrong PIN"), "{err}");
+    init(&mut c, MODULE, PIN).expect("right PIN");
+    let k = pkcs11_key(&mut c, "!pin:x");
+    // A wrong PIN while unlocked is refused and leaves the token locked.
+    let err = unlock_pin(&mut c, "999999").expect_err("wrong PIN");
+    assert!(err.to_string().contains("wrong PIN"), "{err}");
+    let err = try_sign(&mut c, pdus::message(&k, "!pin:x", "x")).expect_err("locked");
+    assert_eq!(err.kind(), Some(ErrorKind::PinRequired));
+}
+
+#[test]
+fn a_vanished_token_makes_only_its_keys_unavailable() {
+    let token = Token::new();
+    let agent = token.agent();
+    let mut c = agent.unlocked();
+    init(&mut c, MODULE, PIN).expect("init");
+    let hsm = pkcs11_key(&mut c, "!gone:x");
+    let soft = create(&mut c, Some("!soft:x"));
+    let away = token.dir.path().join("tokens.away");
+    std::fs::rename(token.tokens(), &away).expect("remove the token");
+    let err = try_sign(&mut c, pdus::message(&hsm, "!gone:x", "x")).expect_err("token gone");
+    assert_eq!(err.kind(), Some(ErrorKind::BackendUnavailable), "{err}");
+    assert_verifies(&sign(&mut c, pdus::message(&soft, "!soft:x", "soft still works")).pdu, &soft);
+    // Back again: the next unlock reopens it.
+    std::fs::rename(&away, token.tokens()).expect("restore the token");
+    unlock_pin(&mut c, PIN).expect("PIN after return");
+    assert_verifies(&sign(&mut c, pdus::message(&hsm, "!gone:x", "back")).pdu, &hsm);
+}
+
+#[test]
+fn modules_outside_the_allowed_directories_are_refused() {
+    let token = Token::new();
+    let agent = token.agent();
+    let mut c = agent.unlocked();
+    let copy = token.dir.path().join("libsofthsm2.so");
+    std::fs::copy(MODULE, &copy).expect("copy module");
+    let err = init(&mut c, copy.to_str().expect("utf-8"), PIN).expect_err("not allowed");
+    assert_eq!(err.kind(), Some(ErrorKind::BackendUnavailable));
+    assert!(err.to_string().contains("outside the allowed directories"), "{err}");
+    let err = c
+        .call::<Create>(&CreateParams {
+            room_id: Some("!x:x".into()),
+            backend: Some("pkcs11".into()),
+            ..Default::default()
+        })
+        .expect_err("not set up");
+    assert!(err.to_string().contains("no PKCS#11 token is set up"), "{err}");
+}
