@@ -46,6 +46,20 @@ pub struct BenchArgs {
     /// D-Bus address for `--transport dbus` (default: the session bus).
     #[arg(long, value_name = "ADDRESS")]
     dbus_address: Option<String>,
+    /// Sign with a key on this backend (`soft` or `pkcs11`). With `pkcs11`
+    /// the floor is raw signing of the same bytes on the same token through
+    /// the same module (needs --module, --token and --pin-file).
+    #[arg(long, default_value = "soft", value_name = "B")]
+    backend: String,
+    /// PKCS#11 module for the pkcs11 floor.
+    #[arg(long, value_name = "M")]
+    module: Option<PathBuf>,
+    /// PKCS#11 token label for the pkcs11 floor.
+    #[arg(long, value_name = "LABEL")]
+    token: Option<String>,
+    /// File (or `-`) with the token's user PIN, for the pkcs11 floor.
+    #[arg(long, value_name = "F")]
+    pin_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -57,6 +71,7 @@ pub enum Transport {
 #[derive(Serialize)]
 struct Report {
     transport: &'static str,
+    backend: String,
     connections: usize,
     seconds: f64,
     signatures: u64,
@@ -138,7 +153,10 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> Result<ExitCode> {
             first_error.unwrap_or_else(|| "no answer".into())
         );
     }
-    let floor = floor(&rv, &template, Duration::from_secs(a.seconds))?;
+    let floor = match a.backend.as_str() {
+        "pkcs11" => token_floor(&a, &rv, &template)?,
+        _ => floor(&rv, &template, Duration::from_secs(a.seconds))?,
+    };
     latencies.sort_unstable();
     let rate = signatures as f64 / elapsed.as_secs_f64();
     let report = Report {
@@ -146,6 +164,7 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> Result<ExitCode> {
             Transport::Socket => "socket",
             Transport::Dbus => "dbus",
         },
+        backend: a.backend.clone(),
         connections: a.connections,
         seconds: elapsed.as_secs_f64(),
         signatures,
@@ -165,8 +184,12 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> Result<ExitCode> {
             report.transport,
             report.connections, report.seconds, report.sigs_per_sec, report.p50_us, report.p99_us, report.errors
         ))?;
+        let floor_kind = match a.backend.as_str() {
+            "pkcs11" => "token floor (raw CKM_EDDSA on the same token and module, 1 session)",
+            _ => "in-process floor (hash + redact + sign, 1 thread)",
+        };
         output::line(&format!(
-            "in-process floor (hash + redact + sign, 1 thread): {:.0} signatures/s; agent = {:.2} × floor",
+            "{floor_kind}: {:.0} signatures/s; agent = {:.2} × floor",
             report.floor_sigs_per_sec, report.ratio_to_floor
         ))?;
         if let Some(e) = first_error {
@@ -318,6 +341,55 @@ fn floor(rv: &RoomVersion, template: &Object, time: Duration) -> Result<f64> {
         let pdu = fresh(template, &cryptoid, depth);
         event::hash_and_sign(pdu, rv, &cryptoid, CRYPTOID_KEY_ID, &key)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
+        n += 1;
+    }
+    Ok(n as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Signatures per second of raw `CKM_EDDSA` signing of the same signing
+/// bytes on the same token through the same module, one session, with a
+/// session (not stored) key: the floor for `--backend pkcs11`.
+fn token_floor(a: &BenchArgs, rv: &RoomVersion, template: &Object) -> Result<f64> {
+    use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+    use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
+    use cryptoki::mechanism::Mechanism;
+    use cryptoki::object::{Attribute, KeyType};
+    use cryptoki::session::UserType;
+    use cryptoki::types::AuthPin;
+
+    let (Some(module), Some(token)) = (&a.module, &a.token) else {
+        bail!("--backend pkcs11 needs --module and --token (and --pin-file) for the token floor");
+    };
+    let pin = crate::agent::read_secret_lines(a.pin_file.as_ref(), &["PIN: "])?.remove(0);
+    let ctx = Pkcs11::new(module).with_context(|| format!("cannot load {}", module.display()))?;
+    ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))?;
+    let slot = ctx
+        .get_slots_with_token()?
+        .into_iter()
+        .find(|s| ctx.get_token_info(*s).map(|i| i.label().trim_end() == token).unwrap_or(false))
+        .with_context(|| format!("no token labelled {token:?}"))?;
+    let session = ctx.open_rw_session(slot)?;
+    session.login(UserType::User, Some(&AuthPin::new(pin.to_string().into())))?;
+    let (_, key) = session.generate_key_pair(
+        &Mechanism::EccEdwardsKeyPairGen,
+        &[
+            Attribute::Token(false),
+            Attribute::KeyType(KeyType::EC_EDWARDS),
+            Attribute::EcParams(b"\x13\x0cedwards25519".to_vec()),
+        ],
+        &[Attribute::Token(false), Attribute::Sensitive(true), Attribute::Sign(true)],
+    )?;
+    // The same bytes the agent signs for these PDUs.
+    let signer = KeyPair::from_seed(&[0x42; 32]).cryptoid();
+    let bytes = event::prepare(fresh(template, &signer, 1), rv)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .signing_bytes()
+        .to_vec();
+    let mech = Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure));
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < Duration::from_secs(a.seconds) {
+        session.sign(&mech, key, &bytes)?;
         n += 1;
     }
     Ok(n as f64 / start.elapsed().as_secs_f64())

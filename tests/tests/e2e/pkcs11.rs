@@ -181,3 +181,34 @@ fn modules_outside_the_allowed_directories_are_refused() {
         .expect_err("not set up");
     assert!(err.to_string().contains("no PKCS#11 token is set up"), "{err}");
 }
+
+#[test]
+fn bench_against_the_token_reports_the_token_floor() {
+    let token = Token::new();
+    let agent = token.agent();
+    let mut c = agent.unlocked();
+    init(&mut c, MODULE, PIN).expect("init");
+    let out = cryptoid_tests::run(
+        Command::new(cryptoid_tests::bin("cryptoidctl"))
+            .env("CRYPTOID_AUTH_SOCK", agent.socket())
+            .env("SOFTHSM2_CONF", token.conf())
+            .args([
+                "bench",
+                "--backend",
+                "pkcs11",
+                "--module",
+                MODULE,
+                "--token",
+                "cryptoid",
+                "--pin-file",
+                "-",
+            ])
+            .args(["--seconds", "1", "--json"]),
+        format!("{PIN}\n").as_bytes(),
+    );
+    assert!(out.status.success(), "{}", cryptoid_tests::stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&cryptoid_tests::stdout(&out)).expect("bench JSON");
+    assert_eq!(v["backend"], "pkcs11");
+    assert_eq!(v["errors"].as_u64(), Some(0), "{v}");
+    assert!(v["floor_sigs_per_sec"].as_f64().unwrap_or(0.0) > 0.0, "{v}");
+}
