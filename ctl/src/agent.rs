@@ -31,10 +31,14 @@ pub struct UnlockArgs {
 pub enum BackendCommand {
     /// List the backends with availability, lock state and key counts.
     List,
-    /// Set up a hardware backend. Only `pkcs11` so far.
+    /// Set up a hardware backend: `pkcs11` (keys on the token). `soft
+    /// --wrap-with pkcs11` (wrap mode) is not implemented yet and says so.
     Init {
-        /// `pkcs11`.
+        /// `pkcs11`, or `soft` with --wrap-with.
         backend: String,
+        /// With `soft`: wrap the keystore's data key with this backend's token.
+        #[arg(long, value_name = "B")]
+        wrap_with: Option<String>,
         /// The PKCS#11 module (.so), under an allowed directory.
         #[arg(long, value_name = "M")]
         module: String,
@@ -223,7 +227,7 @@ pub fn backend(ctx: &Ctx, cmd: BackendCommand) -> Result<ExitCode> {
     let mut c = ctx.connect()?;
     let infos = match cmd {
         BackendCommand::List => c.call::<Hello>(&NoParams {})?.backends,
-        BackendCommand::Init { backend, module, token, pin_file } => {
+        BackendCommand::Init { backend, wrap_with: _, module, token, pin_file } => {
             let pin = read_secret_lines(pin_file.as_ref(), &["PIN: "])?.remove(0);
             let params = cryptoid_protocol::wire::backend::InitParams {
                 backend,

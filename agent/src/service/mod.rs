@@ -238,6 +238,13 @@ impl Service {
 
     /// `backend.init`: sets up the PKCS#11 token and remembers it.
     pub fn backend_init(&self, p: &InitParams) -> Result<BackendInfo> {
+        if p.backend == "soft" {
+            return Err(Error::new(
+                ErrorKind::BackendUnavailable,
+                "wrap mode (the software keystore's data key wrapped by a token key) is not implemented yet; \
+                 for hardware-bound cryptoIDs make them on the token with `--backend pkcs11`",
+            ));
+        }
         if p.backend != "pkcs11" {
             return Err(Error::new(
                 ErrorKind::InvalidParams,

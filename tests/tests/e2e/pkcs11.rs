@@ -212,3 +212,28 @@ fn bench_against_the_token_reports_the_token_floor() {
     assert_eq!(v["errors"].as_u64(), Some(0), "{v}");
     assert!(v["floor_sigs_per_sec"].as_f64().unwrap_or(0.0) > 0.0, "{v}");
 }
+
+#[test]
+fn wrap_mode_is_visibly_not_implemented() {
+    let token = Token::new();
+    let agent = token.agent();
+    agent.unlocked();
+    let out = cryptoid_tests::run(
+        Command::new(cryptoid_tests::bin("cryptoidctl")).env("CRYPTOID_AUTH_SOCK", agent.socket()).args([
+            "backend",
+            "init",
+            "soft",
+            "--wrap-with",
+            "pkcs11",
+            "--module",
+            MODULE,
+            "--token",
+            "cryptoid",
+            "--pin-file",
+            "-",
+        ]),
+        format!("{PIN}\n").as_bytes(),
+    );
+    assert_eq!(out.status.code(), Some(6));
+    assert!(cryptoid_tests::stderr(&out).contains("wrap mode"), "{}", cryptoid_tests::stderr(&out));
+}
