@@ -9,14 +9,14 @@
 //! | module | holds |
 //! |---|---|
 //! | [`server`] | start-up: paths, hardening, listener, the accept loop and shutdown |
-//! | [`transport`] | the socket transport: framing, peer credentials, timeouts |
-//! | [`rpc`] | JSON-RPC method table: decodes params, calls the service |
+//! | [`transport`] | the UNIX socket (framing, peer credentials, timeouts) and D-Bus (`org.cryptoid.Agent1`) |
+//! | [`rpc`] | the method table every transport calls: decodes params, calls the service, journals |
 //! | [`service`] | the one implementation of every method, including the hard checks on PDUs |
 //! | [`policy`] | the policy engine: pure decision functions over PDUs and clients |
 //! | [`prompt`] | confirmations: askpass, the pending list, remembered approvals |
 //! | [`rooms`] | the room view (depths, known and own events, power levels) for anti-replay |
 //! | [`keys`] | key records on disk and in memory |
-//! | [`keystore`] | backends that hold secrets ([`keystore::soft`] now) |
+//! | [`keystore`] | backends that hold secrets: [`keystore::soft`], [`keystore::pkcs11`] |
 //! | [`journal`] | the hash-chained audit journal |
 //! | [`config`] | `config.toml` |
 //! | [`fsutil`], [`clock`], [`hardening`], [`error`] | durable writes, the injectable clock, process hardening, the error type |
