@@ -19,6 +19,8 @@ missing=()
 for cmd in "${!NEEDS[@]}"; do
     command -v "$cmd" >/dev/null 2>&1 || missing+=("${NEEDS[$cmd]}")
 done
+# `dbus-daemon --session` needs the session bus configuration.
+[ -e /usr/share/dbus-1/session.conf ] || missing+=(dbus-session-bus-common)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "== installing ${missing[*]}"
     sudo_cmd=()
