@@ -203,6 +203,28 @@ type LoadResult = (u64, u64, Duration, Vec<u32>, Option<String>);
 /// One connection's tally: signatures, errors, latencies (µs), first error.
 type Tally = (u64, u64, Vec<u32>, Option<String>);
 
+/// Counts one call that started at `t0`.
+fn record<T, E: std::fmt::Display>(t: &mut Tally, t0: Instant, r: std::result::Result<T, E>) {
+    let us = t0.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
+    match r {
+        Ok(_) => {
+            t.0 += 1;
+            t.2.push(us);
+        }
+        Err(e) => {
+            t.1 += 1;
+            t.3.get_or_insert_with(|| e.to_string());
+        }
+    }
+}
+
+fn merge(into: &mut Tally, from: Tally) {
+    into.0 += from.0;
+    into.1 += from.1;
+    into.2.extend(from.2);
+    into.3 = into.3.take().or(from.3);
+}
+
 fn load(
     ctx: &Ctx,
     a: &BenchArgs,
@@ -218,8 +240,7 @@ fn load(
             .map(|_| {
                 s.spawn(move || -> Result<Tally> {
                     let mut client = ctx.connect()?;
-                    let (mut ok, mut err, mut lat, mut first) =
-                        (0u64, 0u64, Vec::with_capacity(1 << 16), None);
+                    let mut tally: Tally = (0, 0, Vec::with_capacity(1 << 16), None);
                     while Instant::now() < deadline {
                         // All at one depth, as siblings: concurrent
                         // connections cannot fall behind the window.
@@ -231,19 +252,9 @@ fn load(
                             event_id: None,
                             intent: None,
                         });
-                        let us = t0.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
-                        match r {
-                            Ok(_) => {
-                                ok += 1;
-                                lat.push(us);
-                            }
-                            Err(e) => {
-                                err += 1;
-                                first.get_or_insert_with(|| e.to_string());
-                            }
-                        }
+                        record(&mut tally, t0, r);
                     }
-                    Ok((ok, err, lat, first))
+                    Ok(tally)
                 })
             })
             .collect();
@@ -253,15 +264,11 @@ fn load(
             .collect()
     });
     let elapsed = start.elapsed();
-    let (mut ok, mut err, mut lat, mut first) = (0, 0, Vec::new(), None);
+    let mut all: Tally = (0, 0, Vec::new(), None);
     for r in results {
-        let (o, e, l, f) = r?;
-        ok += o;
-        err += e;
-        lat.extend(l);
-        first = first.or(f);
+        merge(&mut all, r?);
     }
-    Ok((ok, err, elapsed, lat, first))
+    Ok((all.0, all.1, elapsed, all.2, all.3))
 }
 
 /// The same load over D-Bus: one bus connection per "connection", each
@@ -286,7 +293,7 @@ fn load_dbus(
             let conn = builder.build().await.context("cannot connect to the D-Bus session bus")?;
             let (template, cryptoid, rv) = (template.clone(), cryptoid.to_owned(), rv.id().to_owned());
             tasks.push(tokio::spawn(async move {
-                let (mut ok, mut err, mut lat, mut first): Tally = (0, 0, Vec::with_capacity(1 << 16), None);
+                let mut tally: Tally = (0, 0, Vec::with_capacity(1 << 16), None);
                 let opts: std::collections::HashMap<&str, zbus::zvariant::Value<'_>> =
                     std::collections::HashMap::new();
                 while Instant::now() < deadline {
@@ -301,30 +308,16 @@ fn load_dbus(
                             &(rv.as_str(), pdu.as_str(), &opts),
                         )
                         .await;
-                    let us = t0.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
-                    match r {
-                        Ok(_) => {
-                            ok += 1;
-                            lat.push(us);
-                        }
-                        Err(e) => {
-                            err += 1;
-                            first.get_or_insert_with(|| e.to_string());
-                        }
-                    }
+                    record(&mut tally, t0, r);
                 }
-                Ok::<Tally, anyhow::Error>((ok, err, lat, first))
+                Ok::<Tally, anyhow::Error>(tally)
             }));
         }
-        let (mut ok, mut err, mut lat, mut first) = (0, 0, Vec::new(), None);
+        let mut all: Tally = (0, 0, Vec::new(), None);
         for t in tasks {
-            let (o, e, l, f) = t.await.map_err(|e| anyhow::anyhow!("bench task failed: {e}"))??;
-            ok += o;
-            err += e;
-            lat.extend(l);
-            first = first.or(f);
+            merge(&mut all, t.await.map_err(|e| anyhow::anyhow!("bench task failed: {e}"))??);
         }
-        Ok((ok, err, start.elapsed(), lat, first))
+        Ok((all.0, all.1, start.elapsed(), all.2, all.3))
     })
 }
 
