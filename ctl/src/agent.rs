@@ -31,8 +31,9 @@ pub struct UnlockArgs {
 pub enum BackendCommand {
     /// List the backends with availability, lock state and key counts.
     List,
-    /// Set up a hardware backend: `pkcs11` (keys on the token). `soft
-    /// --wrap-with pkcs11` (wrap mode) is not implemented yet and says so.
+    /// Set up a hardware backend: `pkcs11` (keys on the token), or `soft
+    /// --wrap-with pkcs11` (wrap mode: the software keystore's data key
+    /// wrapped by a key on the token; unlocking then needs the token's PIN).
     Init {
         /// `pkcs11`, or `soft` with --wrap-with.
         backend: String,
@@ -162,6 +163,18 @@ pub fn lock(ctx: &Ctx) -> Result<ExitCode> {
 
 pub fn unlock(ctx: &Ctx, a: UnlockArgs) -> Result<ExitCode> {
     let mut c = ctx.connect()?;
+    // A keystore in wrap mode unlocks with the token's PIN.
+    if a.backend.is_none() && a.pin_file.is_some() {
+        let pin = read_secret_lines(a.pin_file.as_ref(), &["PIN: "])?.remove(0);
+        let r =
+            c.call::<Unlock>(&UnlockParams { passphrase: None, backend: None, pin: Some(pin.to_string()) })?;
+        if ctx.json {
+            output::json(&r)?;
+        } else {
+            output::line("unlocked")?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Some(backend) = a.backend.filter(|b| b != "soft") {
         let pin = read_secret_lines(a.pin_file.as_ref(), &["PIN: "])?.remove(0);
         let r = c.call::<Unlock>(&UnlockParams {
@@ -227,13 +240,14 @@ pub fn backend(ctx: &Ctx, cmd: BackendCommand) -> Result<ExitCode> {
     let mut c = ctx.connect()?;
     let infos = match cmd {
         BackendCommand::List => c.call::<Hello>(&NoParams {})?.backends,
-        BackendCommand::Init { backend, wrap_with: _, module, token, pin_file } => {
+        BackendCommand::Init { backend, wrap_with, module, token, pin_file } => {
             let pin = read_secret_lines(pin_file.as_ref(), &["PIN: "])?.remove(0);
             let params = cryptoid_protocol::wire::backend::InitParams {
                 backend,
                 module,
                 token,
                 pin: Some(pin.to_string()),
+                wrap_with,
             };
             vec![c.call::<cryptoid_protocol::wire::backend::Init>(&params)?]
         }

@@ -17,6 +17,7 @@ use cryptoid_protocol::keys::PublicKey;
 use cryptoid_protocol::wire::agent::{BackendInfo, Protection};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
@@ -26,7 +27,8 @@ use cryptoki::types::AuthPin;
 use rand_core::{OsRng, RngCore};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
+use zeroize::Zeroizing;
 
 /// DER of the Ed25519 curve as EC_PARAMS: the printable string
 /// "edwards25519" (what SoftHSM and pkcs11-tool use) …
@@ -56,8 +58,142 @@ struct Open {
 
 pub struct Pkcs11Backend {
     settings: Pkcs11Settings,
-    ctx: Pkcs11,
+    ctx: Arc<Pkcs11>,
     state: Mutex<Option<Open>>,
+}
+
+/// One initialised context per module in the process: a second
+/// `C_Initialize` fails, and a `C_Finalize` would pull the rug from under
+/// every other user of the module (the backend and wrap mode may share one).
+fn context(module: &Path) -> Result<Arc<Pkcs11>, KeystoreError> {
+    static CONTEXTS: Mutex<Vec<(PathBuf, Weak<Pkcs11>)>> = Mutex::new(Vec::new());
+    let mut all = CONTEXTS.lock().unwrap_or_else(|p| p.into_inner());
+    all.retain(|(_, w)| w.strong_count() > 0);
+    if let Some(ctx) = all.iter().find(|(m, _)| m == module).and_then(|(_, w)| w.upgrade()) {
+        return Ok(ctx);
+    }
+    let ctx = Pkcs11::new(module).map_err(ck)?;
+    ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).map_err(ck)?;
+    let ctx = Arc::new(ctx);
+    all.push((module.to_owned(), Arc::downgrade(&ctx)));
+    Ok(ctx)
+}
+
+/// The slot of the token labelled `label`.
+fn find_slot(ctx: &Pkcs11, label: &str) -> Result<Slot, KeystoreError> {
+    for slot in ctx.get_slots_with_token().map_err(ck)? {
+        if let Ok(info) = ctx.get_token_info(slot) {
+            if info.label().trim_end() == label {
+                return Ok(slot);
+            }
+        }
+    }
+    Err(KeystoreError::Unavailable(format!("no PKCS#11 token labelled {label:?} is present")))
+}
+
+/// Opens a session and logs in with `pin`, always checking the PIN (a
+/// login while the application is logged in would pass any PIN).
+fn login(ctx: &Pkcs11, slot: Slot, pin: &str) -> Result<Session, KeystoreError> {
+    let session = ctx.open_rw_session(slot).map_err(ck)?;
+    let _ = session.logout();
+    match session.login(UserType::User, Some(&AuthPin::new(pin.into()))) {
+        Ok(()) => Ok(session),
+        Err(CkError::Pkcs11(RvError::PinIncorrect, _)) => {
+            let info = ctx.get_token_info(slot).ok();
+            let hint = match info {
+                Some(i) if i.user_pin_final_try() => {
+                    " (the token says: one try left before the PIN is blocked)"
+                }
+                Some(i) if i.user_pin_count_low() => " (the token says: few tries left)",
+                _ => "",
+            };
+            Err(KeystoreError::BadPin(hint.to_owned()))
+        }
+        Err(e) => Err(ck(e)),
+    }
+}
+
+/// A data key wrapped by an AES key that never leaves the token.
+pub struct Wrapped {
+    pub key_id: Vec<u8>,
+    pub iv: [u8; 12],
+    pub ciphertext: Vec<u8>,
+}
+
+const WRAP_AAD: &[u8] = b"cryptoid-agent data key";
+
+/// Wrap mode: makes an AES-256 key on the token (sensitive, never
+/// extractable) and encrypts `data_key` under it with AES-GCM.
+pub fn wrap_data_key(
+    settings: &Pkcs11Settings,
+    allowed: &[PathBuf],
+    pin: &str,
+    data_key: &[u8; 32],
+) -> Result<Wrapped, KeystoreError> {
+    let module = check_module(&settings.module, allowed)?;
+    let ctx = context(&module)?;
+    let slot = find_slot(&ctx, &settings.token)?;
+    let mechs = ctx.get_mechanism_list(slot).map_err(ck)?;
+    if !mechs.contains(&MechanismType::AES_KEY_GEN) || !mechs.contains(&MechanismType::AES_GCM) {
+        return Err(KeystoreError::Unavailable(format!(
+            "token {:?} has no AES-GCM, which wrap mode needs",
+            settings.token
+        )));
+    }
+    let session = login(&ctx, slot, pin)?;
+    let mut key_id = vec![0u8; 16];
+    OsRng.fill_bytes(&mut key_id);
+    let key = session
+        .generate_key(
+            &Mechanism::AesKeyGen,
+            &[
+                Attribute::Token(true),
+                Attribute::Private(true),
+                Attribute::Sensitive(true),
+                Attribute::Extractable(false),
+                Attribute::Encrypt(true),
+                Attribute::Decrypt(true),
+                Attribute::ValueLen(32u64.into()),
+                Attribute::Label(b"cryptoid-agent wrap".to_vec()),
+                Attribute::Id(key_id.clone()),
+            ],
+        )
+        .map_err(ck)?;
+    let mut iv = [0u8; 12];
+    OsRng.fill_bytes(&mut iv);
+    let mut iv_param = iv;
+    let params = GcmParams::new(&mut iv_param, WRAP_AAD, 128.into()).map_err(ck)?;
+    let ciphertext = session.encrypt(&Mechanism::AesGcm(params), key, data_key).map_err(ck)?;
+    let _ = session.logout();
+    Ok(Wrapped { key_id, iv, ciphertext })
+}
+
+/// Wrap mode: decrypts the data key with the token's AES key.
+pub fn unwrap_data_key(
+    settings: &Pkcs11Settings,
+    allowed: &[PathBuf],
+    pin: &str,
+    w: &Wrapped,
+) -> Result<Zeroizing<[u8; 32]>, KeystoreError> {
+    let module = check_module(&settings.module, allowed)?;
+    let ctx = context(&module)?;
+    let slot = find_slot(&ctx, &settings.token)?;
+    let session = login(&ctx, slot, pin)?;
+    let found = session
+        .find_objects(&[Attribute::Class(ObjectClass::SECRET_KEY), Attribute::Id(w.key_id.clone())])
+        .map_err(ck)?;
+    let key = *found.first().ok_or_else(|| {
+        KeystoreError::Unavailable(format!(
+            "the wrapping key is not on token {:?} (another token?)",
+            settings.token
+        ))
+    })?;
+    let mut iv = w.iv;
+    let params = GcmParams::new(&mut iv, WRAP_AAD, 128.into()).map_err(ck)?;
+    let plain = Zeroizing::new(session.decrypt(&Mechanism::AesGcm(params), key, &w.ciphertext).map_err(ck)?);
+    let _ = session.logout();
+    let arr: [u8; 32] = plain.as_slice().try_into().map_err(|_| KeystoreError::Unseal)?;
+    Ok(Zeroizing::new(arr))
 }
 
 fn ck(e: CkError) -> KeystoreError {
@@ -110,8 +246,7 @@ impl Pkcs11Backend {
     /// Ed25519. No PIN is used.
     pub fn open(settings: Pkcs11Settings, allowed: &[PathBuf]) -> Result<Pkcs11Backend, KeystoreError> {
         let module = check_module(&settings.module, allowed)?;
-        let ctx = Pkcs11::new(&module).map_err(ck)?;
-        ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).map_err(ck)?;
+        let ctx = context(&module)?;
         let b = Pkcs11Backend { settings, ctx, state: Mutex::new(None) };
         let slot = b.slot()?;
         let mechs = b.ctx.get_mechanism_list(slot).map_err(ck)?;
@@ -229,26 +364,8 @@ impl Backend for Pkcs11Backend {
 
     fn unlock(&self, secret: &UnlockSecret<'_>) -> Result<(), KeystoreError> {
         let pin = secret.pin.ok_or(KeystoreError::PinRequired)?;
-        // Log out first: the token keeps one login state per application,
-        // so a second login would "succeed" with any PIN.
         self.lock();
-        let slot = self.slot()?;
-        let session = self.ctx.open_rw_session(slot).map_err(ck)?;
-        match session.login(UserType::User, Some(&AuthPin::new(pin.into()))) {
-            Ok(()) => {}
-            Err(CkError::Pkcs11(RvError::PinIncorrect, _)) => {
-                let info = self.ctx.get_token_info(slot).ok();
-                let hint = match info {
-                    Some(i) if i.user_pin_final_try() => {
-                        " (the token says: one try left before the PIN is blocked)"
-                    }
-                    Some(i) if i.user_pin_count_low() => " (the token says: few tries left)",
-                    _ => "",
-                };
-                return Err(KeystoreError::BadPin(hint.to_owned()));
-            }
-            Err(e) => return Err(ck(e)),
-        }
+        let session = login(&self.ctx, self.slot()?, pin)?;
         *self.lock_state() = Some(Open { session, logged_in: true, keys: HashMap::new() });
         Ok(())
     }

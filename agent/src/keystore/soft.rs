@@ -7,6 +7,7 @@
 //! only the data key. In `--no-passphrase` mode the data key is stored
 //! unwrapped and the agent starts unlocked: only as safe as the disk.
 
+use super::pkcs11::{self, Pkcs11Settings};
 use super::{Backend, KeystoreError, NewKey, UnlockSecret};
 use crate::fsutil;
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -34,8 +35,25 @@ type DataKey = Zeroizing<[u8; 32]>;
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
 enum KeystoreFile {
-    Passphrase { version: u32, kdf: Kdf, nonce: String, wrapped_key: String },
-    Plaintext { version: u32, data_key: String },
+    Passphrase {
+        version: u32,
+        kdf: Kdf,
+        nonce: String,
+        wrapped_key: String,
+    },
+    Plaintext {
+        version: u32,
+        data_key: String,
+    },
+    /// Wrap mode: the data key is encrypted by an AES key on a PKCS#11 token.
+    Pkcs11Wrapped {
+        version: u32,
+        module: String,
+        token: String,
+        key_id: String,
+        iv: String,
+        wrapped_key: String,
+    },
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -56,6 +74,8 @@ struct State {
 
 pub struct SoftBackend {
     path: PathBuf,
+    /// Where PKCS#11 modules may be loaded from (wrap mode).
+    module_dirs: Vec<PathBuf>,
     state: RwLock<State>,
     /// Serializes changes of `keystore.json`: two concurrent first unlocks
     /// must not both create a data key (keys sealed under the loser's would
@@ -109,8 +129,18 @@ impl SoftBackend {
     /// Opens (or prepares to create) the keystore at `path`. With
     /// `no_passphrase`, a missing keystore is created unwrapped.
     pub fn open(path: PathBuf, no_passphrase: bool) -> Result<SoftBackend, KeystoreError> {
+        SoftBackend::open_with(path, no_passphrase, Vec::new())
+    }
+
+    /// As [`SoftBackend::open`], allowing wrap-mode modules from `module_dirs`.
+    pub fn open_with(
+        path: PathBuf,
+        no_passphrase: bool,
+        module_dirs: Vec<PathBuf>,
+    ) -> Result<SoftBackend, KeystoreError> {
         let b = SoftBackend {
             path,
+            module_dirs,
             state: RwLock::new(State { data_key: None, cache: HashMap::new() }),
             file_lock: Mutex::new(()),
         };
@@ -126,9 +156,9 @@ impl SoftBackend {
             Some(KeystoreFile::Plaintext { .. }) => {
                 b.unlock(&UnlockSecret { passphrase: None, pin: None })?
             }
-            Some(KeystoreFile::Passphrase { .. }) if no_passphrase => {
+            Some(KeystoreFile::Passphrase { .. } | KeystoreFile::Pkcs11Wrapped { .. }) if no_passphrase => {
                 return Err(KeystoreError::PassphraseRequired(
-                    ": this keystore is passphrase-protected; start the agent without --no-passphrase",
+                    ": this keystore is protected (passphrase or token); start the agent without --no-passphrase",
                 ))
             }
             _ => {}
@@ -143,6 +173,33 @@ impl SoftBackend {
 
     pub fn is_plaintext(&self) -> bool {
         matches!(self.read_file(), Ok(Some(KeystoreFile::Plaintext { .. })))
+    }
+
+    pub fn is_token_wrapped(&self) -> bool {
+        matches!(self.read_file(), Ok(Some(KeystoreFile::Pkcs11Wrapped { .. })))
+    }
+
+    /// Wrap mode: from now on the data key is wrapped by a key on the token
+    /// (made there, never extractable); unlocking needs the token and its
+    /// PIN. The keystore must be unlocked (its data key is kept) or new.
+    pub fn wrap_with_pkcs11(&self, settings: &Pkcs11Settings, pin: &str) -> Result<(), KeystoreError> {
+        let _file = self.file_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let key: DataKey = match (self.read_file()?, self.read_state().data_key.clone()) {
+            (None, _) => Zeroizing::new(random()),
+            (Some(_), Some(k)) => k,
+            (Some(_), None) => return Err(KeystoreError::Locked),
+        };
+        let w = pkcs11::wrap_data_key(settings, &self.module_dirs, pin, &key)?;
+        self.write_file(&KeystoreFile::Pkcs11Wrapped {
+            version: 1,
+            module: settings.module.display().to_string(),
+            token: settings.token.clone(),
+            key_id: base64::encode(&w.key_id),
+            iv: base64::encode(&w.iv),
+            wrapped_key: base64::encode(&w.ciphertext),
+        })?;
+        self.write_state().data_key = Some(key);
+        Ok(())
     }
 
     fn read_file(&self) -> Result<Option<KeystoreFile>, KeystoreError> {
@@ -180,7 +237,11 @@ impl SoftBackend {
         })
     }
 
-    fn unwrap_with(&self, passphrase: Option<&str>) -> Result<Option<DataKey>, KeystoreError> {
+    fn unwrap_with(
+        &self,
+        passphrase: Option<&str>,
+        pin: Option<&str>,
+    ) -> Result<Option<DataKey>, KeystoreError> {
         let decode = |s: &str| base64::decode(s).map_err(|e| corrupt(&self.path, e.to_string()));
         match self.read_file()? {
             None => Ok(None),
@@ -195,6 +256,16 @@ impl SoftBackend {
                     .ok_or(KeystoreError::BadPassphrase)?;
                 to_array32(&raw).map(Some).ok_or_else(|| corrupt(&self.path, "data key is not 32 bytes"))
             }
+            Some(KeystoreFile::Pkcs11Wrapped { module, token, key_id, iv, wrapped_key, .. }) => {
+                let pin = pin.ok_or(KeystoreError::PassphraseRequired(
+                    ": this keystore is wrapped by a PKCS#11 token; unlock with its PIN (cryptoidctl unlock --pin-file F|-)",
+                ))?;
+                let iv: [u8; 12] =
+                    decode(&iv)?.try_into().map_err(|_| corrupt(&self.path, "iv is not 12 bytes"))?;
+                let w = pkcs11::Wrapped { key_id: decode(&key_id)?, iv, ciphertext: decode(&wrapped_key)? };
+                let settings = Pkcs11Settings { module: module.into(), token };
+                pkcs11::unwrap_data_key(&settings, &self.module_dirs, pin, &w).map(Some)
+            }
         }
     }
 
@@ -204,7 +275,12 @@ impl SoftBackend {
         if new.is_empty() {
             return Err(KeystoreError::PassphraseRequired(": the new passphrase must not be empty"));
         }
-        let key = self.unwrap_with(Some(old))?.ok_or(KeystoreError::PassphraseRequired(
+        if self.is_token_wrapped() {
+            return Err(KeystoreError::PassphraseRequired(
+                ": this keystore is wrapped by a PKCS#11 token, not a passphrase",
+            ));
+        }
+        let key = self.unwrap_with(Some(old), None)?.ok_or(KeystoreError::PassphraseRequired(
             ": no passphrase is set yet; the first `cryptoidctl unlock` sets it",
         ))?;
         if self.is_plaintext() {
@@ -273,7 +349,13 @@ impl Backend for SoftBackend {
             name: "soft".into(),
             available: true,
             locked: self.is_locked(),
-            protection: if self.is_plaintext() { Protection::None } else { Protection::Passphrase },
+            protection: if self.is_plaintext() {
+                Protection::None
+            } else if self.is_token_wrapped() {
+                Protection::Pin
+            } else {
+                Protection::Passphrase
+            },
             algorithms: vec!["ed25519".into()],
             max_message_len: None,
             capacity: None,
@@ -287,7 +369,7 @@ impl Backend for SoftBackend {
 
     fn unlock(&self, secret: &UnlockSecret<'_>) -> Result<(), KeystoreError> {
         let _file = self.file_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let key = match self.unwrap_with(secret.passphrase)? {
+        let key = match self.unwrap_with(secret.passphrase, secret.pin)? {
             Some(k) => k,
             None => {
                 // First unlock: this passphrase becomes the keystore's.

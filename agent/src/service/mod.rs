@@ -109,7 +109,11 @@ impl Service {
         clock: Arc<dyn Clock>,
     ) -> Result<Service> {
         crate::fsutil::private_dir(data_dir)?;
-        let soft = Arc::new(SoftBackend::open(keystore_path(data_dir), no_passphrase)?);
+        let soft = Arc::new(SoftBackend::open_with(
+            keystore_path(data_dir),
+            no_passphrase,
+            config.pkcs11.module_dirs.clone(),
+        )?);
         let registry = Registry::load(data_dir.join("keys"))?;
         let opts = journal::Options {
             max_segment_bytes: config.journal.max_segment_bytes.max(1024),
@@ -239,11 +243,17 @@ impl Service {
     /// `backend.init`: sets up the PKCS#11 token and remembers it.
     pub fn backend_init(&self, p: &InitParams) -> Result<BackendInfo> {
         if p.backend == "soft" {
-            return Err(Error::new(
-                ErrorKind::BackendUnavailable,
-                "wrap mode (the software keystore's data key wrapped by a token key) is not implemented yet; \
-                 for hardware-bound cryptoIDs make them on the token with `--backend pkcs11`",
-            ));
+            if p.wrap_with.as_deref() != Some("pkcs11") {
+                return Err(Error::new(
+                    ErrorKind::InvalidParams,
+                    "the software keystore is set up by the first unlock; `--wrap-with pkcs11` wraps it with a token",
+                ));
+            }
+            let pin = p.pin.as_deref().ok_or(KeystoreError::PinRequired)?;
+            let settings = Pkcs11Settings { module: PathBuf::from(&p.module), token: p.token.clone() };
+            self.soft.wrap_with_pkcs11(&settings, pin)?;
+            self.locked.store(false, Ordering::Release);
+            return Ok(self.soft.info(self.registry.count_backend("soft")));
         }
         if p.backend != "pkcs11" {
             return Err(Error::new(

@@ -24,6 +24,10 @@ pub struct InitParams {
     pub token: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pin: Option<String>,
+    /// With `backend: "soft"`: wrap the software keystore's data key with a
+    /// key on this backend's token (`pkcs11`), so unlocking needs the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wrap_with: Option<String>,
 }
 
 impl std::fmt::Debug for InitParams {
@@ -33,6 +37,7 @@ impl std::fmt::Debug for InitParams {
             .field("module", &self.module)
             .field("token", &self.token)
             .field("pin", &self.pin.as_ref().map(|_| "<redacted>"))
+            .field("wrap_with", &self.wrap_with)
             .finish()
     }
 }

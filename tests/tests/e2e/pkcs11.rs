@@ -68,6 +68,7 @@ fn init(
         module: module.into(),
         token: "cryptoid".into(),
         pin: Some(pin.into()),
+        wrap_with: None,
     })
 }
 
@@ -214,10 +215,11 @@ fn bench_against_the_token_reports_the_token_floor() {
 }
 
 #[test]
-fn wrap_mode_is_visibly_not_implemented() {
+fn wrap_mode_binds_the_software_keystore_to_the_token() {
     let token = Token::new();
-    let agent = token.agent();
-    agent.unlocked();
+    let mut agent = token.agent();
+    let mut c = agent.unlocked();
+    let k = create(&mut c, Some("!wrap:x"));
     let out = cryptoid_tests::run(
         Command::new(cryptoid_tests::bin("cryptoidctl")).env("CRYPTOID_AUTH_SOCK", agent.socket()).args([
             "backend",
@@ -234,6 +236,48 @@ fn wrap_mode_is_visibly_not_implemented() {
         ]),
         format!("{PIN}\n").as_bytes(),
     );
-    assert_eq!(out.status.code(), Some(6));
-    assert!(cryptoid_tests::stderr(&out).contains("wrap mode"), "{}", cryptoid_tests::stderr(&out));
+    assert!(out.status.success(), "{}", cryptoid_tests::stderr(&out));
+    let keystore = std::fs::read_to_string(agent.data_dir().join("keystore.json")).expect("keystore");
+    assert!(
+        keystore.contains("\"mode\":\"pkcs11_wrapped\"") && !keystore.contains("passphrase"),
+        "{keystore}"
+    );
+    // The AES wrapping key is on the token, sensitive and never extractable.
+    let listing = Command::new("pkcs11-tool")
+        .env("SOFTHSM2_CONF", token.conf())
+        .args(["--module", MODULE, "--login", "--pin", PIN, "--list-objects", "--type", "secrkey"])
+        .output()
+        .expect("pkcs11-tool");
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(listing.contains("cryptoid-agent wrap") && listing.contains("never extractable"), "{listing}");
+
+    // After a restart the passphrase no longer unlocks; the PIN does, and
+    // the keys made before wrapping still sign.
+    agent.restart();
+    let mut c = agent.client();
+    let err = c
+        .call::<Unlock>(&UnlockParams {
+            passphrase: Some(cryptoid_tests::agent::PASSPHRASE.into()),
+            backend: None,
+            pin: None,
+        })
+        .expect_err("passphrase no longer works");
+    assert!(err.to_string().contains("wrapped by a PKCS#11 token"), "{err}");
+    let err = c
+        .call::<Unlock>(&UnlockParams { passphrase: None, backend: None, pin: Some("000000".into()) })
+        .expect_err("wrong PIN");
+    assert!(err.to_string().contains("wrong PIN"), "{err}");
+    c.call::<Unlock>(&UnlockParams { passphrase: None, backend: None, pin: Some(PIN.into()) })
+        .expect("PIN unlocks");
+    assert_verifies(&sign(&mut c, pdus::message(&k, "!wrap:x", "still mine")).pdu, &k);
+
+    // Without the token the keystore cannot be unlocked.
+    agent.restart();
+    let away = token.dir.path().join("tokens.away");
+    std::fs::rename(token.tokens(), &away).expect("remove the token");
+    let mut c = agent.client();
+    let err = c
+        .call::<Unlock>(&UnlockParams { passphrase: None, backend: None, pin: Some(PIN.into()) })
+        .expect_err("no token");
+    assert_eq!(err.kind(), Some(ErrorKind::BackendUnavailable), "{err}");
 }
