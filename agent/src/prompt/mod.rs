@@ -5,7 +5,7 @@
 //! The D-Bus prompter joins these providers with the D-Bus issue.
 
 pub mod approvals;
-mod askpass;
+pub mod askpass;
 
 use crate::clock::Clock;
 use approvals::{Approvals, Key};

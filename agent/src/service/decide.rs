@@ -102,6 +102,30 @@ impl Service {
         all
     }
 
+    /// Before signing with keys on a locked token: ask the askpass program
+    /// for the PIN (once) and log in, so the user is prompted instead of the
+    /// client getting `pin_required`.
+    pub(super) async fn ensure_token_unlocked(&self, events: &[&Checked]) {
+        if !events.iter().any(|c| c.record.info.backend == "pkcs11") {
+            return;
+        }
+        let (Ok(backend), Some(program)) = (self.backend(Some("pkcs11")), self.askpass()) else { return };
+        if !backend.is_locked() {
+            return;
+        }
+        let first =
+            events.first().map(|c| format!(" to sign {} in {}", c.event_type, c.room_id)).unwrap_or_default();
+        let prompt = format!("PIN of the PKCS#11 token{first}");
+        if let Some(pin) = crate::prompt::askpass::read_secret(&program, &prompt).await {
+            let secret = crate::keystore::UnlockSecret { passphrase: None, pin: Some(pin.as_str()) };
+            let b = backend.clone();
+            let r = tokio::task::block_in_place(|| b.unlock(&secret));
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "the PIN from askpass did not unlock the token");
+            }
+        }
+    }
+
     fn askpass(&self) -> Option<String> {
         std::env::var("CRYPTOID_ASKPASS")
             .ok()

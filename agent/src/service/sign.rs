@@ -288,6 +288,7 @@ impl Service {
         let checked = self.check_pdu(&rv, p.pdu, p.event_id.as_deref(), None, audit)?;
         let decision = self.decide_sign(client, &checked, p.intent.as_ref(), false);
         self.enforce(client, "sign.pdu", &[&checked], decision, audit).await?;
+        self.ensure_token_unlocked(&[&checked]).await;
         let mut signed = self.sign_checked(client, vec![checked], audit)?;
         signed.pop().ok_or_else(|| Error::new(ErrorKind::InternalError, "nothing signed"))
     }
@@ -346,6 +347,7 @@ impl Service {
         let decision = self.decide_batch(client, &checked);
         let refs: Vec<&Checked> = checked.iter().collect();
         self.enforce(client, "sign.batch", &refs, decision, audit).await?;
+        self.ensure_token_unlocked(&refs).await;
         Ok(SignedBatch { pdus: self.sign_checked(client, checked, audit)? })
     }
 }

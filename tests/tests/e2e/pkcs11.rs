@@ -281,3 +281,31 @@ fn wrap_mode_binds_the_software_keystore_to_the_token() {
         .expect_err("no token");
     assert_eq!(err.kind(), Some(ErrorKind::BackendUnavailable), "{err}");
 }
+
+#[test]
+fn askpass_supplies_the_pin_when_a_locked_token_must_sign() {
+    use std::os::unix::fs::PermissionsExt;
+    let token = Token::new();
+    let askpass = token.dir.path().join("askpass");
+    let log = token.dir.path().join("asked");
+    std::fs::write(
+        &askpass,
+        format!("#!/bin/sh\necho \"$CRYPTOID_ASKPASS_PROMPT|$1\" > {}\necho {PIN}\n", log.display()),
+    )
+    .expect("script");
+    std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let conf = token.conf().display().to_string();
+    let policy = format!(
+        "[policy]\nunknown_clients = \"allow\"\naskpass = \"{}\"\n[policy.rate]\nper_room = 0\nper_client = 0\n",
+        askpass.display()
+    );
+    let mut agent = Agent::start_with_env(Some(&policy), &[("SOFTHSM2_CONF", &conf)]);
+    let mut c = agent.unlocked();
+    init(&mut c, MODULE, PIN).expect("init");
+    let k = pkcs11_key(&mut c, "!ask:x");
+    agent.restart();
+    let mut c = agent.unlocked(); // the token is locked again
+    assert_verifies(&sign(&mut c, pdus::message(&k, "!ask:x", "PIN from askpass")).pdu, &k);
+    let asked = std::fs::read_to_string(&log).expect("askpass ran");
+    assert!(asked.starts_with("pin|PIN of the PKCS#11 token to sign m.room.message in !ask:x"), "{asked}");
+}
