@@ -153,12 +153,15 @@ fn run(args: Args) -> Result<()> {
                 }
             }
         };
+        // Handlers first: a SIGTERM right after the announcement must not
+        // kill the process with the default action.
+        let shutdown = shutdown_signal();
         if let Some(p) = &listening.path {
             println!("CRYPTOID_AUTH_SOCK={}", p.display());
             let _ = std::io::stdout().flush();
             tracing::info!(socket = %p.display(), data_dir = %data_dir.display(), "serving");
         }
-        server::run(svc, listening, limits, shutdown_signal()).await
+        server::run(svc, listening, limits, shutdown).await
     })?;
     Ok(())
 }
