@@ -8,6 +8,7 @@ use cryptoid_protocol::wire::{ErrorKind, NoParams};
 use cryptoid_tests::agent::{exists, Agent, PASSPHRASE};
 use cryptoid_tests::pdus;
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 
 fn unlock(
     c: &mut cryptoid_protocol::client::blocking::Client,
@@ -208,7 +209,10 @@ os.environ["LISTEN_FDS"] = "1"
 os.environ["LISTEN_PID"] = str(os.getpid())
 os.execv(sys.argv[2], sys.argv[2:])
 "#;
-    let mut child = std::process::Command::new("python3")
+    // The system interpreter: a wrapper (pyenv's shim) may run python as its
+    // child, and then the pid we signal would not be the agent's.
+    let python = if Path::new("/usr/bin/python3").exists() { "/usr/bin/python3" } else { "python3" };
+    let mut child = std::process::Command::new(python)
         .arg("-c")
         .arg(launcher)
         .arg(&sock)
@@ -218,7 +222,7 @@ os.execv(sys.argv[2], sys.argv[2:])
         .arg("--socket")
         .arg(dir.path().join("unused.sock"))
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("agent.log")).expect("log"))
         .spawn()
         .expect("python3 launcher");
     let mut line = String::new();
@@ -233,6 +237,8 @@ os.execv(sys.argv[2], sys.argv[2:])
     assert!(!exists(&dir.path().join("unused.sock")), "--socket is ignored under activation");
     let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("pid");
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
-    assert!(child.wait().expect("wait").success());
+    let status = child.wait().expect("wait");
+    let log = std::fs::read_to_string(dir.path().join("agent.log")).unwrap_or_default();
+    assert!(status.success(), "{status:?}\n{log}");
     assert!(exists(&sock), "systemd's socket is left for systemd");
 }
