@@ -1,7 +1,7 @@
 //! An async client on tokio (feature `tokio`).
 
 use super::{complete, default_socket_path, ClientError};
-use crate::wire::{self, Method, MAX_LINE};
+use crate::wire::{self, Method, MAX_RESPONSE_LINE};
 use std::path::Path;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
@@ -36,7 +36,7 @@ impl Client {
             wire::encode_request(id, M::NAME, params).map_err(|e| ClientError::Protocol(e.to_string()))?;
         let written = self.writer.write_all(&line).await;
         let mut buf = Vec::with_capacity(1024);
-        let read = (&mut self.reader).take(MAX_LINE as u64 + 1).read_until(b'\n', &mut buf).await;
+        let read = (&mut self.reader).take(MAX_RESPONSE_LINE as u64 + 1).read_until(b'\n', &mut buf).await;
         complete::<M>(id, written, read, buf)
     }
 }

@@ -1,7 +1,7 @@
 //! A blocking client over `std::os::unix::net::UnixStream`.
 
 use super::{complete, default_socket_path, ClientError};
-use crate::wire::{self, Method, MAX_LINE};
+use crate::wire::{self, Method, MAX_RESPONSE_LINE};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -46,7 +46,7 @@ impl Client {
             wire::encode_request(id, M::NAME, params).map_err(|e| ClientError::Protocol(e.to_string()))?;
         let written = self.writer.write_all(&line);
         let mut buf = Vec::with_capacity(1024);
-        let read = (&mut self.reader).take(MAX_LINE as u64 + 1).read_until(b'\n', &mut buf);
+        let read = (&mut self.reader).take(MAX_RESPONSE_LINE as u64 + 1).read_until(b'\n', &mut buf);
         complete::<M>(id, written, read, buf)
     }
 }

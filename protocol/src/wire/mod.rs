@@ -26,8 +26,13 @@ pub use error::{ErrorKind, RpcError};
 /// Version of this wire protocol, reported by `agent.hello`.
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// Longest request or response line, newline excluded: 1 MiB.
+/// Longest request line the agent reads, newline excluded: 1 MiB. This
+/// protects the agent from its clients.
 pub const MAX_LINE: usize = 1 << 20;
+
+/// Longest response line a client reads: 64 MiB. Answers come from the
+/// trusted agent and can be large (`keys.list` of 10,000 keys is ~3 MiB).
+pub const MAX_RESPONSE_LINE: usize = 64 << 20;
 
 /// A method: its name on the wire and its parameter and result types.
 pub trait Method {

@@ -15,9 +15,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Kills per run; the crash-consistency script of the hardening issue runs
-/// hundreds.
-const KILLS: u64 = 12;
+/// Kills per run: 12 by default (CI), `CRYPTOID_CRASH_KILLS` for long runs
+/// (`CRYPTOID_CRASH_KILLS=200 cargo nextest run -E 'test(kill9)'`).
+fn kills() -> u64 {
+    std::env::var("CRYPTOID_CRASH_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(12)
+}
 
 /// A small deterministic generator (xorshift), seeded per run and printed.
 struct Rng(u64);
@@ -76,7 +78,8 @@ fn kill9_during_key_creation_and_signing_loses_nothing() {
     eprintln!("crash test seed {seed}");
     let mut rng = Rng(seed);
     let seen = Arc::new(Mutex::new(Returned::default()));
-    for round in 0..KILLS {
+    let kills = kills();
+    for round in 0..kills {
         let c = agent.unlocked();
         let s = seen.clone();
         let worker = std::thread::spawn(move || workload(c, round, s));
@@ -88,7 +91,7 @@ fn kill9_during_key_creation_and_signing_loses_nothing() {
         assert!(v.ok, "round {round}: {:?}", v.error);
     }
     let seen = std::mem::take(&mut seen.lock().expect("lock").keys);
-    assert!(seen.len() > KILLS as usize, "the workload made keys ({})", seen.len());
+    assert!(seen.len() > kills as usize, "the workload made keys ({})", seen.len());
 
     let mut c = agent.unlocked();
     let all = c.call::<List>(&ListParams::default()).expect("list").keys;
