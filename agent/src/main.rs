@@ -80,6 +80,13 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // zbus traces whole messages at its lower levels, and an Unlock call
+    // carries the passphrase: never let those reach the log, whatever
+    // RUST_LOG says.
+    let filter = match "zbus=info".parse() {
+        Ok(d) => filter.add_directive(d),
+        Err(_) => filter,
+    };
     use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -490,3 +490,21 @@ fn busctl_signs_a_pdu_that_verifies() {
     let signed = reply["data"][0].as_str().expect("signed PDU text");
     assert_verifies(&parse(signed), &key);
 }
+
+#[test]
+fn the_passphrase_never_reaches_the_log_even_at_trace_level() {
+    let bus = Bus::start();
+    let mut agent = Agent::start_on_bus(&bus.address, None);
+    agent.kill9();
+    agent.env = vec![("RUST_LOG".into(), "trace".into())];
+    agent.spawn().expect("restart with trace logging");
+    run(async {
+        let c = connect(&bus).await;
+        let opts: Opts = HashMap::from([("passphrase", ZValue::from(PASSPHRASE))]);
+        let locked: bool = call(&c, "Unlock", &(opts,)).await.expect("Unlock");
+        assert!(!locked);
+    });
+    agent.kill9();
+    let log = agent.log();
+    assert!(!log.contains(PASSPHRASE), "the passphrase leaked into the log");
+}
