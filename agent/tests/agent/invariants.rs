@@ -4,6 +4,8 @@
 //!   says allow (no confirmation provider answers here);
 //! - a PDU whose sender is not a held key is never signed;
 //! - a signed PDU differs from its input only in `signatures` and `hashes`.
+//!
+//! The fourth, a one-time cryptoID never bound to two rooms, is in `otk_binding`.
 
 use cryptoid_agent::clock::ManualClock;
 use cryptoid_agent::config::Config;
