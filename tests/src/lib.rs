@@ -55,6 +55,7 @@ pub mod vectors {
 }
 
 pub mod agent;
+pub mod raw;
 
 /// PDUs as a homeserver would build them.
 pub mod pdus {

@@ -1,64 +1,13 @@
 //! Every bad-input kind gets its error, and the agent keeps serving.
 
 use super::agent_sign::{create, sign, try_sign, RV};
-use cryptoid_protocol::json::{self, Value};
+use cryptoid_protocol::json::Value;
 use cryptoid_protocol::wire::agent::Hello;
 use cryptoid_protocol::wire::{ErrorKind, NoParams};
 use cryptoid_tests::agent::Agent;
 use cryptoid_tests::pdus;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::net::UnixStream;
-use std::time::Duration;
-
-/// A raw connection for sending exact bytes.
-struct Raw {
-    w: UnixStream,
-    r: BufReader<UnixStream>,
-}
-
-impl Raw {
-    fn open(agent: &Agent) -> Raw {
-        let s = UnixStream::connect(agent.socket()).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
-        Raw { w: s.try_clone().expect("clone"), r: BufReader::new(s) }
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.w.write_all(bytes).expect("send");
-    }
-
-    fn line(&mut self) -> Value {
-        let mut l = String::new();
-        self.r.read_line(&mut l).expect("read");
-        json::from_str(&l).unwrap_or_else(|e| panic!("response {l:?}: {e}"))
-    }
-
-    /// Sends one line and returns `(code, data.kind, message)` of the error.
-    fn error_of(&mut self, line: &str) -> (i64, String, String) {
-        self.send(line.as_bytes());
-        self.send(b"\n");
-        error_fields(&self.line())
-    }
-}
-
-fn error_fields(v: &Value) -> (i64, String, String) {
-    let e = v
-        .as_object()
-        .and_then(|o| o.get("error"))
-        .and_then(Value::as_object)
-        .unwrap_or_else(|| panic!("not an error: {v}"));
-    let kind = e
-        .get("data")
-        .and_then(Value::as_object)
-        .and_then(|d| d.get("kind"))
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    (
-        e.get("code").and_then(Value::as_int).unwrap_or(0),
-        kind.to_owned(),
-        e.get("message").and_then(Value::as_str).unwrap_or("").to_owned(),
-    )
-}
+use cryptoid_tests::raw::{error_fields, Raw};
+use std::io::{Read, Write};
 
 fn sign_line(pdu: &Value, extra: &str) -> String {
     format!(

@@ -9,5 +9,6 @@ mod cli_agent;
 mod cli_pdu;
 mod crash;
 mod dbus;
+mod load;
 mod pkcs11;
 mod policy;
