@@ -222,13 +222,23 @@ impl Journal {
         line.push(b'\n');
         // One write(2) per line: O_APPEND keeps lines whole between writers,
         // and a crash can tear only the last one.
-        (&*w.file).write_all(&line)?;
+        if let Err(e) = (&*w.file).write_all(&line) {
+            // A short write (a full disk) leaves part of the line; cut it
+            // off, or the next entry would be glued to it and break the chain.
+            if let Err(t) = w.file.set_len(w.size) {
+                tracing::error!(error = %t, "cannot cut a partly written journal line; the next start repairs it");
+            }
+            return Err(e);
+        }
         w.seq = seq;
         w.head = head;
         w.size += line.len() as u64;
         self.dirty.store(true, Ordering::Release);
         if w.size >= self.opts.max_segment_bytes {
-            self.rotate(&mut w)?;
+            // The entry is written; a failed rotation is retried on the next.
+            if let Err(e) = self.rotate(&mut w) {
+                tracing::error!(error = %e, "journal rotation failed; will retry");
+            }
         }
         Ok(seq)
     }

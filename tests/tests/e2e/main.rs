@@ -9,6 +9,7 @@ mod cli_agent;
 mod cli_pdu;
 mod crash;
 mod dbus;
+mod full_disk;
 mod load;
 mod pkcs11;
 mod policy;
