@@ -1,4 +1,5 @@
-//! `kill -9` at random points while keys are made and PDUs signed: after
+//! `kill -9` at random points while keys are made, one-time keys generated
+//! and bound, PDUs signed and the journal rotated: after
 //! each restart the journal verifies, and at the end every public key the
 //! agent ever returned still signs and no key is bound twice.
 
@@ -34,23 +35,35 @@ impl Rng {
 
 #[derive(Default)]
 struct Returned {
-    /// cryptoID → room of room keys, or None for one-time keys.
+    /// cryptoID → room of room keys and acknowledged claims, or None for
+    /// unclaimed one-time keys.
     keys: HashMap<String, Option<String>>,
+    /// One-time cryptoID → the room a claim was sent for (acknowledged or not).
+    claims: HashMap<String, String>,
 }
 
 fn workload(mut c: Client, round: u64, seen: Arc<Mutex<Returned>>) {
     let mut n = 0u64;
     loop {
         n += 1;
-        match c.call::<Generate>(&GenerateParams { count: 5, backend: None }) {
+        let fresh = match c.call::<Generate>(&GenerateParams { count: 5, backend: None }) {
             Ok(r) => {
                 let mut s = seen.lock().expect("lock");
-                for k in r.keys {
-                    s.keys.insert(k.cryptoid, None);
+                for k in &r.keys {
+                    s.keys.insert(k.cryptoid.clone(), None);
                 }
+                r.keys
             }
             Err(_) => return,
+        };
+        // An invite binds one of them; the binding may be cut by the kill.
+        let otk = &fresh[0].cryptoid;
+        let invited = format!("!invite{round}-{n}:x");
+        seen.lock().expect("lock").claims.insert(otk.clone(), invited.clone());
+        if c.call::<Claim>(&ClaimParams { cryptoid: otk.clone(), room_id: invited.clone() }).is_err() {
+            return;
         }
+        seen.lock().expect("lock").keys.insert(otk.clone(), Some(invited));
         let room = format!("!crash{round}-{n}:x");
         let Ok(k) = c.call::<Create>(&CreateParams { room_id: Some(room.clone()), ..Default::default() })
         else {
@@ -67,7 +80,7 @@ fn workload(mut c: Client, round: u64, seen: Arc<Mutex<Returned>>) {
 }
 
 #[test]
-fn kill9_during_key_creation_and_signing_loses_nothing() {
+fn kill9_during_key_creation_binding_and_signing_loses_nothing() {
     // Small journal segments, so rotation happens under the kills too.
     let mut agent = Agent::start_with(&[], Some("[journal]\nmax_segment_bytes = 4096\n"));
     let seed = std::time::SystemTime::now()
@@ -90,7 +103,7 @@ fn kill9_during_key_creation_and_signing_loses_nothing() {
         let v = agent.client().call::<Verify>(&NoParams {}).expect("journal.verify");
         assert!(v.ok, "round {round}: {:?}", v.error);
     }
-    let seen = std::mem::take(&mut seen.lock().expect("lock").keys);
+    let Returned { keys: seen, claims } = std::mem::take(&mut *seen.lock().expect("lock"));
     assert!(seen.len() > kills as usize, "the workload made keys ({})", seen.len());
 
     let mut c = agent.unlocked();
@@ -101,6 +114,13 @@ fn kill9_during_key_creation_and_signing_loses_nothing() {
         let room = match room {
             Some(r) => {
                 assert_eq!((k.state, k.room_id.as_ref()), (KeyState::Bound, Some(r)));
+                r.clone()
+            }
+            // A claim cut by the kill either bound the key to its room or
+            // left it free; never to another room.
+            None if k.state == KeyState::Bound => {
+                let r = claims.get(cryptoid).expect("a bound key was claimed");
+                assert_eq!(k.room_id.as_ref(), Some(r), "one-time key {cryptoid} bound elsewhere");
                 r.clone()
             }
             None => {
