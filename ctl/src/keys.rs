@@ -28,8 +28,9 @@ pub enum KeysCommand {
         #[arg(long, value_name = "B")]
         backend: Option<String>,
     },
-    /// List keys.
+    /// List room cryptoIDs (one-time cryptoIDs: `otk list`).
     List {
+        /// Only the keys of this room.
         #[arg(long, value_name = "R")]
         room: Option<String>,
     },
@@ -45,6 +46,7 @@ pub enum OtkCommand {
     Generate {
         /// How many.
         count: u32,
+        /// Backend to make them in (default: soft).
         #[arg(long, value_name = "B")]
         backend: Option<String>,
     },
