@@ -44,5 +44,7 @@ echo "== package (.deb build, install, checks)"
 tests/package.sh
 echo "== doc tests"
 cargo test --workspace --doc --locked
+echo "== fuzz smoke (each fuzz target briefly; skipped without a nightly toolchain)"
+tests/fuzz-smoke.sh 20
 echo "== tests (nextest: one process per test; its summary line closes the run)"
 cargo nextest run --workspace --locked --no-fail-fast

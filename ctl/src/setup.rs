@@ -7,7 +7,8 @@ use crate::{agent::read_secret_lines, keys, output, Ctx};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use cryptoid_protocol::client::{blocking::Client, default_socket_path};
-use cryptoid_protocol::wire::agent::{Hello, Unlock, UnlockParams};
+use cryptoid_protocol::wire::agent::{Hello, HelloResult, Unlock, UnlockParams};
+use cryptoid_protocol::wire::backend::{Init, InitParams};
 use cryptoid_protocol::wire::NoParams;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -45,6 +46,69 @@ pub struct SetupArgs {
     /// Never ask: take the defaults and the flags.
     #[arg(long)]
     yes: bool,
+    /// PKCS#11 backends: the module (.so) of the token (asked on a terminal).
+    #[arg(long, value_name = "M")]
+    module: Option<String>,
+    /// PKCS#11 backends: the token's label (asked on a terminal).
+    #[arg(long, value_name = "LABEL")]
+    token: Option<String>,
+    /// PKCS#11 backends: the user PIN from this file (first line), or `-`
+    /// for standard input; asked without echo otherwise.
+    #[arg(long, value_name = "F")]
+    pin_file: Option<PathBuf>,
+}
+
+/// Module paths tried as the default answer, in order.
+const KNOWN_MODULES: [&str; 3] = [
+    "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so",
+    "/usr/lib/softhsm/libsofthsm2.so",
+    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+];
+
+/// The value of a flag, or the answer to a question on a terminal.
+fn flag_or_ask(
+    value: &Option<String>,
+    flag: &str,
+    question: &str,
+    default: Option<&str>,
+    interactive: bool,
+) -> Result<String> {
+    if let Some(v) = value {
+        return Ok(v.clone());
+    }
+    if !interactive {
+        bail!("{flag} is needed for this backend without a terminal");
+    }
+    match default {
+        Some(d) => eprint!("{question} [{d}]: "),
+        None => eprint!("{question}: "),
+    }
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).context("cannot read the answer")?;
+    match (line.trim(), default) {
+        ("", Some(d)) => Ok(d.to_owned()),
+        ("", None) => bail!("{flag} is needed for this backend"),
+        (a, _) => Ok(a.to_owned()),
+    }
+}
+
+/// Sets up the token: `backend.init` of `pkcs11` (keys on the token) or of
+/// `soft` wrapped by it.
+fn init_token(c: &mut Client, a: &SetupArgs, wrap: bool, interactive: bool) -> Result<()> {
+    let default_module = KNOWN_MODULES.iter().copied().find(|m| std::path::Path::new(m).exists());
+    let module = flag_or_ask(&a.module, "--module", "PKCS#11 module", default_module, interactive)?;
+    let token = flag_or_ask(&a.token, "--token", "Token label", None, interactive)?;
+    let pin = read_secret_lines(a.pin_file.as_ref(), &["Token PIN: "])?.remove(0);
+    let (backend, wrap_with) = if wrap { ("soft", Some("pkcs11".to_owned())) } else { ("pkcs11", None) };
+    c.call::<Init>(&InitParams {
+        backend: backend.into(),
+        module,
+        token,
+        pin: Some(pin.to_string()),
+        wrap_with,
+    })?;
+    Ok(())
 }
 
 fn ask(question: &str, default_yes: bool) -> Result<bool> {
@@ -112,35 +176,39 @@ fn connect_or_start(ctx: &Ctx, a: &SetupArgs, interactive: bool) -> Result<(Clie
 pub fn run(ctx: &Ctx, a: SetupArgs) -> Result<ExitCode> {
     let interactive = !a.yes && std::io::stdin().is_terminal();
     let backend = pick_backend(&a, interactive)?;
-    if backend != SetupBackend::Soft {
+    if matches!(backend, SetupBackend::Yubikey | SetupBackend::SoftWrappedYubikey) {
         bail!(
-            "backend {:?} is not available in this version: only the software keystore (`--backend soft`) is; \
-             hardware backends come with the PKCS#11 and YubiKey support",
+            "backend {:?} is not available in this version: YubiKey support is not built yet; \
+             use `soft`, `pkcs11` or `soft-wrapped-pkcs11`",
             backend.to_possible_value().map(|p| p.get_name().to_owned()).unwrap_or_default()
         );
     }
     let (mut c, socket, enabled) = connect_or_start(ctx, &a, interactive)?;
     let hello = c.call::<Hello>(&NoParams {})?;
-    if !hello.passphrase_set {
-        let lines = match &a.passphrase_file {
-            Some(f) => read_secret_lines(Some(f), &["passphrase"])?,
-            None => {
-                let l = read_secret_lines(None, &["New keystore passphrase: ", "Repeat it: "])?;
-                if l[0] != l[1] {
-                    bail!("the passphrases differ; nothing was changed");
-                }
-                l
+    match backend {
+        SetupBackend::Pkcs11 => {
+            init_token(&mut c, &a, false, interactive)?;
+            eprintln!("the token is set up; cryptoIDs will be generated on it");
+        }
+        // Wrapping needs the keystore unlocked, or not yet made (it is then
+        // made with a data key only the token can unwrap: no passphrase).
+        SetupBackend::SoftWrappedPkcs11 => {
+            if hello.passphrase_set && hello.locked {
+                let p = read_secret_lines(a.passphrase_file.as_ref(), &["Passphrase: "])?;
+                c.call::<Unlock>(&UnlockParams {
+                    passphrase: Some(p[0].to_string()),
+                    backend: None,
+                    pin: None,
+                })?;
             }
-        };
-        c.call::<Unlock>(&UnlockParams { passphrase: Some(lines[0].to_string()), backend: None, pin: None })?;
-        eprintln!("keystore passphrase set; the agent is unlocked");
-    } else if hello.locked {
-        let p = read_secret_lines(a.passphrase_file.as_ref(), &["Passphrase: "])?;
-        c.call::<Unlock>(&UnlockParams { passphrase: Some(p[0].to_string()), backend: None, pin: None })?;
-        eprintln!("the agent is unlocked");
+            init_token(&mut c, &a, true, interactive)?;
+            eprintln!("the keystore is wrapped by the token: unlock it with the token's PIN from now on");
+        }
+        _ => soft_passphrase(&mut c, &a, &hello)?,
     }
+    let key_backend = (backend == SetupBackend::Pkcs11).then_some("pkcs11");
     let made = if a.one_time_keys > 0 {
-        keys::generate(&mut c, a.one_time_keys, None, !ctx.json)?
+        keys::generate(&mut c, a.one_time_keys, key_backend.map(str::to_owned), !ctx.json)?
     } else {
         Vec::new()
     };
@@ -153,7 +221,7 @@ pub fn run(ctx: &Ctx, a: SetupArgs) -> Result<ExitCode> {
             systemd_enabled: bool,
         }
         output::json(&Done {
-            backend: "soft",
+            backend: key_backend.unwrap_or("soft"),
             socket: socket.map(|p| p.display().to_string()),
             one_time_keys: made.len(),
             systemd_enabled: enabled,
@@ -172,4 +240,27 @@ pub fn run(ctx: &Ctx, a: SetupArgs) -> Result<ExitCode> {
         output::line(&format!("  export CRYPTOID_AUTH_SOCK={}", p.display()))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The software keystore: sets the passphrase on first use, or unlocks.
+fn soft_passphrase(c: &mut Client, a: &SetupArgs, hello: &HelloResult) -> Result<()> {
+    if !hello.passphrase_set {
+        let lines = match &a.passphrase_file {
+            Some(f) => read_secret_lines(Some(f), &["passphrase"])?,
+            None => {
+                let l = read_secret_lines(None, &["New keystore passphrase: ", "Repeat it: "])?;
+                if l[0] != l[1] {
+                    bail!("the passphrases differ; nothing was changed");
+                }
+                l
+            }
+        };
+        c.call::<Unlock>(&UnlockParams { passphrase: Some(lines[0].to_string()), backend: None, pin: None })?;
+        eprintln!("keystore passphrase set; the agent is unlocked");
+    } else if hello.locked {
+        let p = read_secret_lines(a.passphrase_file.as_ref(), &["Passphrase: "])?;
+        c.call::<Unlock>(&UnlockParams { passphrase: Some(p[0].to_string()), backend: None, pin: None })?;
+        eprintln!("the agent is unlocked");
+    }
+    Ok(())
 }

@@ -272,6 +272,10 @@ impl Service {
             serde_json::to_vec(&all).map_err(|e| Error::new(ErrorKind::InternalError, e.to_string()))?;
         crate::fsutil::write_atomic(&self.backends_path(), &bytes)?;
         *self.pkcs11.lock().unwrap_or_else(|p| p.into_inner()) = Some(b.clone());
+        // Logged in with the PIN: as `agent.unlock --backend pkcs11` would.
+        if p.pin.is_some() {
+            self.locked.store(false, Ordering::Release);
+        }
         Ok(b.info(self.registry.count_backend("pkcs11")))
     }
 

@@ -144,8 +144,8 @@ fn setup_runs_without_questions_for_scripts() {
         format!("{PASSPHRASE}\n").as_bytes(),
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    // A hardware backend is visibly not there yet.
-    let out = ctl(&agent, &["setup", "--backend", "pkcs11", "--yes"], b"");
+    // The YubiKey backend is visibly not there yet.
+    let out = ctl(&agent, &["setup", "--backend", "yubikey", "--yes"], b"");
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("not available in this version"), "{}", stderr(&out));
 }

@@ -5,7 +5,7 @@ use super::agent_sign::{assert_verifies, create, sign, try_sign};
 use cryptoid_protocol::client::blocking::Client;
 use cryptoid_protocol::wire::agent::{Hello, Unlock, UnlockParams};
 use cryptoid_protocol::wire::backend::{Init, InitParams};
-use cryptoid_protocol::wire::keys::{Create, CreateParams};
+use cryptoid_protocol::wire::keys::{Create, CreateParams, List, ListParams};
 use cryptoid_protocol::wire::otk::{Generate, GenerateParams};
 use cryptoid_protocol::wire::{ErrorKind, NoParams};
 use cryptoid_tests::agent::Agent;
@@ -308,4 +308,47 @@ fn askpass_supplies_the_pin_when_a_locked_token_must_sign() {
     assert_verifies(&sign(&mut c, pdus::message(&k, "!ask:x", "PIN from askpass")).pdu, &k);
     let asked = std::fs::read_to_string(&log).expect("askpass ran");
     assert!(asked.starts_with("pin|PIN of the PKCS#11 token to sign m.room.message in !ask:x"), "{asked}");
+}
+
+fn ctl_on(agent: &Agent, args: &[&str], stdin: &[u8]) -> std::process::Output {
+    cryptoid_tests::run(
+        Command::new(cryptoid_tests::bin("cryptoidctl")).env("CRYPTOID_AUTH_SOCK", agent.socket()).args(args),
+        stdin,
+    )
+}
+
+#[test]
+fn setup_wizard_puts_keys_on_the_token_or_wraps_the_keystore() {
+    let token_args =
+        ["--module", MODULE, "--token", "cryptoid", "--pin-file", "-", "--yes", "--one-time-keys"];
+    // Keys on the token.
+    let token = Token::new();
+    let agent = token.agent();
+    let args = [&["--json", "setup", "--backend", "pkcs11"][..], &token_args, &["3"]].concat();
+    let out = ctl_on(&agent, &args, format!("{PIN}\n").as_bytes());
+    assert!(out.status.success(), "{}", cryptoid_tests::stderr(&out));
+    let done = cryptoid_tests::stdout(&out);
+    assert!(done.contains("\"backend\":\"pkcs11\"") && done.contains("\"one_time_keys\":3"), "{done}");
+    let otks = agent.client().call::<List>(&ListParams::default()).expect("list").keys;
+    assert_eq!(otks.iter().filter(|k| k.backend == "pkcs11").count(), 3, "{otks:?}");
+
+    // Wrap mode on a fresh agent: the keystore is made wrapped, no passphrase.
+    let token = Token::new();
+    let mut agent = token.agent();
+    let args = [&["setup", "--backend", "soft-wrapped-pkcs11"][..], &token_args, &["2"]].concat();
+    let out = ctl_on(&agent, &args, format!("{PIN}\n").as_bytes());
+    assert!(out.status.success(), "{}", cryptoid_tests::stderr(&out));
+    let keystore = std::fs::read_to_string(agent.data_dir().join("keystore.json")).expect("keystore");
+    assert!(keystore.contains("\"mode\":\"pkcs11_wrapped\""), "{keystore}");
+    // After a restart the PIN unlocks it and the keys are there.
+    agent.restart();
+    let out = ctl_on(&agent, &["unlock", "--pin-file", "-"], format!("{PIN}\n").as_bytes());
+    assert!(out.status.success(), "{}", cryptoid_tests::stderr(&out));
+    let otks = agent.client().call::<List>(&ListParams::default()).expect("list").keys;
+    assert_eq!(otks.iter().filter(|k| k.backend == "soft").count(), 2, "{otks:?}");
+
+    // Without the module the wizard says what it needs.
+    let out = ctl_on(&agent, &["setup", "--backend", "pkcs11", "--yes"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(cryptoid_tests::stderr(&out).contains("--module is needed"), "{}", cryptoid_tests::stderr(&out));
 }
