@@ -42,7 +42,7 @@ rss() { awk '/^VmRSS:/ {print $2}' "/proc/$agent/status"; }
 ) &
 mgmt=$!
 
-"$bin/cryptoidctl" bench --connections "$connections" --seconds "$seconds" --json >"$work/bench.json" &
+"$bin/cryptoidctl" bench --connections "$connections" --seconds "$seconds" --floor-seconds 5 --json >"$work/bench.json" &
 bench=$!
 echo "soak: ${seconds}s, $connections connections, agent pid $agent"
 echo "elapsed_s rss_kib"

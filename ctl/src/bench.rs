@@ -32,6 +32,10 @@ pub struct BenchArgs {
     /// How long to load the agent (and, after, to measure the floor).
     #[arg(long, default_value_t = 5)]
     seconds: u64,
+    /// How long to measure the in-process floor (default: --seconds). A
+    /// soak run wants load, not a floor as long.
+    #[arg(long, value_name = "S")]
+    floor_seconds: Option<u64>,
     /// PDU template (default: a ~1 KB m.room.message); sender, room, time
     /// and depth are replaced in every request.
     #[arg(long, value_name = "FILE")]
@@ -142,8 +146,12 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> Result<ExitCode> {
         Transport::Dbus => load_dbus(&a, &rv, &template, &cryptoid, depth),
     };
     // The throwaway key goes whatever happened (the policy may want the
-    // deletion confirmed: then it stays, and the next run reuses it).
-    if let Err(e) = c.call::<Delete>(&KeyRef { cryptoid: cryptoid.clone() }) {
+    // deletion confirmed: then it stays, and the next run reuses it). On a
+    // new connection: the agent closes idle ones, and a long run idles this.
+    drop(c);
+    let retired =
+        ctx.connect().and_then(|mut c| Ok(c.call::<Delete>(&KeyRef { cryptoid: cryptoid.clone() })?));
+    if let Err(e) = retired {
         eprintln!("cryptoidctl: warning: the bench key {cryptoid} was not retired: {e}");
     }
     let (signatures, errors, elapsed, mut latencies, first_error) = result?;
@@ -155,7 +163,7 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> Result<ExitCode> {
     }
     let floor = match a.backend.as_str() {
         "pkcs11" => token_floor(&a, &rv, &template)?,
-        _ => floor(&rv, &template, Duration::from_secs(a.seconds))?,
+        _ => floor(&rv, &template, Duration::from_secs(a.floor_seconds.unwrap_or(a.seconds).max(1)))?,
     };
     latencies.sort_unstable();
     let rate = signatures as f64 / elapsed.as_secs_f64();

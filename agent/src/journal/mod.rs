@@ -350,20 +350,17 @@ impl Journal {
     pub fn tail(&self, limit: usize, filter: impl Fn(&Object) -> bool) -> io::Result<Vec<Object>> {
         let mut out: Vec<Object> = Vec::new();
         for (_, path) in segments(&self.dir)?.into_iter().rev() {
-            let bytes = std::fs::read(&path)?;
-            for line in bytes.split(|&b| b == b'\n').rev() {
-                if out.len() >= limit {
-                    break;
-                }
+            if out.len() >= limit {
+                break;
+            }
+            lines_backwards(&path, |line| {
                 if let Some(entry) = json::from_slice(line).ok().and_then(Value::into_object) {
                     if filter(&entry) {
                         out.push(entry);
                     }
                 }
-            }
-            if out.len() >= limit {
-                break;
-            }
+                out.len() < limit
+            })?;
         }
         out.reverse();
         Ok(out)
@@ -374,6 +371,40 @@ impl Drop for Journal {
     fn drop(&mut self) {
         let _ = self.close();
     }
+}
+
+/// Calls `f` on each line of the file at `path`, last first, until it
+/// returns false. Reads backwards in blocks, so a `journal.tail` of a few
+/// entries costs a few blocks, not whole segments, in time and memory.
+fn lines_backwards(path: &Path, mut f: impl FnMut(&[u8]) -> bool) -> io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    const BLOCK: u64 = 64 * 1024;
+    let mut file = File::open(path)?;
+    let mut end = file.seek(SeekFrom::End(0))?;
+    // Bytes after the last newline seen so far (the start of a line whose
+    // beginning is in an earlier block).
+    let mut carry: Vec<u8> = Vec::new();
+    while end > 0 {
+        let start = end.saturating_sub(BLOCK);
+        let mut block = vec![0u8; (end - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(&mut block)?;
+        block.extend_from_slice(&carry);
+        let mut rest = block.as_slice();
+        while let Some(i) = rest.iter().rposition(|&b| b == b'\n') {
+            let line = &rest[i + 1..];
+            if !line.is_empty() && !f(line) {
+                return Ok(());
+            }
+            rest = &rest[..i];
+        }
+        carry = rest.to_vec();
+        end = start;
+    }
+    if !carry.is_empty() {
+        f(&carry);
+    }
+    Ok(())
 }
 
 fn int(v: u64) -> Int {

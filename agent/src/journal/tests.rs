@@ -121,3 +121,24 @@ fn rotation_keeps_one_chain() {
     std::fs::remove_file(&segs[1].0).expect("rm");
     assert!(j.verify().expect("verify").error.is_some());
 }
+
+#[test]
+fn tail_reads_lines_across_block_and_segment_boundaries() {
+    let d = tempfile::tempdir().expect("tempdir");
+    // Lines of varied length in 200 KiB segments: lines straddle the 64 KiB
+    // blocks the tail reads backwards in, and segments rotate.
+    let j = open(d.path(), 200 * 1024);
+    for n in 0..3000u64 {
+        let mut o = entry(n);
+        o.insert("pad".into(), Value::String("x".repeat((n * 37 % 500) as usize)));
+        j.append(o, 1000 + n).expect("append");
+    }
+    assert!(segments(d.path()).expect("segments").len() > 3);
+    let seqs = |v: &[Object]| v.iter().map(|e| e["seq"].as_int().unwrap_or(0)).collect::<Vec<_>>();
+    let all = j.tail(10_000, |_| true).expect("tail");
+    assert_eq!(seqs(&all), (1..=3000).collect::<Vec<i64>>());
+    let last = j.tail(5, |_| true).expect("tail");
+    assert_eq!(seqs(&last), [2996, 2997, 2998, 2999, 3000]);
+    let some = j.tail(3, |e| e["method"].as_str().is_some_and(|m| m.ends_with("00"))).expect("filtered");
+    assert_eq!(seqs(&some), [2701, 2801, 2901]);
+}
