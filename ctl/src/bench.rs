@@ -124,16 +124,23 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> Result<ExitCode> {
         None => json::from_str(DEFAULT_PDU)?.into_object().context("built-in PDU is an object")?,
     };
     let mut c = ctx.connect()?;
+    // The key lives on the backend under test (a pkcs11 run signs on the
+    // token, to compare with the token floor).
     let existing = c.call::<List>(&ListParams {
         room_id: Some(BENCH_ROOM.into()),
         state: Some(KeyState::Bound),
+        backend: Some(a.backend.clone()),
         ..Default::default()
     })?;
     let cryptoid = match existing.keys.into_iter().next() {
         Some(k) => k.cryptoid,
         None => {
-            c.call::<Create>(&CreateParams { room_id: Some(BENCH_ROOM.into()), ..Default::default() })?
-                .cryptoid
+            c.call::<Create>(&CreateParams {
+                room_id: Some(BENCH_ROOM.into()),
+                backend: Some(a.backend.clone()),
+                ..Default::default()
+            })?
+            .cryptoid
         }
     };
     // Sign just above the room's frontier: the agent's anti-replay window

@@ -212,6 +212,13 @@ fn bench_against_the_token_reports_the_token_floor() {
     assert_eq!(v["backend"], "pkcs11");
     assert_eq!(v["errors"].as_u64(), Some(0), "{v}");
     assert!(v["floor_sigs_per_sec"].as_f64().unwrap_or(0.0) > 0.0, "{v}");
+    // It signed with a key on the token (regression: it used to make its
+    // key in the software keystore and compare that with the token floor).
+    let used = c
+        .call::<List>(&ListParams { room_id: Some("!bench:localhost".into()), ..Default::default() })
+        .expect("list")
+        .keys;
+    assert!(!used.is_empty() && used.iter().all(|k| k.backend == "pkcs11"), "{used:?}");
 }
 
 #[test]

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The README's "through the agent" figures, in one go (not in CI): a release
+# agent on a temp dir with tests/bench.toml, loaded by `cryptoidctl bench`
+# over the socket (1 and 8 connections, and 1 with both pinned to one CPU),
+# over D-Bus (a private dbus-daemon; 1 and 4 connections) and, when SoftHSM2
+# is installed, with keys on a fresh SoftHSM2 token (1 and 4 connections).
+# Prints one JSON report a line, then a summary table.
+#
+#   tests/perf.sh [SECONDS]      default 5 s a run
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+seconds=${1:-5}
+cargo build --release --bins --locked -q
+bin=$PWD/target/release
+work=$(mktemp -d)
+cleanup() { kill "${agent:-}" "${bus:-}" 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+export CRYPTOID_AUTH_SOCK=$work/run/agent.sock
+module=/usr/lib/softhsm/libsofthsm2.so
+
+# A private session bus, so the agent serves D-Bus too.
+dbus-daemon --session --address="unix:path=$work/bus" --nofork --print-address >"$work/bus.addr" &
+bus=$!
+for _ in $(seq 50); do [ -s "$work/bus.addr" ] && break; sleep 0.1; done
+export DBUS_SESSION_BUS_ADDRESS=$(head -n1 "$work/bus.addr")
+
+# SoftHSM2 token for the pkcs11 runs.
+if [ -e "$module" ]; then
+    mkdir -p "$work/tokens"
+    printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' "$work/tokens" >"$work/softhsm2.conf"
+    export SOFTHSM2_CONF=$work/softhsm2.conf
+    softhsm2-util --init-token --free --label cryptoid --pin 123456 --so-pin 87654321 >/dev/null
+    echo 123456 >"$work/pin"
+fi
+
+"$bin/cryptoid-agent" --socket "$CRYPTOID_AUTH_SOCK" --data-dir "$work/data" --config tests/bench.toml \
+    >"$work/agent.out" 2>"$work/agent.log" &
+agent=$!
+for _ in $(seq 100); do [ -S "$CRYPTOID_AUTH_SOCK" ] && break; sleep 0.1; done
+echo "perf passphrase" | "$bin/cryptoidctl" unlock --passphrase-file - >/dev/null
+
+run() { "$bin/cryptoidctl" bench --seconds "$seconds" --json "$@" | tee -a "$work/reports"; }
+run --connections 1
+run --connections 8
+# Pinned: the agent's threads and the bench on CPU 0.
+taskset -a -p -c 0 "$agent" >/dev/null
+taskset -c 0 "$bin/cryptoidctl" bench --seconds "$seconds" --json --connections 1 | sed 's/^{/{"pinned":true,/' | tee -a "$work/reports"
+taskset -a -p -c 0-1 "$agent" >/dev/null
+run --connections 1 --transport dbus
+run --connections 4 --transport dbus
+if [ -e "$module" ]; then
+    "$bin/cryptoidctl" backend init pkcs11 --module "$module" --token cryptoid --pin-file "$work/pin" >/dev/null
+    run --connections 1 --backend pkcs11 --module "$module" --token cryptoid --pin-file "$work/pin"
+    run --connections 4 --backend pkcs11 --module "$module" --token cryptoid --pin-file "$work/pin"
+fi
+
+echo
+python3 - "$work/reports" <<'PY'
+import json, sys
+print(f"{'run':<34} {'sigs/s':>9} {'p50 us':>7} {'p99 us':>7} {'floor/s':>9} {'ratio':>6}")
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    name = f"{r['transport']} {r['backend']} {r['connections']} conn" + (" pinned" if r.get("pinned") else "")
+    print(f"{name:<34} {r['sigs_per_sec']:>9,.0f} {r['p50_us']:>7} {r['p99_us']:>7} {r['floor_sigs_per_sec']:>9,.0f} {r['ratio_to_floor']:>6.2f}")
+PY
