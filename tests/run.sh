@@ -10,10 +10,12 @@ cd "$(dirname "$0")/.."
 # launches the agent the way systemd socket activation does; setpriv runs a
 # client as another uid; dbus-daemon runs a private session bus for the D-Bus
 # tests; systemd-analyze, man and dpkg check the package; SoftHSM2 and
-# pkcs11-tool (opensc) are the PKCS#11 token of the PKCS#11 tests.
+# pkcs11-tool (opensc) are the PKCS#11 token of the PKCS#11 tests; mount
+# puts the full-disk test's data directory on a small tmpfs; python3 also
+# writes the fuzz seeds.
 declare -A NEEDS=([python3]=python3 [setpriv]=util-linux [dbus-daemon]=dbus-daemon
                [systemd-analyze]=systemd [man]=man-db [dpkg-deb]=dpkg
-               [softhsm2-util]=softhsm2 [pkcs11-tool]=opensc)
+               [softhsm2-util]=softhsm2 [pkcs11-tool]=opensc [mount]=mount)
 
 missing=()
 for cmd in "${!NEEDS[@]}"; do
