@@ -160,8 +160,8 @@ fn run(args: Args) -> Result<()> {
                 }
             }
         };
-        // Handlers first: a SIGTERM right after the announcement must not
-        // kill the process with the default action.
+        // Handlers first (see `shutdown_signal`): a SIGTERM right after the
+        // announcement must not kill the process with the default action.
         let shutdown = shutdown_signal();
         if let Some(p) = &listening.path {
             println!("CRYPTOID_AUTH_SOCK={}", p.display());
@@ -173,15 +173,21 @@ fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// The shutdown future. The handlers are installed here, when it is made,
+/// not when it is first polled: an `async fn` would install them only once
+/// the server polls it, and a SIGTERM in between (right after the socket is
+/// announced) killed the agent with the default action.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-    else {
-        tracing::error!("cannot install signal handlers; stop the agent with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM"),
-        _ = int.recv() => tracing::info!("SIGINT"),
+    let handlers = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()));
+    async move {
+        let (Ok(mut term), Ok(mut int)) = handlers else {
+            tracing::error!("cannot install signal handlers; stop the agent with SIGKILL");
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM"),
+            _ = int.recv() => tracing::info!("SIGINT"),
+        }
     }
 }
