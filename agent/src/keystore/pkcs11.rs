@@ -51,15 +51,32 @@ pub struct Pkcs11Settings {
 
 struct Open {
     session: Session,
+    /// The slot the session is on (the pool opens its sessions there).
+    slot: Slot,
     logged_in: bool,
     /// Private-key handles by CKA_ID (valid while the session lives).
     keys: HashMap<Vec<u8>, ObjectHandle>,
+}
+
+/// Most sessions signing at once besides the main one. A login is per
+/// application, so they share its login; token objects have the same handle
+/// in every session of an application.
+const MAX_SIGNERS: usize = 4;
+
+/// Extra sessions so that concurrent requests sign in parallel instead of
+/// queueing on the main session's lock.
+#[derive(Default)]
+struct Signers {
+    idle: Vec<Session>,
+    /// Open sessions of the pool, idle or signing.
+    open: usize,
 }
 
 pub struct Pkcs11Backend {
     settings: Pkcs11Settings,
     ctx: Arc<Pkcs11>,
     state: Mutex<Option<Open>>,
+    signers: Mutex<Signers>,
 }
 
 /// One initialised context per module in the process: a second
@@ -247,7 +264,8 @@ impl Pkcs11Backend {
     pub fn open(settings: Pkcs11Settings, allowed: &[PathBuf]) -> Result<Pkcs11Backend, KeystoreError> {
         let module = check_module(&settings.module, allowed)?;
         let ctx = context(&module)?;
-        let b = Pkcs11Backend { settings, ctx, state: Mutex::new(None) };
+        let b =
+            Pkcs11Backend { settings, ctx, state: Mutex::new(None), signers: Mutex::new(Signers::default()) };
         let slot = b.slot()?;
         let mechs = b.ctx.get_mechanism_list(slot).map_err(ck)?;
         if !mechs.contains(&MechanismType::EDDSA) || !mechs.contains(&MechanismType::ECC_EDWARDS_KEY_PAIR_GEN)
@@ -297,6 +315,31 @@ impl Pkcs11Backend {
                 Err(err)
             }
         }
+    }
+
+    fn signers(&self) -> std::sync::MutexGuard<'_, Signers> {
+        self.signers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// An idle pool session, or a new one while the pool is not full.
+    fn take_signer(&self, slot: Slot) -> Option<Session> {
+        let mut pool = self.signers();
+        if let Some(s) = pool.idle.pop() {
+            return Some(s);
+        }
+        if pool.open >= MAX_SIGNERS {
+            return None;
+        }
+        let s = self.ctx.open_ro_session(slot).ok()?;
+        pool.open += 1;
+        Some(s)
+    }
+
+    /// Closes the idle pool sessions; busy ones are closed when they fail.
+    fn close_signers(&self) {
+        let mut pool = self.signers();
+        pool.open -= pool.idle.len();
+        pool.idle.clear();
     }
 
     fn find_private(open: &mut Open, id: &[u8]) -> Result<ObjectHandle, CkError> {
@@ -365,12 +408,14 @@ impl Backend for Pkcs11Backend {
     fn unlock(&self, secret: &UnlockSecret<'_>) -> Result<(), KeystoreError> {
         let pin = secret.pin.ok_or(KeystoreError::PinRequired)?;
         self.lock();
-        let session = login(&self.ctx, self.slot()?, pin)?;
-        *self.lock_state() = Some(Open { session, logged_in: true, keys: HashMap::new() });
+        let slot = self.slot()?;
+        let session = login(&self.ctx, slot, pin)?;
+        *self.lock_state() = Some(Open { session, slot, logged_in: true, keys: HashMap::new() });
         Ok(())
     }
 
     fn lock(&self) {
+        self.close_signers();
         if let Some(o) = self.lock_state().take() {
             let _ = o.session.logout();
         }
@@ -423,10 +468,29 @@ impl Backend for Pkcs11Backend {
 
     fn sign(&self, public: &PublicKey, handle: &Value, message: &[u8]) -> Result<[u8; 64], KeystoreError> {
         let id = Self::handle_id(handle)?;
-        let sig = self.with_session(|o| {
-            let h = Self::find_private(o, &id)?;
-            o.session.sign(&Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure)), h, message)
-        })?;
+        let mechanism = Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure));
+        let (h, slot) = self.with_session(|o| Ok((Self::find_private(o, &id)?, o.slot)))?;
+        let sig = match self.take_signer(slot) {
+            Some(session) => match session.sign(&mechanism, h, message) {
+                Ok(sig) => {
+                    self.signers().idle.push(session);
+                    sig
+                }
+                Err(e) => {
+                    drop(session);
+                    self.signers().open -= 1;
+                    let err = ck(e);
+                    if matches!(err, KeystoreError::Unavailable(_) | KeystoreError::PinRequired) {
+                        // Gone or logged out: start over at the next unlock.
+                        self.close_signers();
+                        *self.lock_state() = None;
+                    }
+                    return Err(err);
+                }
+            },
+            // All pool sessions busy: the main one, in turn.
+            None => self.with_session(|o| o.session.sign(&mechanism, h, message))?,
+        };
         let sig: [u8; 64] = sig.try_into().map_err(|_| {
             KeystoreError::Unavailable("the token returned a signature that is not 64 bytes".into())
         })?;

@@ -359,3 +359,39 @@ fn setup_wizard_puts_keys_on_the_token_or_wraps_the_keystore() {
     assert_eq!(out.status.code(), Some(2));
     assert!(cryptoid_tests::stderr(&out).contains("--module is needed"), "{}", cryptoid_tests::stderr(&out));
 }
+
+#[test]
+fn concurrent_signatures_on_the_token_verify_and_survive_a_lock() {
+    let token = Token::new();
+    let agent = token.agent();
+    let mut c = agent.unlocked();
+    init(&mut c, MODULE, PIN).expect("init");
+    let keys: Vec<(String, String)> = (0..6)
+        .map(|i| {
+            let room = format!("!par{i}:x");
+            (pkcs11_key(&mut c, &room), room)
+        })
+        .collect();
+    // More clients than the agent has token sessions: every signature verifies.
+    let sign_all = |label: &str| {
+        std::thread::scope(|s| {
+            for (k, room) in &keys {
+                let agent = &agent;
+                s.spawn(move || {
+                    let mut c = agent.client();
+                    for n in 0..10 {
+                        let pdu = pdus::message(k, room, &format!("{label} {n}"));
+                        assert_verifies(&sign(&mut c, pdu).pdu, k);
+                    }
+                });
+            }
+        });
+    };
+    sign_all("before the lock");
+    // Locked, nothing signs; the PIN brings every session back.
+    c.call::<cryptoid_protocol::wire::agent::Lock>(&NoParams {}).expect("lock");
+    let (k, room) = &keys[0];
+    assert!(try_sign(&mut c, pdus::message(k, room, "locked")).is_err());
+    unlock_pin(&mut c, PIN).expect("unlock with the PIN");
+    sign_all("after the lock");
+}
