@@ -19,8 +19,8 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install --locked cargo-fuzz
 fi
 python3 seeds.py
-# A debug build without a sanitizer builds in half the time; debug
-# assertions still catch overflows.
+# A debug build without a sanitizer builds faster than the release ASan one;
+# debug assertions still catch overflows.
 flags=(--dev --sanitizer none)
 cargo +nightly fuzz build "${flags[@]}"
 for target in $(cargo +nightly fuzz list); do

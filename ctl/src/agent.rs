@@ -3,8 +3,10 @@
 use crate::{input, output, Ctx};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
+use cryptoid_protocol::client::blocking::Client;
 use cryptoid_protocol::json::{self, Value};
-use cryptoid_protocol::wire::agent::{Hello, Lock, Passwd, PasswdParams, Unlock, UnlockParams};
+use cryptoid_protocol::wire::agent::{BackendInfo, Hello, Lock, Passwd, PasswdParams, Unlock, UnlockParams};
+use cryptoid_protocol::wire::backend::{Init, InitParams};
 use cryptoid_protocol::wire::journal::{Tail, TailParams, Verify};
 use cryptoid_protocol::wire::sign::{SignPdu, SignPduParams};
 use cryptoid_protocol::wire::NoParams;
@@ -236,20 +238,26 @@ pub fn passwd(ctx: &Ctx, a: PasswdArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `backend.init` with the token's PIN (from `pin_file`, or asked).
+pub fn init_backend(
+    c: &mut Client,
+    backend: String,
+    wrap_with: Option<String>,
+    module: String,
+    token: String,
+    pin_file: Option<&PathBuf>,
+) -> Result<BackendInfo> {
+    let pin = read_secret_lines(pin_file, &["PIN: "])?.remove(0);
+    let params = InitParams { backend, module, token, pin: Some(pin.to_string()), wrap_with };
+    Ok(c.call::<Init>(&params)?)
+}
+
 pub fn backend(ctx: &Ctx, cmd: BackendCommand) -> Result<ExitCode> {
     let mut c = ctx.connect()?;
     let infos = match cmd {
         BackendCommand::List => c.call::<Hello>(&NoParams {})?.backends,
         BackendCommand::Init { backend, wrap_with, module, token, pin_file } => {
-            let pin = read_secret_lines(pin_file.as_ref(), &["PIN: "])?.remove(0);
-            let params = cryptoid_protocol::wire::backend::InitParams {
-                backend,
-                module,
-                token,
-                pin: Some(pin.to_string()),
-                wrap_with,
-            };
-            vec![c.call::<cryptoid_protocol::wire::backend::Init>(&params)?]
+            vec![init_backend(&mut c, backend, wrap_with, module, token, pin_file.as_ref())?]
         }
     };
     if ctx.json {

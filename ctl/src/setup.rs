@@ -3,12 +3,14 @@
 //! checks the passphrase, makes the first one-time cryptoIDs, and prints the
 //! lines for the shell profile. Every question has a flag for scripts.
 
-use crate::{agent::read_secret_lines, keys, output, Ctx};
+use crate::{
+    agent::{init_backend, read_secret_lines},
+    keys, output, Ctx,
+};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use cryptoid_protocol::client::{blocking::Client, default_socket_path};
 use cryptoid_protocol::wire::agent::{Hello, HelloResult, Unlock, UnlockParams};
-use cryptoid_protocol::wire::backend::{Init, InitParams};
 use cryptoid_protocol::wire::NoParams;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -99,15 +101,8 @@ fn init_token(c: &mut Client, a: &SetupArgs, wrap: bool, interactive: bool) -> R
     let default_module = KNOWN_MODULES.iter().copied().find(|m| std::path::Path::new(m).exists());
     let module = flag_or_ask(&a.module, "--module", "PKCS#11 module", default_module, interactive)?;
     let token = flag_or_ask(&a.token, "--token", "Token label", None, interactive)?;
-    let pin = read_secret_lines(a.pin_file.as_ref(), &["Token PIN: "])?.remove(0);
     let (backend, wrap_with) = if wrap { ("soft", Some("pkcs11".to_owned())) } else { ("pkcs11", None) };
-    c.call::<Init>(&InitParams {
-        backend: backend.into(),
-        module,
-        token,
-        pin: Some(pin.to_string()),
-        wrap_with,
-    })?;
+    init_backend(c, backend.into(), wrap_with, module, token, a.pin_file.as_ref())?;
     Ok(())
 }
 
@@ -194,12 +189,7 @@ pub fn run(ctx: &Ctx, a: SetupArgs) -> Result<ExitCode> {
         // made with a data key only the token can unwrap: no passphrase).
         SetupBackend::SoftWrappedPkcs11 => {
             if hello.passphrase_set && hello.locked {
-                let p = read_secret_lines(a.passphrase_file.as_ref(), &["Passphrase: "])?;
-                c.call::<Unlock>(&UnlockParams {
-                    passphrase: Some(p[0].to_string()),
-                    backend: None,
-                    pin: None,
-                })?;
+                unlock_with_passphrase(&mut c, &a)?;
             }
             init_token(&mut c, &a, true, interactive)?;
             eprintln!("the keystore is wrapped by the token: unlock it with the token's PIN from now on");
@@ -258,9 +248,14 @@ fn soft_passphrase(c: &mut Client, a: &SetupArgs, hello: &HelloResult) -> Result
         c.call::<Unlock>(&UnlockParams { passphrase: Some(lines[0].to_string()), backend: None, pin: None })?;
         eprintln!("keystore passphrase set; the agent is unlocked");
     } else if hello.locked {
-        let p = read_secret_lines(a.passphrase_file.as_ref(), &["Passphrase: "])?;
-        c.call::<Unlock>(&UnlockParams { passphrase: Some(p[0].to_string()), backend: None, pin: None })?;
+        unlock_with_passphrase(c, a)?;
         eprintln!("the agent is unlocked");
     }
+    Ok(())
+}
+
+fn unlock_with_passphrase(c: &mut Client, a: &SetupArgs) -> Result<()> {
+    let p = read_secret_lines(a.passphrase_file.as_ref(), &["Passphrase: "])?;
+    c.call::<Unlock>(&UnlockParams { passphrase: Some(p[0].to_string()), backend: None, pin: None })?;
     Ok(())
 }

@@ -155,6 +155,14 @@ impl Agent {
         self.spawn().expect("agent restarts");
     }
 
+    /// Runs `cryptoidctl` against this agent with `args`, feeding `stdin`.
+    pub fn ctl(&self, args: &[&str], stdin: &[u8]) -> std::process::Output {
+        crate::run(
+            Command::new(crate::bin("cryptoidctl")).env("CRYPTOID_AUTH_SOCK", self.socket()).args(args),
+            stdin,
+        )
+    }
+
     pub fn client(&self) -> Client {
         Client::connect(&self.socket()).expect("connect to the agent")
     }

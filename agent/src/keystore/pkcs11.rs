@@ -304,16 +304,17 @@ impl Pkcs11Backend {
     fn with_session<R>(&self, f: impl FnOnce(&mut Open) -> Result<R, CkError>) -> Result<R, KeystoreError> {
         let mut st = self.lock_state();
         let open = st.as_mut().filter(|o| o.logged_in).ok_or(KeystoreError::PinRequired)?;
-        match f(open) {
-            Ok(r) => Ok(r),
-            Err(e) => {
-                let err = ck(e);
-                if matches!(err, KeystoreError::Unavailable(_) | KeystoreError::PinRequired) {
-                    // Gone: forget the session; the next unlock reopens.
-                    *st = None;
-                }
-                Err(err)
-            }
+        let result = f(open).map_err(ck);
+        drop(st);
+        result.inspect_err(|e| self.forget_if_gone(e))
+    }
+
+    /// After an error from the token: when it is gone or logged out, forgets
+    /// every session (main and pool); the next unlock reopens.
+    fn forget_if_gone(&self, err: &KeystoreError) {
+        if matches!(err, KeystoreError::Unavailable(_) | KeystoreError::PinRequired) {
+            self.close_signers();
+            *self.lock_state() = None;
         }
     }
 
@@ -480,11 +481,7 @@ impl Backend for Pkcs11Backend {
                     drop(session);
                     self.signers().open -= 1;
                     let err = ck(e);
-                    if matches!(err, KeystoreError::Unavailable(_) | KeystoreError::PinRequired) {
-                        // Gone or logged out: start over at the next unlock.
-                        self.close_signers();
-                        *self.lock_state() = None;
-                    }
+                    self.forget_if_gone(&err);
                     return Err(err);
                 }
             },

@@ -6,12 +6,6 @@ use cryptoid_tests::agent::{Agent, PASSPHRASE};
 use cryptoid_tests::{pdus, run, stderr, stdout};
 use std::process::{Command, Output};
 
-fn ctl(agent: &Agent, args: &[&str], stdin: &[u8]) -> Output {
-    let mut cmd = Command::new(cryptoid_tests::bin("cryptoidctl"));
-    cmd.env("CRYPTOID_AUTH_SOCK", agent.socket()).args(args);
-    run(&mut cmd, stdin)
-}
-
 fn json_out(o: &Output) -> Value {
     assert!(o.status.success(), "exit {:?}: {}", o.status.code(), stderr(o));
     json::from_str(&stdout(o)).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
@@ -24,47 +18,47 @@ fn field<'a>(v: &'a Value, k: &str) -> &'a Value {
 #[test]
 fn key_management_and_signing_from_the_command_line() {
     let agent = Agent::start();
-    let status = json_out(&ctl(&agent, &["status", "--json"], b""));
+    let status = json_out(&agent.ctl(&["status", "--json"], b""));
     assert_eq!(field(&status, "locked"), &Value::Bool(true));
 
-    let out = ctl(&agent, &["keys", "create", "--room", "!r:x"], b"");
+    let out = agent.ctl(&["keys", "create", "--room", "!r:x"], b"");
     assert_eq!(out.status.code(), Some(4), "locked: {}", stderr(&out));
     assert!(stderr(&out).contains("[locked]"));
 
-    let out = ctl(&agent, &["unlock", "--passphrase-file", "-"], format!("{PASSPHRASE}\n").as_bytes());
+    let out = agent.ctl(&["unlock", "--passphrase-file", "-"], format!("{PASSPHRASE}\n").as_bytes());
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "passphrase set; unlocked");
 
-    let key = json_out(&ctl(&agent, &["--json", "keys", "create", "--room", "!r:x"], b""));
+    let key = json_out(&agent.ctl(&["--json", "keys", "create", "--room", "!r:x"], b""));
     let cryptoid = field(&key, "cryptoid").as_str().expect("cryptoid").to_owned();
-    let table = stdout(&ctl(&agent, &["keys", "list"], b""));
+    let table = stdout(&agent.ctl(&["keys", "list"], b""));
     assert!(table.starts_with("CRYPTOID") && table.contains(&cryptoid) && table.contains("!r:x"), "{table}");
 
     let pdu = json::to_canonical_string(&pdus::message(&cryptoid, "!r:x", "from the CLI"));
-    let out = ctl(&agent, &["sign", "--room-version", "org.matrix.msc4080"], pdu.as_bytes());
+    let out = agent.ctl(&["sign", "--room-version", "org.matrix.msc4080"], pdu.as_bytes());
     assert!(out.status.success(), "{}", stderr(&out));
     assert_verifies(&json::from_str(&stdout(&out)).expect("signed PDU"), &cryptoid);
 
-    let otks = json_out(&ctl(&agent, &["--json", "otk", "generate", "60"], b""));
+    let otks = json_out(&agent.ctl(&["--json", "otk", "generate", "60"], b""));
     assert_eq!(field(&otks, "keys").as_array().map(Vec::len), Some(60));
-    let body = json_out(&ctl(&agent, &["otk", "upload-body"], b""));
+    let body = json_out(&agent.ctl(&["otk", "upload-body"], b""));
     assert_eq!(field(&body, "one_time_cryptoids").as_object().map(|o| o.len()), Some(60));
     let first = field(&otks, "keys").as_array().and_then(|a| a.first()).cloned().expect("one key");
     let otk = field(&first, "cryptoid").as_str().expect("cryptoid").to_owned();
-    let claimed = json_out(&ctl(&agent, &["--json", "otk", "claim", "--room", "!inv:x", &otk], b""));
+    let claimed = json_out(&agent.ctl(&["--json", "otk", "claim", "--room", "!inv:x", &otk], b""));
     assert_eq!(field(&claimed, "state").as_str(), Some("bound"));
 
-    let out = ctl(&agent, &["journal", "verify"], b"");
+    let out = agent.ctl(&["journal", "verify"], b"");
     assert!(out.status.success() && stdout(&out).starts_with("ok:"), "{}", stderr(&out));
-    let tail = stdout(&ctl(&agent, &["journal", "tail", "-n", "3"], b""));
+    let tail = stdout(&agent.ctl(&["journal", "tail", "-n", "3"], b""));
     assert_eq!(tail.lines().count(), 3, "{tail}");
     assert!(tail.contains("otk.claim ok"), "{tail}");
 
-    let out = ctl(&agent, &["keys", "delete", &cryptoid], b"");
+    let out = agent.ctl(&["keys", "delete", &cryptoid], b"");
     assert!(out.status.success() && stdout(&out).contains("retired"), "{}", stdout(&out));
-    let out = ctl(&agent, &["lock"], b"");
+    let out = agent.ctl(&["lock"], b"");
     assert!(out.status.success());
-    let out = ctl(&agent, &["sign", "--room-version", "org.matrix.msc4080"], pdu.as_bytes());
+    let out = agent.ctl(&["sign", "--room-version", "org.matrix.msc4080"], pdu.as_bytes());
     assert_eq!(out.status.code(), Some(4));
 }
 
@@ -90,7 +84,7 @@ fn unreachable_agent_is_exit_3() {
 fn wrong_passphrase_is_exit_6_with_the_kind() {
     let agent = Agent::start();
     agent.unlocked();
-    let out = ctl(&agent, &["unlock", "--passphrase-file", "-"], b"wrong\n");
+    let out = agent.ctl(&["unlock", "--passphrase-file", "-"], b"wrong\n");
     assert_eq!(out.status.code(), Some(6));
     assert!(stderr(&out).contains("wrong passphrase [bad_passphrase]"), "{}", stderr(&out));
 }
@@ -99,7 +93,7 @@ fn wrong_passphrase_is_exit_6_with_the_kind() {
 fn bench_reports_rates_and_floor() {
     let agent = Agent::start();
     agent.unlocked();
-    let out = ctl(&agent, &["bench", "--connections", "2", "--seconds", "1", "--json"], b"");
+    let out = agent.ctl(&["bench", "--connections", "2", "--seconds", "1", "--json"], b"");
     assert!(out.status.success(), "{}", stderr(&out));
     // Rates are floats: read with serde_json, not the canonical parser.
     let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("bench JSON");
@@ -109,7 +103,7 @@ fn bench_reports_rates_and_floor() {
     assert_eq!(v["errors"].as_u64(), Some(0));
     assert_eq!(v["connections"].as_u64(), Some(2));
     // The throwaway key is retired afterwards.
-    let keys = json_out(&ctl(&agent, &["--json", "keys", "list", "--room", "!bench:localhost"], b""));
+    let keys = json_out(&agent.ctl(&["--json", "keys", "list", "--room", "!bench:localhost"], b""));
     let states: Vec<&str> = field(&keys, "keys")
         .as_array()
         .expect("keys")
@@ -122,8 +116,7 @@ fn bench_reports_rates_and_floor() {
 #[test]
 fn setup_runs_without_questions_for_scripts() {
     let agent = Agent::start();
-    let out = ctl(
-        &agent,
+    let out = agent.ctl(
         &["setup", "--backend", "soft", "--passphrase-file", "-", "--one-time-keys", "60", "--yes"],
         format!("{PASSPHRASE}\n").as_bytes(),
     );
@@ -132,20 +125,19 @@ fn setup_runs_without_questions_for_scripts() {
     assert!(text.contains("made 60 one-time cryptoIDs"), "{text}");
     assert!(text.contains(&format!("export CRYPTOID_AUTH_SOCK={}", agent.socket().display())), "{text}");
     assert!(text.contains("systemctl --user enable --now cryptoid-agent.socket"), "{text}");
-    let status = json_out(&ctl(&agent, &["status", "--json"], b""));
+    let status = json_out(&agent.ctl(&["status", "--json"], b""));
     assert_eq!(field(&status, "locked"), &Value::Bool(false));
-    let otks = json_out(&ctl(&agent, &["--json", "otk", "list"], b""));
+    let otks = json_out(&agent.ctl(&["--json", "otk", "list"], b""));
     assert_eq!(field(&otks, "keys").as_array().map(Vec::len), Some(60));
     // Run again on the locked agent: it unlocks with the same passphrase.
-    ctl(&agent, &["lock"], b"");
-    let out = ctl(
-        &agent,
+    agent.ctl(&["lock"], b"");
+    let out = agent.ctl(
         &["setup", "--passphrase-file", "-", "--one-time-keys", "0", "--yes"],
         format!("{PASSPHRASE}\n").as_bytes(),
     );
     assert!(out.status.success(), "{}", stderr(&out));
     // The YubiKey backend is visibly not there yet.
-    let out = ctl(&agent, &["setup", "--backend", "yubikey", "--yes"], b"");
+    let out = agent.ctl(&["setup", "--backend", "yubikey", "--yes"], b"");
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("not available in this version"), "{}", stderr(&out));
 }

@@ -227,8 +227,8 @@ fn wrap_mode_binds_the_software_keystore_to_the_token() {
     let mut agent = token.agent();
     let mut c = agent.unlocked();
     let k = create(&mut c, Some("!wrap:x"));
-    let out = cryptoid_tests::run(
-        Command::new(cryptoid_tests::bin("cryptoidctl")).env("CRYPTOID_AUTH_SOCK", agent.socket()).args([
+    let out = agent.ctl(
+        &[
             "backend",
             "init",
             "soft",
@@ -240,7 +240,7 @@ fn wrap_mode_binds_the_software_keystore_to_the_token() {
             "cryptoid",
             "--pin-file",
             "-",
-        ]),
+        ],
         format!("{PIN}\n").as_bytes(),
     );
     assert!(out.status.success(), "{}", cryptoid_tests::stderr(&out));
@@ -317,13 +317,6 @@ fn askpass_supplies_the_pin_when_a_locked_token_must_sign() {
     assert!(asked.starts_with("pin|PIN of the PKCS#11 token to sign m.room.message in !ask:x"), "{asked}");
 }
 
-fn ctl_on(agent: &Agent, args: &[&str], stdin: &[u8]) -> std::process::Output {
-    cryptoid_tests::run(
-        Command::new(cryptoid_tests::bin("cryptoidctl")).env("CRYPTOID_AUTH_SOCK", agent.socket()).args(args),
-        stdin,
-    )
-}
-
 #[test]
 fn setup_wizard_puts_keys_on_the_token_or_wraps_the_keystore() {
     let token_args =
@@ -332,7 +325,7 @@ fn setup_wizard_puts_keys_on_the_token_or_wraps_the_keystore() {
     let token = Token::new();
     let agent = token.agent();
     let args = [&["--json", "setup", "--backend", "pkcs11"][..], &token_args, &["3"]].concat();
-    let out = ctl_on(&agent, &args, format!("{PIN}\n").as_bytes());
+    let out = agent.ctl(&args, format!("{PIN}\n").as_bytes());
     assert!(out.status.success(), "{}", cryptoid_tests::stderr(&out));
     let done = cryptoid_tests::stdout(&out);
     assert!(done.contains("\"backend\":\"pkcs11\"") && done.contains("\"one_time_keys\":3"), "{done}");
@@ -343,19 +336,19 @@ fn setup_wizard_puts_keys_on_the_token_or_wraps_the_keystore() {
     let token = Token::new();
     let mut agent = token.agent();
     let args = [&["setup", "--backend", "soft-wrapped-pkcs11"][..], &token_args, &["2"]].concat();
-    let out = ctl_on(&agent, &args, format!("{PIN}\n").as_bytes());
+    let out = agent.ctl(&args, format!("{PIN}\n").as_bytes());
     assert!(out.status.success(), "{}", cryptoid_tests::stderr(&out));
     let keystore = std::fs::read_to_string(agent.data_dir().join("keystore.json")).expect("keystore");
     assert!(keystore.contains("\"mode\":\"pkcs11_wrapped\""), "{keystore}");
     // After a restart the PIN unlocks it and the keys are there.
     agent.restart();
-    let out = ctl_on(&agent, &["unlock", "--pin-file", "-"], format!("{PIN}\n").as_bytes());
+    let out = agent.ctl(&["unlock", "--pin-file", "-"], format!("{PIN}\n").as_bytes());
     assert!(out.status.success(), "{}", cryptoid_tests::stderr(&out));
     let otks = agent.client().call::<List>(&ListParams::default()).expect("list").keys;
     assert_eq!(otks.iter().filter(|k| k.backend == "soft").count(), 2, "{otks:?}");
 
     // Without the module the wizard says what it needs.
-    let out = ctl_on(&agent, &["setup", "--backend", "pkcs11", "--yes"], b"");
+    let out = agent.ctl(&["setup", "--backend", "pkcs11", "--yes"], b"");
     assert_eq!(out.status.code(), Some(2));
     assert!(cryptoid_tests::stderr(&out).contains("--module is needed"), "{}", cryptoid_tests::stderr(&out));
 }
