@@ -65,11 +65,33 @@ pub async fn call(
             Ok(reply)
         }
         (Err(e), _) => Err(e.to_rpc()),
+        // The change was made and its intent is on record: withholding the
+        // result now would hide a change from the client that asked for it.
+        (Ok(reply), Err(e)) if audit.intended => {
+            tracing::error!(error = %e, method, "the outcome of a journaled change could not be journaled");
+            svc.notify_after(&method);
+            Ok(reply)
+        }
         (Ok(_), Err(e)) => {
             tracing::error!(error = %e, "journal write failed; withholding the result");
             Err(e.to_rpc())
         }
     }
+}
+
+/// Runs a call that changes what the agent keeps, after journaling its
+/// intent: nothing changes unless the journal has it, even across a full
+/// disk or a `kill -9` between the change and its outcome entry.
+async fn change<T: Send + 'static>(
+    svc: &Arc<Service>,
+    client: &ClientInfo,
+    method: &str,
+    audit: &mut Audit,
+    f: impl FnOnce(&Service, &mut Audit) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    svc.journal_intent(method, client, audit)?;
+    audit.intended = true;
+    blocking(svc, audit, f).await
 }
 
 /// Runs a slow or disk-bound call off the async workers.
@@ -99,7 +121,9 @@ async fn dispatch(
     fn ok<T: serde::Serialize + Send + 'static>(v: T) -> Result<Box<dyn Reply>> {
         Ok(Box::new(v))
     }
-    // Key management is judged by the client rules first.
+    // Key management is judged by the client rules first. What a request
+    // asks for goes into `audit` before anything runs, so that the intent
+    // entry of a change names it.
     let method = req.method.clone();
     match method.as_str() {
         agent::Hello::NAME => {
@@ -112,13 +136,13 @@ async fn dispatch(
         }
         agent::Unlock::NAME => {
             let p = req.params::<agent::Unlock>()?;
-            ok(blocking(svc, audit, move |s, _| s.unlock(&p)).await?)
+            ok(change(svc, client, &method, audit, move |s, _| s.unlock(&p)).await?)
         }
         agent::Passwd::NAME => {
             let p = req.params::<agent::Passwd>()?;
             svc.authorize_management(client, &method, "change the keystore passphrase".into(), false, audit)
                 .await?;
-            blocking(svc, audit, move |s, _| s.passwd(&p)).await?;
+            change(svc, client, &method, audit, move |s, _| s.passwd(&p)).await?;
             ok(wire::NoParams {})
         }
         backend::Init::NAME => {
@@ -131,15 +155,16 @@ async fn dispatch(
                 audit,
             )
             .await?;
-            ok(blocking(svc, audit, move |s, _| s.backend_init(&p)).await?)
+            ok(change(svc, client, &method, audit, move |s, _| s.backend_init(&p)).await?)
         }
         keys::Create::NAME => {
             let p = req.params::<keys::Create>()?;
+            audit.room_id = p.room_id.clone();
             let where_ =
                 p.room_id.as_deref().map_or("for a new room".to_owned(), |r| format!("for room {r}"));
             svc.authorize_management(client, &method, format!("create a cryptoID {where_}"), false, audit)
                 .await?;
-            ok(blocking(svc, audit, move |s, a| s.keys_create(&p, a)).await?)
+            ok(change(svc, client, &method, audit, move |s, a| s.keys_create(&p, a)).await?)
         }
         keys::List::NAME => {
             let p = req.params::<keys::List>()?;
@@ -160,10 +185,11 @@ async fn dispatch(
                 audit,
             )
             .await?;
-            ok(blocking(svc, audit, move |s, a| s.keys_delete(&p, a)).await?)
+            ok(change(svc, client, &method, audit, move |s, a| s.keys_delete(&p, a)).await?)
         }
         otk::Generate::NAME => {
             let p = req.params::<otk::Generate>()?;
+            audit.count = Some(u64::from(p.count));
             svc.authorize_management(
                 client,
                 &method,
@@ -172,7 +198,7 @@ async fn dispatch(
                 audit,
             )
             .await?;
-            ok(blocking(svc, audit, move |s, a| s.otk_generate(&p, a)).await?)
+            ok(change(svc, client, &method, audit, move |s, _| s.otk_generate(&p)).await?)
         }
         otk::UploadBody::NAME => {
             req.params::<otk::UploadBody>()?;
@@ -180,6 +206,7 @@ async fn dispatch(
         }
         otk::MarkPublished::NAME => {
             let p = req.params::<otk::MarkPublished>()?;
+            audit.count = Some(p.cryptoids.len() as u64);
             svc.authorize_management(
                 client,
                 &method,
@@ -188,10 +215,12 @@ async fn dispatch(
                 audit,
             )
             .await?;
-            ok(blocking(svc, audit, move |s, a| s.otk_mark_published(&p, a)).await?)
+            ok(change(svc, client, &method, audit, move |s, _| s.otk_mark_published(&p)).await?)
         }
         otk::Claim::NAME => {
             let p = req.params::<otk::Claim>()?;
+            audit.cryptoid = Some(p.cryptoid.clone());
+            audit.room_id = Some(p.room_id.clone());
             svc.authorize_management(
                 client,
                 &method,
@@ -200,7 +229,7 @@ async fn dispatch(
                 audit,
             )
             .await?;
-            ok(blocking(svc, audit, move |s, a| s.otk_claim(&p, a)).await?)
+            ok(change(svc, client, &method, audit, move |s, _| s.otk_claim(&p)).await?)
         }
         sign::SignPdu::NAME => {
             let p = req.params::<sign::SignPdu>()?;
@@ -220,6 +249,8 @@ async fn dispatch(
         }
         rooms::Observe::NAME => {
             let p = req.params::<rooms::Observe>()?;
+            audit.room_id = Some(p.room_id.clone());
+            audit.count = Some(p.events.len() as u64);
             svc.authorize_management(
                 client,
                 &method,
@@ -228,7 +259,7 @@ async fn dispatch(
                 audit,
             )
             .await?;
-            ok(blocking(svc, audit, move |s, a| s.rooms_observe(&p, a)).await?)
+            ok(change(svc, client, &method, audit, move |s, _| s.rooms_observe(&p)).await?)
         }
         confirm::Pending::NAME => {
             req.params::<confirm::Pending>()?;

@@ -59,11 +59,8 @@ fn world() -> &'static World {
             state_key: None,
             content: None,
         };
-        svc.rooms_observe(
-            &ObserveParams { room_id: ROOM.into(), room_version: None, events: vec![frontier] },
-            &mut Audit::default(),
-        )
-        .expect("observe");
+        svc.rooms_observe(&ObserveParams { room_id: ROOM.into(), room_version: None, events: vec![frontier] })
+            .expect("observe");
         let rt =
             tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("rt");
         let client = ClientInfo { uid: 0, pid: Some(1), exe: Some("/usr/bin/fuzz-client".into()) };

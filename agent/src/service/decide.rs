@@ -292,9 +292,7 @@ impl Service {
         serde_json::from_value::<Value>(v).map_err(|e| Error::new(ErrorKind::InternalError, e.to_string()))
     }
 
-    pub fn rooms_observe(&self, p: &ObserveParams, audit: &mut Audit) -> Result<RoomView> {
-        audit.room_id = Some(p.room_id.clone());
-        audit.count = Some(p.events.len() as u64);
+    pub fn rooms_observe(&self, p: &ObserveParams) -> Result<RoomView> {
         if !p.room_id.starts_with('!') {
             return Err(Error::new(ErrorKind::InvalidParams, format!("{:?} is not a room ID", p.room_id)));
         }

@@ -64,7 +64,6 @@ impl Service {
     }
 
     pub fn keys_create(&self, p: &CreateParams, audit: &mut Audit) -> Result<KeyInfo> {
-        audit.room_id = p.room_id.clone();
         check_ids(p.room_id.as_deref(), p.user_id.as_deref())?;
         self.require_unlocked()?;
         let backend = self.backend(p.backend.as_deref())?;
@@ -137,8 +136,7 @@ impl Service {
         Ok(self.registry.info(&rec))
     }
 
-    pub fn otk_generate(&self, p: &GenerateParams, audit: &mut Audit) -> Result<KeyList> {
-        audit.count = Some(u64::from(p.count));
+    pub fn otk_generate(&self, p: &GenerateParams) -> Result<KeyList> {
         if p.count == 0 || p.count > MAX_GENERATE {
             return Err(invalid(format!("count must be 1 to {MAX_GENERATE}, not {}", p.count)));
         }
@@ -181,8 +179,7 @@ impl Service {
         Value::Object(body)
     }
 
-    pub fn otk_mark_published(&self, p: &MarkPublishedParams, audit: &mut Audit) -> Result<KeyList> {
-        audit.count = Some(p.cryptoids.len() as u64);
+    pub fn otk_mark_published(&self, p: &MarkPublishedParams) -> Result<KeyList> {
         let mut out = Vec::with_capacity(p.cryptoids.len());
         for c in &p.cryptoids {
             let rec = self.registry.update(c, |r| {
@@ -211,9 +208,7 @@ impl Service {
 
     /// Binds a one-time cryptoID to the room that invited with it: once,
     /// atomically, durably.
-    pub fn otk_claim(&self, p: &ClaimParams, audit: &mut Audit) -> Result<KeyInfo> {
-        audit.cryptoid = Some(p.cryptoid.clone());
-        audit.room_id = Some(p.room_id.clone());
+    pub fn otk_claim(&self, p: &ClaimParams) -> Result<KeyInfo> {
         check_ids(Some(&p.room_id), None)?;
         let rec = self.registry.update(&p.cryptoid, |r| self.bind(r, &p.room_id))?;
         Ok(self.registry.info(&rec))

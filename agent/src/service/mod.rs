@@ -67,6 +67,8 @@ pub struct Audit {
     pub confirmed_by: Option<String>,
     /// Events signed: (event ID, depth); replayed into the room view.
     pub signed: Vec<(String, i64)>,
+    /// An `intended` entry was journaled before the change was made.
+    pub intended: bool,
 }
 
 /// Things transports may announce (D-Bus signals).
@@ -287,51 +289,7 @@ impl Service {
         audit: &Audit,
         outcome: Result<(), &Error>,
     ) -> Result<()> {
-        let mut e = Object::new();
-        e.insert("method".into(), Value::from(method));
-        let mut c = Object::new();
-        c.insert("uid".into(), Value::Int(Int::from(client.uid)));
-        if let Some(pid) = client.pid {
-            c.insert("pid".into(), Value::Int(Int::from(pid)));
-        }
-        if let Some(exe) = &client.exe {
-            c.insert("exe".into(), Value::from(exe.as_str()));
-        }
-        e.insert("client".into(), Value::Object(c));
-        for (k, v) in [
-            ("room_id", &audit.room_id),
-            ("type", &audit.event_type),
-            ("event_id", &audit.event_id),
-            ("cryptoid", &audit.cryptoid),
-            ("confirmed_by", &audit.confirmed_by),
-        ] {
-            if let Some(v) = v {
-                e.insert(k.into(), Value::from(v.as_str()));
-            }
-        }
-        if let Some(n) = audit.count {
-            e.insert("count".into(), Value::Int(int(n)));
-        }
-        if let Some(d) = audit.decision {
-            e.insert("decision".into(), Value::from(d));
-            e.insert(
-                "reasons".into(),
-                Value::Array(audit.reasons.iter().map(|r| Value::from(r.as_str())).collect()),
-            );
-        }
-        if !audit.signed.is_empty() {
-            let signed = audit
-                .signed
-                .iter()
-                .map(|(id, depth)| {
-                    let mut o = Object::new();
-                    o.insert("event_id".into(), Value::from(id.as_str()));
-                    o.insert("depth".into(), Value::Int(int(u64::try_from(*depth).unwrap_or(0))));
-                    Value::Object(o)
-                })
-                .collect();
-            e.insert("signed".into(), Value::Array(signed));
-        }
+        let mut e = request_entry(method, client, audit);
         match outcome {
             Ok(()) => {
                 e.insert("outcome".into(), Value::from("ok"));
@@ -341,6 +299,15 @@ impl Service {
                 e.insert("reason".into(), Value::from(err.to_string()));
             }
         }
+        self.journal.append(e, self.now())?;
+        Ok(())
+    }
+
+    /// Journals a change about to be made (outcome `intended`); its
+    /// outcome follows in a second entry.
+    pub fn journal_intent(&self, method: &str, client: &ClientInfo, audit: &Audit) -> Result<()> {
+        let mut e = request_entry(method, client, audit);
+        e.insert("outcome".into(), Value::from("intended"));
         self.journal.append(e, self.now())?;
         Ok(())
     }
@@ -467,4 +434,55 @@ fn read_backends(path: &Path) -> Result<Backends> {
 
 fn int(v: u64) -> Int {
     Int::new(i64::try_from(v).unwrap_or(i64::MAX)).unwrap_or(Int::from(u32::MAX))
+}
+
+/// A request's journal entry, without its outcome.
+fn request_entry(method: &str, client: &ClientInfo, audit: &Audit) -> Object {
+    let mut e = Object::new();
+
+    e.insert("method".into(), Value::from(method));
+    let mut c = Object::new();
+    c.insert("uid".into(), Value::Int(Int::from(client.uid)));
+    if let Some(pid) = client.pid {
+        c.insert("pid".into(), Value::Int(Int::from(pid)));
+    }
+    if let Some(exe) = &client.exe {
+        c.insert("exe".into(), Value::from(exe.as_str()));
+    }
+    e.insert("client".into(), Value::Object(c));
+    for (k, v) in [
+        ("room_id", &audit.room_id),
+        ("type", &audit.event_type),
+        ("event_id", &audit.event_id),
+        ("cryptoid", &audit.cryptoid),
+        ("confirmed_by", &audit.confirmed_by),
+    ] {
+        if let Some(v) = v {
+            e.insert(k.into(), Value::from(v.as_str()));
+        }
+    }
+    if let Some(n) = audit.count {
+        e.insert("count".into(), Value::Int(int(n)));
+    }
+    if let Some(d) = audit.decision {
+        e.insert("decision".into(), Value::from(d));
+        e.insert(
+            "reasons".into(),
+            Value::Array(audit.reasons.iter().map(|r| Value::from(r.as_str())).collect()),
+        );
+    }
+    if !audit.signed.is_empty() {
+        let signed = audit
+            .signed
+            .iter()
+            .map(|(id, depth)| {
+                let mut o = Object::new();
+                o.insert("event_id".into(), Value::from(id.as_str()));
+                o.insert("depth".into(), Value::Int(int(u64::try_from(*depth).unwrap_or(0))));
+                Value::Object(o)
+            })
+            .collect();
+        e.insert("signed".into(), Value::Array(signed));
+    }
+    e
 }

@@ -45,7 +45,7 @@ fn room(r: usize) -> String {
 
 fn claim(svc: &Service, key: &str, r: usize) -> Result<(), ErrorKind> {
     let p = ClaimParams { cryptoid: key.to_owned(), room_id: room(r) };
-    svc.otk_claim(&p, &mut Audit::default()).map(|_| ()).map_err(|e| e.kind())
+    svc.otk_claim(&p).map(|_| ()).map_err(|e| e.kind())
 }
 
 proptest! {
@@ -56,7 +56,7 @@ proptest! {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut svc = Arc::new(open(dir.path()));
         let keys: Vec<String> = svc
-            .otk_generate(&GenerateParams { count: KEYS as u32, backend: None }, &mut Audit::default())
+            .otk_generate(&GenerateParams { count: KEYS as u32, backend: None })
             .expect("generate")
             .keys
             .into_iter()

@@ -116,3 +116,39 @@ fn one_key_per_room_and_delete_retires() {
     // A new key for the room can be made now.
     create(&mut c, Some("!r:x"));
 }
+
+/// A change gets an `intended` entry before it is made, so that a full disk
+/// or a `kill -9` between the change and its outcome entry cannot leave a
+/// key the journal never heard of (found by the full-disk test: a key was
+/// created, its entry did not fit, the client was told nothing changed).
+#[test]
+fn changes_are_journaled_before_they_are_made() {
+    use cryptoid_protocol::wire::journal::{Tail, TailParams};
+    let agent = Agent::start();
+    let mut c = agent.unlocked();
+    let k = create(&mut c, Some("!intent:x"));
+    c.call::<Delete>(&KeyRef { cryptoid: k.clone() }).expect("delete");
+    let tail = c.call::<Tail>(&TailParams { limit: Some(20), room_id: None }).expect("tail");
+    let field = |e: &Value, f: &str| {
+        e.as_object().and_then(|o| o.get(f)).and_then(|v| v.as_str()).map(str::to_owned).unwrap_or_default()
+    };
+    let changes: Vec<(String, String)> = tail
+        .entries
+        .iter()
+        .filter(|e| matches!(field(e, "method").as_str(), "keys.create" | "keys.delete"))
+        .map(|e| (field(e, "method"), field(e, "outcome")))
+        .collect();
+    let expected = [
+        ("keys.create", "intended"),
+        ("keys.create", "ok"),
+        ("keys.delete", "intended"),
+        ("keys.delete", "ok"),
+    ];
+    assert_eq!(changes, expected.map(|(m, o)| (m.to_owned(), o.to_owned())), "{tail:?}");
+    let intent = tail
+        .entries
+        .iter()
+        .find(|e| field(e, "method") == "keys.create" && field(e, "outcome") == "intended")
+        .expect("intent");
+    assert_eq!(field(intent, "room_id"), "!intent:x", "the intent names what it will change: {intent:?}");
+}

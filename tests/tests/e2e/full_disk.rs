@@ -9,8 +9,8 @@ use super::agent_sign::{assert_verifies, create, sign, try_sign};
 use cryptoid_protocol::client::blocking::Client;
 use cryptoid_protocol::client::ClientError;
 use cryptoid_protocol::wire::agent::{Unlock, UnlockParams};
-use cryptoid_protocol::wire::journal::Verify;
-use cryptoid_protocol::wire::keys::{Create, CreateParams, Get, KeyRef};
+use cryptoid_protocol::wire::journal::{Tail, TailParams, Verify};
+use cryptoid_protocol::wire::keys::{Create, CreateParams, Get, KeyRef, List, ListParams};
 use cryptoid_protocol::wire::{ErrorKind, NoParams};
 use cryptoid_tests::agent::{Agent, PASSPHRASE};
 use cryptoid_tests::pdus;
@@ -65,9 +65,11 @@ fn full_disk_gives_storage_errors_and_loses_nothing_acknowledged() {
     // Fill the disk with keys until the agent says it cannot write.
     let mut acked = Vec::new();
     fill(&mut c, &mut acked);
-    // Signing needs a journal entry: withheld, clearly.
-    let pdu = pdus::message(&acked[0], &room(0), "on a full disk");
-    let msg = storage_error(try_sign(&mut c, pdu));
+    // Signing needs a journal entry: once the journal cannot grow, the
+    // signature is withheld, clearly. (Keys take whole pages; the journal's
+    // last page may still hold a few entries.)
+    fill_with_ballast(&agent.data_dir());
+    let msg = sign_until_storage_error(&mut c, &acked[0]);
     assert!(msg.contains("No space left on device"), "{msg}");
 
     // Some space comes back, without a restart: the agent signs again, and
@@ -93,6 +95,26 @@ fn full_disk_gives_storage_errors_and_loses_nothing_acknowledged() {
     }
     signs_and_verifies(&mut c, &acked);
     create(&mut c, Some("!after:example.org"));
+    every_key_was_journaled_before_it_was_made(&mut c);
+}
+
+/// Each key on disk has a `keys.create` entry naming its room, written
+/// before the key was: a full disk must not leave keys the journal lacks.
+fn every_key_was_journaled_before_it_was_made(c: &mut Client) {
+    let keys = c.call::<List>(&ListParams::default()).expect("keys.list");
+    let tail = c.call::<Tail>(&TailParams { limit: Some(10_000), room_id: None }).expect("journal.tail");
+    let intended: std::collections::HashSet<&str> = tail
+        .entries
+        .iter()
+        .filter_map(|e| e.as_object())
+        .filter(|o| o.get("method").and_then(|v| v.as_str()) == Some("keys.create"))
+        .filter(|o| o.get("outcome").and_then(|v| v.as_str()) == Some("intended"))
+        .filter_map(|o| o.get("room_id").and_then(|v| v.as_str()))
+        .collect();
+    for k in &keys.keys {
+        let room = k.room_id.as_deref().unwrap_or_default();
+        assert!(intended.contains(room), "key {} of {room} has no journaled intent", k.cryptoid);
+    }
 }
 
 fn room(i: usize) -> String {
@@ -112,6 +134,26 @@ fn fill(c: &mut Client, acked: &mut Vec<String>) {
     };
     assert!(msg.contains("No space left on device"), "{msg}");
     assert!(acked.len() > before, "not one key fitted");
+}
+
+/// Takes what space is left, so that only the journal's slack remains.
+fn fill_with_ballast(dir: &Path) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(dir.join("ballast")).expect("ballast");
+    let page = [0u8; 4096];
+    while f.write_all(&page).is_ok() {}
+}
+
+/// Signs with `key` until the journal is full; each signature released
+/// before that verifies.
+fn sign_until_storage_error(c: &mut Client, key: &str) -> String {
+    for i in 0..64 {
+        match try_sign(c, pdus::message(key, &room(0), &format!("on a full disk {i}"))) {
+            Ok(signed) => assert_verifies(&signed.pdu, key),
+            Err(e) => return storage_error(Err::<(), _>(e)),
+        }
+    }
+    panic!("64 signatures fitted on a full disk")
 }
 
 /// A sample of the keys sign, and the journal verifies.

@@ -1,6 +1,7 @@
 //! Load: 64 concurrent clients × 2,000 mixed requests (sign, list, hello,
 //! invalid) against one agent; every request gets its expected answer and
-//! exactly one journal entry.
+//! exactly one journal entry (a change, here each client's `keys.create`,
+//! one more: its intent, written before the key is made).
 
 use super::agent_sign::{assert_verifies, RV};
 use cryptoid_protocol::json::{self, Value};
@@ -104,6 +105,7 @@ fn sixty_four_clients_two_thousand_mixed_requests_each_journaled() {
 
     let after: VerifyResult = c.call::<Verify>(&NoParams {}).expect("journal.verify");
     assert!(after.ok, "journal does not verify after the load: {after:?}");
-    // Every request is journaled, the first `journal.verify` included.
-    assert_eq!(after.entries - before.entries, sent as u64 + 1, "journal entries");
+    // Every request is journaled, the first `journal.verify` included, and
+    // each client's `keys.create` has its intent entry too.
+    assert_eq!(after.entries - before.entries, (sent + CLIENTS) as u64 + 1, "journal entries");
 }
