@@ -12,10 +12,13 @@ cd "$(dirname "$0")/.."
 # tests; systemd-analyze, man and dpkg check the package; SoftHSM2 and
 # pkcs11-tool (opensc) are the PKCS#11 token of the PKCS#11 tests; mount
 # puts the full-disk test's data directory on a small tmpfs; python3 also
-# writes the fuzz seeds.
+# writes the fuzz seeds; pcscd with the vsmartcard-vpcd reader driver is the
+# PC/SC stack of the YubiKey tests (virtual cards), and the agent's YubiKey
+# backend builds against libpcsclite (pkg-config finds it).
 declare -A NEEDS=([python3]=python3 [setpriv]=util-linux [dbus-daemon]=dbus-daemon
                [systemd-analyze]=systemd [man]=man-db [dpkg-deb]=dpkg
-               [softhsm2-util]=softhsm2 [pkcs11-tool]=opensc [mount]=mount)
+               [softhsm2-util]=softhsm2 [pkcs11-tool]=opensc [mount]=mount
+               [pcscd]=pcscd [pkg-config]=pkg-config [pgrep]=procps)
 
 missing=()
 for cmd in "${!NEEDS[@]}"; do
@@ -23,6 +26,8 @@ for cmd in "${!NEEDS[@]}"; do
 done
 # `dbus-daemon --session` needs the session bus configuration.
 [ -e /usr/share/dbus-1/session.conf ] || missing+=(dbus-session-bus-common)
+[ -e /usr/lib/pcsc/drivers/serial/libifdvpcd.so ] || missing+=(vsmartcard-vpcd)
+[ -e /usr/include/PCSC/winscard.h ] || missing+=(libpcsclite-dev)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "== installing ${missing[*]}"
     sudo_cmd=()
@@ -48,5 +53,10 @@ echo "== doc tests"
 cargo test --workspace --doc --locked
 echo "== fuzz smoke (each fuzz target briefly; skipped without a nightly toolchain)"
 tests/fuzz-smoke.sh 20
+echo "== pcscd with the virtual readers (YubiKey tests)"
+pcsc_dir=$(mktemp -d)
+tests/pcscd.sh start "$pcsc_dir" >/dev/null
+trap 'tests/pcscd.sh stop "$pcsc_dir"' EXIT
+export CRYPTOID_TEST_PCSCD=1
 echo "== tests (nextest: one process per test; its summary line closes the run)"
 cargo nextest run --workspace --locked --no-fail-fast

@@ -33,21 +33,30 @@ pub struct UnlockArgs {
 pub enum BackendCommand {
     /// List the backends with availability, lock state and key counts.
     List,
-    /// Set up a hardware backend: `pkcs11` (keys on the token), or `soft
+    /// Set up a hardware backend: `pkcs11` (keys on the token), `yubikey`
+    /// (keys on a YubiKey 5.7+, in its retired PIV slots), or `soft
     /// --wrap-with pkcs11` (wrap mode: the software keystore's data key
     /// wrapped by a key on the token; unlocking then needs the token's PIN).
     Init {
-        /// `pkcs11`, or `soft` with --wrap-with.
+        /// `pkcs11`, `yubikey`, or `soft` with --wrap-with.
         backend: String,
         /// With `soft`: wrap the keystore's data key with this backend's token.
         #[arg(long, value_name = "B")]
         wrap_with: Option<String>,
-        /// The PKCS#11 module (.so), under an allowed directory.
-        #[arg(long, value_name = "M")]
+        /// pkcs11: the module (.so), under an allowed directory.
+        #[arg(long, value_name = "M", default_value = "")]
         module: String,
-        /// The token's label.
-        #[arg(long, value_name = "LABEL")]
+        /// pkcs11: the token's label.
+        #[arg(long, value_name = "LABEL", default_value = "")]
         token: String,
+        /// yubikey: the card's serial number (needed when several are
+        /// plugged in; `ykman list --serials` shows them).
+        #[arg(long, value_name = "N")]
+        serial: Option<u32>,
+        /// yubikey: touch policy of the keys made from now on: never,
+        /// always, or cached (one touch covers 15 s).
+        #[arg(long, value_name = "P")]
+        touch: Option<String>,
         /// Read the user PIN from this file (first line), or `-` for stdin;
         /// asked on the terminal otherwise.
         #[arg(long, value_name = "F")]
@@ -241,14 +250,10 @@ pub fn passwd(ctx: &Ctx, a: PasswdArgs) -> Result<ExitCode> {
 /// `backend.init` with the token's PIN (from `pin_file`, or asked).
 pub fn init_backend(
     c: &mut Client,
-    backend: String,
-    wrap_with: Option<String>,
-    module: String,
-    token: String,
+    mut params: InitParams,
     pin_file: Option<&PathBuf>,
 ) -> Result<BackendInfo> {
-    let pin = read_secret_lines(pin_file, &["PIN: "])?.remove(0);
-    let params = InitParams { backend, module, token, pin: Some(pin.to_string()), wrap_with };
+    params.pin = Some(read_secret_lines(pin_file, &["PIN: "])?.remove(0).to_string());
     Ok(c.call::<Init>(&params)?)
 }
 
@@ -256,8 +261,10 @@ pub fn backend(ctx: &Ctx, cmd: BackendCommand) -> Result<ExitCode> {
     let mut c = ctx.connect()?;
     let infos = match cmd {
         BackendCommand::List => c.call::<Hello>(&NoParams {})?.backends,
-        BackendCommand::Init { backend, wrap_with, module, token, pin_file } => {
-            vec![init_backend(&mut c, backend, wrap_with, module, token, pin_file.as_ref())?]
+        BackendCommand::Init { backend, wrap_with, module, token, serial, touch, pin_file } => {
+            let token = serial.map_or(token, |s| s.to_string());
+            let params = InitParams { backend, module, token, pin: None, wrap_with, touch };
+            vec![init_backend(&mut c, params, pin_file.as_ref())?]
         }
     };
     if ctx.json {

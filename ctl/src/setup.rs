@@ -11,6 +11,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use cryptoid_protocol::client::{blocking::Client, default_socket_path};
 use cryptoid_protocol::wire::agent::{Hello, HelloResult, Unlock, UnlockParams};
+use cryptoid_protocol::wire::backend::InitParams;
 use cryptoid_protocol::wire::NoParams;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -102,7 +103,8 @@ fn init_token(c: &mut Client, a: &SetupArgs, wrap: bool, interactive: bool) -> R
     let module = flag_or_ask(&a.module, "--module", "PKCS#11 module", default_module, interactive)?;
     let token = flag_or_ask(&a.token, "--token", "Token label", None, interactive)?;
     let (backend, wrap_with) = if wrap { ("soft", Some("pkcs11".to_owned())) } else { ("pkcs11", None) };
-    init_backend(c, backend.into(), wrap_with, module, token, a.pin_file.as_ref())?;
+    let params = InitParams { backend: backend.into(), module, token, pin: None, wrap_with, touch: None };
+    init_backend(c, params, a.pin_file.as_ref())?;
     Ok(())
 }
 

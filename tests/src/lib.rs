@@ -56,6 +56,7 @@ pub mod vectors {
 
 pub mod agent;
 pub mod raw;
+pub mod vcard;
 
 /// PDUs as a homeserver would build them.
 pub mod pdus {

@@ -1,18 +1,37 @@
-//! Where secrets live. Every backend (software now; PKCS#11 and YubiKey to
-//! come) implements [`Backend`]: it makes keys, signs with them and reports
+//! Where secrets live. Every backend (software, PKCS#11, YubiKey PIV)
+//! implements [`Backend`]: it makes keys, signs with them and reports
 //! its capabilities, so the service never assumes a feature.
 //!
 //! A backend never sees key metadata (rooms, states): it hands back an opaque
 //! *handle* (JSON) for each key it makes, which the registry stores in the
 //! key record, and it is given that handle again to sign.
 
+pub mod piv;
 pub mod pkcs11;
 pub mod soft;
+#[cfg(feature = "yubikey")]
+pub mod yubikey;
 
 use cryptoid_protocol::json::Value;
 use cryptoid_protocol::keys::PublicKey;
 use cryptoid_protocol::wire::agent::BackendInfo;
 use cryptoid_protocol::wire::ErrorKind;
+
+/// `backends.json` settings of the YubiKey backend (read even by builds
+/// without it, which then say so).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct YubiKeySettings {
+    /// The card's serial number.
+    pub serial: u32,
+    /// Touch policy of new keys: `never`, `always` or `cached`.
+    #[serde(default = "touch_never")]
+    pub touch: String,
+}
+
+fn touch_never() -> String {
+    "never".into()
+}
 
 /// A key a backend has just made.
 pub struct NewKey {
@@ -46,8 +65,12 @@ pub enum KeystoreError {
     Seal,
     #[error("wrong PIN{0}")]
     BadPin(String),
-    #[error("the token needs its PIN: run `cryptoidctl unlock --backend pkcs11`")]
-    PinRequired,
+    #[error("the token needs its PIN: run `cryptoidctl unlock --backend {0}`")]
+    PinRequired(&'static str),
+    #[error("{0}")]
+    PinBlocked(String),
+    #[error("{0}")]
+    MessageTooLarge(String),
     #[error("backend unavailable: {0}")]
     Unavailable(String),
     #[error("backend {0:?} is not configured")]
@@ -65,8 +88,9 @@ impl KeystoreError {
             }
             KeystoreError::Io(_) => ErrorKind::StorageError,
             KeystoreError::NoSuchBackend(_) | KeystoreError::Unavailable(_) => ErrorKind::BackendUnavailable,
-            KeystoreError::BadPin(_) => ErrorKind::BadPassphrase,
-            KeystoreError::PinRequired => ErrorKind::PinRequired,
+            KeystoreError::BadPin(_) | KeystoreError::PinBlocked(_) => ErrorKind::BadPassphrase,
+            KeystoreError::PinRequired(_) => ErrorKind::PinRequired,
+            KeystoreError::MessageTooLarge(_) => ErrorKind::MessageTooLarge,
         }
     }
 }

@@ -229,7 +229,7 @@ fn ck(e: CkError) -> KeystoreError {
             | RvError::SlotIdInvalid),
             f,
         ) => KeystoreError::Unavailable(format!("the token went away ({f}: {rv})")),
-        CkError::Pkcs11(RvError::UserNotLoggedIn, _) => KeystoreError::PinRequired,
+        CkError::Pkcs11(RvError::UserNotLoggedIn, _) => KeystoreError::PinRequired("pkcs11"),
         other => KeystoreError::Unavailable(format!("PKCS#11: {other}")),
     }
 }
@@ -303,7 +303,7 @@ impl Pkcs11Backend {
     /// Runs `f` on the logged-in session; a vanished token drops it.
     fn with_session<R>(&self, f: impl FnOnce(&mut Open) -> Result<R, CkError>) -> Result<R, KeystoreError> {
         let mut st = self.lock_state();
-        let open = st.as_mut().filter(|o| o.logged_in).ok_or(KeystoreError::PinRequired)?;
+        let open = st.as_mut().filter(|o| o.logged_in).ok_or(KeystoreError::PinRequired("pkcs11"))?;
         let result = f(open).map_err(ck);
         drop(st);
         result.inspect_err(|e| self.forget_if_gone(e))
@@ -312,7 +312,7 @@ impl Pkcs11Backend {
     /// After an error from the token: when it is gone or logged out, forgets
     /// every session (main and pool); the next unlock reopens.
     fn forget_if_gone(&self, err: &KeystoreError) {
-        if matches!(err, KeystoreError::Unavailable(_) | KeystoreError::PinRequired) {
+        if matches!(err, KeystoreError::Unavailable(_) | KeystoreError::PinRequired(_)) {
             self.close_signers();
             *self.lock_state() = None;
         }
@@ -407,7 +407,7 @@ impl Backend for Pkcs11Backend {
     }
 
     fn unlock(&self, secret: &UnlockSecret<'_>) -> Result<(), KeystoreError> {
-        let pin = secret.pin.ok_or(KeystoreError::PinRequired)?;
+        let pin = secret.pin.ok_or(KeystoreError::PinRequired("pkcs11"))?;
         self.lock();
         let slot = self.slot()?;
         let session = login(&self.ctx, slot, pin)?;

@@ -11,6 +11,7 @@
 mod decide;
 mod keys;
 mod sign;
+mod yubikey;
 
 use crate::clock::Clock;
 use crate::config::Config;
@@ -76,11 +77,13 @@ pub struct Audit {
 pub enum Event {
     LockChanged(bool),
     KeysChanged,
+    /// A hardware key waits for a touch; the text says which and why.
+    TouchRequested(String),
 }
 
 /// Everything the agent keeps, under one data directory.
 pub struct Service {
-    registry: Registry,
+    registry: Arc<Registry>,
     soft: Arc<SoftBackend>,
     journal: Journal,
     rooms: Rooms,
@@ -88,6 +91,8 @@ pub struct Service {
     rate: Mutex<decide::RateTracker>,
     /// Opened lazily from `backends.json`.
     pkcs11: Mutex<Option<Arc<Pkcs11Backend>>>,
+    #[cfg(feature = "yubikey")]
+    yubikey: Mutex<Option<Arc<crate::keystore::yubikey::YubiKeyBackend>>>,
     data_dir: PathBuf,
     clock: Arc<dyn Clock>,
     config: Config,
@@ -116,7 +121,7 @@ impl Service {
             no_passphrase,
             config.pkcs11.module_dirs.clone(),
         )?);
-        let registry = Registry::load(data_dir.join("keys"))?;
+        let registry = Arc::new(Registry::load(data_dir.join("keys"))?);
         let opts = journal::Options {
             max_segment_bytes: config.journal.max_segment_bytes.max(1024),
             fsync_interval: Duration::from_millis(config.journal.fsync_interval_ms.max(1)),
@@ -137,6 +142,8 @@ impl Service {
             prompts,
             rate: Mutex::new(decide::RateTracker::default()),
             pkcs11: Mutex::new(None),
+            #[cfg(feature = "yubikey")]
+            yubikey: Mutex::new(None),
             data_dir: data_dir.to_path_buf(),
             clock,
             config,
@@ -168,7 +175,7 @@ impl Service {
         &self.config
     }
 
-    /// Announcements for transports (lock and key changes).
+    /// Announcements for transports (lock and key changes, touch notices).
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Event> {
         self.events.subscribe()
     }
@@ -205,9 +212,12 @@ impl Service {
         match name.unwrap_or("soft") {
             "soft" => Ok(self.soft.clone()),
             "pkcs11" => Ok(self.pkcs11()?),
+            "yubikey" => self.yubikey_backend(),
             other => Err(Error::new(
                 ErrorKind::BackendUnavailable,
-                format!("backend {other:?} is not available in this agent (available: soft, pkcs11)"),
+                format!(
+                    "backend {other:?} is not available in this agent (available: soft, pkcs11, yubikey)"
+                ),
             )),
         }
     }
@@ -245,22 +255,32 @@ impl Service {
     /// `backend.init`: sets up the PKCS#11 token and remembers it.
     pub fn backend_init(&self, p: &InitParams) -> Result<BackendInfo> {
         if p.backend == "soft" {
+            if p.wrap_with.as_deref() == Some("yubikey") {
+                return Err(Error::new(
+                    ErrorKind::BackendUnavailable,
+                    "wrapping the software keystore with a YubiKey (slot 9d key agreement) is not implemented yet; \
+                     `--wrap-with pkcs11` wraps it with a PKCS#11 token, or keep up to 20 keys on the YubiKey itself",
+                ));
+            }
             if p.wrap_with.as_deref() != Some("pkcs11") {
                 return Err(Error::new(
                     ErrorKind::InvalidParams,
                     "the software keystore is set up by the first unlock; `--wrap-with pkcs11` wraps it with a token",
                 ));
             }
-            let pin = p.pin.as_deref().ok_or(KeystoreError::PinRequired)?;
+            let pin = p.pin.as_deref().ok_or(KeystoreError::PinRequired("pkcs11"))?;
             let settings = Pkcs11Settings { module: PathBuf::from(&p.module), token: p.token.clone() };
             self.soft.wrap_with_pkcs11(&settings, pin)?;
             self.locked.store(false, Ordering::Release);
             return Ok(self.soft.info(self.registry.count_backend("soft")));
         }
+        if p.backend == "yubikey" {
+            return self.yubikey_init(p);
+        }
         if p.backend != "pkcs11" {
             return Err(Error::new(
                 ErrorKind::InvalidParams,
-                format!("backend {:?} cannot be initialised here (only pkcs11)", p.backend),
+                format!("backend {:?} cannot be initialised (use pkcs11 or yubikey)", p.backend),
             ));
         }
         let settings = Pkcs11Settings { module: PathBuf::from(&p.module), token: p.token.clone() };
@@ -268,17 +288,23 @@ impl Service {
         if let Some(pin) = &p.pin {
             b.unlock(&UnlockSecret { passphrase: None, pin: Some(pin) })?;
         }
-        let mut all = read_backends(&self.backends_path())?;
-        all.pkcs11 = Some(settings);
-        let bytes =
-            serde_json::to_vec(&all).map_err(|e| Error::new(ErrorKind::InternalError, e.to_string()))?;
-        crate::fsutil::write_atomic(&self.backends_path(), &bytes)?;
+        self.update_backends(|all| all.pkcs11 = Some(settings))?;
         *self.pkcs11.lock().unwrap_or_else(|p| p.into_inner()) = Some(b.clone());
         // Logged in with the PIN: as `agent.unlock --backend pkcs11` would.
         if p.pin.is_some() {
             self.locked.store(false, Ordering::Release);
         }
         Ok(b.info(self.registry.count_backend("pkcs11")))
+    }
+
+    /// Rewrites `backends.json` (atomically) with `f` applied.
+    fn update_backends(&self, f: impl FnOnce(&mut Backends)) -> Result<()> {
+        let mut all = read_backends(&self.backends_path())?;
+        f(&mut all);
+        let bytes =
+            serde_json::to_vec(&all).map_err(|e| Error::new(ErrorKind::InternalError, e.to_string()))?;
+        crate::fsutil::write_atomic(&self.backends_path(), &bytes)?;
+        Ok(())
     }
 
     /// Journals one request.
@@ -364,6 +390,7 @@ impl Service {
                 },
             });
         }
+        out.extend(self.yubikey_info());
         out
     }
 
@@ -373,6 +400,7 @@ impl Service {
         if let Some(b) = self.pkcs11.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
             b.lock();
         }
+        self.yubikey_lock();
         LockState { locked: true }
     }
 
@@ -417,6 +445,8 @@ impl Service {
 struct Backends {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pkcs11: Option<Pkcs11Settings>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    yubikey: Option<crate::keystore::YubiKeySettings>,
 }
 
 fn read_backends(path: &Path) -> Result<Backends> {

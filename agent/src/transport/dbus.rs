@@ -520,7 +520,8 @@ impl AgentObject {
     #[zbus(signal)]
     async fn lock_changed(emitter: &SignalEmitter<'_>, locked: bool) -> zbus::Result<()>;
 
-    /// Emitted by hardware backends when a touch is needed (none yet).
+    /// Emitted when a YubiKey key with a touch policy is about to sign:
+    /// the text names the card, the cryptoID and the policy.
     #[zbus(signal)]
     async fn touch_requested(emitter: &SignalEmitter<'_>, why: &str) -> zbus::Result<()>;
 
@@ -637,6 +638,7 @@ pub async fn start(svc: Arc<Service>, address: Option<&str>) -> zbus::Result<Dbu
                     AgentObject::lock_changed(e, locked).await
                 }
                 Event::KeysChanged => AgentObject::keys_changed(e).await,
+                Event::TouchRequested(why) => AgentObject::touch_requested(e, &why).await,
             };
             if let Err(err) = r {
                 tracing::warn!(error = %err, "cannot emit a D-Bus signal");

@@ -13,3 +13,4 @@ mod full_disk;
 mod load;
 mod pkcs11;
 mod policy;
+mod yubikey;

@@ -69,6 +69,7 @@ fn init(
         token: "cryptoid".into(),
         pin: Some(pin.into()),
         wrap_with: None,
+        touch: None,
     })
 }
 

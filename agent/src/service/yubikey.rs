@@ -1,0 +1,162 @@
+//! The YubiKey backend's place in the service: opened lazily from
+//! `backends.json`, set up by `backend.init yubikey`, told which retired
+//! slots the key records use, and heard when it waits for a touch.
+
+use super::{read_backends, Event, Service};
+use crate::error::{Error, Result};
+use crate::keystore::Backend;
+use cryptoid_protocol::wire::agent::BackendInfo;
+use cryptoid_protocol::wire::backend::InitParams;
+use cryptoid_protocol::wire::ErrorKind;
+use std::sync::Arc;
+
+#[cfg(not(feature = "yubikey"))]
+impl Service {
+    pub(super) fn yubikey_backend(&self) -> Result<Arc<dyn Backend>> {
+        Err(Error::new(
+            ErrorKind::BackendUnavailable,
+            "this agent was built without YubiKey support (cargo feature `yubikey`)",
+        ))
+    }
+
+    pub(super) fn yubikey_init(&self, _p: &InitParams) -> Result<BackendInfo> {
+        self.yubikey_backend().map(|_| unreachable!())
+    }
+
+    pub(super) fn yubikey_lock(&self) {}
+
+    pub(super) fn yubikey_info(&self) -> Option<BackendInfo> {
+        None
+    }
+}
+
+#[cfg(feature = "yubikey")]
+mod enabled {
+    use super::*;
+    use crate::keystore::yubikey::{self, Hooks, YubiKeyBackend};
+    use crate::keystore::{UnlockSecret, YubiKeySettings};
+    use cryptoid_protocol::wire::keys::KeyState;
+    use std::sync::atomic::Ordering;
+
+    impl Service {
+        fn yubikey_hooks(&self) -> Hooks {
+            let events = self.events.clone();
+            let registry = self.registry.clone();
+            Hooks {
+                touch: Arc::new(move |why: String| {
+                    tracing::warn!("{why}");
+                    let _ = events.send(Event::TouchRequested(why));
+                }),
+                slots: Arc::new(move || {
+                    let (mut active, mut deleted) = (Vec::new(), Vec::new());
+                    for r in registry.find(|r| r.info.backend == "yubikey") {
+                        if let Some(s) = yubikey::handle_slot(&r.handle) {
+                            if r.info.state == KeyState::Retired {
+                                deleted.push(s);
+                            } else {
+                                active.push(s);
+                            }
+                        }
+                    }
+                    (active, deleted)
+                }),
+            }
+        }
+
+        fn yubikey(&self) -> Result<Arc<YubiKeyBackend>> {
+            let mut slot = self.yubikey.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(b) = slot.as_ref() {
+                return Ok(b.clone());
+            }
+            let settings = read_backends(&self.backends_path())?.yubikey.ok_or_else(|| {
+                Error::new(
+                    ErrorKind::BackendUnavailable,
+                    "no YubiKey is set up: run `cryptoidctl backend init yubikey`",
+                )
+            })?;
+            let b = Arc::new(YubiKeyBackend::open(settings, self.yubikey_hooks())?);
+            *slot = Some(b.clone());
+            Ok(b)
+        }
+
+        pub(in crate::service) fn yubikey_backend(&self) -> Result<Arc<dyn Backend>> {
+            Ok(self.yubikey()?)
+        }
+
+        /// `backend.init yubikey`: finds the card (by serial, or the only
+        /// one), checks the PIN if given, and remembers the card.
+        pub(in crate::service) fn yubikey_init(&self, p: &InitParams) -> Result<BackendInfo> {
+            let cards = yubikey::list()?;
+            let serial = if p.token.is_empty() {
+                match cards.as_slice() {
+                    [one] => one.serial,
+                    [] => {
+                        return Err(Error::new(
+                            ErrorKind::BackendUnavailable,
+                            "no YubiKey found: plug one in (and check that pcscd is running)",
+                        ))
+                    }
+                    many => {
+                        let serials: Vec<String> = many.iter().map(|c| c.serial.to_string()).collect();
+                        return Err(Error::new(
+                            ErrorKind::InvalidParams,
+                            format!(
+                                "{} YubiKeys are plugged in ({}): pick one with --serial",
+                                many.len(),
+                                serials.join(", ")
+                            ),
+                        ));
+                    }
+                }
+            } else {
+                p.token.parse().map_err(|_| {
+                    Error::new(
+                        ErrorKind::InvalidParams,
+                        format!("{:?} is not a YubiKey serial number", p.token),
+                    )
+                })?
+            };
+            let settings =
+                YubiKeySettings { serial, touch: p.touch.clone().unwrap_or_else(|| "never".into()) };
+            let b = Arc::new(YubiKeyBackend::open(settings.clone(), self.yubikey_hooks())?);
+            if let Some(pin) = &p.pin {
+                b.unlock(&UnlockSecret { passphrase: None, pin: Some(pin) })?;
+            }
+            self.update_backends(|all| all.yubikey = Some(settings))?;
+            *self.yubikey.lock().unwrap_or_else(|p| p.into_inner()) = Some(b.clone());
+            if p.pin.is_some() {
+                self.locked.store(false, Ordering::Release);
+            }
+            Ok(b.info(self.registry.count_backend("yubikey")))
+        }
+
+        pub(in crate::service) fn yubikey_lock(&self) {
+            if let Some(b) = self.yubikey.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                b.lock();
+            }
+        }
+
+        /// For `agent.hello`, when a YubiKey is set up.
+        pub(in crate::service) fn yubikey_info(&self) -> Option<BackendInfo> {
+            let settings = read_backends(&self.backends_path()).ok()?.yubikey?;
+            let keys = self.registry.count_backend("yubikey");
+            Some(match self.yubikey() {
+                Ok(b) => b.info(keys),
+                Err(_) => BackendInfo {
+                    name: "yubikey".into(),
+                    available: false,
+                    locked: true,
+                    protection: if settings.touch == "never" {
+                        cryptoid_protocol::wire::agent::Protection::Pin
+                    } else {
+                        cryptoid_protocol::wire::agent::Protection::PinAndTouch
+                    },
+                    algorithms: vec!["ed25519".into()],
+                    max_message_len: None,
+                    capacity: None,
+                    keys,
+                },
+            })
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! The YubiKey PIV backend against a virtual PIV card (`virtual-piv`)
+//! plugged into the real pcscd through the vsmartcard-vpcd reader driver
+//! (`tests/pcscd.sh`, started by `tests/run.sh`). The tests share the two
+//! virtual readers, so nextest runs them one at a time (test group `pcsc`).
+
+use super::agent_sign::{assert_verifies, sign, try_sign};
+use cryptoid_agent::keystore::yubikey::{Hooks, YubiKeyBackend};
+use cryptoid_agent::keystore::{Backend, KeystoreError, UnlockSecret, YubiKeySettings};
+use cryptoid_protocol::client::blocking::Client;
+use cryptoid_protocol::client::ClientError;
+use cryptoid_protocol::wire::agent::{Hello, Unlock, UnlockParams};
+use cryptoid_protocol::wire::backend::{Init, InitParams};
+use cryptoid_protocol::wire::keys::{Create, CreateParams};
+use cryptoid_protocol::wire::{ErrorKind, NoParams};
+use cryptoid_tests::agent::Agent;
+use cryptoid_tests::pdus;
+use cryptoid_tests::vcard::{self, VirtualCard};
+use std::sync::Arc;
+
+const PIN: &str = "123456";
+
+/// Skips (passing) where the virtual readers are not up; `tests/run.sh`
+/// always starts them, so CI runs every test here.
+macro_rules! need_readers {
+    () => {
+        if !vcard::readers_up() {
+            eprintln!("SKIPPED: no virtual PC/SC readers (run tests/run.sh, which starts pcscd)");
+            return;
+        }
+    };
+}
+
+fn init(
+    c: &mut Client,
+    serial: Option<u32>,
+    touch: Option<&str>,
+) -> Result<cryptoid_protocol::wire::agent::BackendInfo, ClientError> {
+    c.call::<Init>(&InitParams {
+        backend: "yubikey".into(),
+        module: String::new(),
+        token: serial.map(|s| s.to_string()).unwrap_or_default(),
+        pin: Some(PIN.into()),
+        wrap_with: None,
+        touch: touch.map(str::to_owned),
+    })
+}
+
+fn card_key(c: &mut Client, room: &str) -> Result<String, ClientError> {
+    c.call::<Create>(&CreateParams {
+        room_id: Some(room.into()),
+        backend: Some("yubikey".into()),
+        ..Default::default()
+    })
+    .map(|k| k.cryptoid)
+}
+
+fn unlock_pin(c: &mut Client, pin: &str) -> Result<(), ClientError> {
+    c.call::<Unlock>(&UnlockParams {
+        passphrase: None,
+        backend: Some("yubikey".into()),
+        pin: Some(pin.into()),
+    })
+    .map(|_| ())
+}
+
+#[test]
+fn keys_on_the_card_sign_verify_and_survive_a_restart() {
+    need_readers!();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let card = VirtualCard::insert(dir.path(), 0, 1001, &[]);
+    let mut agent = Agent::start();
+    let mut c = agent.unlocked();
+    let info = init(&mut c, None, None).expect("backend init yubikey finds the only card");
+    assert!(info.available && !info.locked, "{info:?}");
+    assert_eq!(info.capacity, Some(20));
+    let k = card_key(&mut c, "!yk:example.org").expect("key on the card");
+    let signed = sign(&mut c, pdus::message(&k, "!yk:example.org", "signed on the card"));
+    assert_verifies(&signed.pdu, &k);
+    // The key is in the first retired slot, generated on the card.
+    let state = card.state();
+    let slot = state.slots.get(&0x82).expect("slot 82 holds the key");
+    assert_eq!(slot.alg, 0xe0, "Ed25519");
+
+    // After a restart the card needs its PIN again; then the key signs.
+    agent.restart();
+    let mut c = agent.unlocked();
+    let err =
+        try_sign(&mut c, pdus::message(&k, "!yk:example.org", "no PIN yet")).expect_err("needs the PIN");
+    assert_eq!(err.kind(), Some(ErrorKind::PinRequired), "{err}");
+    assert!(err.to_string().contains("--backend yubikey"), "{err}");
+    unlock_pin(&mut c, PIN).expect("unlock with the PIN");
+    let signed = sign(&mut c, pdus::message(&k, "!yk:example.org", "after a restart"));
+    assert_verifies(&signed.pdu, &k);
+    // A second key takes the next slot.
+    card_key(&mut c, "!yk2:example.org").expect("second key");
+    assert!(card.state().slots.contains_key(&0x83));
+}
+
+#[test]
+fn a_wrong_pin_counts_down_and_a_blocked_pin_says_how_to_unblock() {
+    need_readers!();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let card = VirtualCard::insert(dir.path(), 0, 1002, &[]);
+    let agent = Agent::start();
+    let mut c = agent.unlocked();
+    init(&mut c, Some(1002), None).expect("init");
+    for left in [2, 1] {
+        let err = unlock_pin(&mut c, "654321").expect_err("wrong PIN");
+        assert_eq!(err.kind(), Some(ErrorKind::BadPassphrase), "{err}");
+        assert!(err.to_string().contains(&format!("{left} tries left")), "{err}");
+        assert_eq!(card.state().pin_retries, left);
+    }
+    // The right PIN resets the counter.
+    unlock_pin(&mut c, PIN).expect("right PIN");
+    assert_eq!(card.state().pin_retries, 3);
+    for _ in 0..2 {
+        unlock_pin(&mut c, "000000").expect_err("wrong PIN");
+    }
+    let err = unlock_pin(&mut c, "000000").expect_err("third wrong PIN blocks");
+    assert!(err.to_string().contains("blocked") && err.to_string().contains("PUK"), "{err}");
+    let err = unlock_pin(&mut c, PIN).expect_err("blocked even for the right PIN");
+    assert!(err.to_string().contains("unblock-pin"), "{err}");
+}
+
+#[test]
+fn a_removed_card_is_unavailable_and_signs_again_when_reinserted() {
+    need_readers!();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut card = VirtualCard::insert(dir.path(), 0, 1003, &[]);
+    let agent = Agent::start();
+    let mut c = agent.unlocked();
+    init(&mut c, None, None).expect("init");
+    let k = card_key(&mut c, "!rm:example.org").expect("key");
+    sign(&mut c, pdus::message(&k, "!rm:example.org", "before"));
+    card.remove();
+    let err = try_sign(&mut c, pdus::message(&k, "!rm:example.org", "card out")).expect_err("no card");
+    assert_eq!(err.kind(), Some(ErrorKind::BackendUnavailable), "{err}");
+    assert!(err.to_string().contains("1003"), "names the card: {err}");
+    let hello = c.call::<Hello>(&NoParams {}).expect("hello");
+    let yk = hello.backends.iter().find(|b| b.name == "yubikey").expect("listed");
+    assert!(!yk.available, "{yk:?}");
+    // The software keystore is not affected.
+    let soft = super::agent_sign::create(&mut c, Some("!soft:example.org"));
+    sign(&mut c, pdus::message(&soft, "!soft:example.org", "soft still signs"));
+    card.reinsert();
+    let signed = sign(&mut c, pdus::message(&k, "!rm:example.org", "card back"));
+    assert_verifies(&signed.pdu, &k);
+}
+
+#[test]
+fn two_cards_are_told_apart_by_serial() {
+    need_readers!();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = VirtualCard::insert(dir.path(), 0, 2001, &[]);
+    let second = VirtualCard::insert(dir.path(), 1, 2002, &[]);
+    let agent = Agent::start();
+    let mut c = agent.unlocked();
+    let err = init(&mut c, None, None).expect_err("which one?");
+    assert_eq!(err.kind(), Some(ErrorKind::InvalidParams), "{err}");
+    assert!(err.to_string().contains("2001") && err.to_string().contains("2002"), "{err}");
+    init(&mut c, Some(2002), None).expect("init by serial");
+    let k = card_key(&mut c, "!two:example.org").expect("key");
+    sign(&mut c, pdus::message(&k, "!two:example.org", "on the second card"));
+    assert!(second.state().slots.contains_key(&0x82), "the key is on 2002");
+    assert!(first.state().slots.is_empty(), "2001 untouched");
+    let err = init(&mut c, Some(2999), None).expect_err("no such card");
+    assert_eq!(err.kind(), Some(ErrorKind::BackendUnavailable), "{err}");
+}
+
+#[test]
+fn old_firmware_refuses_ed25519_and_points_to_the_software_keystore() {
+    need_readers!();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _card = VirtualCard::insert(dir.path(), 0, 1004, &["--version", "5.4.3"]);
+    let agent = Agent::start();
+    let mut c = agent.unlocked();
+    init(&mut c, None, None).expect("init works on older cards");
+    let err = card_key(&mut c, "!old:example.org").expect_err("no Ed25519 before 5.7");
+    assert!(err.to_string().contains("5.7") && err.to_string().contains("--backend soft"), "{err}");
+}
+
+#[test]
+fn touch_policy_announces_the_touch_before_signing() {
+    need_readers!();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let card = VirtualCard::insert(dir.path(), 0, 1005, &["--touch-ms", "100"]);
+    let agent = Agent::start();
+    let mut c = agent.unlocked();
+    let info = init(&mut c, None, Some("always")).expect("init");
+    assert_eq!(info.protection, cryptoid_protocol::wire::agent::Protection::PinAndTouch);
+    let k = card_key(&mut c, "!touch:example.org").expect("key");
+    assert_eq!(card.state().slots.get(&0x82).map(|s| s.touch_policy), Some(0x02), "touch: always");
+    let signed = sign(&mut c, pdus::message(&k, "!touch:example.org", "touched"));
+    assert_verifies(&signed.pdu, &k);
+    let log = agent.log();
+    assert!(log.contains("touch your YubiKey 1005") && log.contains(&k), "{log}");
+}
+
+/// Every message length from 1 to 2,048 bytes (the crate under us panics
+/// at 255 and refuses from 1,016) signs and verifies; past the card's
+/// buffer the answer is `message_too_large`, never a panic.
+#[test]
+fn every_message_length_signs_and_past_the_card_buffer_is_message_too_large() {
+    need_readers!();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _card = VirtualCard::insert(dir.path(), 0, 1006, &[]);
+    let hooks = Hooks { touch: Arc::new(|_| {}), slots: Arc::new(|| (Vec::new(), Vec::new())) };
+    let b =
+        YubiKeyBackend::open(YubiKeySettings { serial: 1006, touch: "never".into() }, hooks).expect("open");
+    b.unlock(&UnlockSecret { passphrase: None, pin: Some(PIN) }).expect("PIN");
+    let key = b.generate().expect("generate");
+    for len in 1..=2048usize {
+        let msg: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+        let sig = b.sign(&key.public, &key.handle, &msg).unwrap_or_else(|e| panic!("length {len}: {e}"));
+        key.public.verify(&msg, &sig).unwrap_or_else(|_| panic!("length {len}: bad signature"));
+    }
+    for len in [3_001, 70_000] {
+        match b.sign(&key.public, &key.handle, &vec![1u8; len]) {
+            Err(e @ KeystoreError::MessageTooLarge(_)) => assert!(e.to_string().contains("3000"), "{e}"),
+            other => panic!("length {len}: {other:?}"),
+        }
+    }
+}
