@@ -21,7 +21,7 @@ pub struct UnlockArgs {
     /// input, instead of asking on the terminal.
     #[arg(long, value_name = "F")]
     passphrase_file: Option<PathBuf>,
-    /// Unlock a hardware backend (`pkcs11`) with its PIN instead.
+    /// Unlock a hardware backend (`pkcs11`, `yubikey`) with its PIN instead.
     #[arg(long, value_name = "B")]
     backend: Option<String>,
     /// Read the PIN from this file (first line), or `-` for standard input.
