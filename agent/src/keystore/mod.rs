@@ -75,6 +75,8 @@ pub enum KeystoreError {
     Unavailable(String),
     #[error("backend {0:?} is not configured")]
     NoSuchBackend(String),
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl KeystoreError {
@@ -82,7 +84,7 @@ impl KeystoreError {
         match self {
             KeystoreError::Locked => ErrorKind::Locked,
             KeystoreError::BadPassphrase => ErrorKind::BadPassphrase,
-            KeystoreError::PassphraseRequired(_) => ErrorKind::InvalidParams,
+            KeystoreError::PassphraseRequired(_) | KeystoreError::Invalid(_) => ErrorKind::InvalidParams,
             KeystoreError::Corrupt { .. } | KeystoreError::Unseal | KeystoreError::Seal => {
                 ErrorKind::InternalError
             }

@@ -54,6 +54,16 @@ enum KeystoreFile {
         iv: String,
         wrapped_key: String,
     },
+    /// Wrap mode: the data key is sealed under ECDH of an ephemeral key and
+    /// a YubiKey's slot 9d key (see `keystore::yubikey::wrap`).
+    YubikeyWrapped {
+        version: u32,
+        serial: u32,
+        card_public: String,
+        ephemeral_public: String,
+        nonce: String,
+        wrapped_key: String,
+    },
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -176,7 +186,43 @@ impl SoftBackend {
     }
 
     pub fn is_token_wrapped(&self) -> bool {
-        matches!(self.read_file(), Ok(Some(KeystoreFile::Pkcs11Wrapped { .. })))
+        matches!(
+            self.read_file(),
+            Ok(Some(KeystoreFile::Pkcs11Wrapped { .. } | KeystoreFile::YubikeyWrapped { .. }))
+        )
+    }
+
+    /// The data key to wrap: the unlocked one, or a new one for a new
+    /// keystore.
+    fn data_key_to_wrap(&self) -> Result<DataKey, KeystoreError> {
+        match (self.read_file()?, self.read_state().data_key.clone()) {
+            (None, _) => Ok(Zeroizing::new(random())),
+            (Some(_), Some(k)) => Ok(k),
+            (Some(_), None) => Err(KeystoreError::Locked),
+        }
+    }
+
+    /// Wrap mode with a YubiKey: from now on the data key is sealed under a
+    /// key only the card's slot 9d key agreement can recompute; unlocking
+    /// needs the card and its PIN. `touch` is the policy of a 9d key made
+    /// now (an existing one keeps its own).
+    #[cfg(feature = "yubikey")]
+    pub fn wrap_with_yubikey(&self, serial: Option<u32>, pin: &str, touch: u8) -> Result<u32, KeystoreError> {
+        let _file = self.file_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let key = self.data_key_to_wrap()?;
+        let w = super::yubikey::wrap::new_wrap_key(serial, pin, touch)?;
+        let nonce = random::<24>();
+        let sealed = seal(&w.kek, &nonce, key.as_ref(), b"cryptoid-agent data key")?;
+        self.write_file(&KeystoreFile::YubikeyWrapped {
+            version: 1,
+            serial: w.serial,
+            card_public: base64::encode(&w.card_public),
+            ephemeral_public: base64::encode(&w.ephemeral_public),
+            nonce: base64::encode(&nonce),
+            wrapped_key: base64::encode(&sealed),
+        })?;
+        self.write_state().data_key = Some(key);
+        Ok(w.serial)
     }
 
     /// Wrap mode: from now on the data key is wrapped by a key on the token
@@ -184,11 +230,7 @@ impl SoftBackend {
     /// PIN. The keystore must be unlocked (its data key is kept) or new.
     pub fn wrap_with_pkcs11(&self, settings: &Pkcs11Settings, pin: &str) -> Result<(), KeystoreError> {
         let _file = self.file_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let key: DataKey = match (self.read_file()?, self.read_state().data_key.clone()) {
-            (None, _) => Zeroizing::new(random()),
-            (Some(_), Some(k)) => k,
-            (Some(_), None) => return Err(KeystoreError::Locked),
-        };
+        let key = self.data_key_to_wrap()?;
         let w = pkcs11::wrap_data_key(settings, &self.module_dirs, pin, &key)?;
         self.write_file(&KeystoreFile::Pkcs11Wrapped {
             version: 1,
@@ -266,7 +308,49 @@ impl SoftBackend {
                 let settings = Pkcs11Settings { module: module.into(), token };
                 pkcs11::unwrap_data_key(&settings, &self.module_dirs, pin, &w).map(Some)
             }
+            Some(KeystoreFile::YubikeyWrapped {
+                serial,
+                card_public,
+                ephemeral_public,
+                nonce,
+                wrapped_key,
+                ..
+            }) => {
+                let pin = pin.ok_or(KeystoreError::PassphraseRequired(
+                    ": this keystore is wrapped by a YubiKey; unlock with its PIN (cryptoidctl unlock --pin-file F|-)",
+                ))?;
+                self.unwrap_yubikey(serial, &decode(&card_public)?, &decode(&ephemeral_public)?, pin)
+                    .and_then(|kek| {
+                        let raw = unseal(
+                            &kek,
+                            &decode(&nonce)?,
+                            &decode(&wrapped_key)?,
+                            b"cryptoid-agent data key",
+                        )
+                        .ok_or(KeystoreError::Unseal)?;
+                        to_array32(&raw).ok_or_else(|| corrupt(&self.path, "data key is not 32 bytes"))
+                    })
+                    .map(Some)
+            }
         }
+    }
+
+    #[cfg(feature = "yubikey")]
+    fn unwrap_yubikey(
+        &self,
+        serial: u32,
+        card_public: &[u8],
+        ephemeral_public: &[u8],
+        pin: &str,
+    ) -> Result<DataKey, KeystoreError> {
+        super::yubikey::wrap::unwrap_key(serial, card_public, ephemeral_public, pin)
+    }
+
+    #[cfg(not(feature = "yubikey"))]
+    fn unwrap_yubikey(&self, serial: u32, _: &[u8], _: &[u8], _: &str) -> Result<DataKey, KeystoreError> {
+        Err(KeystoreError::Unavailable(format!(
+            "this keystore is wrapped by YubiKey {serial}, but this agent was built without YubiKey support"
+        )))
     }
 
     /// Changes the passphrase: checks the old one, rewraps the data key.
@@ -277,7 +361,7 @@ impl SoftBackend {
         }
         if self.is_token_wrapped() {
             return Err(KeystoreError::PassphraseRequired(
-                ": this keystore is wrapped by a PKCS#11 token, not a passphrase",
+                ": this keystore is wrapped by a token (PKCS#11 or YubiKey), not a passphrase",
             ));
         }
         let key = self.unwrap_with(Some(old), None)?.ok_or(KeystoreError::PassphraseRequired(

@@ -256,16 +256,12 @@ impl Service {
     pub fn backend_init(&self, p: &InitParams) -> Result<BackendInfo> {
         if p.backend == "soft" {
             if p.wrap_with.as_deref() == Some("yubikey") {
-                return Err(Error::new(
-                    ErrorKind::BackendUnavailable,
-                    "wrapping the software keystore with a YubiKey (slot 9d key agreement) is not implemented yet; \
-                     `--wrap-with pkcs11` wraps it with a PKCS#11 token, or keep up to 20 keys on the YubiKey itself",
-                ));
+                return self.wrap_with_yubikey(p);
             }
             if p.wrap_with.as_deref() != Some("pkcs11") {
                 return Err(Error::new(
                     ErrorKind::InvalidParams,
-                    "the software keystore is set up by the first unlock; `--wrap-with pkcs11` wraps it with a token",
+                    "the software keystore is set up by the first unlock; `--wrap-with pkcs11|yubikey` wraps it with a token",
                 ));
             }
             let pin = p.pin.as_deref().ok_or(KeystoreError::PinRequired("pkcs11"))?;

@@ -25,6 +25,10 @@ impl Service {
 
     pub(super) fn yubikey_lock(&self) {}
 
+    pub(super) fn wrap_with_yubikey(&self, _p: &InitParams) -> Result<BackendInfo> {
+        self.yubikey_backend().map(|_| unreachable!())
+    }
+
     pub(super) fn yubikey_info(&self) -> Option<BackendInfo> {
         None
     }
@@ -86,36 +90,7 @@ mod enabled {
         /// `backend.init yubikey`: finds the card (by serial, or the only
         /// one), checks the PIN if given, and remembers the card.
         pub(in crate::service) fn yubikey_init(&self, p: &InitParams) -> Result<BackendInfo> {
-            let cards = yubikey::list()?;
-            let serial = if p.token.is_empty() {
-                match cards.as_slice() {
-                    [one] => one.serial,
-                    [] => {
-                        return Err(Error::new(
-                            ErrorKind::BackendUnavailable,
-                            "no YubiKey found: plug one in (and check that pcscd is running)",
-                        ))
-                    }
-                    many => {
-                        let serials: Vec<String> = many.iter().map(|c| c.serial.to_string()).collect();
-                        return Err(Error::new(
-                            ErrorKind::InvalidParams,
-                            format!(
-                                "{} YubiKeys are plugged in ({}): pick one with --serial",
-                                many.len(),
-                                serials.join(", ")
-                            ),
-                        ));
-                    }
-                }
-            } else {
-                p.token.parse().map_err(|_| {
-                    Error::new(
-                        ErrorKind::InvalidParams,
-                        format!("{:?} is not a YubiKey serial number", p.token),
-                    )
-                })?
-            };
+            let serial = yubikey::pick(self.serial_param(p)?)?;
             let settings =
                 YubiKeySettings { serial, touch: p.touch.clone().unwrap_or_else(|| "never".into()) };
             let b = Arc::new(YubiKeyBackend::open(settings.clone(), self.yubikey_hooks())?);
@@ -128,6 +103,27 @@ mod enabled {
                 self.locked.store(false, Ordering::Release);
             }
             Ok(b.info(self.registry.count_backend("yubikey")))
+        }
+
+        /// `backend.init soft --wrap-with yubikey`.
+        pub(in crate::service) fn wrap_with_yubikey(&self, p: &InitParams) -> Result<BackendInfo> {
+            let pin = p.pin.as_deref().ok_or(crate::keystore::KeystoreError::PinRequired("yubikey"))?;
+            let serial = self.serial_param(p)?;
+            let touch = yubikey::touch_policy(p.touch.as_deref().unwrap_or("never"))?;
+            let serial = self.soft.wrap_with_yubikey(serial, pin, touch)?;
+            tracing::info!(serial, "the software keystore is now wrapped by a YubiKey");
+            self.locked.store(false, Ordering::Release);
+            Ok(self.soft.info(self.registry.count_backend("soft")))
+        }
+
+        /// `--serial` (sent as `token`), if given.
+        fn serial_param(&self, p: &InitParams) -> Result<Option<u32>> {
+            if p.token.is_empty() {
+                return Ok(None);
+            }
+            p.token.parse().map(Some).map_err(|_| {
+                Error::new(ErrorKind::InvalidParams, format!("{:?} is not a YubiKey serial number", p.token))
+            })
         }
 
         pub(in crate::service) fn yubikey_lock(&self) {

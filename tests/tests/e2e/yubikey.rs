@@ -176,7 +176,11 @@ fn old_firmware_refuses_ed25519_and_points_to_the_software_keystore() {
     let mut c = agent.unlocked();
     init(&mut c, None, None).expect("init works on older cards");
     let err = card_key(&mut c, "!old:example.org").expect_err("no Ed25519 before 5.7");
-    assert!(err.to_string().contains("5.7") && err.to_string().contains("--backend soft"), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("5.7") && msg.contains("--backend soft") && msg.contains("--wrap-with yubikey"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -220,4 +224,59 @@ fn every_message_length_signs_and_past_the_card_buffer_is_message_too_large() {
             other => panic!("length {len}: {other:?}"),
         }
     }
+}
+
+/// Wrap mode: the software keystore's data key sealed under ECDH with the
+/// card's slot 9d key. The passphrase no longer unlocks; the card and its
+/// PIN do; without the card nothing does.
+#[test]
+fn wrap_mode_binds_the_software_keystore_to_the_yubikey() {
+    need_readers!();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut card = VirtualCard::insert(dir.path(), 0, 1007, &[]);
+    let mut agent = Agent::start();
+    let mut c = agent.unlocked();
+    let k = super::agent_sign::create(&mut c, Some("!wrap:example.org"));
+    let out = agent.ctl(
+        &["backend", "init", "soft", "--wrap-with", "yubikey", "--pin-file", "-"],
+        format!("{PIN}\n").as_bytes(),
+    );
+    assert!(out.status.success(), "{}", cryptoid_tests::stderr(&out));
+    let keystore = std::fs::read_to_string(agent.data_dir().join("keystore.json")).expect("keystore");
+    assert!(
+        keystore.contains("\"mode\":\"yubikey_wrapped\"") && keystore.contains("\"serial\":1007"),
+        "{keystore}"
+    );
+    assert!(!keystore.contains("kdf"), "no passphrase wrapping left: {keystore}");
+    // The key agreement key was generated on the card, in slot 9d.
+    assert_eq!(card.state().slots.get(&0x9d).map(|s| s.alg), Some(0x11), "P-256 in 9d");
+    // Signing goes on without a new unlock.
+    sign(&mut c, pdus::message(&k, "!wrap:example.org", "just wrapped"));
+
+    agent.restart();
+    let mut c = agent.client();
+    let passphrase =
+        UnlockParams { passphrase: Some(cryptoid_tests::agent::PASSPHRASE.into()), backend: None, pin: None };
+    let err = c.call::<Unlock>(&passphrase).expect_err("the passphrase no longer unlocks");
+    assert!(err.to_string().contains("wrapped by a YubiKey"), "{err}");
+    let err = c
+        .call::<Unlock>(&UnlockParams { passphrase: None, backend: None, pin: Some("000000".into()) })
+        .expect_err("wrong PIN");
+    assert!(err.to_string().contains("2 tries left"), "{err}");
+    c.call::<Unlock>(&UnlockParams { passphrase: None, backend: None, pin: Some(PIN.into()) })
+        .expect("PIN unlocks");
+    assert_verifies(&sign(&mut c, pdus::message(&k, "!wrap:example.org", "still mine")).pdu, &k);
+
+    // Without the card the keystore stays locked, clearly.
+    agent.restart();
+    card.remove();
+    let mut c = agent.client();
+    let err = c
+        .call::<Unlock>(&UnlockParams { passphrase: None, backend: None, pin: Some(PIN.into()) })
+        .expect_err("no card");
+    assert_eq!(err.kind(), Some(ErrorKind::BackendUnavailable), "{err}");
+    assert!(err.to_string().contains("1007"), "{err}");
+    card.reinsert();
+    c.call::<Unlock>(&UnlockParams { passphrase: None, backend: None, pin: Some(PIN.into()) })
+        .expect("card back");
 }

@@ -79,6 +79,28 @@ fn identify(card: &pcsc::Card, reader: &str) -> Result<Option<Found>, pcsc::Erro
     Ok(Some(Found { serial: u32::from_be_bytes(serial), version, reader: reader.to_owned() }))
 }
 
+/// The serial of the card to use: `serial` if given, else the only card
+/// plugged in (several: an error listing them).
+pub fn pick(serial: Option<u32>) -> Result<u32, KeystoreError> {
+    if let Some(s) = serial {
+        return Ok(s);
+    }
+    match list()?.as_slice() {
+        [one] => Ok(one.serial),
+        [] => Err(KeystoreError::Unavailable(
+            "no YubiKey found: plug one in (and check that pcscd is running)".into(),
+        )),
+        many => {
+            let serials: Vec<String> = many.iter().map(|c| c.serial.to_string()).collect();
+            Err(KeystoreError::Invalid(format!(
+                "{} YubiKeys are plugged in ({}): pick one with --serial",
+                many.len(),
+                serials.join(", ")
+            )))
+        }
+    }
+}
+
 /// Every PIV card present, by serial (for `backend init` without one).
 pub fn list() -> Result<Vec<Found>, KeystoreError> {
     let ctx = pcsc::Context::establish(pcsc::Scope::User).map_err(|e| pcsc_error(0, e))?;
@@ -253,6 +275,11 @@ impl CardLink {
             )));
         }
         self.authenticate(pin, alg::ED25519, key, &piv::sign_request(message))
+    }
+
+    /// ECDH with the P-256 key in slot 9d: the shared x coordinate.
+    pub fn ecdh(&mut self, pin: &str, peer: &[u8]) -> Result<Vec<u8>, KeystoreError> {
+        self.authenticate(pin, alg::P256, slot::KEY_MANAGEMENT, &piv::ecdh_request(peer))
     }
 
     /// The public key in `key`, or `None` if the slot is empty.

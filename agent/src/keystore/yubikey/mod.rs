@@ -20,7 +20,9 @@ use cryptoid_protocol::wire::agent::{BackendInfo, Protection};
 use std::sync::{Arc, Mutex};
 use zeroize::Zeroizing;
 
-pub use card::{list, Found};
+pub use card::{list, pick, Found};
+
+pub mod wrap;
 
 /// Told when the card waits for a touch; the agent logs it and signals it
 /// on D-Bus.
@@ -161,8 +163,9 @@ impl Backend for YubiKeyBackend {
         let found = link.card()?;
         if found.version < [5, 7, 0] {
             return Err(KeystoreError::Unavailable(format!(
-                "Ed25519 needs YubiKey firmware 5.7 or later; YubiKey {} has {}.{}.{}: keep this room's keys in the \
-                 software keystore (`--backend soft`); wrapping that keystore with an older YubiKey is not implemented yet",
+                "Ed25519 needs YubiKey firmware 5.7 or later; YubiKey {} has {}.{}.{}: keep the keys in the \
+                 software keystore (`--backend soft`), bound to this YubiKey with \
+                 `cryptoidctl backend init soft --wrap-with yubikey`",
                 found.serial, found.version[0], found.version[1], found.version[2]
             )));
         }
