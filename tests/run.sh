@@ -45,6 +45,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The agent without its YubiKey backend (no libpcsclite) must build clean too.
+cargo clippy -p cryptoid-agent --no-default-features --locked -- -D warnings
 echo "== cargo build (binaries for the end-to-end tests)"
 cargo build --workspace --bins --locked
 echo "== package (.deb build, install, checks)"

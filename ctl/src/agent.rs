@@ -289,7 +289,9 @@ pub fn backend(ctx: &Ctx, cmd: BackendCommand) -> Result<ExitCode> {
 
 pub fn sign(ctx: &Ctx, a: SignArgs) -> Result<ExitCode> {
     let pdu = Value::Object(input::read_object(a.file.as_deref())?);
-    let r = ctx.connect()?.call::<SignPdu>(&SignPduParams {
+    let mut c = ctx.connect()?;
+    announce_touch(&mut c, &pdu);
+    let r = c.call::<SignPdu>(&SignPduParams {
         room_version: a.room_version,
         pdu,
         event_id: a.event_id,
@@ -301,6 +303,27 @@ pub fn sign(ctx: &Ctx, a: SignArgs) -> Result<ExitCode> {
         output::line(&json::to_canonical_string(&r.pdu))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Says "touch your YubiKey" on stderr when the PDU's sender is a key on a
+/// YubiKey set up with a touch policy (the agent logs it and signals it on
+/// D-Bus too; a CLI user sees neither).
+fn announce_touch(c: &mut Client, pdu: &Value) {
+    let Some(sender) = pdu.as_object().and_then(|o| o.get("sender")).and_then(Value::as_str) else { return };
+    let on_card = c
+        .call::<cryptoid_protocol::wire::keys::Get>(&cryptoid_protocol::wire::keys::KeyRef {
+            cryptoid: sender.into(),
+        })
+        .is_ok_and(|k| k.backend == "yubikey");
+    let touch = on_card
+        && c.call::<Hello>(&NoParams {}).is_ok_and(|h| {
+            h.backends.iter().any(|b| {
+                b.name == "yubikey" && b.protection == cryptoid_protocol::wire::agent::Protection::PinAndTouch
+            })
+        });
+    if touch {
+        eprintln!("touch your YubiKey when it blinks (signing as {sender})");
+    }
 }
 
 pub fn journal(ctx: &Ctx, cmd: JournalCommand) -> Result<ExitCode> {

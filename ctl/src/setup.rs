@@ -39,9 +39,10 @@ pub struct SetupArgs {
     /// Passphrase source: a file (first line) or `-` for standard input.
     #[arg(long, value_name = "F")]
     passphrase_file: Option<PathBuf>,
-    /// One-time cryptoIDs to make now.
-    #[arg(long, default_value_t = 50, value_name = "N")]
-    one_time_keys: u32,
+    /// One-time cryptoIDs to make now (default 50; 5 on a YubiKey, which
+    /// has 20 slots in all).
+    #[arg(long, value_name = "N")]
+    one_time_keys: Option<u32>,
     /// Run `systemctl --user enable --now cryptoid-agent.socket` if the agent
     /// is not reachable (asked on a terminal otherwise).
     #[arg(long)]
@@ -55,10 +56,14 @@ pub struct SetupArgs {
     /// PKCS#11 backends: the token's label (asked on a terminal).
     #[arg(long, value_name = "LABEL")]
     token: Option<String>,
-    /// PKCS#11 backends: the user PIN from this file (first line), or `-`
-    /// for standard input; asked without echo otherwise.
+    /// PKCS#11 and YubiKey backends: the user PIN from this file (first
+    /// line), or `-` for standard input; asked without echo otherwise.
     #[arg(long, value_name = "F")]
     pin_file: Option<PathBuf>,
+    /// YubiKey backends: the card's serial number (needed when several
+    /// are plugged in).
+    #[arg(long, value_name = "N")]
+    serial: Option<u32>,
 }
 
 /// Module paths tried as the default answer, in order.
@@ -104,6 +109,20 @@ fn init_token(c: &mut Client, a: &SetupArgs, wrap: bool, interactive: bool) -> R
     let token = flag_or_ask(&a.token, "--token", "Token label", None, interactive)?;
     let (backend, wrap_with) = if wrap { ("soft", Some("pkcs11".to_owned())) } else { ("pkcs11", None) };
     let params = InitParams { backend: backend.into(), module, token, pin: None, wrap_with, touch: None };
+    init_backend(c, params, a.pin_file.as_ref())?;
+    Ok(())
+}
+
+/// `backend.init` of `yubikey` (keys on the card) or of `soft` wrapped by it.
+fn init_yubikey(c: &mut Client, a: &SetupArgs, wrap_with: Option<&str>) -> Result<()> {
+    let params = InitParams {
+        backend: if wrap_with.is_some() { "soft" } else { "yubikey" }.into(),
+        module: String::new(),
+        token: a.serial.map(|s| s.to_string()).unwrap_or_default(),
+        pin: None,
+        wrap_with: wrap_with.map(str::to_owned),
+        touch: None,
+    };
     init_backend(c, params, a.pin_file.as_ref())?;
     Ok(())
 }
@@ -173,13 +192,6 @@ fn connect_or_start(ctx: &Ctx, a: &SetupArgs, interactive: bool) -> Result<(Clie
 pub fn run(ctx: &Ctx, a: SetupArgs) -> Result<ExitCode> {
     let interactive = !a.yes && std::io::stdin().is_terminal();
     let backend = pick_backend(&a, interactive)?;
-    if matches!(backend, SetupBackend::Yubikey | SetupBackend::SoftWrappedYubikey) {
-        bail!(
-            "backend {:?} is not available in this version: YubiKey support is not built yet; \
-             use `soft`, `pkcs11` or `soft-wrapped-pkcs11`",
-            backend.to_possible_value().map(|p| p.get_name().to_owned()).unwrap_or_default()
-        );
-    }
     let (mut c, socket, enabled) = connect_or_start(ctx, &a, interactive)?;
     let hello = c.call::<Hello>(&NoParams {})?;
     match backend {
@@ -196,11 +208,27 @@ pub fn run(ctx: &Ctx, a: SetupArgs) -> Result<ExitCode> {
             init_token(&mut c, &a, true, interactive)?;
             eprintln!("the keystore is wrapped by the token: unlock it with the token's PIN from now on");
         }
-        _ => soft_passphrase(&mut c, &a, &hello)?,
+        SetupBackend::Yubikey => {
+            init_yubikey(&mut c, &a, None)?;
+            eprintln!("the YubiKey is set up; cryptoIDs will be generated on it (20 at most)");
+        }
+        SetupBackend::SoftWrappedYubikey => {
+            if hello.passphrase_set && hello.locked {
+                unlock_with_passphrase(&mut c, &a)?;
+            }
+            init_yubikey(&mut c, &a, Some("yubikey"))?;
+            eprintln!("the keystore is wrapped by the YubiKey: unlock it with the YubiKey's PIN from now on");
+        }
+        SetupBackend::Soft => soft_passphrase(&mut c, &a, &hello)?,
     }
-    let key_backend = (backend == SetupBackend::Pkcs11).then_some("pkcs11");
-    let made = if a.one_time_keys > 0 {
-        keys::generate(&mut c, a.one_time_keys, key_backend.map(str::to_owned), !ctx.json)?
+    let key_backend = match backend {
+        SetupBackend::Pkcs11 => Some("pkcs11"),
+        SetupBackend::Yubikey => Some("yubikey"),
+        _ => None,
+    };
+    let count = a.one_time_keys.unwrap_or(if backend == SetupBackend::Yubikey { 5 } else { 50 });
+    let made = if count > 0 {
+        keys::generate(&mut c, count, key_backend.map(str::to_owned), !ctx.json)?
     } else {
         Vec::new()
     };

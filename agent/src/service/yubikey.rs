@@ -2,7 +2,7 @@
 //! `backends.json`, set up by `backend.init yubikey`, told which retired
 //! slots the key records use, and heard when it waits for a touch.
 
-use super::{read_backends, Event, Service};
+use super::Service;
 use crate::error::{Error, Result};
 use crate::keystore::Backend;
 use cryptoid_protocol::wire::agent::BackendInfo;
@@ -39,6 +39,7 @@ mod enabled {
     use super::*;
     use crate::keystore::yubikey::{self, Hooks, YubiKeyBackend};
     use crate::keystore::{UnlockSecret, YubiKeySettings};
+    use crate::service::{read_backends, Event};
     use cryptoid_protocol::wire::keys::KeyState;
     use std::sync::atomic::Ordering;
 

@@ -136,10 +136,13 @@ fn setup_runs_without_questions_for_scripts() {
         format!("{PASSPHRASE}\n").as_bytes(),
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    // The YubiKey backend is visibly not there yet.
-    let out = agent.ctl(&["setup", "--backend", "yubikey", "--yes"], b"");
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("not available in this version"), "{}", stderr(&out));
+    // A YubiKey that is not there is named in the error.
+    let out = agent.ctl(
+        &["setup", "--backend", "yubikey", "--serial", "999999", "--pin-file", "-", "--yes"],
+        b"123456\n",
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("999999"), "{}", stderr(&out));
 }
 
 #[test]

@@ -181,6 +181,14 @@ fn old_firmware_refuses_ed25519_and_points_to_the_software_keystore() {
         msg.contains("5.7") && msg.contains("--backend soft") && msg.contains("--wrap-with yubikey"),
         "{msg}"
     );
+    // What it proposes works on that card: P-256 key agreement in slot 9d.
+    let out = agent.ctl(
+        &["backend", "init", "soft", "--wrap-with", "yubikey", "--pin-file", "-"],
+        format!("{PIN}\n").as_bytes(),
+    );
+    assert!(out.status.success(), "{}", cryptoid_tests::stderr(&out));
+    let k = super::agent_sign::create(&mut c, Some("!old:example.org"));
+    sign(&mut c, pdus::message(&k, "!old:example.org", "soft key, wrapped by an old card"));
 }
 
 #[test]
@@ -198,6 +206,12 @@ fn touch_policy_announces_the_touch_before_signing() {
     assert_verifies(&signed.pdu, &k);
     let log = agent.log();
     assert!(log.contains("touch your YubiKey 1005") && log.contains(&k), "{log}");
+    // cryptoidctl says it too.
+    let pdu =
+        cryptoid_protocol::json::to_canonical_string(&pdus::message(&k, "!touch:example.org", "by the CLI"));
+    let out = agent.ctl(&["sign", "--room-version", super::agent_sign::RV], pdu.as_bytes());
+    assert!(out.status.success(), "{}", cryptoid_tests::stderr(&out));
+    assert!(cryptoid_tests::stderr(&out).contains("touch your YubiKey"), "{}", cryptoid_tests::stderr(&out));
 }
 
 /// Every message length from 1 to 2,048 bytes (the crate under us panics
@@ -279,4 +293,128 @@ fn wrap_mode_binds_the_software_keystore_to_the_yubikey() {
     card.reinsert();
     c.call::<Unlock>(&UnlockParams { passphrase: None, backend: None, pin: Some(PIN.into()) })
         .expect("card back");
+}
+
+/// `cryptoidctl setup --backend yubikey` and `soft-wrapped-yubikey`.
+#[test]
+fn setup_wizard_puts_keys_on_the_yubikey_or_wraps_the_keystore() {
+    need_readers!();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let card = VirtualCard::insert(dir.path(), 0, 1008, &[]);
+    let agent = Agent::start();
+    let args = ["--json", "setup", "--backend", "yubikey", "--serial", "1008", "--pin-file", "-", "--yes"];
+    let out = agent.ctl(&args, format!("{PIN}\n").as_bytes());
+    assert!(out.status.success(), "{}", cryptoid_tests::stderr(&out));
+    let done = cryptoid_tests::stdout(&out);
+    assert!(done.contains("\"backend\":\"yubikey\"") && done.contains("\"one_time_keys\":5"), "{done}");
+    assert_eq!(card.state().slots.len(), 5, "five one-time cryptoIDs on the card");
+
+    let agent = Agent::start();
+    let args =
+        ["setup", "--backend", "soft-wrapped-yubikey", "--pin-file", "-", "--yes", "--one-time-keys", "2"];
+    let out = agent.ctl(&args, format!("{PIN}\n").as_bytes());
+    assert!(out.status.success(), "{}", cryptoid_tests::stderr(&out));
+    let keystore = std::fs::read_to_string(agent.data_dir().join("keystore.json")).expect("keystore");
+    assert!(keystore.contains("\"mode\":\"yubikey_wrapped\""), "{keystore}");
+}
+
+/// Against a real YubiKey 5.7+, only when `CRYPTOID_TEST_YUBIKEY_SERIAL`
+/// names one (its PIN in `CRYPTOID_TEST_YUBIKEY_PIN`, default 123456).
+/// It generates a key in a free retired slot of that card (a slot that is
+/// empty: never another program's key) and signs with it.
+#[test]
+fn real_yubikey_when_one_is_named() {
+    let Some(serial) = std::env::var("CRYPTOID_TEST_YUBIKEY_SERIAL").ok().and_then(|s| s.parse::<u32>().ok())
+    else {
+        eprintln!("SKIPPED: set CRYPTOID_TEST_YUBIKEY_SERIAL to test a real YubiKey");
+        return;
+    };
+    let pin = std::env::var("CRYPTOID_TEST_YUBIKEY_PIN").unwrap_or_else(|_| PIN.into());
+    let agent = Agent::start();
+    let mut c = agent.unlocked();
+    c.call::<Init>(&InitParams {
+        backend: "yubikey".into(),
+        module: String::new(),
+        token: serial.to_string(),
+        pin: Some(pin.clone()),
+        wrap_with: None,
+        touch: None,
+    })
+    .expect("init the real card");
+    let k = card_key(&mut c, "!real:example.org").expect("key on the real card");
+    let signed = sign(&mut c, pdus::message(&k, "!real:example.org", "signed by real hardware"));
+    assert_verifies(&signed.pdu, &k);
+    // The lengths the crate under us gets wrong, through the backend, with
+    // the key the agent made (its handle is in the key record).
+    let hooks = Hooks { touch: Arc::new(|_| {}), slots: Arc::new(|| (Vec::new(), Vec::new())) };
+    let b = YubiKeyBackend::open(YubiKeySettings { serial, touch: "never".into() }, hooks).expect("open");
+    b.unlock(&UnlockSecret { passphrase: None, pin: Some(&pin) }).expect("PIN");
+    let record = std::fs::read_dir(agent.data_dir().join("keys"))
+        .expect("keys dir")
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .find(|text| text.contains(&k))
+        .expect("the key's record");
+    let record = cryptoid_protocol::json::from_str(&record).expect("record JSON");
+    let handle = record.as_object().and_then(|o| o.get("handle")).expect("handle").clone();
+    let public = cryptoid_protocol::keys::PublicKey::from_base64(&k).expect("cryptoID");
+    for len in [1usize, 254, 255, 256, 1015, 1016, 2048] {
+        let msg = vec![0x5au8; len];
+        let sig = b.sign(&public, &handle, &msg).unwrap_or_else(|e| panic!("length {len}: {e}"));
+        public.verify(&msg, &sig).unwrap_or_else(|_| panic!("length {len}: bad signature"));
+    }
+}
+
+/// The agent verifies its cached PIN in every signing transaction; if the
+/// PIN was changed meanwhile, that costs the card one try, and the agent
+/// forgets the PIN instead of spending the rest.
+#[test]
+fn a_pin_changed_behind_the_agents_back_costs_one_try_not_all() {
+    need_readers!();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut card = VirtualCard::insert(dir.path(), 0, 1009, &[]);
+    let agent = Agent::start();
+    let mut c = agent.unlocked();
+    init(&mut c, None, None).expect("init");
+    let k = card_key(&mut c, "!pin:example.org").expect("key");
+    // Another program changes the PIN while the card is out.
+    card.remove();
+    let mut state = card.state();
+    state.pin = "24681357".into();
+    state.save(&card.state).expect("save");
+    card.reinsert();
+    let err = try_sign(&mut c, pdus::message(&k, "!pin:example.org", "old PIN")).expect_err("refused");
+    assert!(err.to_string().contains("was it changed"), "{err}");
+    for _ in 0..3 {
+        let err = try_sign(&mut c, pdus::message(&k, "!pin:example.org", "again")).expect_err("locked");
+        assert_eq!(err.kind(), Some(ErrorKind::PinRequired), "{err}");
+    }
+    assert_eq!(card.state().pin_retries, 2, "one try spent, not all three");
+    unlock_pin(&mut c, "24681357").expect("the new PIN");
+    sign(&mut c, pdus::message(&k, "!pin:example.org", "new PIN"));
+}
+
+/// The management key, needed to generate: the factory default is used,
+/// a PIN-protected one is found on the card, and a key only the user knows
+/// is refused with the way to protect it.
+#[test]
+fn a_pin_protected_management_key_is_used_and_a_private_one_explained() {
+    need_readers!();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = "0f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778";
+    let card = VirtualCard::insert(dir.path(), 0, 1010, &["--protected-mgm-key", key]);
+    let agent = Agent::start();
+    let mut c = agent.unlocked();
+    init(&mut c, None, None).expect("init");
+    let k = card_key(&mut c, "!mgm:example.org").expect("generated with the protected key");
+    assert_verifies(&sign(&mut c, pdus::message(&k, "!mgm:example.org", "x")).pdu, &k);
+    assert!(card.state().slots.contains_key(&0x82));
+    drop(card);
+
+    let _card = VirtualCard::insert(dir.path(), 0, 1011, &["--mgm-key", key]);
+    let agent = Agent::start();
+    let mut c = agent.unlocked();
+    init(&mut c, None, None).expect("init");
+    let err = card_key(&mut c, "!mgm:example.org").expect_err("cannot generate");
+    assert!(err.to_string().contains("change-management-key --generate --protect"), "{err}");
 }

@@ -29,9 +29,10 @@ fn pcsc_error(serial: u32, e: pcsc::Error) -> KeystoreError {
             "YubiKey {serial} is held exclusively by another program{}",
             holders::describe()
         )),
-        pcsc::Error::NoService | pcsc::Error::ServiceStopped => KeystoreError::Unavailable(
-            "the PC/SC service is not running: start pcscd (`systemctl start pcscd.socket`)".into(),
-        ),
+        pcsc::Error::NoService | pcsc::Error::ServiceStopped => KeystoreError::Unavailable(format!(
+            "the PC/SC service is not running, so YubiKey {serial} cannot be reached: start pcscd \
+             (`systemctl start pcscd.socket`)"
+        )),
         other => {
             KeystoreError::Unavailable(format!("YubiKey {serial} is not reachable ({other}); plug it in"))
         }
@@ -218,6 +219,11 @@ impl CardLink {
             }
         }
         Err(KeystoreError::Unavailable(format!("YubiKey {} is not plugged in", self.serial)))
+    }
+
+    /// Whether the card is there and answers (one short transaction).
+    pub fn present(&mut self) -> bool {
+        self.with_card(|_| Ok(())).is_ok()
     }
 
     pub fn verify_pin(&mut self, pin: &str) -> Result<(), KeystoreError> {

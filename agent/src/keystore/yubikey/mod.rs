@@ -112,6 +112,21 @@ impl YubiKeyBackend {
         }
     }
 
+    /// A PIN the card refuses now was changed behind our back: forget it,
+    /// or every signature would cost one of the card's few tries.
+    fn forget_refused_pin(&self, e: KeystoreError) -> KeystoreError {
+        match e {
+            KeystoreError::BadPin(tries) => {
+                self.lock();
+                KeystoreError::BadPin(format!(
+                    "{tries}: the YubiKey refused the PIN the agent had (was it changed?); it is forgotten, \
+                     unlock again with `cryptoidctl unlock --backend yubikey`"
+                ))
+            }
+            e => e,
+        }
+    }
+
     /// The PIN, or `pin_required` with the command that gives it.
     fn pin(&self) -> Result<Zeroizing<String>, KeystoreError> {
         self.cached_pin().ok_or(KeystoreError::PinRequired("yubikey"))
@@ -124,10 +139,9 @@ impl Backend for YubiKeyBackend {
     }
 
     fn info(&self, keys: u64) -> BackendInfo {
-        let found = self.link().card().ok();
         BackendInfo {
             name: "yubikey".into(),
-            available: found.is_some(),
+            available: self.link().present(),
             locked: self.is_locked(),
             protection: if self.settings.touch == "never" {
                 Protection::Pin
@@ -193,7 +207,7 @@ impl Backend for YubiKeyBackend {
                 touch_name(touch)
             ));
         }
-        let sig = self.link().sign(&pin, key, message)?;
+        let sig = self.link().sign(&pin, key, message).map_err(|e| self.forget_refused_pin(e))?;
         let sig: [u8; 64] = sig
             .try_into()
             .map_err(|_| KeystoreError::Unavailable("the YubiKey returned a malformed signature".into()))?;
