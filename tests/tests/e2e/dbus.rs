@@ -19,12 +19,12 @@ use zbus::Connection;
 
 const DEST: &str = "org.cryptoid.Agent1";
 const PATH: &str = "/org/cryptoid/Agent1";
-const IFACE: &str = "org.cryptoid.Agent1";
+pub(super) const IFACE: &str = "org.cryptoid.Agent1";
 const OTHER: &str = "3TPraTczVkDPTRaX4K+AfUuyx7Mzq1UafTXypnl0t2k";
 
 type Opts<'a> = HashMap<&'a str, ZValue<'a>>;
 
-fn run<F: Future>(f: F) -> F::Output {
+pub(super) fn run<F: Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -33,7 +33,7 @@ fn run<F: Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
-async fn connect(bus: &Bus) -> Connection {
+pub(super) async fn connect(bus: &Bus) -> Connection {
     zbus::connection::Builder::address(bus.address.as_str()).expect("address").build().await.expect("connect")
 }
 

@@ -418,3 +418,43 @@ fn a_pin_protected_management_key_is_used_and_a_private_one_explained() {
     let err = card_key(&mut c, "!mgm:example.org").expect_err("cannot generate");
     assert!(err.to_string().contains("change-management-key --generate --protect"), "{err}");
 }
+
+/// The D-Bus `TouchRequested` signal goes out while the card waits for the
+/// touch, naming the card and the cryptoID.
+#[test]
+fn touch_requested_is_signalled_on_dbus() {
+    use futures_util::StreamExt;
+    need_readers!();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _card = VirtualCard::insert(dir.path(), 0, 1012, &["--touch-ms", "300"]);
+    let bus = cryptoid_tests::agent::Bus::start();
+    let agent = Agent::start_on_bus(&bus.address, None);
+    let mut c = agent.unlocked();
+    init(&mut c, None, Some("cached")).expect("init");
+    let k = card_key(&mut c, "!dbus:example.org").expect("key");
+    super::dbus::run(async {
+        let conn = super::dbus::connect(&bus).await;
+        let rule = zbus::MatchRule::builder()
+            .msg_type(zbus::message::Type::Signal)
+            .interface(super::dbus::IFACE)
+            .expect("iface")
+            .member("TouchRequested")
+            .expect("member")
+            .build();
+        let mut signals = zbus::MessageStream::for_match_rule(rule, &conn, None).await.expect("match");
+        let signer = {
+            let k = k.clone();
+            let mut c = agent.client();
+            std::thread::spawn(move || sign(&mut c, pdus::message(&k, "!dbus:example.org", "touch me")))
+        };
+        let m = tokio::time::timeout(std::time::Duration::from_secs(10), signals.next())
+            .await
+            .expect("TouchRequested in time")
+            .expect("stream")
+            .expect("message");
+        let why: String = m.body().deserialize().expect("one string");
+        assert!(why.contains("YubiKey 1012") && why.contains(&k) && why.contains("cached"), "{why}");
+        let signed = signer.join().expect("signer");
+        assert_verifies(&signed.pdu, &k);
+    });
+}

@@ -57,7 +57,7 @@ pub fn touch_policy(name: &str) -> Result<u8, KeystoreError> {
         "never" => Ok(0x01),
         "always" => Ok(0x02),
         "cached" => Ok(0x03),
-        other => Err(KeystoreError::Unavailable(format!(
+        other => Err(KeystoreError::Invalid(format!(
             "unknown touch policy {other:?}: use never, always or cached"
         ))),
     }
