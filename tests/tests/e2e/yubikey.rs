@@ -458,3 +458,27 @@ fn touch_requested_is_signalled_on_dbus() {
         assert_verifies(&signed.pdu, &k);
     });
 }
+
+/// Another program resets the card (as a suspend, or `gpg --card-status`,
+/// does): the agent's handle is stale; it reconnects on the next use and
+/// the signature comes through without an error.
+#[test]
+fn a_card_reset_by_another_program_costs_nothing() {
+    need_readers!();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _card = VirtualCard::insert(dir.path(), 0, 1013, &[]);
+    let agent = Agent::start();
+    let mut c = agent.unlocked();
+    init(&mut c, None, None).expect("init");
+    let k = card_key(&mut c, "!reset:example.org").expect("key");
+    sign(&mut c, pdus::message(&k, "!reset:example.org", "before the reset"));
+    let ctx = pcsc::Context::establish(pcsc::Scope::User).expect("pcsc");
+    let readers = ctx.list_readers_owned().expect("readers");
+    let reader = readers.iter().find(|r| r.to_string_lossy().ends_with("00 00")).expect("reader 0");
+    let other = ctx.connect(reader, pcsc::ShareMode::Shared, pcsc::Protocols::ANY).expect("connect");
+    other.disconnect(pcsc::Disposition::ResetCard).map_err(|(_, e)| e).expect("reset the card");
+    let signed = sign(&mut c, pdus::message(&k, "!reset:example.org", "after the reset"));
+    assert_verifies(&signed.pdu, &k);
+    let log = agent.log();
+    assert!(log.contains("YubiKey was reset or re-plugged; reconnecting"), "the reset was not seen: {log}");
+}

@@ -209,7 +209,10 @@ impl CardLink {
             };
             match r {
                 Ok(r) => return Ok(r),
-                Err(e) if gone(e) && attempt == 0 => self.open = None,
+                Err(e) if gone(e) && attempt == 0 => {
+                    tracing::info!(serial, error = %e, "YubiKey was reset or re-plugged; reconnecting");
+                    self.open = None;
+                }
                 Err(e) => {
                     if gone(e) {
                         self.open = None;
