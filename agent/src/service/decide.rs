@@ -117,26 +117,23 @@ impl Service {
         all
     }
 
-    /// Before signing with keys on a locked token: ask the askpass program
-    /// for the PIN (once) and log in, so the user is prompted instead of the
-    /// client getting `pin_required`.
+    /// Before signing with keys on a locked token or YubiKey: ask the
+    /// askpass program for the PIN (once) and log in, so the user is
+    /// prompted instead of the client getting `pin_required`.
     pub(super) async fn ensure_token_unlocked(&self, events: &[&Checked]) {
-        if !events.iter().any(|c| c.record.info.backend == "pkcs11") {
-            return;
-        }
-        let (Ok(backend), Some(program)) = (self.backend(Some("pkcs11")), self.askpass()) else { return };
-        if !backend.is_locked() {
-            return;
-        }
-        let first =
-            events.first().map(|c| format!(" to sign {} in {}", c.event_type, c.room_id)).unwrap_or_default();
-        let prompt = format!("PIN of the PKCS#11 token{first}");
-        if let Some(pin) = crate::prompt::askpass::read_secret(&program, &prompt).await {
-            let secret = crate::keystore::UnlockSecret { passphrase: None, pin: Some(pin.as_str()) };
-            let b = backend.clone();
-            let r = tokio::task::block_in_place(|| b.unlock(&secret));
-            if let Err(e) = r {
-                tracing::warn!(error = %e, "the PIN from askpass did not unlock the token");
+        for (name, what) in [("pkcs11", "the PKCS#11 token"), ("yubikey", "the YubiKey")] {
+            let Some(first) = events.iter().find(|c| c.record.info.backend == name) else { continue };
+            let (Ok(backend), Some(program)) = (self.backend(Some(name)), self.askpass()) else { continue };
+            if !backend.is_locked() {
+                continue;
+            }
+            let prompt = format!("PIN of {what} to sign {} in {}", first.event_type, first.room_id);
+            if let Some(pin) = crate::prompt::askpass::read_secret(&program, &prompt).await {
+                let secret = crate::keystore::UnlockSecret { passphrase: None, pin: Some(pin.as_str()) };
+                let r = tokio::task::block_in_place(|| backend.unlock(&secret));
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "the PIN from askpass did not unlock {what}");
+                }
             }
         }
     }

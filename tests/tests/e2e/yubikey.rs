@@ -482,3 +482,37 @@ fn a_card_reset_by_another_program_costs_nothing() {
     let log = agent.log();
     assert!(log.contains("YubiKey was reset or re-plugged; reconnecting"), "the reset was not seen: {log}");
 }
+
+/// A locked YubiKey asked to sign: the askpass program is asked for the
+/// PIN instead of the client getting `pin_required`.
+#[test]
+fn askpass_supplies_the_pin_when_a_locked_yubikey_must_sign() {
+    use std::os::unix::fs::PermissionsExt;
+    need_readers!();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _card = VirtualCard::insert(dir.path(), 0, 1014, &[]);
+    let askpass = dir.path().join("askpass");
+    let log = dir.path().join("asked");
+    std::fs::write(
+        &askpass,
+        format!("#!/bin/sh\necho \"$CRYPTOID_ASKPASS_PROMPT|$1\" > {}\necho {PIN}\n", log.display()),
+    )
+    .expect("script");
+    std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let policy = format!(
+        "[policy]\nunknown_clients = \"allow\"\naskpass = \"{}\"\n[policy.rate]\nper_room = 0\nper_client = 0\n",
+        askpass.display()
+    );
+    let mut agent = Agent::start_with(&[], Some(&policy));
+    let mut c = agent.unlocked();
+    init(&mut c, None, None).expect("init");
+    let k = card_key(&mut c, "!ask:example.org").expect("key");
+    agent.restart();
+    let mut c = agent.unlocked(); // the YubiKey's PIN is gone with the restart
+    assert_verifies(&sign(&mut c, pdus::message(&k, "!ask:example.org", "PIN from askpass")).pdu, &k);
+    let asked = std::fs::read_to_string(&log).expect("askpass ran");
+    assert!(
+        asked.starts_with("pin|PIN of the YubiKey to sign m.room.message in !ask:example.org"),
+        "{asked}"
+    );
+}
