@@ -33,6 +33,18 @@ fn touch_never() -> String {
     "never".into()
 }
 
+impl YubiKeySettings {
+    /// What signing with a key made under these settings needs.
+    pub fn protection(&self) -> cryptoid_protocol::wire::agent::Protection {
+        use cryptoid_protocol::wire::agent::Protection;
+        if self.touch == "never" {
+            Protection::Pin
+        } else {
+            Protection::PinAndTouch
+        }
+    }
+}
+
 /// A key a backend has just made.
 pub struct NewKey {
     pub public: PublicKey,

@@ -229,19 +229,15 @@ impl Service {
     /// The PKCS#11 backend, opened on first use (and again after its token
     /// went away and came back).
     fn pkcs11(&self) -> Result<Arc<Pkcs11Backend>> {
-        let mut slot = self.pkcs11.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(b) = slot.as_ref() {
-            return Ok(b.clone());
-        }
-        let settings = read_backends(&self.backends_path())?.pkcs11.ok_or_else(|| {
-            Error::new(
-                ErrorKind::BackendUnavailable,
-                "no PKCS#11 token is set up: run `cryptoidctl backend init pkcs11 --module M --token LABEL`",
-            )
-        })?;
-        let b = Arc::new(Pkcs11Backend::open(settings, &self.config.pkcs11.module_dirs)?);
-        *slot = Some(b.clone());
-        Ok(b)
+        open_once(&self.pkcs11, || {
+            let settings = read_backends(&self.backends_path())?.pkcs11.ok_or_else(|| {
+                Error::new(
+                    ErrorKind::BackendUnavailable,
+                    "no PKCS#11 token is set up: run `cryptoidctl backend init pkcs11 --module M --token LABEL`",
+                )
+            })?;
+            Ok(Pkcs11Backend::open(settings, &self.config.pkcs11.module_dirs)?)
+        })
     }
 
     /// Forgets an open PKCS#11 backend whose token is gone, so the next use
@@ -374,16 +370,7 @@ impl Service {
             let keys = self.registry.count_backend("pkcs11");
             out.push(match self.pkcs11() {
                 Ok(b) => b.info(keys),
-                Err(_) => BackendInfo {
-                    name: "pkcs11".into(),
-                    available: false,
-                    locked: true,
-                    protection: cryptoid_protocol::wire::agent::Protection::Pin,
-                    algorithms: vec!["ed25519".into()],
-                    max_message_len: None,
-                    capacity: None,
-                    keys,
-                },
+                Err(_) => unavailable_info("pkcs11", cryptoid_protocol::wire::agent::Protection::Pin, keys),
             });
         }
         out.extend(self.yubikey_info());
@@ -455,6 +442,36 @@ fn read_backends(path: &Path) -> Result<Backends> {
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Backends::default()),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// A hardware backend opened on first use, kept while it works (and opened
+/// again after it was dropped).
+fn open_once<B>(slot: &Mutex<Option<Arc<B>>>, open: impl FnOnce() -> Result<B>) -> Result<Arc<B>> {
+    let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(b) = slot.as_ref() {
+        return Ok(b.clone());
+    }
+    let b = Arc::new(open()?);
+    *slot = Some(b.clone());
+    Ok(b)
+}
+
+/// `agent.hello`'s entry for a configured backend that cannot be opened.
+fn unavailable_info(
+    name: &str,
+    protection: cryptoid_protocol::wire::agent::Protection,
+    keys: u64,
+) -> BackendInfo {
+    BackendInfo {
+        name: name.into(),
+        available: false,
+        locked: true,
+        protection,
+        algorithms: vec!["ed25519".into()],
+        max_message_len: None,
+        capacity: None,
+        keys,
     }
 }
 

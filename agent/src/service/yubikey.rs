@@ -11,22 +11,27 @@ use cryptoid_protocol::wire::ErrorKind;
 use std::sync::Arc;
 
 #[cfg(not(feature = "yubikey"))]
+fn built_without_yubikey() -> Error {
+    Error::new(
+        ErrorKind::BackendUnavailable,
+        "this agent was built without YubiKey support (cargo feature `yubikey`)",
+    )
+}
+
+#[cfg(not(feature = "yubikey"))]
 impl Service {
     pub(super) fn yubikey_backend(&self) -> Result<Arc<dyn Backend>> {
-        Err(Error::new(
-            ErrorKind::BackendUnavailable,
-            "this agent was built without YubiKey support (cargo feature `yubikey`)",
-        ))
+        Err(built_without_yubikey())
     }
 
     pub(super) fn yubikey_init(&self, _p: &InitParams) -> Result<BackendInfo> {
-        self.yubikey_backend().map(|_| unreachable!())
+        Err(built_without_yubikey())
     }
 
     pub(super) fn yubikey_lock(&self) {}
 
     pub(super) fn wrap_with_yubikey(&self, _p: &InitParams) -> Result<BackendInfo> {
-        self.yubikey_backend().map(|_| unreachable!())
+        Err(built_without_yubikey())
     }
 
     pub(super) fn yubikey_info(&self) -> Option<BackendInfo> {
@@ -39,7 +44,7 @@ mod enabled {
     use super::*;
     use crate::keystore::yubikey::{self, Hooks, YubiKeyBackend};
     use crate::keystore::{UnlockSecret, YubiKeySettings};
-    use crate::service::{read_backends, Event};
+    use crate::service::{open_once, read_backends, unavailable_info, Event};
     use cryptoid_protocol::wire::keys::KeyState;
     use std::sync::atomic::Ordering;
 
@@ -69,19 +74,15 @@ mod enabled {
         }
 
         fn yubikey(&self) -> Result<Arc<YubiKeyBackend>> {
-            let mut slot = self.yubikey.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(b) = slot.as_ref() {
-                return Ok(b.clone());
-            }
-            let settings = read_backends(&self.backends_path())?.yubikey.ok_or_else(|| {
-                Error::new(
-                    ErrorKind::BackendUnavailable,
-                    "no YubiKey is set up: run `cryptoidctl backend init yubikey`",
-                )
-            })?;
-            let b = Arc::new(YubiKeyBackend::open(settings, self.yubikey_hooks())?);
-            *slot = Some(b.clone());
-            Ok(b)
+            open_once(&self.yubikey, || {
+                let settings = read_backends(&self.backends_path())?.yubikey.ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::BackendUnavailable,
+                        "no YubiKey is set up: run `cryptoidctl backend init yubikey`",
+                    )
+                })?;
+                Ok(YubiKeyBackend::open(settings, self.yubikey_hooks())?)
+            })
         }
 
         pub(in crate::service) fn yubikey_backend(&self) -> Result<Arc<dyn Backend>> {
@@ -139,20 +140,7 @@ mod enabled {
             let keys = self.registry.count_backend("yubikey");
             Some(match self.yubikey() {
                 Ok(b) => b.info(keys),
-                Err(_) => BackendInfo {
-                    name: "yubikey".into(),
-                    available: false,
-                    locked: true,
-                    protection: if settings.touch == "never" {
-                        cryptoid_protocol::wire::agent::Protection::Pin
-                    } else {
-                        cryptoid_protocol::wire::agent::Protection::PinAndTouch
-                    },
-                    algorithms: vec!["ed25519".into()],
-                    max_message_len: None,
-                    capacity: None,
-                    keys,
-                },
+                Err(_) => unavailable_info("yubikey", settings.protection(), keys),
             })
         }
     }

@@ -15,7 +15,6 @@ pub const MAX_MESSAGE: usize = 3_000;
 pub struct Found {
     pub serial: u32,
     pub version: [u8; 3],
-    pub reader: String,
 }
 
 pub struct CardLink {
@@ -66,7 +65,7 @@ fn select(card: &pcsc::Card) -> Result<bool, pcsc::Error> {
 }
 
 /// SELECT, GET VERSION, GET SERIAL: who is in this reader?
-fn identify(card: &pcsc::Card, reader: &str) -> Result<Option<Found>, pcsc::Error> {
+fn identify(card: &pcsc::Card) -> Result<Option<Found>, pcsc::Error> {
     if !select(card)? {
         return Ok(None);
     }
@@ -77,7 +76,7 @@ fn identify(card: &pcsc::Card, reader: &str) -> Result<Option<Found>, pcsc::Erro
     else {
         return Ok(None);
     };
-    Ok(Some(Found { serial: u32::from_be_bytes(serial), version, reader: reader.to_owned() }))
+    Ok(Some(Found { serial: u32::from_be_bytes(serial), version }))
 }
 
 /// The serial of the card to use: `serial` if given, else the only card
@@ -113,9 +112,8 @@ pub fn list() -> Result<Vec<Found>, KeystoreError> {
     let mut out = Vec::new();
     for r in readers {
         let Ok(mut card) = ctx.connect(&r, pcsc::ShareMode::Shared, pcsc::Protocols::ANY) else { continue };
-        let name = r.to_string_lossy().into_owned();
         if let Ok(tx) = card.transaction() {
-            if let Ok(Some(found)) = identify(&tx, &name) {
+            if let Ok(Some(found)) = identify(&tx) {
                 out.push(found);
             }
         }
@@ -160,8 +158,7 @@ impl CardLink {
                     }
                     Err(_) => continue,
                 };
-                let name = r.to_string_lossy().into_owned();
-                let found = card.transaction().ok().and_then(|tx| identify(&tx, &name).ok().flatten());
+                let found = card.transaction().ok().and_then(|tx| identify(&tx).ok().flatten());
                 match found {
                     Some(f) if f.serial == self.serial => {
                         self.open = Some((card, f));

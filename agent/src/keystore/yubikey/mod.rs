@@ -16,7 +16,7 @@ use crate::keystore::piv::{alg, slot};
 use card::CardLink;
 use cryptoid_protocol::json::{Int, Object, Value};
 use cryptoid_protocol::keys::PublicKey;
-use cryptoid_protocol::wire::agent::{BackendInfo, Protection};
+use cryptoid_protocol::wire::agent::BackendInfo;
 use std::sync::{Arc, Mutex};
 use zeroize::Zeroizing;
 
@@ -143,11 +143,7 @@ impl Backend for YubiKeyBackend {
             name: "yubikey".into(),
             available: self.link().present(),
             locked: self.is_locked(),
-            protection: if self.settings.touch == "never" {
-                Protection::Pin
-            } else {
-                Protection::PinAndTouch
-            },
+            protection: self.settings.protection(),
             algorithms: vec!["ed25519".into()],
             max_message_len: Some(card::MAX_MESSAGE as u64),
             capacity: Some(slot::RETIRED.count() as u64),
