@@ -45,6 +45,17 @@ fn init(
     })
 }
 
+/// A card plugged into reader 0, an unlocked agent, and the YubiKey
+/// backend set up on the card with the PIN (as `backend init yubikey`).
+fn card_and_agent(serial: u32, args: &[&str]) -> (tempfile::TempDir, VirtualCard, Agent, Client) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let card = VirtualCard::insert(dir.path(), 0, serial, args);
+    let agent = Agent::start();
+    let mut c = agent.unlocked();
+    init(&mut c, None, None).expect("backend init yubikey finds the only card");
+    (dir, card, agent, c)
+}
+
 fn card_key(c: &mut Client, room: &str) -> Result<String, ClientError> {
     c.call::<Create>(&CreateParams {
         room_id: Some(room.into()),
@@ -125,11 +136,7 @@ fn a_wrong_pin_counts_down_and_a_blocked_pin_says_how_to_unblock() {
 #[test]
 fn a_removed_card_is_unavailable_and_signs_again_when_reinserted() {
     need_readers!();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut card = VirtualCard::insert(dir.path(), 0, 1003, &[]);
-    let agent = Agent::start();
-    let mut c = agent.unlocked();
-    init(&mut c, None, None).expect("init");
+    let (_dir, mut card, _agent, mut c) = card_and_agent(1003, &[]);
     let k = card_key(&mut c, "!rm:example.org").expect("key");
     sign(&mut c, pdus::message(&k, "!rm:example.org", "before"));
     card.remove();
@@ -170,11 +177,7 @@ fn two_cards_are_told_apart_by_serial() {
 #[test]
 fn old_firmware_refuses_ed25519_and_points_to_the_software_keystore() {
     need_readers!();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let _card = VirtualCard::insert(dir.path(), 0, 1004, &["--version", "5.4.3"]);
-    let agent = Agent::start();
-    let mut c = agent.unlocked();
-    init(&mut c, None, None).expect("init works on older cards");
+    let (_dir, _card, agent, mut c) = card_and_agent(1004, &["--version", "5.4.3"]);
     let err = card_key(&mut c, "!old:example.org").expect_err("no Ed25519 before 5.7");
     let msg = err.to_string();
     assert!(
@@ -371,11 +374,7 @@ fn real_yubikey_when_one_is_named() {
 #[test]
 fn a_pin_changed_behind_the_agents_back_costs_one_try_not_all() {
     need_readers!();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut card = VirtualCard::insert(dir.path(), 0, 1009, &[]);
-    let agent = Agent::start();
-    let mut c = agent.unlocked();
-    init(&mut c, None, None).expect("init");
+    let (_dir, mut card, _agent, mut c) = card_and_agent(1009, &[]);
     let k = card_key(&mut c, "!pin:example.org").expect("key");
     // Another program changes the PIN while the card is out.
     card.remove();
@@ -400,21 +399,14 @@ fn a_pin_changed_behind_the_agents_back_costs_one_try_not_all() {
 #[test]
 fn a_pin_protected_management_key_is_used_and_a_private_one_explained() {
     need_readers!();
-    let dir = tempfile::tempdir().expect("tempdir");
     let key = "0f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778";
-    let card = VirtualCard::insert(dir.path(), 0, 1010, &["--protected-mgm-key", key]);
-    let agent = Agent::start();
-    let mut c = agent.unlocked();
-    init(&mut c, None, None).expect("init");
+    let (_dir, card, _agent, mut c) = card_and_agent(1010, &["--protected-mgm-key", key]);
     let k = card_key(&mut c, "!mgm:example.org").expect("generated with the protected key");
     assert_verifies(&sign(&mut c, pdus::message(&k, "!mgm:example.org", "x")).pdu, &k);
     assert!(card.state().slots.contains_key(&0x82));
     drop(card);
 
-    let _card = VirtualCard::insert(dir.path(), 0, 1011, &["--mgm-key", key]);
-    let agent = Agent::start();
-    let mut c = agent.unlocked();
-    init(&mut c, None, None).expect("init");
+    let (_dir, _card, _agent, mut c) = card_and_agent(1011, &["--mgm-key", key]);
     let err = card_key(&mut c, "!mgm:example.org").expect_err("cannot generate");
     assert!(err.to_string().contains("change-management-key --generate --protect"), "{err}");
 }
@@ -465,11 +457,7 @@ fn touch_requested_is_signalled_on_dbus() {
 #[test]
 fn a_card_reset_by_another_program_costs_nothing() {
     need_readers!();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let _card = VirtualCard::insert(dir.path(), 0, 1013, &[]);
-    let agent = Agent::start();
-    let mut c = agent.unlocked();
-    init(&mut c, None, None).expect("init");
+    let (_dir, _card, agent, mut c) = card_and_agent(1013, &[]);
     let k = card_key(&mut c, "!reset:example.org").expect("key");
     sign(&mut c, pdus::message(&k, "!reset:example.org", "before the reset"));
     let ctx = pcsc::Context::establish(pcsc::Scope::User).expect("pcsc");
