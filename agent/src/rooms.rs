@@ -1,70 +1,101 @@
-//! The room view: per room, the highest depth and the recent event IDs the
-//! agent has observed (`rooms.observe`) or signed, the recent events it
-//! signed itself, and the last power levels it saw. The anti-replay and
-//! redaction checks read it.
+//! The room view: per room, the events the agent has observed
+//! (`rooms.observe`) or signed with their depths, the events it signed
+//! itself, the last power levels, the current authorization state (create,
+//! power levels, join rules, memberships) with the events it superseded,
+//! and the *anchor*: the newest authorization-relevant event (create, power
+//! levels, join rules, a membership change that is not a join). The
+//! anti-replay, auth-event and redaction checks read it.
+//!
+//! Only events actually observed or signed are known: an ID merely named in
+//! someone's `prev_events` is not, so a homeserver cannot make the agent
+//! "know" an event by citing it.
 //!
 //! Durability without fsyncs on the signing path: `rooms.observe` writes its
 //! room's file before answering; signing updates memory only, and dirty
 //! rooms are written every second with the journal sequence number they
 //! cover (`state.json`). At start-up the journal entries after that number
-//! (the signatures, each with its event ID and depth) are replayed, so a
-//! crash loses nothing the journal has.
+//! (the signatures, each with its event ID, depth, type, state key and
+//! membership) are replayed, so a crash loses nothing the journal has.
 
 use crate::error::Result;
 use crate::fsutil;
-use crate::policy::RoomFacts;
+use crate::policy::{Anchor, RoomFacts};
 use cryptoid_protocol::base64;
 use cryptoid_protocol::json::{Object, Value};
 use cryptoid_protocol::wire::rooms::{ObserveParams, RoomView};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-/// Event IDs remembered per room (known, and own). Forward extremities are
-/// recent, so a bounded window suffices.
+/// Events remembered per room (known with depth, own, superseded). Forward
+/// extremities are recent, so a bounded window suffices.
 const RECENT: usize = 4096;
 
-/// A bounded set that forgets its oldest members.
+/// A bounded map that forgets its oldest members.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(from = "Vec<String>", into = "Vec<String>")]
+#[serde(from = "RecentOnDisk", into = "Vec<(String, i64)>")]
 struct Recent {
     order: VecDeque<String>,
-    set: HashSet<String>,
+    map: HashMap<String, i64>,
 }
 
-impl From<Vec<String>> for Recent {
-    fn from(v: Vec<String>) -> Recent {
+/// `[[id, depth], …]`; views written before round 2 kept bare IDs (depth
+/// unknown: recorded as 0, which only `own` ever held).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RecentOnDisk {
+    WithDepth(Vec<(String, i64)>),
+    Ids(Vec<String>),
+}
+
+impl From<RecentOnDisk> for Recent {
+    fn from(v: RecentOnDisk) -> Recent {
         let mut r = Recent::default();
-        for id in v {
-            r.insert(id);
+        match v {
+            RecentOnDisk::WithDepth(v) => v.into_iter().for_each(|(id, depth)| r.insert(id, depth)),
+            RecentOnDisk::Ids(v) => v.into_iter().for_each(|id| r.insert(id, 0)),
         }
         r
     }
 }
 
-impl From<Recent> for Vec<String> {
-    fn from(r: Recent) -> Vec<String> {
-        r.order.into()
+impl From<Recent> for Vec<(String, i64)> {
+    fn from(mut r: Recent) -> Vec<(String, i64)> {
+        r.order.drain(..).filter_map(|id| r.map.get(&id).map(|d| (id.clone(), *d))).collect()
     }
 }
 
 impl Recent {
-    fn insert(&mut self, id: String) {
-        if self.set.insert(id.clone()) {
+    fn insert(&mut self, id: String, depth: i64) {
+        if self.map.insert(id.clone(), depth).is_none() {
             self.order.push_back(id);
             if self.order.len() > RECENT {
                 if let Some(old) = self.order.pop_front() {
-                    self.set.remove(&old);
+                    self.map.remove(&old);
                 }
             }
         }
     }
 
-    fn contains(&self, id: &str) -> bool {
-        self.set.contains(id)
+    fn get(&self, id: &str) -> Option<i64> {
+        self.map.get(id).copied()
     }
+
+    fn len(&self) -> usize {
+        self.order.len()
+    }
+}
+
+/// The newest authorization-relevant event of a room.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnchorState {
+    event_id: String,
+    depth: i64,
+    /// What it is, for reasons: `m.room.power_levels`, `ban of 3TPraTcz…`.
+    what: String,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -77,25 +108,107 @@ struct RoomState {
     observed: bool,
     #[serde(default)]
     max_depth: Option<i64>,
+    /// Observed or signed events and their depths.
     #[serde(default)]
-    known: Recent,
+    events: Recent,
     #[serde(default)]
     own: Recent,
     #[serde(default)]
     power_levels: Option<Value>,
+    /// Depth of the power levels in `power_levels` (the newest wins).
+    #[serde(default)]
+    power_levels_depth: Option<i64>,
+    #[serde(default)]
+    anchor: Option<AnchorState>,
+    /// Current authorization state: `type\u{0}state_key` → (event ID, depth).
+    #[serde(default)]
+    auth_state: BTreeMap<String, (String, i64)>,
+    /// Authorization events a newer one replaced.
+    #[serde(default)]
+    superseded: Recent,
+    /// Before round 2 the view kept bare IDs, including IDs only named as
+    /// `prev_events`; those are not evidence of anything and are dropped.
+    #[serde(default, skip_serializing)]
+    #[allow(dead_code)]
+    known: Option<serde_json::Value>,
+}
+
+/// State types the authorization rules read (an `auth_events` candidate).
+const AUTH_TYPES: [&str; 5] =
+    ["m.room.create", "m.room.power_levels", "m.room.join_rules", "m.room.member", "m.room.third_party_invite"];
+
+/// An event observed or signed, as the room view records it.
+pub struct Seen<'a> {
+    pub event_id: &'a str,
+    pub depth: i64,
+    pub event_type: Option<&'a str>,
+    pub state_key: Option<&'a str>,
+    pub content: Option<&'a Object>,
+}
+
+impl<'a> Seen<'a> {
+    /// The facts of a PDU.
+    pub fn of_pdu(event_id: &'a str, depth: i64, pdu: &'a Object) -> Seen<'a> {
+        Seen {
+            event_id,
+            depth,
+            event_type: pdu.get("type").and_then(Value::as_str),
+            state_key: pdu.get("state_key").and_then(Value::as_str),
+            content: pdu.get("content").and_then(Value::as_object),
+        }
+    }
 }
 
 impl RoomState {
-    fn see(&mut self, event_id: &str, depth: i64) {
-        self.known.insert(event_id.to_owned());
-        self.max_depth = Some(self.max_depth.map_or(depth, |d| d.max(depth)));
+    fn see(&mut self, e: &Seen<'_>) {
+        self.events.insert(e.event_id.to_owned(), e.depth);
+        self.max_depth = Some(self.max_depth.map_or(e.depth, |d| d.max(e.depth)));
+        let (Some(ty), Some(sk)) = (e.event_type, e.state_key) else { return };
+        if !AUTH_TYPES.contains(&ty) {
+            return;
+        }
+        let membership = e.content.and_then(|c| c.get("membership")).and_then(Value::as_str);
+        let key = format!("{ty}\u{0}{sk}");
+        let newest = match self.auth_state.get(&key) {
+            Some((id, _)) if id == e.event_id => true,
+            Some((_, d)) if *d > e.depth => {
+                self.superseded.insert(e.event_id.to_owned(), e.depth);
+                false
+            }
+            Some((id, d)) if *d < e.depth => {
+                self.superseded.insert(id.clone(), *d);
+                true
+            }
+            // Same depth, another event: a fork. Keep the first; flag neither.
+            Some(_) => false,
+            None => true,
+        };
+        if newest {
+            self.auth_state.insert(key, (e.event_id.to_owned(), e.depth));
+            if ty == "m.room.power_levels" && self.power_levels_depth.is_none_or(|d| d <= e.depth) {
+                if let Some(c) = e.content {
+                    self.power_levels = Some(Value::Object(c.clone()));
+                    self.power_levels_depth = Some(e.depth);
+                }
+            }
+        }
+        let what = match (ty, membership) {
+            ("m.room.member", Some("join")) | ("m.room.third_party_invite", _) => return,
+            ("m.room.member", m) => {
+                format!("{} of {}", m.unwrap_or("membership change"), crate::policy::power::short(sk))
+            }
+            _ => ty.to_owned(),
+        };
+        if self.anchor.as_ref().is_none_or(|a| a.depth < e.depth) {
+            self.anchor = Some(AnchorState { event_id: e.event_id.to_owned(), depth: e.depth, what });
+        }
     }
 
     fn view(&self) -> RoomView {
         RoomView {
             room_id: self.room_id.clone(),
             max_depth: self.max_depth.and_then(|d| u64::try_from(d).ok()),
-            known_events: self.known.order.len() as u64,
+            known_events: self.events.len() as u64,
             observed: self.observed,
         }
     }
@@ -159,7 +272,9 @@ impl Rooms {
         Ok(())
     }
 
-    /// Feeds observed events; written durably before returning.
+    /// Feeds observed events; written durably before returning. Events are
+    /// applied in depth order, so a `/sync` batch in any order ends with the
+    /// newest state current.
     pub fn observe(&self, p: &ObserveParams) -> Result<RoomView> {
         let snapshot = {
             let mut rooms = self.lock();
@@ -170,18 +285,16 @@ impl Rooms {
             if p.room_version.is_some() {
                 r.room_version = p.room_version.clone();
             }
-            for e in &p.events {
-                r.see(&e.event_id, i64::try_from(e.depth).unwrap_or(i64::MAX));
-                for prev in &e.prev_events {
-                    r.known.insert(prev.clone());
-                }
-                if e.event_type.as_deref() == Some("m.room.power_levels")
-                    && e.state_key.as_deref() == Some("")
-                {
-                    if let Some(c @ Value::Object(_)) = &e.content {
-                        r.power_levels = Some(c.clone());
-                    }
-                }
+            let mut events: Vec<_> = p.events.iter().collect();
+            events.sort_by_key(|e| e.depth);
+            for e in events {
+                r.see(&Seen {
+                    event_id: &e.event_id,
+                    depth: i64::try_from(e.depth).unwrap_or(i64::MAX),
+                    event_type: e.event_type.as_deref(),
+                    state_key: e.state_key.as_deref(),
+                    content: e.content.as_ref().and_then(Value::as_object),
+                });
             }
             r.clone()
         };
@@ -190,16 +303,13 @@ impl Rooms {
     }
 
     /// Records an event the agent signed (memory now, disk at the next flush).
-    pub fn record_signed(&self, room_id: &str, event_id: &str, depth: i64, power_levels: Option<&Object>) {
+    pub fn record_signed(&self, room_id: &str, e: &Seen<'_>) {
         let mut rooms = self.lock();
         let r = rooms
             .entry(room_id.to_owned())
             .or_insert_with(|| RoomState { room_id: room_id.to_owned(), ..Default::default() });
-        r.see(event_id, depth);
-        r.own.insert(event_id.to_owned());
-        if let Some(pl) = power_levels {
-            r.power_levels = Some(Value::Object(pl.clone()));
-        }
+        r.see(e);
+        r.own.insert(e.event_id.to_owned(), e.depth);
         drop(rooms);
         self.dirty.lock().unwrap_or_else(|p| p.into_inner()).insert(room_id.to_owned());
     }
@@ -210,14 +320,22 @@ impl Rooms {
         match rooms.get(room_id) {
             None => f(&RoomFacts::unknown()),
             Some(r) => {
-                let known = |id: &str| r.known.contains(id);
-                let own = |id: &str| r.own.contains(id);
+                let depth_of = |id: &str| r.events.get(id);
+                let own = |id: &str| r.own.get(id).is_some();
+                let superseded = |id: &str| r.superseded.get(id).is_some();
                 f(&RoomFacts {
+                    exists: true,
                     observed: r.observed,
                     max_depth: r.max_depth,
-                    is_known: &known,
+                    depth_of: &depth_of,
                     is_own: &own,
                     power_levels: r.power_levels.as_ref().and_then(Value::as_object),
+                    anchor: r.anchor.as_ref().map(|a| Anchor {
+                        event_id: &a.event_id,
+                        depth: a.depth,
+                        what: &a.what,
+                    }),
+                    is_superseded: &superseded,
                 })
             }
         }
@@ -253,12 +371,27 @@ impl Rooms {
                 continue;
             };
             for s in signed.iter().filter_map(Value::as_object) {
-                if let (Some(id), Some(depth)) =
+                let (Some(id), Some(depth)) =
                     (s.get("event_id").and_then(Value::as_str), s.get("depth").and_then(Value::as_int))
-                {
-                    self.record_signed(room, id, depth, None);
-                    n += 1;
-                }
+                else {
+                    continue;
+                };
+                let content: Option<Object> = s.get("membership").map(|m| {
+                    let mut c = Object::new();
+                    c.insert("membership".into(), m.clone());
+                    c
+                });
+                self.record_signed(
+                    room,
+                    &Seen {
+                        event_id: id,
+                        depth,
+                        event_type: s.get("type").and_then(Value::as_str),
+                        state_key: s.get("state_key").and_then(Value::as_str),
+                        content: content.as_ref(),
+                    },
+                );
+                n += 1;
             }
         }
         n
@@ -268,6 +401,7 @@ impl Rooms {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cryptoid_protocol::json::from_str;
     use cryptoid_protocol::wire::rooms::ObservedEvent;
 
     fn ev(id: &str, depth: u64, prev: &[&str]) -> ObservedEvent {
@@ -281,53 +415,108 @@ mod tests {
         }
     }
 
+    fn state(id: &str, depth: u64, ty: &str, sk: &str, content: &str) -> ObservedEvent {
+        ObservedEvent {
+            event_type: Some(ty.into()),
+            state_key: Some(sk.into()),
+            content: Some(from_str(content).expect("content")),
+            ..ev(id, depth, &[])
+        }
+    }
+
+    fn observe(rooms: &Rooms, events: Vec<ObservedEvent>) -> RoomView {
+        rooms.observe(&ObserveParams { room_id: "!r:x".into(), room_version: None, events }).expect("observe")
+    }
+
     #[test]
     fn observe_sign_flush_reload() {
         let d = tempfile::tempdir().expect("tempdir");
         let (rooms, seq) = Rooms::load(d.path().to_path_buf()).expect("load");
         assert_eq!(seq, 0);
-        let v = rooms
-            .observe(&ObserveParams {
-                room_id: "!r:x".into(),
-                room_version: None,
-                events: vec![ev("$a", 10, &["$z"])],
-            })
-            .expect("observe");
-        assert_eq!((v.max_depth, v.known_events, v.observed), (Some(10), 2, true));
-        rooms.record_signed("!r:x", "$b", 11, None);
+        let v = observe(&rooms, vec![ev("$a", 10, &["$z"])]);
+        // `$z` is only named as a prev_event: not known.
+        assert_eq!((v.max_depth, v.known_events, v.observed), (Some(10), 1, true));
+        rooms.record_signed("!r:x", &Seen { event_id: "$b", depth: 11, event_type: None, state_key: None, content: None });
         rooms.with_facts("!r:x", |f| {
             assert_eq!(f.max_depth, Some(11));
-            assert!((f.is_known)("$z") && (f.is_own)("$b") && !(f.is_own)("$a"));
+            assert_eq!(((f.depth_of)("$a"), (f.depth_of)("$b"), (f.depth_of)("$z")), (Some(10), Some(11), None));
+            assert!((f.is_own)("$b") && !(f.is_own)("$a") && f.exists);
         });
         assert_eq!(rooms.flush(7).expect("flush"), 1);
         drop(rooms);
         let (rooms, seq) = Rooms::load(d.path().to_path_buf()).expect("reload");
         assert_eq!(seq, 7);
         rooms.with_facts("!r:x", |f| assert!(f.observed && (f.is_own)("$b") && f.max_depth == Some(11)));
-        rooms.with_facts("!unknown:x", |f| assert!(f.max_depth.is_none() && !f.observed));
+        rooms.with_facts("!unknown:x", |f| assert!(f.max_depth.is_none() && !f.observed && !f.exists));
+    }
+
+    #[test]
+    fn the_anchor_is_the_newest_authorization_event_and_superseded_ones_are_flagged() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let (rooms, _) = Rooms::load(d.path().to_path_buf()).expect("load");
+        // Delivered out of order on purpose: the view sorts by depth.
+        observe(
+            &rooms,
+            vec![
+                state("$ban", 9, "m.room.member", "@m", r#"{"membership":"ban"}"#),
+                state("$pl2", 8, "m.room.power_levels", "", r#"{"users":{"a":100}}"#),
+                state("$c", 1, "m.room.create", "", "{}"),
+                state("$pl1", 3, "m.room.power_levels", "", r#"{"users":{"a":100,"m":100}}"#),
+                state("$join", 12, "m.room.member", "@a", r#"{"membership":"join"}"#),
+                ev("$msg", 13, &[]),
+            ],
+        );
+        rooms.with_facts("!r:x", |f| {
+            let a = f.anchor.as_ref().expect("anchor");
+            assert_eq!((a.event_id, a.depth, a.what), ("$ban", 9, "ban of @m"), "joins do not anchor");
+            assert!((f.is_superseded)("$pl1") && !(f.is_superseded)("$pl2") && !(f.is_superseded)("$c"));
+            let users = f.power_levels.and_then(|p| p.get("users")).and_then(Value::as_object).expect("pl");
+            assert_eq!(users.len(), 1, "the newest power levels are current");
+        });
+        // An older power levels event arriving later does not replace them.
+        observe(&rooms, vec![state("$pl0", 2, "m.room.power_levels", "", "{}")]);
+        rooms.with_facts("!r:x", |f| {
+            assert!((f.is_superseded)("$pl0"));
+            assert!(f.power_levels.is_some_and(|p| p.contains_key("users")));
+        });
     }
 
     #[test]
     fn replay_applies_journaled_signatures() {
         let d = tempfile::tempdir().expect("tempdir");
         let (rooms, _) = Rooms::load(d.path().to_path_buf()).expect("load");
-        let entry = cryptoid_protocol::json::from_str(
-            r#"{"room_id":"!r:x","signed":[{"event_id":"$s1","depth":40},{"event_id":"$s2","depth":41}]}"#,
+        let entry = from_str(
+            r#"{"room_id":"!r:x","signed":[{"event_id":"$s1","depth":40},{"event_id":"$s2","depth":41,"type":"m.room.member","state_key":"@m","membership":"leave"}]}"#,
         )
         .expect("entry")
         .into_object()
         .expect("object");
         assert_eq!(rooms.replay(&[entry]), 2);
-        rooms.with_facts("!r:x", |f| assert!(f.max_depth == Some(41) && (f.is_own)("$s1")));
+        rooms.with_facts("!r:x", |f| {
+            assert!(f.max_depth == Some(41) && (f.is_own)("$s1"));
+            assert_eq!(f.anchor.as_ref().map(|a| a.event_id), Some("$s2"), "a replayed kick anchors");
+        });
     }
 
     #[test]
     fn recent_is_bounded() {
         let mut r = Recent::default();
         for i in 0..RECENT + 10 {
-            r.insert(format!("${i}"));
+            r.insert(format!("${i}"), i as i64);
         }
-        assert!(!r.contains("$0") && r.contains(&format!("${}", RECENT + 9)));
+        assert!(r.get("$0").is_none() && r.get(&format!("${}", RECENT + 9)).is_some());
         assert_eq!(r.order.len(), RECENT);
+        assert_eq!(r.map.len(), RECENT);
+    }
+
+    #[test]
+    fn a_view_written_before_round_2_loads_without_its_unproven_ids() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let old = r#"{"room_id":"!r:x","observed":true,"max_depth":9,"known":["$a","$z"],"own":["$o"],"power_levels":null}"#;
+        std::fs::write(d.path().join("old.json"), old).expect("write");
+        let (rooms, _) = Rooms::load(d.path().to_path_buf()).expect("load");
+        rooms.with_facts("!r:x", |f| {
+            assert!(f.observed && f.max_depth == Some(9) && (f.depth_of)("$a").is_none() && (f.is_own)("$o"))
+        });
     }
 }

@@ -24,6 +24,15 @@ pub enum EventError {
     MissingEventId(&'static str),
     #[error("`signatures` must be an object of objects of strings")]
     MalformedSignatures,
+    #[error("room version {0}'s m.room.create must not carry a `room_id`: the room ID is the hash of the create event (a server that sends one asks for a signature over other bytes than the room's servers check)")]
+    CreateCarriesRoomId(&'static str),
+}
+
+/// Whether `event` is the `m.room.create` of its room (type and empty
+/// state key).
+pub fn is_create(event: &Object) -> bool {
+    event.get("type").and_then(Value::as_str) == Some("m.room.create")
+        && event.get("state_key").and_then(Value::as_str) == Some("")
 }
 
 /// Why an event or object does not verify.
@@ -114,6 +123,9 @@ pub struct PreparedEvent {
 /// it is never silently replaced, because a server that changed the event
 /// after hashing it changed what the user would sign. An absent one is added.
 pub fn prepare(mut event: Object, rv: &RoomVersion) -> Result<PreparedEvent, EventError> {
+    if rv.room_id_is_create_hash() && event.contains_key("room_id") && is_create(&event) {
+        return Err(EventError::CreateCarriesRoomId(rv.id()));
+    }
     let computed = content_hash(&event);
     let hash_added = match carried_hash(&event)? {
         Some(found) => {

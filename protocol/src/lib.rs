@@ -14,6 +14,7 @@
 //! | [`redaction`] | the redaction algorithm and the allocation-free writer of the signing bytes |
 //! | [`event`] | content hash, reference hash, event ID, prepare/sign/verify of events, signing of plain JSON |
 //! | [`keys`] | Ed25519 key pairs, public keys, cryptoIDs, the [`keys::Signer`] trait |
+//! | [`text`] | homeserver strings made safe to show a person (controls and bidi overrides escaped) |
 //!
 //! ## Signing a PDU returned by the homeserver
 //!
@@ -43,6 +44,7 @@ pub mod json;
 pub mod keys;
 pub mod redaction;
 pub mod room_version;
+pub mod text;
 pub mod wire;
 
 pub use room_version::{MemberRedaction, RoomVersion, UnknownRoomVersion};

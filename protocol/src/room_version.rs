@@ -173,6 +173,30 @@ impl RoomVersion {
         self.enforces_canonical_json
     }
 
+    /// Whether the room ID is derived from the hash of the create event
+    /// (room version 12, MSC4291): that create event carries no `room_id`,
+    /// and the room ID is its event ID with `!` for `$`.
+    pub fn room_id_is_create_hash(&self) -> bool {
+        self.id == "12"
+    }
+
+    /// Whether the room's creators hold unlimited power and are not listed
+    /// in `m.room.power_levels` `users` (room version 12, MSC4289).
+    pub fn creators_have_infinite_power(&self) -> bool {
+        self.id == "12"
+    }
+
+    /// Whether power levels may be written as strings (room versions 1–9).
+    pub fn allows_string_power_levels(&self) -> bool {
+        matches!(self.id, "1" | "2" | "3" | "4" | "5" | "6" | "7" | "8" | "9")
+    }
+
+    /// Whether a redaction's target is `content.redacts` (v11 on) rather
+    /// than the top-level `redacts` (v1–10).
+    pub fn redacts_in_content(&self) -> bool {
+        matches!(self.redaction, RedactionAlgorithm::V11)
+    }
+
     /// Whether `sender` is a cryptoID rather than a user ID.
     pub fn uses_cryptoids(&self) -> bool {
         matches!(self.id, "org.matrix.msc4014" | "org.matrix.msc4080")

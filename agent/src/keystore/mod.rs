@@ -126,4 +126,7 @@ pub trait Backend: Send + Sync {
     /// Destroys the secret behind `handle` (where the backend holds it) and
     /// forgets any copy in memory.
     fn destroy(&self, public: &PublicKey, handle: &Value) -> Result<(), KeystoreError>;
+    /// Drops any copy of the key's secret held in memory (a key deleted
+    /// while a signature was being made). Hardware keeps none.
+    fn forget(&self, _public: &PublicKey) {}
 }

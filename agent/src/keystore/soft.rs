@@ -493,6 +493,10 @@ impl Backend for SoftBackend {
         Ok(self.signer(public, handle)?.sign(message))
     }
 
+    fn forget(&self, public: &PublicKey) {
+        self.write_state().cache.remove(public);
+    }
+
     fn destroy(&self, public: &PublicKey, _handle: &Value) -> Result<(), KeystoreError> {
         // The sealed seed lives only in the key record, which the caller
         // rewrites without it.

@@ -1,5 +1,7 @@
-//! Intent: what the user asked for (`{type, state_key?, content?}`), which
-//! the PDU the homeserver built must match exactly.
+//! Intent: what the user asked for (`{type, room_id?, state_key?,
+//! membership?, content?}`), which the PDU the homeserver built must match
+//! exactly. A createRoom intent (`{create_room: …}`) is for `sign.batch` and
+//! is judged by [`super::create_room`].
 
 use cryptoid_protocol::json::{Object, Value};
 
@@ -7,30 +9,57 @@ use cryptoid_protocol::json::{Object, Value};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Mismatch(pub String);
 
+const FIELDS: [&str; 5] = ["type", "room_id", "state_key", "membership", "content"];
+
 /// Checks `pdu` against `intent`. Only the fields the intent names are
-/// compared; `content` is compared whole (canonical equality).
+/// compared; `content` is compared whole (canonical equality) and
+/// `membership` against `content.membership` (a join's content carries the
+/// server's `mxid_mapping`, which the client cannot know in advance).
 pub fn check(intent: &Value, pdu: &Object) -> Result<(), Mismatch> {
     let Value::Object(intent) = intent else {
-        return Err(Mismatch("intent must be an object {type, state_key?, content?}".into()));
+        return Err(Mismatch("intent must be an object {type, room_id?, state_key?, membership?, content?}".into()));
     };
-    if let Some(k) = intent.keys().find(|k| !matches!(k.as_str(), "type" | "state_key" | "content")) {
-        return Err(Mismatch(format!("intent has unknown field {k:?} (allowed: type, state_key, content)")));
+    if intent.contains_key("create_room") {
+        return Err(Mismatch("a create_room intent is for sign.batch, not sign.pdu".into()));
+    }
+    if let Some(k) = intent.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+        return Err(Mismatch(format!("intent has unknown field {k:?} (allowed: {})", FIELDS.join(", "))));
     }
     if !intent.contains_key("type") {
         return Err(Mismatch("intent must name the event `type`".into()));
     }
-    for field in ["type", "state_key", "content"] {
-        if let Some(want) = intent.get(field) {
-            match pdu.get(field) {
-                Some(got) if got == want => {}
-                Some(got) => {
-                    return Err(Mismatch(format!("PDU {field} is {got} but the client asked for {want}")));
-                }
-                None => return Err(Mismatch(format!("PDU has no {field} but the client asked for {want}"))),
-            }
+    let membership = pdu.get("content").and_then(Value::as_object).and_then(|c| c.get("membership"));
+    for field in FIELDS {
+        let Some(want) = intent.get(field) else { continue };
+        let got = if field == "membership" { membership } else { pdu.get(field) };
+        match got {
+            Some(got) if got == want => {}
+            Some(got) => return Err(Mismatch(format!("PDU {field} is {got} but the client asked for {want}"))),
+            None => return Err(Mismatch(format!("PDU has no {field} but the client asked for {want}"))),
         }
     }
     Ok(())
+}
+
+/// Whether `intent` asks for exactly this join: the room, `m.room.member`,
+/// the sender's own state key and `membership: join` (named directly or in
+/// `content`). A join that binds a one-time cryptoID needs this or a
+/// confirmation: otherwise a homeserver could join the user to any room.
+pub fn names_own_join(intent: Option<&Value>, pdu: &Object) -> bool {
+    let Some(Value::Object(i)) = intent else { return false };
+    let s = |o: &Object, k: &str| o.get(k).and_then(Value::as_str).map(str::to_owned);
+    let join = i.get("membership").and_then(Value::as_str) == Some("join")
+        || i.get("content")
+            .and_then(Value::as_object)
+            .and_then(|c| c.get("membership"))
+            .and_then(Value::as_str)
+            == Some("join");
+    join && s(i, "type").as_deref() == Some("m.room.member")
+        && s(i, "room_id").is_some()
+        && s(i, "room_id") == s(pdu, "room_id")
+        && s(i, "state_key").is_some()
+        && s(i, "state_key") == s(pdu, "sender")
+        && check(&Value::Object(i.clone()), pdu).is_ok()
 }
 
 #[cfg(test)]
@@ -57,5 +86,27 @@ mod tests {
         assert!(check(&sk, &pdu).expect_err("state_key").0.starts_with("PDU has no state_key"));
         assert!(check(&from_str(r#"{"content":{}}"#).expect("json"), &pdu).is_err());
         assert!(check(&from_str(r#"{"type":"x","extra":1}"#).expect("json"), &pdu).is_err());
+        let room = from_str(r#"{"type":"m.room.message","room_id":"!other:x"}"#).expect("json");
+        assert!(check(&room, &pdu).expect_err("room").0.starts_with("PDU has no room_id"));
+    }
+
+    #[test]
+    fn a_join_intent_names_room_key_and_membership() {
+        let join = obj(
+            r#"{"type":"m.room.member","room_id":"!r:x","sender":"K","state_key":"K","content":{"membership":"join","mxid_mapping":{}}}"#,
+        );
+        let ok = from_str(r#"{"type":"m.room.member","room_id":"!r:x","state_key":"K","membership":"join"}"#)
+            .expect("json");
+        assert_eq!(check(&ok, &join), Ok(()));
+        assert!(names_own_join(Some(&ok), &join));
+        for bad in [
+            r#"{"type":"m.room.member","room_id":"!elsewhere:x","state_key":"K","membership":"join"}"#,
+            r#"{"type":"m.room.member","state_key":"K","membership":"join"}"#,
+            r#"{"type":"m.room.member","room_id":"!r:x","state_key":"K"}"#,
+            r#"{"type":"m.room.member","room_id":"!r:x","state_key":"Other","membership":"join"}"#,
+        ] {
+            assert!(!names_own_join(Some(&from_str(bad).expect("json")), &join), "{bad}");
+        }
+        assert!(!names_own_join(None, &join));
     }
 }

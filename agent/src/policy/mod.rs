@@ -7,8 +7,10 @@
 //! |---|---|
 //! | [`rules`] | ordered rules on room, event type, state-ness; the defaults |
 //! | [`power`] | events that affect others: kick, ban, unban, invite, power levels, redactions |
-//! | [`intent`] | the PDU matches what the client asked for |
-//! | [`replay`] | `prev_events`/`depth` against the room view (anti-replay) |
+//! | [`levels`] | power levels parsed (strings in v1–9) and diffed field by field |
+//! | [`intent`] | the PDU matches what the client asked for; joins that bind a key |
+//! | [`create_room`] | `sign.batch`: only a new room's createRoom batch, as its intent implies |
+//! | [`replay`] | depth rule, anchor, superseded `auth_events`, known `prev_events`, depth window |
 //! | [`time`] | `origin_server_ts` near the agent's clock |
 //! | [`clients`] | per-executable rules |
 //! | [`rate`] | per-room and per-client bursts |
@@ -16,7 +18,9 @@
 
 pub mod clients;
 pub mod config;
+pub mod create_room;
 pub mod intent;
+pub mod levels;
 pub mod power;
 pub mod rate;
 pub mod replay;
@@ -26,11 +30,16 @@ pub mod time;
 pub use config::{Action, PolicyConfig, ReplayMode};
 
 use cryptoid_protocol::json::{Object, Value};
+use cryptoid_protocol::RoomVersion;
 
 /// The PDU to judge.
 pub struct SignRequest<'a> {
     pub pdu: &'a Object,
     pub intent: Option<&'a Value>,
+    pub room_version: &'a RoomVersion,
+    /// Signing binds the sender's key to the room (its own join, or the
+    /// create event of a new room).
+    pub binds_key: bool,
     /// Initial state of a room being created (`sign.batch`).
     pub initial_state: bool,
 }
@@ -42,28 +51,46 @@ pub struct ClientFacts<'a> {
     pub approved_this_session: bool,
 }
 
+/// The room's newest authorization-relevant event.
+pub struct Anchor<'a> {
+    pub event_id: &'a str,
+    pub depth: i64,
+    /// `m.room.power_levels`, `ban of 3TPraTcz…`.
+    pub what: &'a str,
+}
+
 /// What the agent knows of the room.
 pub struct RoomFacts<'a> {
+    /// The room view holds anything of this room (observed, signed, batched).
+    pub exists: bool,
     /// `rooms.observe` has fed this room.
     pub observed: bool,
     /// Highest depth observed or signed; `None` when nothing is known.
     pub max_depth: Option<i64>,
-    pub is_known: &'a dyn Fn(&str) -> bool,
+    /// The depth of an event observed or signed (never of one merely named
+    /// in someone's `prev_events`).
+    pub depth_of: &'a dyn Fn(&str) -> Option<i64>,
     /// An event this agent signed.
     pub is_own: &'a dyn Fn(&str) -> bool,
-    /// The last `m.room.power_levels` content signed or observed.
+    /// The newest `m.room.power_levels` content signed or observed.
     pub power_levels: Option<&'a Object>,
+    pub anchor: Option<Anchor<'a>>,
+    /// An authorization event a newer one replaced.
+    pub is_superseded: &'a dyn Fn(&str) -> bool,
 }
 
 impl RoomFacts<'_> {
     /// A room the agent knows nothing about.
     pub fn unknown() -> RoomFacts<'static> {
         RoomFacts {
+            exists: false,
             observed: false,
             max_depth: None,
-            is_known: &|_| false,
+            depth_of: &|_| None,
             is_own: &|_| false,
             power_levels: None,
+            anchor: None,
+            is_superseded: &|_| false,
         }
     }
 }
@@ -95,12 +122,16 @@ pub struct Decision {
     pub findings: Vec<Finding>,
     /// Readable description of what the event changes (for prompts).
     pub changes: Vec<String>,
+    /// A remembered approval must cover this exact change (target and new
+    /// value), not every event of the type: state events, redactions and
+    /// batches. Plain messages are remembered by type.
+    pub exact_scope: bool,
 }
 
 impl Decision {
-    fn from(findings: Vec<Finding>, changes: Vec<String>) -> Decision {
+    fn from(findings: Vec<Finding>, changes: Vec<String>, exact_scope: bool) -> Decision {
         let action = findings.iter().map(|f| f.action).max().unwrap_or(Action::Allow);
-        Decision { action, findings, changes }
+        Decision { action, findings, changes, exact_scope }
     }
 
     /// Reasons, strictest first, each prefixed with its verdict.
@@ -116,6 +147,49 @@ impl Decision {
     }
 }
 
+/// The checks of one PDU that do not depend on who asks or how often.
+fn judge_pdu(req: &SignRequest<'_>, room: &RoomFacts<'_>, cfg: &PolicyConfig, now_ms: u64) -> (Vec<Finding>, Vec<String>) {
+    let mut findings = vec![rules::check(req, cfg)];
+    let ty = req.pdu.get("type").and_then(Value::as_str);
+    // A batch's power levels are judged against what createRoom implies.
+    let (power_findings, changes) = if req.initial_state && ty == Some("m.room.power_levels") {
+        (Vec::new(), Vec::new())
+    } else {
+        power::check(req, room, cfg)
+    };
+    findings.extend(power_findings);
+    if !req.initial_state {
+        match (req.intent, cfg.require_intent) {
+            (Some(i), _) => findings.push(match intent::check(i, req.pdu) {
+                Ok(()) => Finding::new(Action::Allow, "the PDU matches the client's intent"),
+                Err(m) => Finding::new(Action::Deny, m.0),
+            }),
+            (None, true) => findings.push(Finding::new(
+                Action::Deny,
+                "require_intent is set and the client gave no intent {type, room_id?, state_key?, membership?, content?}",
+            )),
+            (None, false) => {}
+        }
+        if cryptoid_protocol::event::is_create(req.pdu) {
+            findings.push(Finding::new(
+                Action::Deny,
+                "m.room.create is signed only as the first PDU of a createRoom batch (sign.batch)",
+            ));
+        } else if req.binds_key && !intent::names_own_join(req.intent, req.pdu) {
+            let room_id = req.pdu.get("room_id").and_then(Value::as_str).unwrap_or("?");
+            findings.push(Finding::new(
+                Action::Confirm,
+                format!(
+                    "this join binds a cryptoID waiting for its room to {room_id}, and no intent {{room_id, type: m.room.member, state_key, membership: join}} names that room"
+                ),
+            ));
+        }
+    }
+    findings.extend(replay::check(req, room, cfg));
+    findings.extend(time::check(req.pdu, cfg, now_ms));
+    (findings, changes)
+}
+
 /// Judges a PDU that passed the hard checks.
 pub fn evaluate(
     req: &SignRequest<'_>,
@@ -126,24 +200,53 @@ pub fn evaluate(
     now_ms: u64,
 ) -> Decision {
     let mut findings = vec![clients::check(client, cfg, clients::Purpose::Sign)];
-    findings.push(rules::check(req, cfg));
-    let (power_findings, changes) = power::check(req, room, cfg);
-    findings.extend(power_findings);
-    match (req.intent, cfg.require_intent) {
-        (Some(i), _) => findings.push(match intent::check(i, req.pdu) {
-            Ok(()) => Finding::new(Action::Allow, "the PDU matches the client's intent"),
-            Err(m) => Finding::new(Action::Deny, m.0),
-        }),
-        (None, true) => findings.push(Finding::new(
-            Action::Deny,
-            "require_intent is set and the client gave no intent {type, state_key?, content?}",
-        )),
-        (None, false) => {}
-    }
-    findings.extend(replay::check(req, room, cfg));
-    findings.extend(time::check(req.pdu, cfg, now_ms));
+    let (f, changes) = judge_pdu(req, room, cfg, now_ms);
+    findings.extend(f);
     findings.extend(rate::check(req.pdu, client, rate_facts, cfg));
-    Decision::from(findings, changes)
+    let exact = req.pdu.contains_key("state_key")
+        || req.pdu.get("type").and_then(Value::as_str) == Some("m.room.redaction");
+    Decision::from(findings, changes, exact)
+}
+
+/// Judges a createRoom batch whose PDUs passed the hard checks: its shape
+/// and intent ([`create_room`]), then each PDU as initial state.
+pub fn evaluate_batch(
+    batch: &create_room::Batch<'_>,
+    client: &ClientFacts<'_>,
+    room: &RoomFacts<'_>,
+    rate_facts: RateFacts,
+    cfg: &PolicyConfig,
+    now_ms: u64,
+) -> Decision {
+    let mut findings = vec![clients::check(client, cfg, clients::Purpose::Sign)];
+    let (f, mut changes) = create_room::check(batch, room);
+    findings.extend(f);
+    if batch.intent.is_none() && cfg.require_intent {
+        findings.push(Finding::new(
+            Action::Deny,
+            "require_intent is set and the batch has no intent {create_room: <the /createRoom request body>}",
+        ));
+    }
+    for (i, pdu) in batch.pdus.iter().enumerate() {
+        let req = SignRequest {
+            pdu,
+            intent: None,
+            room_version: batch.room_version,
+            binds_key: i == 0,
+            initial_state: true,
+        };
+        let ty = pdu.get("type").and_then(Value::as_str).unwrap_or("?");
+        let (f, c) = judge_pdu(&req, room, cfg, now_ms);
+        findings.extend(f.into_iter().map(|mut f| {
+            f.reason = format!("PDU {i} ({ty}): {}", f.reason);
+            f
+        }));
+        changes.extend(c);
+    }
+    if let Some(first) = batch.pdus.first() {
+        findings.extend(rate::check(first, client, rate_facts, cfg));
+    }
+    Decision::from(findings, changes, true)
 }
 
 /// Judges a key-management request (create, delete, generate, bind).
@@ -155,7 +258,7 @@ pub fn evaluate_management(client: &ClientFacts<'_>, cfg: &PolicyConfig, deletin
             "deleting a key destroys it for good (confirm_delete = true)",
         ));
     }
-    Decision::from(findings, Vec::new())
+    Decision::from(findings, Vec::new(), true)
 }
 
 #[cfg(test)]

@@ -1,11 +1,12 @@
 //! Events that affect other people: kick, ban, unban, invite, power levels
-//! granted or taken, redactions of others' events. These take
-//! `power_over_others` (confirm by default) and the prompt names the target.
+//! granted or taken (every field, see [`super::levels`]), redactions of
+//! others' events. These take `power_over_others` (confirm by default) and
+//! the prompt names the target and the change.
 
 use super::config::{Action, PolicyConfig};
+use super::levels::Levels;
 use super::{Finding, RoomFacts, SignRequest};
 use cryptoid_protocol::json::{Object, Value};
-use std::collections::BTreeSet;
 
 /// A cryptoID shortened for prompts: `XGX0JRS2…`.
 pub fn short(id: &str) -> String {
@@ -16,16 +17,15 @@ pub fn short(id: &str) -> String {
     }
 }
 
-fn level(pl: &Object, user: &str) -> i64 {
-    pl.get("users")
-        .and_then(Value::as_object)
-        .and_then(|u| u.get(user))
-        .and_then(Value::as_int)
-        .unwrap_or_else(|| pl.get("users_default").and_then(Value::as_int).unwrap_or(0))
-}
-
-fn users(pl: &Object) -> impl Iterator<Item = &String> {
-    pl.get("users").and_then(Value::as_object).into_iter().flat_map(|u| u.keys())
+/// The event a redaction targets: top-level `redacts` in room versions
+/// 1–10, `content.redacts` from 11 on.
+pub fn redaction_target<'a>(req: &SignRequest<'a>) -> Option<&'a str> {
+    if req.room_version.redacts_in_content() {
+        req.pdu.get("content").and_then(Value::as_object).and_then(|c| c.get("redacts"))
+    } else {
+        req.pdu.get("redacts")
+    }
+    .and_then(Value::as_str)
 }
 
 pub fn check(req: &SignRequest<'_>, room: &RoomFacts<'_>, cfg: &PolicyConfig) -> (Vec<Finding>, Vec<String>) {
@@ -55,49 +55,39 @@ pub fn check(req: &SignRequest<'_>, room: &RoomFacts<'_>, cfg: &PolicyConfig) ->
                 over_others(what, &mut changes);
             }
         }
-        Some("m.room.power_levels") => {
+        Some("m.room.power_levels") if pdu.get("state_key").and_then(Value::as_str) == Some("") => {
             let empty = Object::new();
-            let new = content.unwrap_or(&empty);
-            let ids: BTreeSet<&String> =
-                users(new).chain(room.power_levels.into_iter().flat_map(users)).collect();
-            for user in ids {
-                let to = level(new, user);
-                let from = room.power_levels.map(|old| level(old, user));
-                let what = match from {
-                    Some(from) if from == to => continue,
-                    Some(from) => format!("power level of {} {from} → {to}", short(user)),
-                    None if to <= new.get("users_default").and_then(Value::as_int).unwrap_or(0) => continue,
-                    None => format!("power level of {} → {to}", short(user)),
-                };
-                if user == sender {
-                    changes.push(format!("own {what}"));
+            let new = match Levels::new(content.unwrap_or(&empty), req.room_version) {
+                Ok(l) => l,
+                Err(e) => {
+                    findings.push(Finding::new(Action::Deny, e));
+                    return (findings, changes);
+                }
+            };
+            let known = room.power_levels.and_then(|o| Levels::new(o, req.room_version).ok());
+            if known.is_none() {
+                changes.push(
+                    "(the agent does not know the room's current power levels: compared with the defaults; feed /sync to rooms.observe)"
+                        .to_owned(),
+                );
+            }
+            let old = known.unwrap_or_else(|| Levels::defaults(req.room_version));
+            for c in old.diff(&new) {
+                if c.user.as_deref() == Some(sender) {
+                    changes.push(format!("own {}", c.describe()));
                 } else {
-                    over_others(what, &mut changes);
-                }
-            }
-            if let Some(old) = room.power_levels {
-                let default = |pl: &Object| pl.get("users_default").and_then(Value::as_int).unwrap_or(0);
-                if default(old) != default(new) {
-                    over_others(
-                        format!("default power level {} → {}", default(old), default(new)),
-                        &mut changes,
-                    );
+                    over_others(c.describe(), &mut changes);
                 }
             }
         }
-        Some("m.room.redaction") => {
-            let target =
-                content.and_then(|c| c.get("redacts")).and_then(Value::as_str).or_else(|| s("redacts"));
-            match target {
-                Some(t) if (room.is_own)(t) => {
-                    findings
-                        .push(Finding::new(Action::Allow, format!("redacts {t}, one of your own events")));
-                    changes.push(format!("redact own event {t}"));
-                }
-                Some(t) => over_others(format!("redact {t}, which is not one of your events"), &mut changes),
-                None => over_others("redaction without a target".to_owned(), &mut changes),
+        Some("m.room.redaction") => match redaction_target(req) {
+            Some(t) if (room.is_own)(t) => {
+                findings.push(Finding::new(Action::Allow, format!("redacts {t}, one of your own events")));
+                changes.push(format!("redact own event {t}"));
             }
-        }
+            Some(t) => over_others(format!("redact {t}, which is not one of your events"), &mut changes),
+            None => over_others("redaction without a target".to_owned(), &mut changes),
+        },
         _ => {}
     }
     (findings, changes)

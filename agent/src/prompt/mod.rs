@@ -28,6 +28,37 @@ pub struct Question {
     pub cryptoid: Option<String>,
     pub changes: Vec<String>,
     pub reasons: Vec<String>,
+    /// What a remembered approval covers beyond (client, room, type): the
+    /// exact change, for state events and redactions; `None` for plain
+    /// messages.
+    pub scope: Option<String>,
+    /// Whether `remember` may be honoured (one PDU, not a batch).
+    pub rememberable: bool,
+}
+
+/// Longest prompt shown, in characters.
+const PROMPT_CHARS: usize = 2000;
+
+impl Question {
+    /// Every string made safe to show: homeserver text reaches askpass,
+    /// D-Bus prompters, `confirm.pending` and terminals from here.
+    fn sanitized(mut self) -> Question {
+        use cryptoid_protocol::text::{sanitize, sanitize_default};
+        let opt = |o: &mut Option<String>| {
+            if let Some(v) = o {
+                *v = sanitize_default(v);
+            }
+        };
+        self.prompt = sanitize(&self.prompt, PROMPT_CHARS).into_owned();
+        opt(&mut self.client_exe);
+        opt(&mut self.room_id);
+        opt(&mut self.event_type);
+        opt(&mut self.cryptoid);
+        for v in self.changes.iter_mut().chain(self.reasons.iter_mut()) {
+            *v = sanitize(v, 400).into_owned();
+        }
+        self
+    }
 }
 
 /// An answer and who gave it.
@@ -57,6 +88,8 @@ pub trait Prompter: Send + Sync {
 
 struct Waiting {
     question: Question,
+    /// (exe, room, type) before sanitizing, for remembered approvals.
+    raw: (Option<String>, Option<String>, Option<String>),
     deadline: Duration,
     tx: oneshot::Sender<Answer>,
 }
@@ -101,9 +134,14 @@ impl Prompts {
         self.waiting.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether a remembered approval covers (exe, room, type) now.
-    pub fn remembered(&self, exe: &str, room: &str, event_type: &str) -> bool {
-        let key = Key { exe: exe.into(), room: room.into(), event_type: event_type.into() };
+    /// Whether a remembered approval covers (exe, room, type, scope) now.
+    pub fn remembered(&self, exe: &str, room: &str, event_type: &str, scope: Option<&str>) -> bool {
+        let key = Key {
+            exe: exe.into(),
+            room: room.into(),
+            event_type: event_type.into(),
+            scope: scope.map(str::to_owned),
+        };
         self.approvals.lock().unwrap_or_else(|p| p.into_inner()).covers(&key, self.clock.monotonic())
     }
 
@@ -113,10 +151,18 @@ impl Prompts {
 
     /// Asks the user; resolves with the first answer or the timeout.
     pub async fn ask(self: &Arc<Self>, q: Question, askpass: Option<String>, timeout: Duration) -> Outcome {
+        // Keys for remembering use the raw values; what is shown is clean.
+        let raw_room = q.room_id.clone();
+        let raw_type = q.event_type.clone();
+        let raw_exe = q.client_exe.clone();
+        let q = q.sanitized();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         let deadline = self.clock.monotonic() + timeout;
-        self.waiting().insert(id, Waiting { question: q.clone(), deadline, tx });
+        self.waiting().insert(
+            id,
+            Waiting { question: q.clone(), raw: (raw_exe, raw_room, raw_type), deadline, tx },
+        );
         tracing::info!(id, prompt = %q.prompt, "confirmation requested");
         let _ = self.requested.send((id, q.prompt.clone()));
         // A registered desktop prompter is asked first (instead of askpass).
@@ -166,12 +212,17 @@ impl Prompts {
     pub fn answer(&self, id: u64, ans: Answer) -> bool {
         let Some(w) = self.waiting().remove(&id) else { return false };
         if ans.allow {
-            if let Some(exe) = &w.question.client_exe {
+            let (exe, room, ty) = &w.raw;
+            if let Some(exe) = exe {
                 self.session.lock().unwrap_or_else(|p| p.into_inner()).insert(exe.clone());
-                if let (Some(ttl), Some(room), Some(ty)) =
-                    (ans.remember, &w.question.room_id, &w.question.event_type)
-                {
-                    let key = Key { exe: exe.clone(), room: room.clone(), event_type: ty.clone() };
+                let ttl = ans.remember.filter(|_| w.question.rememberable);
+                if let (Some(ttl), Some(room), Some(ty)) = (ttl, room, ty) {
+                    let key = Key {
+                        exe: exe.clone(),
+                        room: room.clone(),
+                        event_type: ty.clone(),
+                        scope: w.question.scope.clone(),
+                    };
                     self.approvals.lock().unwrap_or_else(|p| p.into_inner()).remember(
                         key,
                         self.clock.monotonic(),

@@ -29,6 +29,67 @@ fn prune(q: &mut VecDeque<Duration>, now: Duration, window: Duration) -> u32 {
     q.len() as u32
 }
 
+/// Rate-window entries reserved for a request; given back on drop unless
+/// kept (the request signed).
+pub(super) struct Reservation<'a> {
+    svc: &'a Service,
+    room: String,
+    client: String,
+    at: Duration,
+    n: usize,
+    pub(super) facts: RateFacts,
+    kept: bool,
+}
+
+impl Reservation<'_> {
+    pub(super) fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if self.kept {
+            return;
+        }
+        let mut r = self.svc.rate.lock().unwrap_or_else(|p| p.into_inner());
+        let give_back = |q: Option<&mut VecDeque<Duration>>, n: usize, at: Duration| {
+            if let Some(q) = q {
+                for _ in 0..n {
+                    match q.iter().rposition(|t| *t == at) {
+                        Some(i) => drop(q.remove(i)),
+                        None => break,
+                    }
+                }
+            }
+        };
+        give_back(r.rooms.get_mut(&self.room), self.n, self.at);
+        give_back(r.clients.get_mut(&self.client), self.n, self.at);
+    }
+}
+
+/// What a remembered approval covers for these events: the exact change
+/// (type, state key, content, redaction target) when `exact`, else `None`
+/// (the event type).
+fn approval_scope(events: &[&Checked], exact: bool) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    if !exact {
+        return None;
+    }
+    let mut h = Sha256::new();
+    for c in events {
+        let e = c.prepared.event();
+        for k in ["type", "state_key", "redacts", "content"] {
+            h.update(k.as_bytes());
+            if let Some(v) = e.get(k) {
+                h.update(cryptoid_protocol::json::to_canonical_string(v).as_bytes());
+            }
+            h.update([0]);
+        }
+    }
+    Some(cryptoid_protocol::base64::encode(&h.finalize()))
+}
+
 /// Journals the decision; `Err` for a denial, whether to ask otherwise.
 fn needs_confirmation(decision: &Decision, audit: &mut Audit) -> Result<bool> {
     audit.decision = Some(decision.action.as_str());
@@ -56,34 +117,45 @@ impl Service {
         }
     }
 
-    fn rate_facts(&self, client: &ClientInfo, room: &str) -> RateFacts {
-        let window = Duration::from_secs(self.config.policy.rate.window_secs);
-        let now = self.clock.monotonic();
-        let mut r = self.rate.lock().unwrap_or_else(|p| p.into_inner());
-        let room = r.rooms.get_mut(room).map_or(0, |q| prune(q, now, window));
-        let client = r.clients.get_mut(exe_of(client)).map_or(0, |q| prune(q, now, window));
-        RateFacts { room, client }
-    }
-
-    /// Records a signature. The policy only asks whether a limit is
-    /// reached, so a queue keeps at most `limit` times, and none without a
-    /// limit: memory stays bounded at any signing rate (a soak at 10,000
+    /// Reserves `n` signatures in the rate windows of `room` and the client
+    /// before the policy decides, in one step under the lock: concurrent
+    /// requests cannot all see the count below the limit. The counts before
+    /// the reservation are what the policy judges. Dropped without
+    /// [`Reservation::keep`] (denied, declined, failed), it is given back.
+    ///
+    /// A queue keeps at most `limit` times, and none without a limit:
+    /// memory stays bounded at any signing rate (a soak at 10,000
     /// signatures/s had these queues holding a minute of them, ~30 MiB).
-    pub(super) fn rate_record(&self, client: &ClientInfo, room: &str) {
+    pub(super) fn rate_reserve(&self, client: &ClientInfo, room: &str, n: usize) -> Reservation<'_> {
         let limits = &self.config.policy.rate;
+        let window = Duration::from_secs(limits.window_secs);
         let now = self.clock.monotonic();
         let mut r = self.rate.lock().unwrap_or_else(|p| p.into_inner());
-        let record = |q: &mut VecDeque<Duration>, limit: u32| {
-            q.push_back(now);
+        let take = |q: &mut VecDeque<Duration>, limit: u32| {
+            let before = prune(q, now, window);
+            for _ in 0..n {
+                q.push_back(now);
+            }
             while q.len() > limit as usize {
                 q.pop_front();
             }
+            before
         };
+        let mut facts = RateFacts::default();
         if limits.per_room > 0 {
-            record(r.rooms.entry(room.to_owned()).or_default(), limits.per_room);
+            facts.room = take(r.rooms.entry(room.to_owned()).or_default(), limits.per_room);
         }
         if limits.per_client > 0 {
-            record(r.clients.entry(exe_of(client).to_owned()).or_default(), limits.per_client);
+            facts.client = take(r.clients.entry(exe_of(client).to_owned()).or_default(), limits.per_client);
+        }
+        Reservation {
+            svc: self,
+            room: room.to_owned(),
+            client: exe_of(client).to_owned(),
+            at: now,
+            n,
+            facts,
+            kept: false,
         }
     }
 
@@ -92,29 +164,38 @@ impl Service {
         client: &ClientInfo,
         c: &Checked,
         intent: Option<&Value>,
-        initial_state: bool,
+        rate: RateFacts,
     ) -> Decision {
-        let req = SignRequest { pdu: c.prepared.event(), intent, initial_state };
-        let rate = self.rate_facts(client, &c.room_id);
+        let req = SignRequest {
+            pdu: c.prepared.event(),
+            intent,
+            room_version: &c.room_version,
+            binds_key: c.binds,
+            initial_state: false,
+        };
         let facts = self.client_facts(client);
         self.rooms.with_facts(&c.room_id, |room| {
             policy::evaluate(&req, &facts, room, rate, &self.config.policy, self.now())
         })
     }
 
-    /// A createRoom batch is one decision: the strictest of its events'.
-    pub(super) fn decide_batch(&self, client: &ClientInfo, checked: &[Checked]) -> Decision {
-        let mut all = Decision { action: Action::Allow, findings: Vec::new(), changes: Vec::new() };
-        for (i, c) in checked.iter().enumerate() {
-            let d = self.decide_sign(client, c, None, true);
-            all.action = all.action.max(d.action);
-            for mut f in d.findings {
-                f.reason = format!("PDU {i} ({}): {}", c.event_type, f.reason);
-                all.findings.push(f);
-            }
-            all.changes.extend(d.changes);
-        }
-        all
+    /// A createRoom batch is one decision ([`policy::evaluate_batch`]).
+    pub(super) fn decide_batch(
+        &self,
+        client: &ClientInfo,
+        checked: &[Checked],
+        intent: Option<&Value>,
+        rate: RateFacts,
+    ) -> Decision {
+        let pdus: Vec<&cryptoid_protocol::json::Object> = checked.iter().map(|c| c.prepared.event()).collect();
+        let ids: Vec<&str> = checked.iter().map(|c| c.event_id.as_str()).collect();
+        let rv = checked.first().map_or(cryptoid_protocol::RoomVersion::MSC4080, |c| c.room_version);
+        let batch = policy::create_room::Batch { pdus: &pdus, event_ids: &ids, intent, room_version: &rv };
+        let facts = self.client_facts(client);
+        let room_id = checked.first().map_or("", |c| c.room_id.as_str());
+        self.rooms.with_facts(room_id, |room| {
+            policy::evaluate_batch(&batch, &facts, room, rate, &self.config.policy, self.now())
+        })
     }
 
     /// Before signing with keys on a locked token or YubiKey: ask the
@@ -161,9 +242,10 @@ impl Service {
         let first = events.first();
         let room = first.map(|c| c.room_id.clone());
         let ty = first.map(|c| c.event_type.clone());
+        let scope = approval_scope(events, decision.exact_scope);
         if events.len() == 1 {
             if let (Some(exe), Some(room), Some(ty)) = (&client.exe, &room, &ty) {
-                if self.prompts.remembered(exe, room, ty) {
+                if self.prompts.remembered(exe, room, ty, scope.as_deref()) {
                     audit.confirmed_by = Some("remembered approval".into());
                     return Ok(());
                 }
@@ -195,6 +277,8 @@ impl Service {
             cryptoid,
             changes: decision.changes.clone(),
             reasons: decision.decisive_reasons(),
+            scope: if events.len() == 1 { scope } else { None },
+            rememberable: events.len() == 1,
         };
         self.confirm(q, audit).await
     }
@@ -248,6 +332,8 @@ impl Service {
             cryptoid: audit.cryptoid.clone(),
             changes: vec![what],
             reasons: decision.decisive_reasons(),
+            scope: None,
+            rememberable: false,
         };
         self.confirm(q, audit).await
     }
@@ -268,7 +354,12 @@ impl Service {
                 }
             }
         };
-        let d = self.decide_sign(client, &c, p.intent.as_ref(), false);
+        // Judged as if the request came now; nothing is reserved.
+        let rate = {
+            let r = self.rate_reserve(client, &c.room_id, 0);
+            r.facts
+        };
+        let d = self.decide_sign(client, &c, p.intent.as_ref(), rate);
         audit.decision = Some(d.action.as_str());
         audit.reasons = d.reasons();
         CheckResult {
@@ -343,12 +434,27 @@ mod tests {
         let svc = Service::open(dir.path(), config, true, Arc::new(ManualClock::new(1))).expect("service");
         let client = ClientInfo { uid: 0, pid: None, exe: Some("/usr/bin/x".into()) };
         for _ in 0..10_000 {
-            svc.rate_record(&client, "!r:x");
+            svc.rate_reserve(&client, "!r:x", 1).keep();
         }
         // The limit is still seen as reached, from at most `limit` entries.
-        assert_eq!(svc.rate_facts(&client, "!r:x").room, 5);
+        assert_eq!(svc.rate_reserve(&client, "!r:x", 0).facts.room, 5);
         let r = svc.rate.lock().expect("lock");
         assert_eq!(r.rooms["!r:x"].len(), 5);
         assert!(r.clients.is_empty(), "no limit, nothing recorded");
+    }
+
+    #[test]
+    fn rate_reservations_are_taken_before_signing_and_given_back_on_failure() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = Config::default();
+        config.policy.rate.per_room = 3;
+        let svc = Service::open(dir.path(), config, true, Arc::new(ManualClock::new(1))).expect("service");
+        let client = ClientInfo { uid: 0, pid: None, exe: Some("/usr/bin/x".into()) };
+        // Three requests in flight at once each see the ones before them.
+        let held: Vec<_> = (0..3).map(|_| svc.rate_reserve(&client, "!r:x", 1)).collect();
+        assert_eq!(held.iter().map(|r| r.facts.room).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(svc.rate_reserve(&client, "!r:x", 0).facts.room, 3, "a fourth is over the limit");
+        drop(held); // none signed: all given back
+        assert_eq!(svc.rate_reserve(&client, "!r:x", 0).facts.room, 0);
     }
 }

@@ -66,10 +66,21 @@ pub struct Audit {
     pub reasons: Vec<String>,
     /// Who answered a confirmation.
     pub confirmed_by: Option<String>,
-    /// Events signed: (event ID, depth); replayed into the room view.
-    pub signed: Vec<(String, i64)>,
+    /// Events signed; replayed into the room view after a crash.
+    pub signed: Vec<SignedNote>,
     /// An `intended` entry was journaled before the change was made.
     pub intended: bool,
+}
+
+/// What the journal keeps of a signed event: enough to rebuild the room
+/// view (depth, and the anchor for authorization events).
+#[derive(Clone, Debug, Default)]
+pub struct SignedNote {
+    pub event_id: String,
+    pub depth: i64,
+    pub event_type: Option<String>,
+    pub state_key: Option<String>,
+    pub membership: Option<String>,
 }
 
 /// Things transports may announce (D-Bus signals).
@@ -518,10 +529,15 @@ fn request_entry(method: &str, client: &ClientInfo, audit: &Audit) -> Object {
         let signed = audit
             .signed
             .iter()
-            .map(|(id, depth)| {
+            .map(|n| {
                 let mut o = Object::new();
-                o.insert("event_id".into(), Value::from(id.as_str()));
-                o.insert("depth".into(), Value::Int(int(u64::try_from(*depth).unwrap_or(0))));
+                o.insert("event_id".into(), Value::from(n.event_id.as_str()));
+                o.insert("depth".into(), Value::Int(int(u64::try_from(n.depth).unwrap_or(0))));
+                for (k, v) in [("type", &n.event_type), ("state_key", &n.state_key), ("membership", &n.membership)] {
+                    if let Some(v) = v {
+                        o.insert(k.into(), Value::from(v.as_str()));
+                    }
+                }
                 Value::Object(o)
             })
             .collect();

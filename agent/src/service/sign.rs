@@ -16,14 +16,15 @@
 //! when they were absent). A key bound by the event is bound durably before
 //! its signature is released.
 
-use super::{Audit, ClientInfo, Service};
+use super::{Audit, ClientInfo, Service, SignedNote};
+use crate::rooms::Seen;
 use crate::error::{Error, Result};
 use crate::keys::KeyRecord;
 use cryptoid_protocol::event::{self, EventError, PreparedEvent};
 use cryptoid_protocol::json::{self, Object, Value};
 use cryptoid_protocol::keys::CRYPTOID_KEY_ID;
 use cryptoid_protocol::room_version::EventIdFormat;
-use cryptoid_protocol::wire::keys::KeyKind;
+use cryptoid_protocol::wire::keys::{KeyKind, KeyState};
 use cryptoid_protocol::wire::sign::{SignBatchParams, SignPduParams, SignedBatch, SignedPdu};
 use cryptoid_protocol::wire::ErrorKind;
 use cryptoid_protocol::{base64, RoomVersion};
@@ -49,8 +50,9 @@ pub(super) struct Checked {
     pub(super) room_id: String,
     pub(super) event_type: String,
     pub(super) depth: i64,
+    pub(super) room_version: RoomVersion,
     /// The event binds its sender's key to `room_id`.
-    binds: bool,
+    pub(super) binds: bool,
 }
 
 fn str_field<'a>(pdu: &'a Object, key: &str) -> Result<&'a str> {
@@ -171,7 +173,17 @@ impl Service {
                 "the PDU is {size} bytes of canonical JSON; at most {MAX_PDU_BYTES} are signed"
             )));
         }
-        let room_id = str_field(&pdu, "room_id")?.to_owned();
+        let room_id = if rv.room_id_is_create_hash() && event::is_create(&pdu) {
+            // v12: the room ID is the create event's hash; a create that
+            // carries one is refused by `prepare` (other bytes are signed).
+            if pdu.contains_key("room_id") {
+                return Err(bad(EventError::CreateCarriesRoomId(rv.id()).to_string()));
+            }
+            let id = event::event_id(&pdu, rv).map_err(|e| bad(e.to_string()))?;
+            format!("!{}", id.trim_start_matches('$'))
+        } else {
+            str_field(&pdu, "room_id")?.to_owned()
+        };
         audit.room_id = Some(room_id.clone());
         let ty = str_field(&pdu, "type")?.to_owned();
         audit.event_type = Some(ty.clone());
@@ -230,17 +242,12 @@ impl Service {
         }
         let event_id = computed.to_owned();
         audit.event_id = Some(event_id.clone());
-        Ok(Checked { prepared, event_id, record, room_id, event_type: ty, depth, binds })
+        Ok(Checked { prepared, event_id, record, room_id, event_type: ty, depth, room_version: *rv, binds })
     }
 
     /// Signs checked PDUs in order; binds keys durably before releasing any
     /// signature. All or nothing.
-    fn sign_checked(
-        &self,
-        client: &ClientInfo,
-        checked: Vec<Checked>,
-        audit: &mut Audit,
-    ) -> Result<Vec<SignedPdu>> {
+    fn sign_checked(&self, checked: Vec<Checked>, audit: &mut Audit) -> Result<Vec<SignedPdu>> {
         self.require_unlocked()?;
         let mut sigs = Vec::with_capacity(checked.len());
         for c in &checked {
@@ -251,6 +258,18 @@ impl Service {
             let sig = if backend.name() == "soft" { sign() } else { tokio::task::block_in_place(sign) };
             sigs.push(sig.map_err(Error::from).inspect_err(|e| self.drop_pkcs11_if_gone(e))?);
         }
+        // Deleted or locked while signing: release nothing, and take the
+        // secret the signer may have cached back out.
+        for c in &checked {
+            if let Err(e) = self.still_usable(c) {
+                if let Ok(b) = self.backend(Some(&c.record.info.backend)) {
+                    if let Ok(public) = c.record.public_key() {
+                        b.forget(&public);
+                    }
+                }
+                return Err(e);
+            }
+        }
         for c in checked.iter().filter(|c| c.binds) {
             self.registry.update(&c.record.info.cryptoid, |r| self.bind(r, &c.room_id))?;
         }
@@ -258,12 +277,19 @@ impl Service {
         let mut out = Vec::with_capacity(checked.len());
         for (c, sig) in checked.into_iter().zip(sigs) {
             self.registry.touch(&c.record.info.cryptoid, now);
-            let power_levels = (c.event_type == "m.room.power_levels")
-                .then(|| c.prepared.event().get("content").and_then(Value::as_object))
-                .flatten();
-            self.rooms.record_signed(&c.room_id, &c.event_id, c.depth, power_levels);
-            self.rate_record(client, &c.room_id);
-            audit.signed.push((c.event_id.clone(), c.depth));
+            let seen = Seen::of_pdu(&c.event_id, c.depth, c.prepared.event());
+            self.rooms.record_signed(&c.room_id, &seen);
+            audit.signed.push(SignedNote {
+                event_id: c.event_id.clone(),
+                depth: c.depth,
+                event_type: seen.event_type.map(str::to_owned),
+                state_key: seen.state_key.map(str::to_owned),
+                membership: seen
+                    .content
+                    .and_then(|o| o.get("membership"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+            });
             let pdu = c
                 .prepared
                 .attach_signature(&c.record.info.cryptoid, CRYPTOID_KEY_ID, &sig)
@@ -286,10 +312,13 @@ impl Service {
         self.require_unlocked()?;
         let rv = self.room_version(&p.room_version)?;
         let checked = self.check_pdu(&rv, p.pdu, p.event_id.as_deref(), None, audit)?;
-        let decision = self.decide_sign(client, &checked, p.intent.as_ref(), false);
+        let reservation = self.rate_reserve(client, &checked.room_id, 1);
+        let decision = self.decide_sign(client, &checked, p.intent.as_ref(), reservation.facts);
         self.enforce(client, "sign.pdu", &[&checked], decision, audit).await?;
         self.ensure_token_unlocked(&[&checked]).await;
-        let mut signed = self.sign_checked(client, vec![checked], audit)?;
+        let checked = self.refresh(checked)?;
+        let mut signed = self.sign_checked(vec![checked], audit)?;
+        reservation.keep();
         signed.pop().ok_or_else(|| Error::new(ErrorKind::InternalError, "nothing signed"))
     }
 
@@ -328,14 +357,6 @@ impl Service {
                         c.room_id, prev.room_id
                     )));
                 }
-                let prevs = c.prepared.event().get("prev_events").and_then(Value::as_array);
-                if !prevs.is_some_and(|p| p.iter().any(|v| v.as_str() == Some(prev.event_id.as_str()))) {
-                    return Err(bad(format!(
-                        "PDU {i} of the batch does not follow PDU {} ({}): its prev_events must name it",
-                        i - 1,
-                        prev.event_id
-                    )));
-                }
             }
             if c.binds {
                 binding = Some((c.record.info.cryptoid.clone(), c.room_id.clone()));
@@ -344,11 +365,47 @@ impl Service {
         }
         audit.event_id = checked.first().map(|c| c.event_id.clone());
         audit.event_type = Some("createRoom batch".into());
-        let decision = self.decide_batch(client, &checked);
+        let room_id = checked.first().map(|c| c.room_id.clone()).unwrap_or_default();
+        let reservation = self.rate_reserve(client, &room_id, checked.len());
+        let decision = self.decide_batch(client, &checked, p.intent.as_ref(), reservation.facts);
         let refs: Vec<&Checked> = checked.iter().collect();
         self.enforce(client, "sign.batch", &refs, decision, audit).await?;
         self.ensure_token_unlocked(&refs).await;
-        Ok(SignedBatch { pdus: self.sign_checked(client, checked, audit)? })
+        let checked = checked.into_iter().map(|c| self.refresh(c)).collect::<Result<Vec<_>>>()?;
+        let signed = self.sign_checked(checked, audit)?;
+        reservation.keep();
+        Ok(SignedBatch { pdus: signed })
+    }
+}
+
+impl Service {
+    /// After a confirmation wait: the lock and the key as they are now. A
+    /// key deleted meanwhile is `unknown_key`, a locked agent `locked`; the
+    /// fresh record is what signs.
+    fn refresh(&self, mut c: Checked) -> Result<Checked> {
+        self.require_unlocked()?;
+        c.record = self.still_usable(&c)?;
+        Ok(c)
+    }
+
+    fn still_usable(&self, c: &Checked) -> Result<KeyRecord> {
+        let id = &c.record.info.cryptoid;
+        let gone = || Error::new(ErrorKind::UnknownKey, format!("cryptoID {id} was deleted meanwhile; nothing was signed"));
+        let rec = self.registry.get(id).ok_or_else(gone)?;
+        if rec.info.state == KeyState::Retired || rec.handle == Value::Null {
+            return Err(gone());
+        }
+        // Bound to this room, or still waiting as it was when checked (a
+        // binding event, or a later PDU of the batch that binds it).
+        let fine = rec.bound_to(&c.room_id) || (rec.awaiting_room() && !c.record.bound_to(&c.room_id));
+        if !fine {
+            return Err(Error::new(
+                ErrorKind::KeyNotUsable,
+                format!("cryptoID {id} changed while the request waited (now {}); nothing was signed", rec.info.state.as_str()),
+            ));
+        }
+        self.require_unlocked()?;
+        Ok(rec)
     }
 }
 

@@ -388,7 +388,8 @@ impl AgentObject {
         Ok(text(&field(&self.run(&hdr, conn, "sign.pdu", p).await?, "pdu")))
     }
 
-    /// A createRoom batch; returns the signed PDUs. Options: `event_ids` (as).
+    /// A createRoom batch; returns the signed PDUs. Options: `event_ids`
+    /// (as), `intent` (s, JSON `{"create_room": <the /createRoom body>}`).
     #[zbus(out_args("signed_pdus_json"))]
     async fn sign_batch(
         &self,
@@ -398,7 +399,8 @@ impl AgentObject {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<Vec<String>> {
-        only(&options, &["event_ids"])?;
+        only(&options, &["event_ids", "intent"])?;
+        let intent = opt_str(&options, "intent")?.map(|t| parse_json("intent", &t)).transpose()?;
         let pdus = pdus_json.iter().map(|t| parse_json("pdu", t)).collect::<DResult<Vec<_>>>()?;
         let event_ids = match options.get("event_ids") {
             Some(v) => Some(Value::Array(
@@ -414,6 +416,7 @@ impl AgentObject {
             ("room_version", Some(string(room_version))),
             ("pdus", Some(Value::Array(pdus))),
             ("event_ids", event_ids),
+            ("intent", intent),
         ]);
         let signed = field(&self.run(&hdr, conn, "sign.batch", p).await?, "pdus");
         Ok(signed.as_array().into_iter().flatten().map(|s| text(&field(s, "pdu"))).collect())
@@ -499,6 +502,24 @@ impl AgentObject {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<()> {
         let client = self.caller(&hdr, conn).await?;
+        // A prompter answers confirmations: the same trust as
+        // `confirm.answer` over the socket, so the same switch closes it,
+        // and every registration is on record.
+        let method = "dbus.register_prompter";
+        let audit = crate::service::Audit::default();
+        if !self.svc.config().policy.socket_confirm {
+            let err = crate::error::Error::new(
+                cryptoid_protocol::wire::ErrorKind::NotPermitted,
+                "socket_confirm = false: confirmations are answered by the askpass program only, so no D-Bus prompter is accepted",
+            );
+            if let Err(e) = self.svc.journal_request(method, &client, &audit, Err(&err)) {
+                tracing::error!(error = %e, "cannot journal a refused prompter");
+            }
+            return Err(AgentError::NotPermitted(err.to_string()));
+        }
+        self.svc
+            .journal_request(method, &client, &audit, Ok(()))
+            .map_err(|e| AgentError::StorageError(format!("cannot journal the registration: {e}")))?;
         let sender = hdr.sender().ok_or_else(|| AgentError::NotPermitted("no sender".into()))?;
         let name = OwnedUniqueName::from(sender.to_owned());
         *self.prompter.lock().unwrap_or_else(|p| p.into_inner()) = Some((name.clone(), path.clone().into()));

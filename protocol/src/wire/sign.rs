@@ -21,7 +21,8 @@ pub struct SignPduParams {
     /// The `event_id` the homeserver announced; must match the recomputed one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_id: Option<String>,
-    /// What the user asked for: `{type, state_key?, content?}` (policy).
+    /// What the user asked for: `{type, room_id?, state_key?, membership?,
+    /// content?}` (policy); build it with [`intent`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intent: Option<Value>,
 }
@@ -52,9 +53,60 @@ pub struct SignBatchParams {
     /// Event IDs the server announced, one per PDU, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_ids: Option<Vec<String>>,
+    /// `{"create_room": <the /createRoom request body>}`: the agent derives
+    /// the initial state the body implies and refuses a batch that differs
+    /// ([`intent::create_room`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<Value>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedBatch {
     pub pdus: Vec<SignedPdu>,
+}
+
+/// Builders for `intent`: what the user asked for, which the PDU the
+/// homeserver built must match. Pass one with every request you can; the
+/// agent refuses a PDU that differs from it.
+pub mod intent {
+    use crate::json::{Object, Value};
+
+    fn object(pairs: Vec<(&str, Value)>) -> Value {
+        Value::Object(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect::<Object>())
+    }
+
+    /// A message or other non-state event: `PUT /rooms/{room}/send/{type}`.
+    pub fn send(room_id: &str, event_type: &str, content: Value) -> Value {
+        object(vec![
+            ("room_id", Value::from(room_id)),
+            ("type", Value::from(event_type)),
+            ("content", content),
+        ])
+    }
+
+    /// A state event: `PUT /rooms/{room}/state/{type}/{state_key}`.
+    pub fn state(room_id: &str, event_type: &str, state_key: &str, content: Value) -> Value {
+        object(vec![
+            ("room_id", Value::from(room_id)),
+            ("type", Value::from(event_type)),
+            ("state_key", Value::from(state_key)),
+            ("content", content),
+        ])
+    }
+
+    /// The user's own join with `cryptoid` (the server adds `mxid_mapping`
+    /// to the content, so only `membership` is pinned).
+    pub fn join(room_id: &str, cryptoid: &str) -> Value {
+        object(vec![
+            ("room_id", Value::from(room_id)),
+            ("type", Value::from("m.room.member")),
+            ("state_key", Value::from(cryptoid)),
+            ("membership", Value::from("join")),
+        ])
+    }
+
+    /// A `createRoom` batch: the request body the client sent.
+    pub fn create_room(body: Value) -> Value {
+        object(vec![("create_room", body)])
+    }
 }

@@ -152,6 +152,7 @@ fn create_room_batch_binds_the_new_key() {
             room_version: RV.into(),
             pdus: vec![create_ev.clone(), power.clone(), member.clone()],
             event_ids: None,
+            intent: None,
         })
         .expect_err("broken chain");
     assert!(err.to_string().contains("does not follow"), "{err}");
@@ -162,6 +163,7 @@ fn create_room_batch_binds_the_new_key() {
             room_version: RV.into(),
             pdus: vec![create_ev, member, power],
             event_ids: None,
+            intent: None,
         })
         .expect("batch");
     assert_eq!(signed.pdus.len(), 3);

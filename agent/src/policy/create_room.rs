@@ -1,0 +1,377 @@
+//! createRoom batches (`sign.batch`). A batch is the initial state of a
+//! room the agent has never seen, and nothing else:
+//!
+//! - **shape**: it starts with `m.room.create`, every PDU is sent by the
+//!   creator, the room is unknown to the agent (never observed, signed or
+//!   batched), the create event has no `prev_events`/`auth_events`, and each
+//!   later PDU is a state event whose `prev_events` is exactly the PDU
+//!   before it, at that PDU's depth + 1;
+//! - **intent** (`{create_room: <the /createRoom body>}`): the initial state
+//!   that the spec's createRoom algorithm derives from the body (preset →
+//!   join rules, history visibility, guest access; `initial_state`; `name`,
+//!   `topic`; `invite`; `creation_content`; `power_level_content_override`
+//!   over the defaults) must be what the batch holds, security-relevant
+//!   state exactly; anything else is denied naming the field;
+//! - **without an intent**, power beyond the creator's (anyone else in
+//!   `users` above the defaults, a higher `users_default`, any threshold
+//!   below the defaults, additional creators) needs confirmation.
+
+use super::config::Action;
+use super::levels::{Change, Levels};
+use super::{Finding, RoomFacts};
+use cryptoid_protocol::json::{Int, Object, Value};
+use cryptoid_protocol::RoomVersion;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The batch to judge, with the event IDs the service computed.
+pub struct Batch<'a> {
+    pub pdus: &'a [&'a Object],
+    pub event_ids: &'a [&'a str],
+    pub intent: Option<&'a Value>,
+    pub room_version: &'a RoomVersion,
+}
+
+fn s<'a>(o: &'a Object, k: &str) -> Option<&'a str> {
+    o.get(k).and_then(Value::as_str)
+}
+
+fn obj<'a>(o: &'a Object, k: &str) -> Option<&'a Object> {
+    o.get(k).and_then(Value::as_object)
+}
+
+fn int(v: i64) -> Value {
+    Value::Int(Int::new(v).unwrap_or(Int::from(0u32)))
+}
+
+/// What a batch's later PDUs set, by (type, state key); the last one wins.
+type State<'a> = BTreeMap<(&'a str, &'a str), &'a Object>;
+
+pub fn check(b: &Batch<'_>, room: &RoomFacts<'_>) -> (Vec<Finding>, Vec<String>) {
+    let mut out = Vec::new();
+    let deny = |out: &mut Vec<Finding>, why: String| out.push(Finding::new(Action::Deny, why));
+    let Some(create) = b.pdus.first().copied() else {
+        deny(&mut out, "a batch holds at least the room's m.room.create".into());
+        return (out, Vec::new());
+    };
+    if !cryptoid_protocol::event::is_create(create) {
+        deny(
+            &mut out,
+            "sign.batch is only for createRoom: the batch must start with the new room's m.room.create".into(),
+        );
+        return (out, Vec::new());
+    }
+    let creator = s(create, "sender").unwrap_or("");
+    if room.exists {
+        deny(
+            &mut out,
+            "the agent already knows this room (observed, signed or batched): sign.batch is only for a new room; sign later events one by one with sign.pdu".into(),
+        );
+    }
+    for key in ["prev_events", "auth_events"] {
+        if create.get(key).and_then(Value::as_array).is_some_and(|a| !a.is_empty()) {
+            deny(&mut out, format!("the m.room.create of a new room has no {key}"));
+        }
+    }
+    let depth = |p: &Object| p.get("depth").and_then(Value::as_int).unwrap_or(0);
+    let mut state: State<'_> = BTreeMap::new();
+    for (i, p) in b.pdus.iter().enumerate().skip(1) {
+        if s(p, "sender") != Some(creator) {
+            deny(&mut out, format!("PDU {i} is not sent by the room's creator {creator}"));
+        }
+        let prevs = super::replay::ref_ids(p, "prev_events");
+        let before = b.event_ids.get(i - 1).copied().unwrap_or("");
+        if prevs != [before] {
+            deny(
+                &mut out,
+                format!("PDU {i} of the batch does not follow PDU {} ({before}): its prev_events must name exactly it", i - 1),
+            );
+        }
+        if depth(p) != depth(b.pdus[i - 1]).saturating_add(1) {
+            deny(&mut out, format!("PDU {i} has depth {}; after PDU {} it must be {}", depth(p), i - 1, depth(b.pdus[i - 1]) + 1));
+        }
+        match (s(p, "type"), s(p, "state_key"), obj(p, "content")) {
+            (Some("m.room.create"), ..) => deny(&mut out, format!("PDU {i} is a second m.room.create")),
+            (Some(ty), Some(sk), Some(c)) => {
+                state.insert((ty, sk), c);
+            }
+            _ => deny(&mut out, format!("PDU {i} is not a state event: a createRoom batch holds only initial state")),
+        }
+    }
+    let create_content = obj(create, "content");
+    let additional: BTreeSet<&str> = create_content
+        .and_then(|c| c.get("additional_creators"))
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let mut creators: BTreeSet<&str> = additional.clone();
+    creators.insert(creator);
+    let mut changes = Vec::new();
+    match b.intent {
+        Some(intent) => with_intent(b, intent, creator, &creators, &additional, &state, &mut out, &mut changes),
+        None => {
+            for who in &additional {
+                out.push(Finding::new(
+                    Action::Confirm,
+                    format!("additional creator {} gets unlimited power (no createRoom intent)", super::power::short(who)),
+                ));
+            }
+            let baseline = default_levels(b.room_version, creator, &[], "private_chat");
+            if let Some(pl) = state.get(&("m.room.power_levels", "")) {
+                for c in power_grants(&baseline, pl, b.room_version, &creators, &BTreeSet::new(), &mut out) {
+                    changes.push(c.describe());
+                    out.push(Finding::new(
+                        Action::Confirm,
+                        format!("{} gives power beyond the creator's (no createRoom intent)", c.describe()),
+                    ));
+                }
+            }
+        }
+    }
+    (out, changes)
+}
+
+/// Synapse's and the spec's default power levels for a new room, with the
+/// preset's override (`invite: 0` for the private presets) and, before room
+/// version 12, the creator (and trusted invitees) at 100.
+fn default_levels(rv: &RoomVersion, creator: &str, trusted: &[&str], preset: &str) -> Object {
+    let mut users = Object::new();
+    if !rv.creators_have_infinite_power() {
+        users.insert(creator.to_owned(), int(100));
+        for u in trusted {
+            users.insert((*u).to_owned(), int(100));
+        }
+    }
+    let tombstone = if rv.creators_have_infinite_power() { 150 } else { 100 };
+    let events: Object = [
+        ("m.room.name", 50),
+        ("m.room.power_levels", 100),
+        ("m.room.history_visibility", 100),
+        ("m.room.canonical_alias", 50),
+        ("m.room.avatar", 50),
+        ("m.room.tombstone", tombstone),
+        ("m.room.server_acl", 100),
+        ("m.room.encryption", 100),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), int(v)))
+    .collect();
+    let mut pl = Object::new();
+    pl.insert("users".into(), Value::Object(users));
+    pl.insert("events".into(), Value::Object(events));
+    for (k, v) in [("users_default", 0), ("events_default", 0), ("state_default", 50), ("ban", 50), ("kick", 50), ("redact", 50)] {
+        pl.insert(k.into(), int(v));
+    }
+    let invite = if preset == "public_chat" { 50 } else { 0 };
+    pl.insert("invite".into(), int(invite));
+    pl
+}
+
+/// Changes from `baseline` to `actual` that give power to someone other
+/// than the creators or take it from the creator, skipping fields in
+/// `named` (the client's override, checked exactly elsewhere).
+fn power_grants(
+    baseline: &Object,
+    actual: &Object,
+    rv: &RoomVersion,
+    creators: &BTreeSet<&str>,
+    named: &BTreeSet<&str>,
+    out: &mut Vec<Finding>,
+) -> Vec<Change> {
+    let (base, new) = match (Levels::new(baseline, rv), Levels::new(actual, rv)) {
+        (Ok(b), Ok(n)) => (b, n),
+        (_, Err(e)) | (Err(e), _) => {
+            out.push(Finding::new(Action::Deny, e));
+            return Vec::new();
+        }
+    };
+    base.diff(&new)
+        .into_iter()
+        .filter(|c| !named.contains(c.field.split('[').next().unwrap_or("")))
+        .filter(|c| match c.user.as_deref() {
+            Some(u) if creators.contains(u) => !c.grants,
+            _ => c.grants,
+        })
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn with_intent(
+    b: &Batch<'_>,
+    intent: &Value,
+    creator: &str,
+    creators: &BTreeSet<&str>,
+    additional: &BTreeSet<&str>,
+    state: &State<'_>,
+    out: &mut Vec<Finding>,
+    changes: &mut Vec<String>,
+) {
+    let deny = |out: &mut Vec<Finding>, why: String| out.push(Finding::new(Action::Deny, why));
+    let body = match intent.as_object().map(|i| (i.len(), i.get("create_room"))) {
+        Some((1, Some(Value::Object(body)))) => body,
+        _ => {
+            deny(out, "the intent of sign.batch must be {\"create_room\": <the /createRoom request body>}".into());
+            return;
+        }
+    };
+    let preset = match (s(body, "preset"), s(body, "visibility")) {
+        (Some(p), _) => p,
+        (None, Some("public")) => "public_chat",
+        (None, _) => "private_chat",
+    };
+    let (join_rule, guest) = match preset {
+        "private_chat" | "trusted_private_chat" => ("invite", true),
+        "public_chat" => ("public", false),
+        other => {
+            deny(out, format!("createRoom intent: unknown preset {other:?}"));
+            return;
+        }
+    };
+    let invite: Vec<&str> =
+        body.get("invite").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    changes.push(format!("createRoom ({preset})"));
+
+    // Expected state by (type, state key), initial_state last (it wins).
+    let mut expected: BTreeMap<(String, String), Value> = BTreeMap::new();
+    let mut put = |ty: &str, key: &str, v: &str| {
+        let mut c = Object::new();
+        c.insert(key.into(), Value::from(v));
+        expected.insert((ty.into(), String::new()), Value::Object(c));
+    };
+    put("m.room.join_rules", "join_rule", join_rule);
+    put("m.room.history_visibility", "history_visibility", "shared");
+    if guest {
+        put("m.room.guest_access", "guest_access", "can_join");
+    }
+    for item in body.get("initial_state").and_then(Value::as_array).into_iter().flatten() {
+        let (Some(i), true) = (item.as_object(), true) else { continue };
+        match (s(i, "type"), i.get("content")) {
+            (Some(ty), Some(c @ Value::Object(_))) => {
+                expected.insert((ty.into(), s(i, "state_key").unwrap_or("").into()), c.clone());
+            }
+            _ => deny(out, format!("createRoom intent: initial_state item {item} needs a type and an object content")),
+        }
+    }
+
+    // Creators: additional_creators exactly as asked (plus, in v12, the
+    // invitees of a trusted_private_chat).
+    let mut want_additional: BTreeSet<&str> = body
+        .get("creation_content")
+        .and_then(Value::as_object)
+        .and_then(|c| c.get("additional_creators"))
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if preset == "trusted_private_chat" && b.room_version.creators_have_infinite_power() {
+        want_additional.extend(invite.iter().copied());
+    }
+    if &want_additional != additional {
+        deny(out, format!("m.room.create additional_creators is {additional:?} but the createRoom request implies {want_additional:?}"));
+    }
+    check_creation_content(b.pdus[0], body, out);
+
+    // The state the batch sets.
+    let mut seen = BTreeSet::new();
+    for (&(ty, sk), content) in state {
+        seen.insert((ty.to_owned(), sk.to_owned()));
+        let shown = || format!("{ty} ({sk:?})");
+        let field = |k: &str| content.get(k).and_then(Value::as_str);
+        if let Some(want) = expected.get(&(ty.to_owned(), sk.to_owned())) {
+            if want.as_object() != Some(*content) && ty != "m.room.power_levels" {
+                deny(out, format!("{} is {} but the createRoom request implies {want}", shown(), Value::Object((*content).clone())));
+            }
+            continue;
+        }
+        match ty {
+            "m.room.power_levels" => {}
+            "m.room.member" if sk == creator => {
+                if field("membership") != Some("join") {
+                    deny(out, format!("the creator's membership is {:?}, not join", field("membership")));
+                }
+            }
+            "m.room.member" => {
+                let user = obj(content, "mxid_mapping").and_then(|m| s(m, "user_id")).unwrap_or(sk);
+                if field("membership") != Some("invite") || !invite.contains(&user) {
+                    deny(out, format!("{} sets the membership of {} to {:?}, which the createRoom request did not ask for", shown(), super::power::short(sk), field("membership")));
+                } else {
+                    changes.push(format!("invite {user}"));
+                }
+            }
+            "m.room.name" => {
+                if body.get("name").and_then(Value::as_str) != field("name") {
+                    deny(out, format!("m.room.name is {:?} but the createRoom request asks for {:?}", field("name"), s(body, "name")));
+                }
+            }
+            "m.room.topic" => {
+                if body.get("topic").and_then(Value::as_str) != field("topic") {
+                    deny(out, format!("m.room.topic is {:?} but the createRoom request asks for {:?}", field("topic"), s(body, "topic")));
+                }
+            }
+            "m.room.canonical_alias" => {
+                let ok = s(body, "room_alias_name")
+                    .is_some_and(|n| field("alias").is_some_and(|a| a.strip_prefix('#').and_then(|a| a.strip_prefix(n)).is_some_and(|r| r.starts_with(':'))));
+                if !ok {
+                    deny(out, format!("m.room.canonical_alias {:?} was not asked for (room_alias_name {:?})", field("alias"), s(body, "room_alias_name")));
+                }
+            }
+            // A server may turn encryption on by default (Synapse's
+            // encryption_enabled_by_default_for_room_type): allowed only with
+            // the standard algorithm and nothing else.
+            "m.room.encryption"
+                if content.len() == 1 && field("algorithm") == Some("m.megolm.v1.aes-sha2") =>
+            {
+                changes.push("encryption on (the server's default)".into());
+            }
+            _ => deny(out, format!("the batch sets {} which the createRoom request did not ask for", shown())),
+        }
+    }
+    for (ty, sk) in expected.keys() {
+        if !seen.contains(&(ty.clone(), sk.clone())) {
+            deny(out, format!("the batch lacks {ty} ({sk:?}) that the createRoom request implies"));
+        }
+    }
+
+    // Power levels: initial_state's exactly; else the defaults with the
+    // override applied, the override's fields exactly.
+    let Some(pl) = state.get(&("m.room.power_levels", "")).copied() else {
+        deny(out, "the batch has no m.room.power_levels".into());
+        return;
+    };
+    if expected.contains_key(&("m.room.power_levels".into(), String::new())) {
+        return;
+    }
+    let trusted: Vec<&str> = if preset == "trusted_private_chat" { invite.clone() } else { Vec::new() };
+    let mut baseline = default_levels(b.room_version, creator, &trusted, preset);
+    let over = body.get("power_level_content_override").and_then(Value::as_object);
+    let mut named = BTreeSet::new();
+    for (k, v) in over.into_iter().flatten() {
+        baseline.insert(k.clone(), v.clone());
+        named.insert(k.as_str());
+        if pl.get(k) != Some(v) {
+            deny(out, format!("power_level_content_override.{k} asks for {v} but the batch's power levels have {}", pl.get(k).map_or("nothing".into(), Value::to_string)));
+        }
+    }
+    for c in power_grants(&baseline, pl, b.room_version, creators, &named, out) {
+        deny(out, format!("power levels: {} gives power the createRoom request did not ask for", c.describe()));
+    }
+}
+
+/// `creation_content` keys must be in the create event as asked; a key it
+/// does not name must be absent (`m.federate` may be `true`).
+fn check_creation_content(create: &Object, body: &Object, out: &mut Vec<Finding>) {
+    let empty = Object::new();
+    let asked = obj(body, "creation_content").unwrap_or(&empty);
+    let got = obj(create, "content").unwrap_or(&empty);
+    for (k, v) in asked {
+        if k != "additional_creators" && got.get(k) != Some(v) {
+            out.push(Finding::new(Action::Deny, format!("m.room.create content.{k} is not {v} as the createRoom request asks")));
+        }
+    }
+    for (k, v) in got {
+        let fine = asked.contains_key(k)
+            || matches!(k.as_str(), "creator" | "room_version" | "additional_creators")
+            || (k == "m.federate" && *v == Value::Bool(true));
+        if !fine {
+            out.push(Finding::new(Action::Deny, format!("m.room.create content.{k} = {v} was not asked for")));
+        }
+    }
+}
