@@ -19,8 +19,14 @@ fn trusted() -> ClientFacts<'static> {
     ClientFacts { exe: Some("/usr/bin/client"), approved_this_session: true }
 }
 
+const RV: RoomVersion = RoomVersion::MSC4080;
+
+fn sr<'a>(pdu: &'a Object, intent: Option<&'a Value>) -> SignRequest<'a> {
+    SignRequest { pdu, intent, room_version: &RV, binds_key: false, initial_state: false }
+}
+
 fn decide_with(p: &Object, cfg: &PolicyConfig, room: &RoomFacts<'_>, initial: bool) -> Decision {
-    let req = SignRequest { pdu: p, intent: None, initial_state: initial };
+    let req = SignRequest { initial_state: initial, ..sr(p, None) };
     evaluate(&req, &trusted(), room, RateFacts::default(), cfg, NOW)
 }
 
@@ -87,7 +93,7 @@ fn power_levels_diff_against_the_known_state() {
     let grant = pdu("m.room.power_levels", Some(""), &format!(r#"{{"users":{{"{ME}":100,"{OTHER}":100}}}}"#));
     let d = decide_with(&grant, &PolicyConfig::default(), &room, false);
     assert_eq!(d.action, Action::Confirm);
-    assert_eq!(d.changes, ["power level of 3TPraTcz… 0 → 100"]);
+    assert_eq!(d.changes, ["users[3TPraTcz…] 0 (default) → 100"]);
     // Even with a rule allowing power_levels, power over others confirms.
     let cfg = PolicyConfig {
         rules: vec![config::Rule {
@@ -103,29 +109,6 @@ fn power_levels_diff_against_the_known_state() {
         pdu("m.room.power_levels", Some(""), &format!(r#"{{"users":{{"{ME}":100}},"users_default":0}}"#));
     let d = decide_with(&unchanged, &cfg, &room, false);
     assert_eq!((d.action, d.changes.len()), (Action::Allow, 0), "{:?}", d.reasons());
-}
-
-#[test]
-fn create_room_initial_state() {
-    let own_power = pdu("m.room.power_levels", Some(""), &format!(r#"{{"users":{{"{ME}":100}}}}"#));
-    assert_eq!(
-        decide_with(&own_power, &PolicyConfig::default(), &RoomFacts::unknown(), true).action,
-        Action::Allow
-    );
-    let extra = pdu("m.room.power_levels", Some(""), &format!(r#"{{"users":{{"{ME}":100,"{OTHER}":100}}}}"#));
-    let d = decide_with(&extra, &PolicyConfig::default(), &RoomFacts::unknown(), true);
-    assert_eq!(d.action, Action::Confirm);
-    assert_eq!(d.changes, ["power level of 3TPraTcz… → 100", "own power level of XGX0JRS2… → 100"]);
-    let acl = pdu("m.room.server_acl", Some(""), "{}");
-    assert_eq!(
-        decide_with(&acl, &PolicyConfig::default(), &RoomFacts::unknown(), true).action,
-        Action::Confirm
-    );
-    let stranger = pdu("m.room.member", Some(OTHER), r#"{"membership":"invite"}"#);
-    assert_eq!(
-        decide_with(&stranger, &PolicyConfig::default(), &RoomFacts::unknown(), true).action,
-        Action::Confirm
-    );
 }
 
 #[test]
@@ -177,7 +160,7 @@ fn intent_and_require_intent() {
     let room = RoomFacts::unknown();
     let run = |intent: Option<&Value>, cfg: &PolicyConfig| {
         evaluate(
-            &SignRequest { pdu: &p, intent, initial_state: false },
+            &sr(&p, intent),
             &trusted(),
             &room,
             RateFacts::default(),
@@ -196,11 +179,11 @@ fn intent_and_require_intent() {
 
 #[test]
 fn anti_replay_modes() {
-    let known = |id: &str| id == "$p1";
-    let unknown_prev = |_: &str| false;
-    let at_200 = RoomFacts { max_depth: Some(200), is_known: &known, ..RoomFacts::unknown() };
+    let known = |id: &str| (id == "$p1").then_some(99);
+    let unknown_prev = |_: &str| None;
+    let at_200 = RoomFacts { max_depth: Some(200), depth_of: &known, ..RoomFacts::unknown() };
     let msg = pdu("m.room.message", None, "{}"); // depth 100, prev $p1
-                                                 // window (default): 100 below a frontier of 200 with window 50 → deny.
+    // window (default): 100 below a frontier of 200 with window 50 → deny.
     let d = decide_with(&msg, &PolicyConfig::default(), &at_200, false);
     assert_eq!(d.action, Action::Deny);
     assert!(d.decisive_reasons()[0].contains("100 below the newest depth 200"), "{:?}", d.reasons());
@@ -210,20 +193,204 @@ fn anti_replay_modes() {
     assert_eq!(decide(&msg).action, Action::Allow);
     // strict: the prev_event must be known.
     let strict = PolicyConfig { anti_replay: ReplayMode::Strict, ..Default::default() };
-    let knows = RoomFacts { is_known: &known, ..RoomFacts::unknown() };
+    let knows = RoomFacts { depth_of: &known, ..RoomFacts::unknown() };
     assert_eq!(decide_with(&msg, &strict, &knows, false).action, Action::Allow);
-    let blind = RoomFacts { is_known: &unknown_prev, ..RoomFacts::unknown() };
+    let blind = RoomFacts { depth_of: &unknown_prev, ..RoomFacts::unknown() };
     let d = decide_with(&msg, &strict, &blind, false);
     assert_eq!(d.action, Action::Deny);
-    assert!(d.decisive_reasons()[0].contains("$p1 never seen"), "{:?}", d.reasons());
+    assert!(d.decisive_reasons()[0].contains("$p1 never observed or signed"), "{:?}", d.reasons());
     // window mode, state event, observed room: strict for it.
-    let observed = RoomFacts { observed: true, is_known: &unknown_prev, ..RoomFacts::unknown() };
+    let observed = RoomFacts { observed: true, depth_of: &unknown_prev, ..RoomFacts::unknown() };
     let name = pdu("m.room.name", Some(""), r#"{"name":"x"}"#);
     assert_eq!(decide_with(&name, &PolicyConfig::default(), &observed, false).action, Action::Deny);
     assert_eq!(decide_with(&msg, &PolicyConfig::default(), &observed, false).action, Action::Allow);
     // off.
     let off = PolicyConfig { anti_replay: ReplayMode::Off, ..Default::default() };
     assert_eq!(decide_with(&msg, &off, &at_200, false).action, Action::Allow);
+}
+
+/// A message at `depth` with `prev_events` and `auth_events`.
+fn at(depth: i64, prevs: &[&str], auths: &[&str]) -> Object {
+    let mut p = pdu("m.room.message", None, "{}");
+    let ids = |v: &[&str]| Value::Array(v.iter().map(|s| Value::from(*s)).collect());
+    p.insert("depth".into(), Value::Int(cryptoid_protocol::json::Int::new(depth).expect("depth")));
+    p.insert("prev_events".into(), ids(prevs));
+    p.insert("auth_events".into(), ids(auths));
+    p
+}
+
+#[test]
+fn depth_rule_anchor_and_superseded_auth_events() {
+    // The room: $c (1) … $pl (10, power levels: the anchor) … $m11 (11),
+    // $fork (10, a sibling of $pl), $old (5); $pl0 superseded by $pl.
+    let depths = |id: &str| match id {
+        "$c" => Some(1),
+        "$old" => Some(5),
+        "$pl" | "$fork" => Some(10),
+        "$m11" => Some(11),
+        _ => None,
+    };
+    let superseded = |id: &str| id == "$pl0";
+    let room = RoomFacts {
+        exists: true,
+        max_depth: Some(11),
+        depth_of: &depths,
+        anchor: Some(Anchor { event_id: "$pl", depth: 10, what: "m.room.power_levels" }),
+        is_superseded: &superseded,
+        ..RoomFacts::unknown()
+    };
+    let cfg = PolicyConfig::default();
+    #[rustfmt::skip]
+    let cases: &[(i64, &[&str], &[&str], Action, &str)] = &[
+        // controls: children of the anchor and of later events
+        (11, &["$pl"], &["$c"], Action::Allow, ""),
+        (12, &["$m11"], &["$pl"], Action::Allow, ""),
+        (12, &["$m11", "$old"], &[], Action::Allow, ""),
+        // unknown prev_events: the depth must still be above the anchor
+        (12, &["$unknown"], &[], Action::Allow, ""),
+        (9, &["$unknown"], &[], Action::Deny, "not above the room's latest m.room.power_levels"),
+        // depth rule
+        (13, &["$m11"], &[], Action::Deny, "must be 12"),
+        (11, &["$m11"], &[], Action::Deny, "must be 12"),
+        // anchored before the power change: a child of an older event
+        (6, &["$old"], &[], Action::Deny, "not above"),
+        // a child of the anchor's sibling (forked around it): depth 11 is
+        // above the anchor, but no prev_event is the anchor or after it
+        (11, &["$fork"], &[], Action::Deny, "at or before the room's latest"),
+        // superseded power levels as auth
+        (12, &["$m11"], &["$pl0"], Action::Deny, "superseded"),
+    ];
+    for (depth, prevs, auths, want, needle) in cases {
+        let d = decide_with(&at(*depth, prevs, auths), &cfg, &room, false);
+        assert_eq!(d.action, *want, "depth {depth} prevs {prevs:?} auths {auths:?}: {:?}", d.reasons());
+        if !needle.is_empty() {
+            assert!(d.decisive_reasons().iter().any(|r| r.contains(needle)), "{needle}: {:?}", d.reasons());
+        }
+    }
+    // strict counts only observed or signed events.
+    let strict = PolicyConfig { anti_replay: ReplayMode::Strict, ..Default::default() };
+    assert_eq!(decide_with(&at(12, &["$m11"], &[]), &strict, &room, false).action, Action::Allow);
+    assert_eq!(decide_with(&at(12, &["$m11", "$named"], &[]), &strict, &room, false).action, Action::Deny);
+}
+
+fn levels(text: &str) -> Object {
+    from_str(text).expect("levels").into_object().expect("object")
+}
+
+#[test]
+fn power_levels_every_field_is_diffed() {
+    let base = format!(
+        r#"{{"users":{{"{ME}":100}},"users_default":0,"events":{{"m.room.power_levels":100,"m.room.name":50}},"events_default":0,"state_default":50,"ban":50,"kick":50,"redact":50,"invite":0,"notifications":{{"room":50}}}}"#
+    );
+    let old = levels(&base);
+    let room = RoomFacts { power_levels: Some(&old), ..RoomFacts::unknown() };
+    #[rustfmt::skip]
+    let cases: &[(&str, &str, &str)] = &[
+        (r#""state_default":50"#, r#""state_default":0"#, "state_default 50 → 0"),
+        (r#""users_default":0"#, r#""users_default":50"#, "users_default 0 → 50"),
+        (r#""events_default":0"#, r#""events_default":10"#, "events_default 0 → 10"),
+        (r#""ban":50"#, r#""ban":0"#, "ban 50 → 0"),
+        (r#""kick":50"#, r#""kick":1"#, "kick 50 → 1"),
+        (r#""redact":50"#, r#""redact":0"#, "redact 50 → 0"),
+        (r#""invite":0"#, r#""invite":100"#, "invite 0 → 100"),
+        (r#""m.room.power_levels":100"#, r#""m.room.power_levels":0"#, "events[m.room.power_levels] 100 → 0"),
+        (r#""m.room.name":50"#, r#""m.room.name":50,"m.room.tombstone":0"#, "events[m.room.tombstone] 50 (default) → 0"),
+        (r#""notifications":{"room":50}"#, r#""notifications":{"room":0}"#, "notifications[room] 50 → 0"),
+        (r#""invite":0"#, r#""invite":0,"historical":0"#, "historical unset → 0"),
+    ];
+    for (from, to, change) in cases {
+        assert!(base.contains(from), "{from}");
+        let new = pdu("m.room.power_levels", Some(""), &base.replacen(from, to, 1));
+        let d = decide_with(&new, &PolicyConfig::default(), &room, false);
+        assert_eq!(d.changes, [*change], "{to}");
+        assert_eq!(d.action, Action::Confirm, "{to}");
+        assert!(d.reasons().iter().any(|r| r.contains("affects someone else")), "{to}: {:?}", d.reasons());
+        // Power over others set to deny: every one of these is denied.
+        let deny = PolicyConfig { power_over_others: Action::Deny, ..Default::default() };
+        assert_eq!(decide_with(&new, &deny, &room, false).action, Action::Deny, "{to}");
+    }
+    // Control: the same content changes nothing and names nothing.
+    let same = pdu("m.room.power_levels", Some(""), &base);
+    assert!(decide_with(&same, &PolicyConfig::default(), &room, false).changes.is_empty());
+    // Own level: listed, not power over others.
+    let own = pdu("m.room.power_levels", Some(""), &base.replacen(r#":100}"#, r#":90}"#, 1));
+    let d = decide_with(&own, &PolicyConfig { power_over_others: Action::Deny, ..Default::default() }, &room, false);
+    assert_eq!(d.changes, ["own users[XGX0JRS2…] 100 → 90"]);
+    assert_eq!(d.action, Action::Confirm, "security state, not over others");
+}
+
+#[test]
+fn power_levels_as_strings_are_parsed_by_room_version() {
+    let old = levels(&format!(r#"{{"users":{{"{ME}":100}},"ban":50}}"#));
+    let room = RoomFacts { power_levels: Some(&old), ..RoomFacts::unknown() };
+    let run = |rv: &RoomVersion, ban: &str| {
+        let p = pdu("m.room.power_levels", Some(""), &format!(r#"{{"users":{{"{ME}":100}},"ban":{ban}}}"#));
+        let req = SignRequest { room_version: rv, ..sr(&p, None) };
+        evaluate(&req, &trusted(), &room, RateFacts::default(), &PolicyConfig::default(), NOW)
+    };
+    // v9: "0" is 0 (not the default 50): a change, named.
+    let d = run(&RoomVersion::V9, r#""0""#);
+    assert_eq!(d.changes, ["ban 50 → 0"]);
+    assert_eq!(run(&RoomVersion::V9, r#"" +50 ""#).changes.len(), 0, "equal to 50");
+    assert_eq!(run(&RoomVersion::V9, r#""-5""#).changes, ["ban 50 → -5"]);
+    for bad in [r#""fifty""#, r#""5x""#, r#""""#, r#""1_0""#, "true"] {
+        let d = run(&RoomVersion::V9, bad);
+        assert_eq!(d.action, Action::Deny, "{bad}");
+        assert!(d.decisive_reasons()[0].contains("power level ban"), "{bad}: {:?}", d.reasons());
+    }
+    // v10 on: strings are invalid.
+    let d = run(&RoomVersion::V10, r#""0""#);
+    assert_eq!(d.action, Action::Deny);
+    assert!(d.decisive_reasons()[0].contains("requires integers"), "{:?}", d.reasons());
+    assert_eq!(run(&RoomVersion::V10, "0").changes, ["ban 50 → 0"]);
+}
+
+#[test]
+fn redaction_targets_by_room_version() {
+    let own = |id: &str| id == "$mine";
+    let room = RoomFacts { is_own: &own, ..RoomFacts::unknown() };
+    // v10: the top-level `redacts` is the target; content.redacts is not.
+    let mut p = pdu("m.room.redaction", None, r#"{"redacts":"$mine"}"#);
+    p.insert("redacts".into(), Value::from("$theirs"));
+    let v10 = |p: &Object| {
+        let req = SignRequest { room_version: &RoomVersion::V10, ..sr(p, None) };
+        evaluate(&req, &trusted(), &room, RateFacts::default(), &PolicyConfig::default(), NOW)
+    };
+    assert_eq!(v10(&p).action, Action::Confirm, "v10 reads the top-level $theirs");
+    // v11+: content.redacts ($mine) is the target.
+    assert_eq!(decide_with(&p, &PolicyConfig::default(), &room, false).action, Action::Allow);
+    p.insert("redacts".into(), Value::from("$mine"));
+    assert_eq!(v10(&p).action, Action::Allow);
+}
+
+#[test]
+fn joins_that_bind_a_key_need_an_intent_naming_the_room() {
+    let join = {
+        let mut p = pdu("m.room.member", Some(ME), r#"{"membership":"join"}"#);
+        p.insert("room_id".into(), Value::from("!r:x"));
+        p
+    };
+    let ask = |intent: Option<&Value>| {
+        let req = SignRequest { binds_key: true, ..sr(&join, intent) };
+        evaluate(&req, &trusted(), &RoomFacts::unknown(), RateFacts::default(), &PolicyConfig::default(), NOW)
+    };
+    let d = ask(None);
+    assert_eq!(d.action, Action::Confirm);
+    assert!(d.decisive_reasons()[0].contains("binds a cryptoID"), "{:?}", d.reasons());
+    let right = from_str(&format!(
+        r#"{{"room_id":"!r:x","type":"m.room.member","state_key":"{ME}","membership":"join"}}"#
+    ))
+    .expect("intent");
+    assert_eq!(ask(Some(&right)).action, Action::Allow);
+    let elsewhere = from_str(&format!(
+        r#"{{"room_id":"!other:x","type":"m.room.member","state_key":"{ME}","membership":"join"}}"#
+    ))
+    .expect("intent");
+    assert_eq!(ask(Some(&elsewhere)).action, Action::Deny, "room_id differs");
+    // A join that binds nothing needs no intent.
+    assert_eq!(decide(&join).action, Action::Allow);
+    // m.room.create is for sign.batch only.
+    assert_eq!(decide(&pdu("m.room.create", Some(""), "{}")).action, Action::Deny);
 }
 
 #[test]
@@ -264,7 +431,7 @@ fn client_rules_and_session_approval() {
     let run = |exe: Option<&str>, approved: bool| {
         let c = ClientFacts { exe, approved_this_session: approved };
         evaluate(
-            &SignRequest { pdu: &p, intent: None, initial_state: false },
+            &sr(&p, None),
             &c,
             &RoomFacts::unknown(),
             RateFacts::default(),
@@ -293,7 +460,7 @@ fn bursts_beyond_the_rate_confirm() {
     let cfg = PolicyConfig::default();
     let run = |room, client, cfg: &PolicyConfig| {
         evaluate(
-            &SignRequest { pdu: &p, intent: None, initial_state: false },
+            &sr(&p, None),
             &trusted(),
             &RoomFacts::unknown(),
             RateFacts { room, client },
