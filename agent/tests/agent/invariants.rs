@@ -1,7 +1,8 @@
 //! Safety invariants as property tests over a real `Service`:
-//! - a denied or unconfirmed request never yields a signature, and an
-//!   allowed one is signed: `sign.pdu` succeeds exactly when `policy.check`
-//!   says allow (no confirmation provider answers here);
+//! - what is signed is judged against [`must_refuse`], a table of the rules
+//!   written here independently of the policy code: a PDU the table refuses
+//!   is never signed (no confirmation provider answers here), and one it
+//!   allows is signed (an agent that refuses everything fails too);
 //! - a PDU whose sender is not a held key is never signed;
 //! - a signed PDU differs from its input only in `signatures` and `hashes`.
 //!
@@ -13,7 +14,6 @@ use cryptoid_agent::policy::{config::ClientRule, Action, PolicyConfig};
 use cryptoid_agent::service::{Audit, ClientInfo, Service};
 use cryptoid_protocol::json::{self, Object, Value};
 use cryptoid_protocol::wire::keys::CreateParams;
-use cryptoid_protocol::wire::policy::Verdict;
 use cryptoid_protocol::wire::rooms::{ObserveParams, ObservedEvent};
 use cryptoid_protocol::wire::sign::SignPduParams;
 use cryptoid_protocol::wire::ErrorKind;
@@ -38,6 +38,9 @@ const TYPES: [(&str, Option<&str>, &str); 8] = [
 struct Case {
     ty: usize,
     depth: i64,
+    /// `prev_events` names the observed frontier (depth 100), else an event
+    /// the agent never saw.
+    prev_known: bool,
     ts_offset_s: i64,
     client_action: Option<Action>,
     intent: Option<bool>,
@@ -47,7 +50,8 @@ struct Case {
 fn case() -> impl Strategy<Value = Case> {
     (
         0..TYPES.len(),
-        0i64..200,
+        prop_oneof![0i64..200, Just(101)],
+        proptest::bool::ANY,
         -600i64..600,
         prop_oneof![
             Just(None),
@@ -58,9 +62,10 @@ fn case() -> impl Strategy<Value = Case> {
         prop_oneof![Just(None), Just(Some(true)), Just(Some(false))],
         proptest::bool::weighted(0.1),
     )
-        .prop_map(|(ty, depth, ts_offset_s, client_action, intent, stranger)| Case {
+        .prop_map(|(ty, depth, prev_known, ts_offset_s, client_action, intent, stranger)| Case {
             ty,
             depth,
+            prev_known,
             ts_offset_s,
             client_action,
             intent,
@@ -94,16 +99,38 @@ fn pdu(c: &Case, sender: &str) -> Object {
     let text = format!(
         r#"{{"type":"{ty}","room_id":"{ROOM}","sender":"{sender}","content":{content},"depth":{},"origin_server_ts":{ts},"prev_events":["${}"],"auth_events":[]{sk}}}"#,
         c.depth,
-        "b".repeat(43)
+        if c.prev_known { "f" } else { "b" }.repeat(43)
     );
     json::from_str(&text).expect("pdu").into_object().expect("object")
+}
+
+/// The rules, stated on their own: why a case must not be signed without a
+/// person's yes, or `None` when it must be signed. The world: a key bound to
+/// ROOM, the room observed with one event at depth 100, no power levels
+/// known, default policy, no confirmation provider.
+fn must_refuse(c: &Case) -> Option<&'static str> {
+    let (ty, sk, _) = TYPES[c.ty];
+    let state = sk.is_some();
+    #[rustfmt::skip]
+    let rules: &[(bool, &'static str)] = &[
+        (c.stranger, "the sender is not a key the agent holds"),
+        (matches!(c.client_action, Some(Action::Deny | Action::Confirm)), "the client rule denies or asks"),
+        (c.ts_offset_s.abs() > 300, "origin_server_ts more than 5 minutes off"),
+        (c.intent == Some(false), "the PDU differs from the intent"),
+        (c.depth < 50, "more than 50 below the newest known depth"),
+        (c.prev_known && c.depth != 101, "the depth rule: one above the known prev_event"),
+        (state && !c.prev_known, "a state event in an observed room on an unknown prev_event"),
+        (matches!(ty, "m.room.power_levels" | "m.room.join_rules" | "org.example.state"), "security-relevant or unknown state asks"),
+        (sk == Some("OTHER"), "acting on someone else asks"),
+    ];
+    rules.iter().find(|(hit, _)| *hit).map(|(_, why)| *why)
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     #[test]
-    fn signs_exactly_what_the_policy_allows(c in case()) {
+    fn signs_exactly_what_the_independent_rules_allow(c in case()) {
         let dir = tempfile::tempdir().expect("tempdir");
         let svc = service(dir.path(), c.client_action);
         let client = ClientInfo { uid: 0, pid: Some(1), exe: Some("/usr/bin/prop-client".into()) };
@@ -127,22 +154,21 @@ proptest! {
             Value::Object(o)
         });
         let params = SignPduParams { room_version: "org.matrix.msc4080".into(), pdu: Value::Object(input.clone()), event_id: None, intent };
-        let verdict = svc.policy_check(&client, params.clone(), &mut Audit::default()).decision;
         let result = rt.block_on(svc.sign_pdu(&client, params, &mut Audit::default()));
-        match (&verdict, &result) {
-            (Verdict::Allow, Ok(signed)) => {
+        match (must_refuse(&c), &result) {
+            (None, Ok(signed)) => {
                 // Only signatures and hashes were added.
                 let out = signed.pdu.as_object().expect("object");
                 for (k, v) in &input { prop_assert_eq!(out.get(k), Some(v)); }
                 prop_assert_eq!(out.len(), input.len() + 2);
                 prop_assert_eq!(&out["sender"], &Value::String(key.cryptoid.clone()));
             }
-            (Verdict::Deny, Err(e)) => prop_assert!(
-                matches!(e.kind(), ErrorKind::PolicyDenied | ErrorKind::UnknownKey),
-                "denied with {:?}", e.kind()
+            (Some(_), Err(e)) => prop_assert!(
+                matches!(e.kind(), ErrorKind::PolicyDenied | ErrorKind::UnknownKey | ErrorKind::ConfirmationTimeout),
+                "refused with {:?}", e.kind()
             ),
-            (Verdict::Confirm, Err(e)) => prop_assert_eq!(e.kind(), ErrorKind::ConfirmationTimeout),
-            (v, r) => prop_assert!(false, "check said {:?} but signing gave {:?}", v, r.as_ref().map(|_| "a signature")),
+            (Some(why), Ok(_)) => prop_assert!(false, "signed although {}", why),
+            (None, Err(e)) => prop_assert!(false, "refused a PDU the rules allow: {}", e),
         }
         if c.stranger {
             prop_assert!(result.is_err(), "a PDU by a key the agent does not hold was signed");
