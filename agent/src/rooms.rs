@@ -134,8 +134,13 @@ struct RoomState {
 }
 
 /// State types the authorization rules read (an `auth_events` candidate).
-const AUTH_TYPES: [&str; 5] =
-    ["m.room.create", "m.room.power_levels", "m.room.join_rules", "m.room.member", "m.room.third_party_invite"];
+const AUTH_TYPES: [&str; 5] = [
+    "m.room.create",
+    "m.room.power_levels",
+    "m.room.join_rules",
+    "m.room.member",
+    "m.room.third_party_invite",
+];
 
 /// An event observed or signed, as the room view records it.
 pub struct Seen<'a> {
@@ -436,10 +441,16 @@ mod tests {
         let v = observe(&rooms, vec![ev("$a", 10, &["$z"])]);
         // `$z` is only named as a prev_event: not known.
         assert_eq!((v.max_depth, v.known_events, v.observed), (Some(10), 1, true));
-        rooms.record_signed("!r:x", &Seen { event_id: "$b", depth: 11, event_type: None, state_key: None, content: None });
+        rooms.record_signed(
+            "!r:x",
+            &Seen { event_id: "$b", depth: 11, event_type: None, state_key: None, content: None },
+        );
         rooms.with_facts("!r:x", |f| {
             assert_eq!(f.max_depth, Some(11));
-            assert_eq!(((f.depth_of)("$a"), (f.depth_of)("$b"), (f.depth_of)("$z")), (Some(10), Some(11), None));
+            assert_eq!(
+                ((f.depth_of)("$a"), (f.depth_of)("$b"), (f.depth_of)("$z")),
+                (Some(10), Some(11), None)
+            );
             assert!((f.is_own)("$b") && !(f.is_own)("$a") && f.exists);
         });
         assert_eq!(rooms.flush(7).expect("flush"), 1);

@@ -67,7 +67,8 @@ pub mod pdus {
         format!("${}", std::iter::repeat_n(c, 43).collect::<String>())
     }
 
-    fn now_ms() -> u64 {
+    /// The wall clock in milliseconds, as a homeserver stamps events.
+    pub fn now_ms() -> u64 {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
@@ -85,6 +86,64 @@ pub mod pdus {
             ts = now_ms(),
         );
         json::from_str(&text).expect("test PDU")
+    }
+
+    /// Chains `events` as a homeserver chains a createRoom batch: depth 1,
+    /// 2, …, each `prev_events` naming exactly the event before it (the
+    /// first none). Returns the events and their event IDs.
+    pub fn chain(events: Vec<Value>, rv: &cryptoid_protocol::RoomVersion) -> (Vec<Value>, Vec<String>) {
+        let mut out = Vec::with_capacity(events.len());
+        let mut ids: Vec<String> = Vec::with_capacity(events.len());
+        for (i, e) in events.into_iter().enumerate() {
+            let mut o = e.into_object().expect("an event object");
+            o.insert("depth".into(), Value::Int(json::Int::new(i as i64 + 1).expect("depth")));
+            let prev = ids.last().map(|p| vec![Value::from(p.as_str())]).unwrap_or_default();
+            o.insert("prev_events".into(), Value::Array(prev));
+            let id = cryptoid_protocol::event::prepare(o.clone(), rv)
+                .expect("prepare")
+                .event_id()
+                .expect("event id")
+                .to_owned();
+            ids.push(id);
+            out.push(Value::Object(o));
+        }
+        (out, ids)
+    }
+
+    /// A createRoom batch for `room` by `creator`: create, the creator's
+    /// join, power levels (`power`, JSON) and `extra` state
+    /// `(type, state_key, content)`, chained.
+    pub fn create_room(
+        creator: &str,
+        room: &str,
+        power: &str,
+        extra: &[(&str, &str, &str)],
+    ) -> (Vec<Value>, Vec<String>) {
+        let rv = cryptoid_protocol::RoomVersion::MSC4080;
+        let mut events = vec![
+            state(
+                creator,
+                room,
+                "m.room.create",
+                "",
+                &format!(r#"{{"creator":"{creator}","room_version":"{}"}}"#, rv.id()),
+                "",
+            ),
+            state(creator, room, "m.room.member", creator, r#"{"membership":"join"}"#, ""),
+            state(creator, room, "m.room.power_levels", "", power, ""),
+        ];
+        for (ty, sk, content) in extra {
+            events.push(state(creator, room, ty, sk, content, ""));
+        }
+        chain(events, &rv)
+    }
+
+    /// The power levels a homeserver's createRoom gives a new room of room
+    /// version 1–11 (Synapse's defaults, private presets): `creator` at 100.
+    pub fn default_power(creator: &str) -> String {
+        format!(
+            r#"{{"ban":50,"events":{{"m.room.avatar":50,"m.room.canonical_alias":50,"m.room.encryption":100,"m.room.history_visibility":100,"m.room.name":50,"m.room.power_levels":100,"m.room.server_acl":100,"m.room.tombstone":100}},"events_default":0,"historical":100,"invite":0,"kick":50,"redact":50,"state_default":50,"users":{{"{creator}":100}},"users_default":0}}"#
+        )
     }
 
     /// A state event of `ty` with `state_key` and `content`.

@@ -56,7 +56,8 @@ pub fn check(b: &Batch<'_>, room: &RoomFacts<'_>) -> (Vec<Finding>, Vec<String>)
     if !cryptoid_protocol::event::is_create(create) {
         deny(
             &mut out,
-            "sign.batch is only for createRoom: the batch must start with the new room's m.room.create".into(),
+            "sign.batch is only for createRoom: the batch must start with the new room's m.room.create"
+                .into(),
         );
         return (out, Vec::new());
     }
@@ -87,14 +88,25 @@ pub fn check(b: &Batch<'_>, room: &RoomFacts<'_>) -> (Vec<Finding>, Vec<String>)
             );
         }
         if depth(p) != depth(b.pdus[i - 1]).saturating_add(1) {
-            deny(&mut out, format!("PDU {i} has depth {}; after PDU {} it must be {}", depth(p), i - 1, depth(b.pdus[i - 1]) + 1));
+            deny(
+                &mut out,
+                format!(
+                    "PDU {i} has depth {}; after PDU {} it must be {}",
+                    depth(p),
+                    i - 1,
+                    depth(b.pdus[i - 1]) + 1
+                ),
+            );
         }
         match (s(p, "type"), s(p, "state_key"), obj(p, "content")) {
             (Some("m.room.create"), ..) => deny(&mut out, format!("PDU {i} is a second m.room.create")),
             (Some(ty), Some(sk), Some(c)) => {
                 state.insert((ty, sk), c);
             }
-            _ => deny(&mut out, format!("PDU {i} is not a state event: a createRoom batch holds only initial state")),
+            _ => deny(
+                &mut out,
+                format!("PDU {i} is not a state event: a createRoom batch holds only initial state"),
+            ),
         }
     }
     let create_content = obj(create, "content");
@@ -107,12 +119,17 @@ pub fn check(b: &Batch<'_>, room: &RoomFacts<'_>) -> (Vec<Finding>, Vec<String>)
     creators.insert(creator);
     let mut changes = Vec::new();
     match b.intent {
-        Some(intent) => with_intent(b, intent, creator, &creators, &additional, &state, &mut out, &mut changes),
+        Some(intent) => {
+            with_intent(b, intent, creator, &creators, &additional, &state, &mut out, &mut changes)
+        }
         None => {
             for who in &additional {
                 out.push(Finding::new(
                     Action::Confirm,
-                    format!("additional creator {} gets unlimited power (no createRoom intent)", super::power::short(who)),
+                    format!(
+                        "additional creator {} gets unlimited power (no createRoom intent)",
+                        super::power::short(who)
+                    ),
                 ));
             }
             let baseline = default_levels(b.room_version, creator, &[], "private_chat");
@@ -158,7 +175,14 @@ fn default_levels(rv: &RoomVersion, creator: &str, trusted: &[&str], preset: &st
     let mut pl = Object::new();
     pl.insert("users".into(), Value::Object(users));
     pl.insert("events".into(), Value::Object(events));
-    for (k, v) in [("users_default", 0), ("events_default", 0), ("state_default", 50), ("ban", 50), ("kick", 50), ("redact", 50)] {
+    for (k, v) in [
+        ("users_default", 0),
+        ("events_default", 0),
+        ("state_default", 50),
+        ("ban", 50),
+        ("kick", 50),
+        ("redact", 50),
+    ] {
         pl.insert(k.into(), int(v));
     }
     let invite = if preset == "public_chat" { 50 } else { 0 };
@@ -209,7 +233,10 @@ fn with_intent(
     let body = match intent.as_object().map(|i| (i.len(), i.get("create_room"))) {
         Some((1, Some(Value::Object(body)))) => body,
         _ => {
-            deny(out, "the intent of sign.batch must be {\"create_room\": <the /createRoom request body>}".into());
+            deny(
+                out,
+                "the intent of sign.batch must be {\"create_room\": <the /createRoom request body>}".into(),
+            );
             return;
         }
     };
@@ -226,8 +253,11 @@ fn with_intent(
             return;
         }
     };
-    let invite: Vec<&str> =
-        body.get("invite").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    let invite: Vec<&str> = body
+        .get("invite")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
     changes.push(format!("createRoom ({preset})"));
 
     // Expected state by (type, state key), initial_state last (it wins).
@@ -248,7 +278,10 @@ fn with_intent(
             (Some(ty), Some(c @ Value::Object(_))) => {
                 expected.insert((ty.into(), s(i, "state_key").unwrap_or("").into()), c.clone());
             }
-            _ => deny(out, format!("createRoom intent: initial_state item {item} needs a type and an object content")),
+            _ => deny(
+                out,
+                format!("createRoom intent: initial_state item {item} needs a type and an object content"),
+            ),
         }
     }
 
@@ -277,7 +310,14 @@ fn with_intent(
         let field = |k: &str| content.get(k).and_then(Value::as_str);
         if let Some(want) = expected.get(&(ty.to_owned(), sk.to_owned())) {
             if want.as_object() != Some(*content) && ty != "m.room.power_levels" {
-                deny(out, format!("{} is {} but the createRoom request implies {want}", shown(), Value::Object((*content).clone())));
+                deny(
+                    out,
+                    format!(
+                        "{} is {} but the createRoom request implies {want}",
+                        shown(),
+                        Value::Object((*content).clone())
+                    ),
+                );
             }
             continue;
         }
@@ -298,19 +338,45 @@ fn with_intent(
             }
             "m.room.name" => {
                 if body.get("name").and_then(Value::as_str) != field("name") {
-                    deny(out, format!("m.room.name is {:?} but the createRoom request asks for {:?}", field("name"), s(body, "name")));
+                    deny(
+                        out,
+                        format!(
+                            "m.room.name is {:?} but the createRoom request asks for {:?}",
+                            field("name"),
+                            s(body, "name")
+                        ),
+                    );
                 }
             }
             "m.room.topic" => {
                 if body.get("topic").and_then(Value::as_str) != field("topic") {
-                    deny(out, format!("m.room.topic is {:?} but the createRoom request asks for {:?}", field("topic"), s(body, "topic")));
+                    deny(
+                        out,
+                        format!(
+                            "m.room.topic is {:?} but the createRoom request asks for {:?}",
+                            field("topic"),
+                            s(body, "topic")
+                        ),
+                    );
                 }
             }
             "m.room.canonical_alias" => {
-                let ok = s(body, "room_alias_name")
-                    .is_some_and(|n| field("alias").is_some_and(|a| a.strip_prefix('#').and_then(|a| a.strip_prefix(n)).is_some_and(|r| r.starts_with(':'))));
+                let ok = s(body, "room_alias_name").is_some_and(|n| {
+                    field("alias").is_some_and(|a| {
+                        a.strip_prefix('#')
+                            .and_then(|a| a.strip_prefix(n))
+                            .is_some_and(|r| r.starts_with(':'))
+                    })
+                });
                 if !ok {
-                    deny(out, format!("m.room.canonical_alias {:?} was not asked for (room_alias_name {:?})", field("alias"), s(body, "room_alias_name")));
+                    deny(
+                        out,
+                        format!(
+                            "m.room.canonical_alias {:?} was not asked for (room_alias_name {:?})",
+                            field("alias"),
+                            s(body, "room_alias_name")
+                        ),
+                    );
                 }
             }
             // A server may turn encryption on by default (Synapse's
@@ -321,7 +387,9 @@ fn with_intent(
             {
                 changes.push("encryption on (the server's default)".into());
             }
-            _ => deny(out, format!("the batch sets {} which the createRoom request did not ask for", shown())),
+            _ => {
+                deny(out, format!("the batch sets {} which the createRoom request did not ask for", shown()))
+            }
         }
     }
     for (ty, sk) in expected.keys() {
@@ -347,11 +415,20 @@ fn with_intent(
         baseline.insert(k.clone(), v.clone());
         named.insert(k.as_str());
         if pl.get(k) != Some(v) {
-            deny(out, format!("power_level_content_override.{k} asks for {v} but the batch's power levels have {}", pl.get(k).map_or("nothing".into(), Value::to_string)));
+            deny(
+                out,
+                format!(
+                    "power_level_content_override.{k} asks for {v} but the batch's power levels have {}",
+                    pl.get(k).map_or("nothing".into(), Value::to_string)
+                ),
+            );
         }
     }
     for c in power_grants(&baseline, pl, b.room_version, creators, &named, out) {
-        deny(out, format!("power levels: {} gives power the createRoom request did not ask for", c.describe()));
+        deny(
+            out,
+            format!("power levels: {} gives power the createRoom request did not ask for", c.describe()),
+        );
     }
 }
 
@@ -363,7 +440,10 @@ fn check_creation_content(create: &Object, body: &Object, out: &mut Vec<Finding>
     let got = obj(create, "content").unwrap_or(&empty);
     for (k, v) in asked {
         if k != "additional_creators" && got.get(k) != Some(v) {
-            out.push(Finding::new(Action::Deny, format!("m.room.create content.{k} is not {v} as the createRoom request asks")));
+            out.push(Finding::new(
+                Action::Deny,
+                format!("m.room.create content.{k} is not {v} as the createRoom request asks"),
+            ));
         }
     }
     for (k, v) in got {
@@ -371,7 +451,10 @@ fn check_creation_content(create: &Object, body: &Object, out: &mut Vec<Finding>
             || matches!(k.as_str(), "creator" | "room_version" | "additional_creators")
             || (k == "m.federate" && *v == Value::Bool(true));
         if !fine {
-            out.push(Finding::new(Action::Deny, format!("m.room.create content.{k} = {v} was not asked for")));
+            out.push(Finding::new(
+                Action::Deny,
+                format!("m.room.create content.{k} = {v} was not asked for"),
+            ));
         }
     }
 }

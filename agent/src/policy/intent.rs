@@ -17,7 +17,9 @@ const FIELDS: [&str; 5] = ["type", "room_id", "state_key", "membership", "conten
 /// server's `mxid_mapping`, which the client cannot know in advance).
 pub fn check(intent: &Value, pdu: &Object) -> Result<(), Mismatch> {
     let Value::Object(intent) = intent else {
-        return Err(Mismatch("intent must be an object {type, room_id?, state_key?, membership?, content?}".into()));
+        return Err(Mismatch(
+            "intent must be an object {type, room_id?, state_key?, membership?, content?}".into(),
+        ));
     };
     if intent.contains_key("create_room") {
         return Err(Mismatch("a create_room intent is for sign.batch, not sign.pdu".into()));
@@ -34,7 +36,9 @@ pub fn check(intent: &Value, pdu: &Object) -> Result<(), Mismatch> {
         let got = if field == "membership" { membership } else { pdu.get(field) };
         match got {
             Some(got) if got == want => {}
-            Some(got) => return Err(Mismatch(format!("PDU {field} is {got} but the client asked for {want}"))),
+            Some(got) => {
+                return Err(Mismatch(format!("PDU {field} is {got} but the client asked for {want}")))
+            }
             None => return Err(Mismatch(format!("PDU has no {field} but the client asked for {want}"))),
         }
     }

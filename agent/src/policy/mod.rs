@@ -148,7 +148,12 @@ impl Decision {
 }
 
 /// The checks of one PDU that do not depend on who asks or how often.
-fn judge_pdu(req: &SignRequest<'_>, room: &RoomFacts<'_>, cfg: &PolicyConfig, now_ms: u64) -> (Vec<Finding>, Vec<String>) {
+fn judge_pdu(
+    req: &SignRequest<'_>,
+    room: &RoomFacts<'_>,
+    cfg: &PolicyConfig,
+    now_ms: u64,
+) -> (Vec<Finding>, Vec<String>) {
     let mut findings = vec![rules::check(req, cfg)];
     let ty = req.pdu.get("type").and_then(Value::as_str);
     // A batch's power levels are judged against what createRoom implies.

@@ -86,7 +86,8 @@ pub fn check(req: &SignRequest<'_>, room: &RoomFacts<'_>, cfg: &PolicyConfig) ->
         }
     }
 
-    let stale: Vec<&str> = ref_ids(pdu, "auth_events").into_iter().filter(|id| (room.is_superseded)(id)).collect();
+    let stale: Vec<&str> =
+        ref_ids(pdu, "auth_events").into_iter().filter(|id| (room.is_superseded)(id)).collect();
     if !stale.is_empty() {
         deny(
             &mut out,

@@ -159,14 +159,7 @@ fn intent_and_require_intent() {
     let cfg = PolicyConfig::default();
     let room = RoomFacts::unknown();
     let run = |intent: Option<&Value>, cfg: &PolicyConfig| {
-        evaluate(
-            &sr(&p, intent),
-            &trusted(),
-            &room,
-            RateFacts::default(),
-            cfg,
-            NOW,
-        )
+        evaluate(&sr(&p, intent), &trusted(), &room, RateFacts::default(), cfg, NOW)
     };
     assert_eq!(run(Some(&good), &cfg).action, Action::Allow);
     let d = run(Some(&bad), &cfg);
@@ -183,7 +176,7 @@ fn anti_replay_modes() {
     let unknown_prev = |_: &str| None;
     let at_200 = RoomFacts { max_depth: Some(200), depth_of: &known, ..RoomFacts::unknown() };
     let msg = pdu("m.room.message", None, "{}"); // depth 100, prev $p1
-    // window (default): 100 below a frontier of 200 with window 50 → deny.
+                                                 // window (default): 100 below a frontier of 200 with window 50 → deny.
     let d = decide_with(&msg, &PolicyConfig::default(), &at_200, false);
     assert_eq!(d.action, Action::Deny);
     assert!(d.decisive_reasons()[0].contains("100 below the newest depth 200"), "{:?}", d.reasons());
@@ -314,7 +307,12 @@ fn power_levels_every_field_is_diffed() {
     assert!(decide_with(&same, &PolicyConfig::default(), &room, false).changes.is_empty());
     // Own level: listed, not power over others.
     let own = pdu("m.room.power_levels", Some(""), &base.replacen(r#":100}"#, r#":90}"#, 1));
-    let d = decide_with(&own, &PolicyConfig { power_over_others: Action::Deny, ..Default::default() }, &room, false);
+    let d = decide_with(
+        &own,
+        &PolicyConfig { power_over_others: Action::Deny, ..Default::default() },
+        &room,
+        false,
+    );
     assert_eq!(d.changes, ["own users[XGX0JRS2…] 100 → 90"]);
     assert_eq!(d.action, Action::Confirm, "security state, not over others");
 }
@@ -430,15 +428,7 @@ fn client_rules_and_session_approval() {
     let p = pdu("m.room.message", None, "{}");
     let run = |exe: Option<&str>, approved: bool| {
         let c = ClientFacts { exe, approved_this_session: approved };
-        evaluate(
-            &sr(&p, None),
-            &c,
-            &RoomFacts::unknown(),
-            RateFacts::default(),
-            &cfg,
-            NOW,
-        )
-        .action
+        evaluate(&sr(&p, None), &c, &RoomFacts::unknown(), RateFacts::default(), &cfg, NOW).action
     };
     assert_eq!(run(Some("/usr/bin/good-client"), false), Action::Allow);
     assert_eq!(run(Some("/tmp/evil"), true), Action::Deny);
@@ -459,14 +449,7 @@ fn bursts_beyond_the_rate_confirm() {
     let p = pdu("m.room.message", None, "{}");
     let cfg = PolicyConfig::default();
     let run = |room, client, cfg: &PolicyConfig| {
-        evaluate(
-            &sr(&p, None),
-            &trusted(),
-            &RoomFacts::unknown(),
-            RateFacts { room, client },
-            cfg,
-            NOW,
-        )
+        evaluate(&sr(&p, None), &trusted(), &RoomFacts::unknown(), RateFacts { room, client }, cfg, NOW)
     };
     assert_eq!(run(59, 0, &cfg).action, Action::Allow);
     let d = run(60, 0, &cfg);

@@ -47,8 +47,12 @@ mod tests {
     fn approvals_expire_on_the_monotonic_clock() {
         let clock = ManualClock::new(0);
         let mut a = Approvals::default();
-        let k =
-            Key { exe: "/usr/bin/c".into(), room: "!r:x".into(), event_type: "m.room.power_levels".into(), scope: Some("A".into()) };
+        let k = Key {
+            exe: "/usr/bin/c".into(),
+            room: "!r:x".into(),
+            event_type: "m.room.power_levels".into(),
+            scope: Some("A".into()),
+        };
         let other_room = Key { room: "!s:x".into(), ..k.clone() };
         let other_change = Key { scope: Some("B".into()), ..k.clone() };
         assert!(!a.covers(&k, clock.monotonic()));

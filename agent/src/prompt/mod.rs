@@ -159,10 +159,8 @@ impl Prompts {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         let deadline = self.clock.monotonic() + timeout;
-        self.waiting().insert(
-            id,
-            Waiting { question: q.clone(), raw: (raw_exe, raw_room, raw_type), deadline, tx },
-        );
+        self.waiting()
+            .insert(id, Waiting { question: q.clone(), raw: (raw_exe, raw_room, raw_type), deadline, tx });
         tracing::info!(id, prompt = %q.prompt, "confirmation requested");
         let _ = self.requested.send((id, q.prompt.clone()));
         // A registered desktop prompter is asked first (instead of askpass).

@@ -187,7 +187,8 @@ impl Service {
         intent: Option<&Value>,
         rate: RateFacts,
     ) -> Decision {
-        let pdus: Vec<&cryptoid_protocol::json::Object> = checked.iter().map(|c| c.prepared.event()).collect();
+        let pdus: Vec<&cryptoid_protocol::json::Object> =
+            checked.iter().map(|c| c.prepared.event()).collect();
         let ids: Vec<&str> = checked.iter().map(|c| c.event_id.as_str()).collect();
         let rv = checked.first().map_or(cryptoid_protocol::RoomVersion::MSC4080, |c| c.room_version);
         let batch = policy::create_room::Batch { pdus: &pdus, event_ids: &ids, intent, room_version: &rv };

@@ -533,7 +533,9 @@ fn request_entry(method: &str, client: &ClientInfo, audit: &Audit) -> Object {
                 let mut o = Object::new();
                 o.insert("event_id".into(), Value::from(n.event_id.as_str()));
                 o.insert("depth".into(), Value::Int(int(u64::try_from(n.depth).unwrap_or(0))));
-                for (k, v) in [("type", &n.event_type), ("state_key", &n.state_key), ("membership", &n.membership)] {
+                for (k, v) in
+                    [("type", &n.event_type), ("state_key", &n.state_key), ("membership", &n.membership)]
+                {
                     if let Some(v) = v {
                         o.insert(k.into(), Value::from(v.as_str()));
                     }

@@ -17,9 +17,9 @@
 //! its signature is released.
 
 use super::{Audit, ClientInfo, Service, SignedNote};
-use crate::rooms::Seen;
 use crate::error::{Error, Result};
 use crate::keys::KeyRecord;
+use crate::rooms::Seen;
 use cryptoid_protocol::event::{self, EventError, PreparedEvent};
 use cryptoid_protocol::json::{self, Object, Value};
 use cryptoid_protocol::keys::CRYPTOID_KEY_ID;
@@ -390,7 +390,12 @@ impl Service {
 
     fn still_usable(&self, c: &Checked) -> Result<KeyRecord> {
         let id = &c.record.info.cryptoid;
-        let gone = || Error::new(ErrorKind::UnknownKey, format!("cryptoID {id} was deleted meanwhile; nothing was signed"));
+        let gone = || {
+            Error::new(
+                ErrorKind::UnknownKey,
+                format!("cryptoID {id} was deleted meanwhile; nothing was signed"),
+            )
+        };
         let rec = self.registry.get(id).ok_or_else(gone)?;
         if rec.info.state == KeyState::Retired || rec.handle == Value::Null {
             return Err(gone());
@@ -401,7 +406,10 @@ impl Service {
         if !fine {
             return Err(Error::new(
                 ErrorKind::KeyNotUsable,
-                format!("cryptoID {id} changed while the request waited (now {}); nothing was signed", rec.info.state.as_str()),
+                format!(
+                    "cryptoID {id} changed while the request waited (now {}); nothing was signed",
+                    rec.info.state.as_str()
+                ),
             ));
         }
         self.require_unlocked()?;

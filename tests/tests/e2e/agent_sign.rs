@@ -114,37 +114,9 @@ fn create_room_batch_binds_the_new_key() {
     // createRoom: the key is made before the room ID is known.
     let cryptoid = create(&mut c, None);
     let room = "!new:example.org";
-    let create_ev = pdus::state(
-        &cryptoid,
-        room,
-        "m.room.create",
-        "",
-        &format!(r#"{{"creator":"{cryptoid}","room_version":"{RV}"}}"#),
-        "",
-    );
-    let create_id = event::event_id(
-        &event::prepare(create_ev.as_object().expect("o").clone(), &RoomVersion::MSC4080)
-            .expect("p")
-            .event()
-            .clone(),
-        &RoomVersion::MSC4080,
-    )
-    .expect("id");
-    let member =
-        pdus::state(&cryptoid, room, "m.room.member", &cryptoid, r#"{"membership":"join"}"#, &create_id);
-    let member_id = event::prepare(member.as_object().expect("o").clone(), &RoomVersion::MSC4080)
-        .expect("p")
-        .event_id()
-        .expect("id")
-        .to_owned();
-    let power = pdus::state(
-        &cryptoid,
-        room,
-        "m.room.power_levels",
-        "",
-        &format!(r#"{{"users":{{"{cryptoid}":100}}}}"#),
-        &member_id,
-    );
+    let (batch, ids) = pdus::create_room(&cryptoid, room, &pdus::default_power(&cryptoid), &[]);
+    let (create_ev, member, power) = (batch[0].clone(), batch[1].clone(), batch[2].clone());
+    let create_id = ids[0].clone();
 
     // Out of order: refused, nothing bound.
     let err = c

@@ -130,16 +130,9 @@ fn every_method_over_dbus() {
         // A createRoom batch for a key made without a room.
         let fresh: String =
             call(&c, "CreateKey", &("", Opts::new())).await.expect("CreateKey for createRoom");
-        let create =
-            pdus::state(&fresh, "!new:x", "m.room.create", "", &format!(r#"{{"creator":"{fresh}"}}"#), "");
-        let create_id = event::prepare(create.as_object().expect("o").clone(), &RoomVersion::MSC4080)
-            .expect("p")
-            .event_id()
-            .expect("id")
-            .to_owned();
-        let join =
-            pdus::state(&fresh, "!new:x", "m.room.member", &fresh, r#"{"membership":"join"}"#, &create_id);
-        let batch = vec![json::to_canonical_string(&create), json::to_canonical_string(&join)];
+        let (chained, _) = pdus::create_room(&fresh, "!new:x", &pdus::default_power(&fresh), &[]);
+        let (create, join) = (&chained[0], &chained[1]);
+        let batch = vec![json::to_canonical_string(create), json::to_canonical_string(join)];
         let signed: Vec<String> = call(&c, "SignBatch", &(RV, batch, Opts::new())).await.expect("SignBatch");
         assert_eq!(signed.len(), 2);
         for s in &signed {
@@ -300,14 +293,19 @@ fn a_registered_prompter_approves_and_denies() {
         assert!(prompt.contains("ban 3TPraTcz…"), "{prompt}");
 
         allow.store(false, Ordering::SeqCst);
-        let kick = json::to_canonical_string(&pdus::state(
+        // Deeper than the ban, which now anchors the room.
+        let mut kick = pdus::state(
             &k,
             "!p:x",
             "m.room.member",
             OTHER,
             r#"{"membership":"leave"}"#,
             &pdus::event_id('b'),
-        ));
+        );
+        if let Some(o) = kick.as_object_mut() {
+            o.insert("depth".into(), json::Value::Int(json::Int::from(2u32)));
+        }
+        let kick = json::to_canonical_string(&kick);
         let e =
             call::<_, String>(&ui, "SignPdu", &(RV, kick.as_str(), Opts::new())).await.expect_err("denied");
         assert_eq!(error_name(&e), "org.cryptoid.Agent1.Error.ConfirmationDenied");

@@ -4,6 +4,7 @@
 mod agent_keys;
 mod agent_lifecycle;
 mod agent_sign;
+mod attacks;
 mod bad_input;
 mod cli_agent;
 mod cli_pdu;

@@ -202,7 +202,7 @@ fn power_over_others_asks_askpass_which_allows_or_denies() {
         let grant = with(&grant, |o| drop(o.insert("depth".into(), int(7))));
         let r = check(&mut c, grant.clone());
         assert_eq!(r.decision, Verdict::Confirm);
-        assert_eq!(r.changes, ["power level of 3TPraTcz… 0 → 100"]);
+        assert_eq!(r.changes, ["users[3TPraTcz…] 0 (default) → 100"]);
         match (try_sign(&mut c, grant), allowed) {
             (Ok(s), true) => assert_verifies(&s.pdu, &k),
             (Err(e), false) => assert_eq!(e.kind(), Some(ErrorKind::ConfirmationDenied), "{e}"),
@@ -211,7 +211,7 @@ fn power_over_others_asks_askpass_which_allows_or_denies() {
     }
     let asked = std::fs::read_to_string(&log).expect("askpass ran");
     assert!(asked.ends_with("|confirm"), "{asked}");
-    for needle in ["cryptoidctl", "m.room.power_levels", ROOM, "power level of 3TPraTcz… 0 → 100", "(pid "]
+    for needle in ["cryptoidctl", "m.room.power_levels", ROOM, "users[3TPraTcz…] 0 (default) → 100", "(pid "]
     {
         assert!(
             asked.contains(needle) || (needle == "cryptoidctl" && asked.contains("e2e")),
@@ -265,8 +265,8 @@ fn answer_from_another_client(
 }
 
 #[test]
-fn kick_and_ban_wait_for_an_answer_over_the_socket_and_approvals_are_remembered() {
-    let agent = policy_agent("");
+fn kick_and_ban_wait_for_an_answer_over_the_socket_and_approvals_cover_the_exact_change() {
+    let agent = policy_agent("confirm_timeout_secs = 2\n");
     let mut c = agent.unlocked();
     let k = create(&mut c, Some(ROOM));
     let ban = pdus::state(&k, ROOM, "m.room.member", OTHER, r#"{"membership":"ban"}"#, &pdus::event_id('b'));
@@ -277,12 +277,11 @@ fn kick_and_ban_wait_for_an_answer_over_the_socket_and_approvals_are_remembered(
     assert!(answering.join().expect("answer").contains("ban 3TPraTcz…"));
 
     let answering = answer_from_another_client(&agent, true, Some(300));
-    assert_verifies(&sign(&mut c, ban).pdu, &k);
+    assert_verifies(&sign(&mut c, ban.clone()).pdu, &k);
     answering.join().expect("answer");
-    // Remembered for (client, room, m.room.member): the kick needs no answer.
-    let kick =
-        pdus::state(&k, ROOM, "m.room.member", OTHER, r#"{"membership":"leave"}"#, &pdus::event_id('b'));
-    assert_verifies(&sign(&mut c, kick).pdu, &k);
+    // Remembered for exactly this change: the same ban again needs no answer…
+    let again = with(&ban, |o| drop(o.insert("origin_server_ts".into(), int(pdus::now_ms() as i64 + 1))));
+    assert_verifies(&sign(&mut c, again).pdu, &k);
     let tail = c
         .call::<cryptoid_protocol::wire::journal::Tail>(&cryptoid_protocol::wire::journal::TailParams {
             limit: Some(1),
@@ -292,6 +291,11 @@ fn kick_and_ban_wait_for_an_answer_over_the_socket_and_approvals_are_remembered(
     let last = tail.entries[0].as_object().expect("entry");
     assert_eq!(last.get("decision").and_then(Value::as_str), Some("confirm"));
     assert_eq!(last.get("confirmed_by").and_then(Value::as_str), Some("remembered approval"));
+    // …but it does not cover another change of the same type: a kick asks.
+    let kick =
+        pdus::state(&k, ROOM, "m.room.member", OTHER, r#"{"membership":"leave"}"#, &pdus::event_id('b'));
+    let err = try_sign(&mut c, kick).expect_err("not covered");
+    assert_eq!(err.kind(), Some(ErrorKind::ConfirmationTimeout), "{err}");
 }
 
 #[test]
