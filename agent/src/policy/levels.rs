@@ -216,7 +216,8 @@ impl<'a> Levels<'a> {
             let (a, b) = (self.obj.get(k.as_str()), new.obj.get(k.as_str()));
             if a != b {
                 let show = |v: Option<&Value>| v.map_or("unset".to_owned(), |v| v.to_string());
-                out.push(Change { field: k.clone(), user: None, from: show(a), to: show(b), grants: true });
+                // Keys the authorization rules do not read grant nothing.
+                out.push(Change { field: k.clone(), user: None, from: show(a), to: show(b), grants: false });
             }
         }
         out

@@ -179,7 +179,12 @@ impl Service {
             if pdu.contains_key("room_id") {
                 return Err(bad(EventError::CreateCarriesRoomId(rv.id()).to_string()));
             }
-            let id = event::event_id(&pdu, rv).map_err(|e| bad(e.to_string()))?;
+            // The ID of the event as signed: with its content hash.
+            let prepared = event::prepare(pdu.clone(), rv).map_err(|e| match e {
+                EventError::HashMismatch { .. } => Error::new(ErrorKind::HashMismatch, e.to_string()),
+                other => bad(other.to_string()),
+            })?;
+            let id = prepared.event_id().unwrap_or_default().to_owned();
             format!("!{}", id.trim_start_matches('$'))
         } else {
             str_field(&pdu, "room_id")?.to_owned()

@@ -23,11 +23,10 @@ const ROOM: &str = "!attacked:x";
 const OTHER: &str = "3TPraTczVkDPTRaX4K+AfUuyx7Mzq1UafTXypnl0t2k";
 
 fn agent(policy: &str) -> Agent {
+    let timeout = if policy.contains("confirm_timeout_secs") { "" } else { "confirm_timeout_secs = 2\n" };
     Agent::start_with(
         &[],
-        Some(&format!(
-            "[policy]\nunknown_clients = \"allow\"\nconfirm_delete = false\nconfirm_timeout_secs = 2\n{policy}"
-        )),
+        Some(&format!("[policy]\nunknown_clients = \"allow\"\nconfirm_delete = false\n{timeout}{policy}")),
     )
 }
 

@@ -316,14 +316,18 @@ fn a_registered_prompter_approves_and_denies() {
         ui.close().await.expect("leave the bus");
         tokio::time::sleep(Duration::from_millis(300)).await;
         let c2 = connect(&bus).await;
-        let invite = json::to_canonical_string(&pdus::state(
+        let mut invite = pdus::state(
             &k,
             "!p:x",
             "m.room.member",
             OTHER,
             r#"{"membership":"invite"}"#,
             &pdus::event_id('b'),
-        ));
+        );
+        if let Some(o) = invite.as_object_mut() {
+            o.insert("depth".into(), json::Value::Int(json::Int::from(2u32)));
+        }
+        let invite = json::to_canonical_string(&invite);
         let e = call::<_, String>(&c2, "SignPdu", &(RV, invite.as_str(), Opts::new()))
             .await
             .expect_err("nobody answers");
