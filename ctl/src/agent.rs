@@ -80,6 +80,12 @@ pub struct SignArgs {
     /// The event ID the homeserver announced; the agent checks it.
     #[arg(long, value_name = "ID")]
     event_id: Option<String>,
+    /// What the user asked for, which the PDU must match: a JSON file, or
+    /// JSON given inline (starting with `{`), e.g.
+    /// `{"room_id":"!r:x","type":"m.room.message","content":{"msgtype":"m.text","body":"hi"}}`.
+    /// See the README's "How a Matrix client uses the agent".
+    #[arg(long, value_name = "FILE|JSON")]
+    intent: Option<String>,
     /// PDU JSON file; standard input when absent or `-`.
     file: Option<PathBuf>,
 }
@@ -289,13 +295,14 @@ pub fn backend(ctx: &Ctx, cmd: BackendCommand) -> Result<ExitCode> {
 
 pub fn sign(ctx: &Ctx, a: SignArgs) -> Result<ExitCode> {
     let pdu = Value::Object(input::read_object(a.file.as_deref())?);
+    let intent = a.intent.as_deref().map(input::json_arg).transpose().context("--intent")?;
     let mut c = ctx.connect()?;
     announce_touch(&mut c, &pdu);
     let r = c.call::<SignPdu>(&SignPduParams {
         room_version: a.room_version,
         pdu,
         event_id: a.event_id,
-        intent: None,
+        intent,
     })?;
     if ctx.json {
         output::json(&r)?;

@@ -45,6 +45,15 @@ pub fn read_json(path: Option<&Path>) -> Result<Value> {
     json::from_slice(&bytes).with_context(|| format!("cannot parse {}", describe(path)))
 }
 
+/// A JSON argument: inline when it starts with `{`, else a file to read.
+pub fn json_arg(arg: &str) -> Result<Value> {
+    if arg.trim_start().starts_with('{') {
+        json::from_str(arg).context("cannot parse the inline JSON")
+    } else {
+        read_json(Some(Path::new(arg)))
+    }
+}
+
 /// Reads a JSON document that must be an object (an event).
 pub fn read_object(path: Option<&Path>) -> Result<Object> {
     match read_json(path)? {

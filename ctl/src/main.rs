@@ -146,7 +146,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             // One line, no backtrace: the whole cause chain joined by ": ".
-            eprintln!("cryptoidctl: error: {e:#}");
+            eprintln!("cryptoidctl: error: {}", output::shown(&format!("{e:#}")));
             ExitCode::from(exit_code(&e))
         }
     }

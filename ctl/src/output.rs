@@ -11,6 +11,12 @@ pub fn json<T: Serialize>(v: &T) -> Result<()> {
     write(&out)
 }
 
+/// Text from the agent (which may quote the homeserver) made safe for a
+/// terminal: control characters and bidi overrides escaped, long text cut.
+pub fn shown(s: &str) -> String {
+    cryptoid_protocol::text::sanitize(s, 2000).into_owned()
+}
+
 pub fn line(s: &str) -> Result<()> {
     write(format!("{s}\n").as_bytes())
 }

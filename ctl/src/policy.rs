@@ -85,10 +85,10 @@ pub fn run_policy(ctx: &Ctx, cmd: PolicyCommand) -> Result<ExitCode> {
                     serde_json::to_string(&r.decision).unwrap_or_default().trim_matches('"')
                 ))?;
                 for ch in &r.changes {
-                    output::line(&format!("  change: {ch}"))?;
+                    output::line(&format!("  change: {}", output::shown(ch)))?;
                 }
                 for reason in &r.reasons {
-                    output::line(&format!("  {reason}"))?;
+                    output::line(&format!("  {}", output::shown(reason)))?;
                 }
             }
             Ok(if r.decision == Verdict::Allow { ExitCode::SUCCESS } else { ExitCode::from(1) })
@@ -207,9 +207,14 @@ pub fn run_confirm(ctx: &Ctx, a: ConfirmArgs) -> Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         for p in fresh {
-            eprintln!("\nrequest #{} ({} s left)\n  {}", p.id, p.expires_in_ms / 1000, p.prompt);
+            eprintln!(
+                "\nrequest #{} ({} s left)\n  {}",
+                p.id,
+                p.expires_in_ms / 1000,
+                output::shown(&p.prompt)
+            );
             for r in &p.reasons {
-                eprintln!("  why asked: {r}");
+                eprintln!("  why asked: {}", output::shown(r));
             }
             eprint!("allow? [y/N] ");
             let _ = std::io::stderr().flush();

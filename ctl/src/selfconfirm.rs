@@ -29,9 +29,9 @@ pub fn start(ctx: &Ctx) {
             std::thread::sleep(Duration::from_millis(250));
             let Ok(list) = client.call::<Pending>(&NoParams {}) else { return };
             for p in list.pending.into_iter().filter(|p| p.client_pid == Some(me) && answered.insert(p.id)) {
-                let _ = write!(tty, "\nThe agent asks: {}\n", p.prompt);
+                let _ = write!(tty, "\nThe agent asks: {}\n", crate::output::shown(&p.prompt));
                 for r in &p.reasons {
-                    let _ = writeln!(tty, "  why: {r}");
+                    let _ = writeln!(tty, "  why: {}", crate::output::shown(r));
                 }
                 let _ = write!(tty, "Allow? [y/N] ");
                 let _ = tty.flush();

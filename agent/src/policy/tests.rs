@@ -233,8 +233,10 @@ fn depth_rule_anchor_and_superseded_auth_events() {
         ..RoomFacts::unknown()
     };
     let cfg = PolicyConfig::default();
+    /// (depth, prev_events, auth_events, verdict, reason contains)
+    type Case<'a> = (i64, &'a [&'a str], &'a [&'a str], Action, &'a str);
     #[rustfmt::skip]
-    let cases: &[(i64, &[&str], &[&str], Action, &str)] = &[
+    let cases: &[Case] = &[
         // controls: children of the anchor and of later events
         (11, &["$pl"], &["$c"], Action::Allow, ""),
         (12, &["$m11"], &["$pl"], Action::Allow, ""),

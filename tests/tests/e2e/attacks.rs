@@ -338,7 +338,9 @@ fn a_key_deleted_or_an_agent_locked_during_a_confirmation_signs_nothing() {
     // …or the agent is locked.
     let k = create(&mut c, Some("!second:x"));
     let kick2 = pdus::state(&k, "!second:x", "m.room.member", OTHER, r#"{"membership":"leave"}"#, &id('b'));
-    let t = answer_after(&agent, true, |o| drop(o.call::<Lock>(&NoParams {}).expect("lock")));
+    let t = answer_after(&agent, true, |o| {
+        o.call::<Lock>(&NoParams {}).expect("lock");
+    });
     denied(try_sign(&mut c, kick2), ErrorKind::Locked, "");
     t.join().expect("answer");
     // Control: unlocked again, approved, it signs.
