@@ -68,8 +68,11 @@ impl From<Recent> for Vec<(String, i64)> {
 }
 
 impl Recent {
+    /// Adds `id`; an ID already known keeps its depth (a later
+    /// observation cannot re-date an event).
     fn insert(&mut self, id: String, depth: i64) {
-        if self.map.insert(id.clone(), depth).is_none() {
+        if let std::collections::hash_map::Entry::Vacant(v) = self.map.entry(id.clone()) {
+            v.insert(depth);
             self.order.push_back(id);
             if self.order.len() > RECENT {
                 if let Some(old) = self.order.pop_front() {
@@ -94,7 +97,7 @@ impl Recent {
 struct AnchorState {
     event_id: String,
     depth: i64,
-    /// What it is, for reasons: `m.room.power_levels`, `ban of 3TPraTcz…`.
+    /// What it is, for reasons: `m.room.power_levels`, `ban of 3TPraTczVkDP…`.
     what: String,
 }
 
@@ -123,9 +126,13 @@ struct RoomState {
     /// Current authorization state: `type\u{0}state_key` → (event ID, depth).
     #[serde(default)]
     auth_state: BTreeMap<String, (String, i64)>,
-    /// Authorization events a newer one replaced.
+    /// Memberships a newer one replaced.
     #[serde(default)]
     superseded: Recent,
+    /// Create, power levels, join rules and third-party invites a newer one
+    /// replaced: kept apart, so a flood of memberships cannot evict them.
+    #[serde(default)]
+    superseded_rules: Recent,
     /// Before round 2 the view kept bare IDs, including IDs only named as
     /// `prev_events`; those are not evidence of anything and are dropped.
     #[serde(default, skip_serializing)]
@@ -174,14 +181,16 @@ impl RoomState {
         }
         let membership = e.content.and_then(|c| c.get("membership")).and_then(Value::as_str);
         let key = format!("{ty}\u{0}{sk}");
+        let superseded =
+            if ty == "m.room.member" { &mut self.superseded } else { &mut self.superseded_rules };
         let newest = match self.auth_state.get(&key) {
             Some((id, _)) if id == e.event_id => true,
             Some((_, d)) if *d > e.depth => {
-                self.superseded.insert(e.event_id.to_owned(), e.depth);
+                superseded.insert(e.event_id.to_owned(), e.depth);
                 false
             }
             Some((id, d)) if *d < e.depth => {
-                self.superseded.insert(id.clone(), *d);
+                superseded.insert(id.clone(), *d);
                 true
             }
             // Same depth, another event: a fork. Keep the first; flag neither.
@@ -327,7 +336,8 @@ impl Rooms {
             Some(r) => {
                 let depth_of = |id: &str| r.events.get(id);
                 let own = |id: &str| r.own.get(id).is_some();
-                let superseded = |id: &str| r.superseded.get(id).is_some();
+                let superseded =
+                    |id: &str| r.superseded.get(id).is_some() || r.superseded_rules.get(id).is_some();
                 f(&RoomFacts {
                     exists: true,
                     observed: r.observed,

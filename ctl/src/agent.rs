@@ -366,7 +366,7 @@ pub fn journal(ctx: &Ctx, cmd: JournalCommand) -> Result<ExitCode> {
                 {
                     line.push_str(&format!(" client={exe}"));
                 }
-                output::line(&line)?;
+                output::line(&output::shown(&line))?;
             }
             Ok(ExitCode::SUCCESS)
         }

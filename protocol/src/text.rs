@@ -15,9 +15,19 @@ pub const SHOWN_CHARS: usize = 200;
 /// isolates and marks).
 pub fn is_unsafe(c: char) -> bool {
     matches!(c,
+        // C0, DEL, C1
         '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}'
+        // bidi marks, embeddings, overrides, isolates
         | '\u{200e}' | '\u{200f}' | '\u{061c}'
-        | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+        // line and paragraph separators
+        | '\u{2028}' | '\u{2029}'
+        // invisible: zero-width space/joiners, word joiner and invisible
+        // operators, BOM, Mongolian vowel separator, Hangul fillers,
+        // interlinear annotation, tag characters
+        | '\u{200b}'..='\u{200d}' | '\u{2060}'..='\u{2064}' | '\u{feff}' | '\u{180e}'
+        | '\u{115f}' | '\u{1160}' | '\u{3164}' | '\u{ffa0}'
+        | '\u{fff9}'..='\u{fffb}' | '\u{e0000}'..='\u{e007f}')
 }
 
 /// `s` with every unsafe character written as `\uXXXX`, cut after
@@ -61,6 +71,9 @@ mod tests {
             ("@\u{202e}yrollam", "@\\u202eyrollam"),
             ("iso\u{2066}x\u{2069}", "iso\\u2066x\\u2069"),
             ("mark\u{200f}", "mark\\u200f"),
+            ("line\u{2028}sep", "line\\u2028sep"),
+            ("@bob\u{200b}:x", "@bob\\u200b:x"),
+            ("tag\u{e0041}", "tag\\ue0041"),
             ("é ü 日本", "é ü 日本"),
         ] {
             assert_eq!(sanitize(input, 100), want, "{input:?}");

@@ -29,6 +29,9 @@ pub struct Batch<'a> {
     pub event_ids: &'a [&'a str],
     pub intent: Option<&'a Value>,
     pub room_version: &'a RoomVersion,
+    /// Signing the create binds its sender's key (a fresh key from
+    /// `keys.create {}`), as a createRoom must.
+    pub binds_creator: bool,
 }
 
 fn s<'a>(o: &'a Object, k: &str) -> Option<&'a str> {
@@ -62,6 +65,32 @@ pub fn check(b: &Batch<'_>, room: &RoomFacts<'_>) -> (Vec<Finding>, Vec<String>)
         return (out, Vec::new());
     }
     let creator = s(create, "sender").unwrap_or("");
+    if !b.binds_creator {
+        deny(
+            &mut out,
+            format!("cryptoID {creator} is already bound to a room: a createRoom batch is signed by a fresh key from keys.create {{}}"),
+        );
+    }
+    let create_content = obj(create, "content");
+    // v1–10 read the creator from the content: it must be the sender.
+    if let Some(named) = create_content.and_then(|c| c.get("creator")) {
+        if named.as_str() != Some(creator) {
+            deny(&mut out, format!("m.room.create names {named} as creator, not its sender {creator}"));
+        }
+    }
+    // Servers read the room version from the content (absent: "1"); it
+    // must be the version the agent signs under.
+    let named_version =
+        create_content.and_then(|c| c.get("room_version")).and_then(Value::as_str).unwrap_or("1");
+    if named_version != b.room_version.id() {
+        deny(
+            &mut out,
+            format!(
+                "m.room.create says room version {named_version:?} but the batch is signed as version {}",
+                b.room_version
+            ),
+        );
+    }
     if room.exists {
         deny(
             &mut out,
@@ -98,10 +127,23 @@ pub fn check(b: &Batch<'_>, room: &RoomFacts<'_>) -> (Vec<Finding>, Vec<String>)
                 ),
             );
         }
+        // Authorized only by what came before it in the batch: not by an
+        // existing room's events (a "new" room that is someone else's).
+        let earlier = &b.event_ids[..i.min(b.event_ids.len())];
+        if let Some(a) = super::replay::ref_ids(p, "auth_events").into_iter().find(|a| !earlier.contains(a)) {
+            deny(
+                &mut out,
+                format!("PDU {i} cites {a} in auth_events, which is not an earlier event of the batch"),
+            );
+        }
         match (s(p, "type"), s(p, "state_key"), obj(p, "content")) {
             (Some("m.room.create"), ..) => deny(&mut out, format!("PDU {i} is a second m.room.create")),
             (Some(ty), Some(sk), Some(c)) => {
-                state.insert((ty, sk), c);
+                // Each piece of state once: a second copy would be judged
+                // while the first is signed too, and a fork could use it.
+                if state.insert((ty, sk), c).is_some() {
+                    deny(&mut out, format!("PDU {i} sets {ty} ({sk:?}) a second time in the batch"));
+                }
             }
             _ => deny(
                 &mut out,
@@ -109,7 +151,6 @@ pub fn check(b: &Batch<'_>, room: &RoomFacts<'_>) -> (Vec<Finding>, Vec<String>)
             ),
         }
     }
-    let create_content = obj(create, "content");
     let additional: BTreeSet<&str> = create_content
         .and_then(|c| c.get("additional_creators"))
         .and_then(Value::as_array)
@@ -133,6 +174,12 @@ pub fn check(b: &Batch<'_>, room: &RoomFacts<'_>) -> (Vec<Finding>, Vec<String>)
                 ));
             }
             let baseline = default_levels(b.room_version, creator, &[], "private_chat");
+            if !state.contains_key(&("m.room.power_levels", "")) {
+                out.push(Finding::new(
+                    Action::Confirm,
+                    "the batch has no m.room.power_levels: without one every member may send any state (no createRoom intent)",
+                ));
+            }
             if let Some(pl) = state.get(&("m.room.power_levels", "")) {
                 for c in power_grants(&baseline, pl, b.room_version, &creators, &BTreeSet::new(), &mut out) {
                     changes.push(c.describe());
@@ -175,15 +222,9 @@ fn default_levels(rv: &RoomVersion, creator: &str, trusted: &[&str], preset: &st
     let mut pl = Object::new();
     pl.insert("users".into(), Value::Object(users));
     pl.insert("events".into(), Value::Object(events));
-    for (k, v) in [
-        ("users_default", 0),
-        ("events_default", 0),
-        ("state_default", 50),
-        ("ban", 50),
-        ("kick", 50),
-        ("redact", 50),
-    ] {
-        pl.insert(k.into(), int(v));
+    // The spec's defaults, written out (invite is the preset's).
+    for (k, v) in super::levels::THRESHOLDS.iter().filter(|(k, _)| *k != "invite") {
+        pl.insert((*k).into(), int(*v));
     }
     let invite = if preset == "public_chat" { 50 } else { 0 };
     pl.insert("invite".into(), int(invite));
@@ -301,6 +342,17 @@ fn with_intent(
         deny(out, format!("m.room.create additional_creators is {additional:?} but the createRoom request implies {want_additional:?}"));
     }
     check_creation_content(b.pdus[0], body, out);
+    if let Some(v) = s(body, "room_version") {
+        if v != b.room_version.id() {
+            deny(
+                out,
+                format!(
+                    "the createRoom request asks for room version {v:?} but the batch is version {}",
+                    b.room_version
+                ),
+            );
+        }
+    }
 
     // The state the batch sets.
     let mut seen = BTreeSet::new();
@@ -309,7 +361,7 @@ fn with_intent(
         let shown = || format!("{ty} ({sk:?})");
         let field = |k: &str| content.get(k).and_then(Value::as_str);
         if let Some(want) = expected.get(&(ty.to_owned(), sk.to_owned())) {
-            if want.as_object() != Some(*content) && ty != "m.room.power_levels" {
+            if want.as_object() != Some(*content) {
                 deny(
                     out,
                     format!(

@@ -41,7 +41,7 @@ pub fn parse(v: &Value, rv: &RoomVersion, what: &str) -> Result<i64, String> {
             }
             t.parse::<i64>()
                 .ok()
-                .filter(|n| n.abs() <= MAX_LEVEL)
+                .filter(|n| n.unsigned_abs() <= MAX_LEVEL as u64)
                 .ok_or_else(|| format!("power level {what} is {v}, out of range"))
         }
         Value::String(_) => Err(format!(
@@ -60,7 +60,7 @@ pub struct Levels<'a> {
 /// One field that differs between two power levels contents.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Change {
-    /// `state_default`, `events[m.room.power_levels]`, `users[3TPraTcz…]`.
+    /// `state_default`, `events[m.room.power_levels]`, `users[3TPraTczVkDP…]`.
     pub field: String,
     /// The user a `users` entry names, unshortened.
     pub user: Option<String>,
@@ -127,10 +127,12 @@ impl<'a> Levels<'a> {
         self.in_map("users", user).unwrap_or_else(|| self.threshold("users_default"))
     }
 
-    /// The level needed to send `event_type` as state (`state_default`
-    /// when not listed).
-    pub fn event(&self, event_type: &str) -> i64 {
-        self.in_map("events", event_type).unwrap_or_else(|| self.threshold("state_default"))
+    /// The level for `event_type` as state and as any other event.
+    fn event_both(&self, event_type: &str) -> (i64, i64) {
+        match self.in_map("events", event_type) {
+            Some(l) => (l, l),
+            None => (self.threshold("state_default"), self.threshold("events_default")),
+        }
     }
 
     fn notification(&self, key: &str) -> i64 {
@@ -176,16 +178,25 @@ impl<'a> Levels<'a> {
                 });
             }
         }
+        // An unlisted type needs `state_default` as state and
+        // `events_default` otherwise: a change under either is a change.
         let events: BTreeSet<&String> = self.keys("events").chain(new.keys("events")).collect();
         for t in events {
-            let (a, b) = (self.event(t), new.event(t));
-            if a != b {
+            let (a, b) = (self.event_both(t), new.event_both(t));
+            if a != b || self.has("events", t) != new.has("events", t) {
+                let show = |l: &Levels<'_>, (state, other): (i64, i64)| {
+                    if l.has("events", t) {
+                        state.to_string()
+                    } else {
+                        format!("unset ({state} as state, {other} otherwise)")
+                    }
+                };
                 out.push(Change {
                     field: format!("events[{t}]"),
                     user: None,
-                    from: show(self.has("events", t), a),
-                    to: show(new.has("events", t), b),
-                    grants: b < a,
+                    from: show(self, a),
+                    to: show(new, b),
+                    grants: b.0 < a.0 || b.1 < a.1,
                 });
             }
         }

@@ -55,7 +55,7 @@ pub struct ClientFacts<'a> {
 pub struct Anchor<'a> {
     pub event_id: &'a str,
     pub depth: i64,
-    /// `m.room.power_levels`, `ban of 3TPraTcz…`.
+    /// `m.room.power_levels`, `ban of 3TPraTczVkDP…`.
     pub what: &'a str,
 }
 

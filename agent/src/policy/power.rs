@@ -8,10 +8,11 @@ use super::levels::Levels;
 use super::{Finding, RoomFacts, SignRequest};
 use cryptoid_protocol::json::{Object, Value};
 
-/// A cryptoID shortened for prompts: `XGX0JRS2…`.
+/// A cryptoID shortened for prompts: `XGX0JRS2Af3b…`. Twelve characters
+/// are 72 bits: no one can grind a key that looks like a friend's.
 pub fn short(id: &str) -> String {
-    if id.chars().count() > 12 {
-        format!("{}…", id.chars().take(8).collect::<String>())
+    if id.chars().count() > 16 {
+        format!("{}…", id.chars().take(12).collect::<String>())
     } else {
         id.to_owned()
     }
@@ -72,13 +73,13 @@ pub fn check(req: &SignRequest<'_>, room: &RoomFacts<'_>, cfg: &PolicyConfig) ->
                 );
             }
             let old = known.unwrap_or_else(|| Levels::defaults(req.room_version));
-            for c in old.diff(&new) {
-                if c.user.as_deref() == Some(sender) {
-                    changes.push(format!("own {}", c.describe()));
-                } else {
-                    over_others(c.describe(), &mut changes);
-                }
+            let (own, others): (Vec<_>, Vec<_>) =
+                old.diff(&new).into_iter().partition(|c| c.user.as_deref() == Some(sender));
+            // Effects on others first: they are what a prompt must show.
+            for c in others {
+                over_others(c.describe(), &mut changes);
             }
+            changes.extend(own.iter().map(|c| format!("own {}", c.describe())));
         }
         Some("m.room.redaction") => match redaction_target(req) {
             Some(t) if (room.is_own)(t) => {

@@ -62,9 +62,9 @@ fn defaults_by_event_type() {
 #[test]
 fn actions_on_others_name_the_target() {
     let cases = [
-        (r#"{"membership":"ban"}"#, "ban 3TPraTcz…"),
-        (r#"{"membership":"leave"}"#, "kick (or unban) 3TPraTcz…"),
-        (r#"{"membership":"invite"}"#, "invite 3TPraTcz…"),
+        (r#"{"membership":"ban"}"#, "ban 3TPraTczVkDP…"),
+        (r#"{"membership":"leave"}"#, "kick (or unban) 3TPraTczVkDP…"),
+        (r#"{"membership":"invite"}"#, "invite 3TPraTczVkDP…"),
     ];
     for (content, change) in cases {
         let d = decide(&pdu("m.room.member", Some(OTHER), content));
@@ -93,7 +93,7 @@ fn power_levels_diff_against_the_known_state() {
     let grant = pdu("m.room.power_levels", Some(""), &format!(r#"{{"users":{{"{ME}":100,"{OTHER}":100}}}}"#));
     let d = decide_with(&grant, &PolicyConfig::default(), &room, false);
     assert_eq!(d.action, Action::Confirm);
-    assert_eq!(d.changes, ["users[3TPraTcz…] 0 (default) → 100"]);
+    assert_eq!(d.changes, ["users[3TPraTczVkDP…] 0 (default) → 100"]);
     // Even with a rule allowing power_levels, power over others confirms.
     let cfg = PolicyConfig {
         rules: vec![config::Rule {
@@ -289,8 +289,10 @@ fn power_levels_every_field_is_diffed() {
         (r#""redact":50"#, r#""redact":0"#, "redact 50 → 0"),
         (r#""invite":0"#, r#""invite":100"#, "invite 0 → 100"),
         (r#""m.room.power_levels":100"#, r#""m.room.power_levels":0"#, "events[m.room.power_levels] 100 → 0"),
-        (r#""m.room.name":50"#, r#""m.room.name":50,"m.room.tombstone":0"#, "events[m.room.tombstone] 50 (default) → 0"),
+        (r#""m.room.name":50"#, r#""m.room.name":50,"m.room.tombstone":0"#, "events[m.room.tombstone] unset (50 as state, 0 otherwise) → 0"),
         (r#""notifications":{"room":50}"#, r#""notifications":{"room":0}"#, "notifications[room] 50 → 0"),
+        // Dropping an entry: a message type falls back to events_default (0).
+        (r#""m.room.name":50"#, r#""m.room.name":50,"m.room.message":50"#, "events[m.room.message] unset (50 as state, 0 otherwise) → 50"),
         (r#""invite":0"#, r#""invite":0,"historical":0"#, "historical unset → 0"),
     ];
     for (from, to, change) in cases {
@@ -304,6 +306,20 @@ fn power_levels_every_field_is_diffed() {
         let deny = PolicyConfig { power_over_others: Action::Deny, ..Default::default() };
         assert_eq!(decide_with(&new, &deny, &room, false).action, Action::Deny, "{to}");
     }
+    // Attack: dropping a message type's entry lets anyone at
+    // events_default (0) send it, though state_default is unchanged.
+    let with_msg =
+        levels(&base.replacen(r#""m.room.name":50"#, r#""m.room.name":50,"m.room.message":50"#, 1));
+    let guarded = RoomFacts { power_levels: Some(&with_msg), ..RoomFacts::unknown() };
+    let dropped = pdu("m.room.power_levels", Some(""), &base);
+    let d = decide_with(&dropped, &PolicyConfig::default(), &guarded, false);
+    assert_eq!(d.changes, ["events[m.room.message] 50 → unset (50 as state, 0 otherwise)"]);
+    assert!(
+        levels::Levels::new(&with_msg, &RV)
+            .expect("l")
+            .diff(&levels::Levels::new(&levels(&base), &RV).expect("l"))[0]
+            .grants
+    );
     // Control: the same content changes nothing and names nothing.
     let same = pdu("m.room.power_levels", Some(""), &base);
     assert!(decide_with(&same, &PolicyConfig::default(), &room, false).changes.is_empty());
@@ -315,7 +331,7 @@ fn power_levels_every_field_is_diffed() {
         &room,
         false,
     );
-    assert_eq!(d.changes, ["own users[XGX0JRS2…] 100 → 90"]);
+    assert_eq!(d.changes, ["own users[XGX0JRS2Af3b…] 100 → 90"]);
     assert_eq!(d.action, Action::Confirm, "security state, not over others");
 }
 

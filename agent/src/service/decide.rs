@@ -191,7 +191,14 @@ impl Service {
             checked.iter().map(|c| c.prepared.event()).collect();
         let ids: Vec<&str> = checked.iter().map(|c| c.event_id.as_str()).collect();
         let rv = checked.first().map_or(cryptoid_protocol::RoomVersion::MSC4080, |c| c.room_version);
-        let batch = policy::create_room::Batch { pdus: &pdus, event_ids: &ids, intent, room_version: &rv };
+        let binds_creator = checked.first().is_some_and(|c| c.binds);
+        let batch = policy::create_room::Batch {
+            pdus: &pdus,
+            event_ids: &ids,
+            intent,
+            room_version: &rv,
+            binds_creator,
+        };
         let facts = self.client_facts(client);
         let room_id = checked.first().map_or("", |c| c.room_id.as_str());
         self.rooms.with_facts(room_id, |room| {
@@ -209,8 +216,13 @@ impl Service {
             if !backend.is_locked() {
                 continue;
             }
-            let prompt = format!("PIN of {what} to sign {} in {}", first.event_type, first.room_id);
-            if let Some(pin) = crate::prompt::askpass::read_secret(&program, &prompt).await {
+            let prompt = cryptoid_protocol::text::sanitize_default(&format!(
+                "PIN of {what} to sign {} in {}",
+                first.event_type, first.room_id
+            ));
+            let wait = Duration::from_secs(self.config.policy.confirm_timeout_secs);
+            let asked = tokio::time::timeout(wait, crate::prompt::askpass::read_secret(&program, &prompt));
+            if let Ok(Some(pin)) = asked.await {
                 let secret = crate::keystore::UnlockSecret { passphrase: None, pin: Some(pin.as_str()) };
                 let r = tokio::task::block_in_place(|| backend.unlock(&secret));
                 if let Err(e) = r {
@@ -265,8 +277,17 @@ impl Service {
             cryptoid.as_deref().map(policy::power::short).unwrap_or_default(),
         );
         if !decision.changes.is_empty() {
+            // Bounded, so a padded list cannot push what matters out of a
+            // cut prompt: effects on others come first (policy order).
+            const SHOWN: usize = 8;
             prompt.push_str(": ");
-            prompt.push_str(&decision.changes.join("; "));
+            prompt.push_str(&decision.changes.iter().take(SHOWN).cloned().collect::<Vec<_>>().join("; "));
+            if decision.changes.len() > SHOWN {
+                prompt.push_str(&format!(
+                    "; and {} more changes (all listed by `cryptoidctl confirm`)",
+                    decision.changes.len() - SHOWN
+                ));
+            }
         }
         let q = Question {
             prompt,

@@ -320,6 +320,12 @@ impl Service {
         let reservation = self.rate_reserve(client, &checked.room_id, 1);
         let decision = self.decide_sign(client, &checked, p.intent.as_ref(), reservation.facts);
         self.enforce(client, "sign.pdu", &[&checked], decision, audit).await?;
+        if audit.confirmed_by.is_some() {
+            // The room, the clock and the key may have moved while the
+            // user was asked: judge again; only a denial counts now.
+            let again = self.decide_sign(client, &checked, p.intent.as_ref(), reservation.facts);
+            still_allowed(&again)?;
+        }
         self.ensure_token_unlocked(&[&checked]).await;
         let checked = self.refresh(checked)?;
         let mut signed = self.sign_checked(vec![checked], audit)?;
@@ -375,6 +381,10 @@ impl Service {
         let decision = self.decide_batch(client, &checked, p.intent.as_ref(), reservation.facts);
         let refs: Vec<&Checked> = checked.iter().collect();
         self.enforce(client, "sign.batch", &refs, decision, audit).await?;
+        if audit.confirmed_by.is_some() {
+            let again = self.decide_batch(client, &checked, p.intent.as_ref(), reservation.facts);
+            still_allowed(&again)?;
+        }
         self.ensure_token_unlocked(&refs).await;
         let checked = checked.into_iter().map(|c| self.refresh(c)).collect::<Result<Vec<_>>>()?;
         let signed = self.sign_checked(checked, audit)?;
@@ -420,6 +430,22 @@ impl Service {
         self.require_unlocked()?;
         Ok(rec)
     }
+}
+
+/// After a confirmation: a denial by the decision made again is final.
+fn still_allowed(d: &crate::policy::Decision) -> Result<()> {
+    if d.action != crate::policy::Action::Deny {
+        return Ok(());
+    }
+    let reasons = d.decisive_reasons();
+    Err(Error::Request {
+        kind: ErrorKind::PolicyDenied,
+        message: format!(
+            "approved, but judged again after the wait the policy denies it: {}; nothing was signed",
+            reasons.join("; ")
+        ),
+        reasons,
+    })
 }
 
 /// Prefixes a request error's message with where in a batch it happened.

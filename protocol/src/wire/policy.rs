@@ -27,7 +27,7 @@ pub struct CheckResult {
     pub decision: Verdict,
     /// Every check's finding, strictest first, as `verdict: reason`.
     pub reasons: Vec<String>,
-    /// What the event changes, readable (`power level of XGX0JRS2… 0 → 100`).
+    /// What the event changes, readable (`power level of XGX0JRS2Af3b… 0 → 100`).
     pub changes: Vec<String>,
 }
 

@@ -64,7 +64,16 @@ fn one_time_cryptoid_life_cycle() {
     let err = try_sign(&mut c, pdus::message(k1, "!c:x", "hi")).expect_err("a message cannot bind");
     assert!(err.to_string().contains("not bound to a room yet"), "{err}");
     let join = pdus::state(k1, "!c:x", "m.room.member", k1, r#"{"membership":"join"}"#, &pdus::event_id('c'));
-    assert_verifies(&sign(&mut c, join).pdu, k1);
+    // The user accepted the invite to !c:x: the intent names that room.
+    let signed = c
+        .call::<cryptoid_protocol::wire::sign::SignPdu>(&cryptoid_protocol::wire::sign::SignPduParams {
+            room_version: super::agent_sign::RV.into(),
+            pdu: join,
+            event_id: None,
+            intent: Some(cryptoid_protocol::wire::sign::intent::join("!c:x", k1)),
+        })
+        .expect("the accepted invite's join");
+    assert_verifies(&signed.pdu, k1);
     let listed =
         c.call::<List>(&ListParams { room_id: Some("!c:x".into()), ..Default::default() }).expect("list");
     assert_eq!(listed.keys.len(), 1);

@@ -119,6 +119,32 @@ fn sign_batch_on_an_existing_room_is_refused() {
 }
 
 #[test]
+fn a_forged_create_is_refused() {
+    let agent = agent("");
+    let mut c = agent.unlocked();
+    let fresh = create(&mut c, None);
+    let (events, _) = pdus::create_room(&fresh, "!forged:x", &pdus::default_power(&fresh), &[]);
+    let with_content = |content: &str| {
+        let mut e = events.clone();
+        e[0] = set(&e[0], "content", json::from_str(content).expect("content"));
+        pdus::chain(e, &RoomVersion::MSC4080).0
+    };
+    // Attack: the create names someone else as the creator (v1–10 read it).
+    let other = with_content(&format!(r#"{{"creator":"{OTHER}","room_version":"{RV}"}}"#));
+    denied(batch(&mut c, other, None), ErrorKind::PolicyDenied, "as creator");
+    // Attack: the create claims another room version than the one signed under.
+    let v1 = with_content(&format!(r#"{{"creator":"{fresh}","room_version":"1"}}"#));
+    denied(batch(&mut c, v1, None), ErrorKind::PolicyDenied, "says room version \"1\"");
+    // Attack: a create for a new room signed with a key already bound elsewhere.
+    let bound = create(&mut c, Some(ROOM));
+    let (stolen, _) = pdus::create_room(&bound, "!stolen:x", &pdus::default_power(&bound), &[]);
+    let e = batch(&mut c, stolen, None).expect_err("a bound key cannot create");
+    assert!(matches!(e.kind(), Some(ErrorKind::KeyNotUsable | ErrorKind::PolicyDenied)), "{e}");
+    // Control: the honest create of the fresh key.
+    batch(&mut c, events, None).expect("the honest batch");
+}
+
+#[test]
 fn sign_batch_chain_must_be_exact() {
     let agent = agent("");
     let mut c = agent.unlocked();
@@ -140,6 +166,98 @@ fn sign_batch_chain_must_be_exact() {
     );
     // Control.
     batch(&mut c, events, None).expect("the chained batch");
+}
+
+#[test]
+fn a_batch_cannot_carry_state_twice_or_borrow_another_rooms_auth() {
+    let agent = agent("");
+    let mut c = agent.unlocked();
+    let k = create(&mut c, None);
+    let power = pdus::default_power(&k);
+    let grab = power.replace(r#""users":{"#, &format!(r#""users":{{"{OTHER}":100,"#));
+    // Attack: power levels twice, the first giving someone else 100 (only
+    // the last would be judged, both would be signed).
+    let (events, _) = pdus::create_room(&k, "!twice:x", &grab, &[("m.room.power_levels", "", &power)]);
+    denied(batch(&mut c, events, None), ErrorKind::PolicyDenied, "a second time");
+    // Attack: the join authorized by an existing room's events.
+    let (events, ids_) = pdus::create_room(&k, "!borrowed:x", &power, &[]);
+    let foreign = set(&events[1], "auth_events", ids(&[&ids_[0], &id('f')]));
+    let (events2, _) =
+        pdus::chain(vec![events[0].clone(), foreign, events[2].clone()], &RoomVersion::MSC4080);
+    denied(batch(&mut c, events2, None), ErrorKind::PolicyDenied, "not an earlier event of the batch");
+    // Attack: no power levels at all (every member could then send any state).
+    let (mut bare, _) = pdus::create_room(&k, "!bare:x", &power, &[]);
+    bare.truncate(2);
+    denied(batch(&mut c, bare, None), ErrorKind::ConfirmationTimeout, "no answer");
+    // Control: auth_events citing earlier batch events only.
+    let (events, ids_) = pdus::create_room(&k, "!fine:x", &power, &[]);
+    let cites = set(&events[2], "auth_events", ids(&[&ids_[0], &ids_[1]]));
+    let (events, _) = pdus::chain(vec![events[0].clone(), events[1].clone(), cites], &RoomVersion::MSC4080);
+    batch(&mut c, events, None).expect("a batch citing its own events");
+}
+
+#[test]
+fn power_levels_in_initial_state_are_compared_exactly() {
+    let agent = agent("");
+    let mut c = agent.unlocked();
+    let k = create(&mut c, None);
+    let power = pdus::default_power(&k);
+    let asked = intent::create_room(
+        json::from_str(&format!(
+            r#"{{"preset":"private_chat","initial_state":[{{"type":"m.room.power_levels","state_key":"","content":{power}}}]}}"#
+        ))
+        .expect("body"),
+    );
+    let private = [
+        ("m.room.join_rules", "", r#"{"join_rule":"invite"}"#),
+        ("m.room.history_visibility", "", r#"{"history_visibility":"shared"}"#),
+        ("m.room.guest_access", "", r#"{"guest_access":"can_join"}"#),
+    ];
+    // Attack: other power levels than the ones in initial_state.
+    let other = power.replace(r#""ban":50"#, r#""ban":0"#);
+    let (events, _) = pdus::create_room(&k, "!pl1:x", &other, &private);
+    denied(batch(&mut c, events, Some(asked.clone())), ErrorKind::PolicyDenied, "m.room.power_levels");
+    // Control: exactly those.
+    let (events, _) = pdus::create_room(&k, "!pl2:x", &power, &private);
+    batch(&mut c, events, Some(asked)).expect("as asked");
+}
+
+#[test]
+fn an_approved_request_is_judged_again_after_the_wait() {
+    let agent = agent("confirm_timeout_secs = 10\n");
+    let mut c = agent.unlocked();
+    let k = create(&mut c, Some(ROOM));
+    let (pl1, pl2, tip) = (id('o'), id('n'), id('t'));
+    observe(
+        &mut c,
+        vec![
+            state_ev(&pl1, 2, "m.room.power_levels", "", &format!(r#"{{"users":{{"{k}":100}}}}"#)),
+            plain(&tip, 3, &[&pl1]),
+        ],
+    );
+    let kick = pdus::state(&k, ROOM, "m.room.member", OTHER, r#"{"membership":"leave"}"#, &tip);
+    let kick = set(&set(&kick, "depth", int(4)), "auth_events", ids(&[&pl1]));
+    // Attack window: while the user is asked, the room's power levels change;
+    // the approved kick still cites the old ones.
+    let mut feeder = agent.client();
+    let newer = pl2.clone();
+    let t = answer_after(&agent, true, move |_| {
+        feeder
+            .call::<Observe>(&ObserveParams {
+                room_id: ROOM.into(),
+                room_version: None,
+                events: vec![state_ev(&newer, 4, "m.room.power_levels", "", "{}")],
+            })
+            .expect("observe");
+    });
+    denied(try_sign(&mut c, kick.clone()), ErrorKind::PolicyDenied, "judged again after the wait");
+    t.join().expect("answer");
+    // Control: the same kick on the current state, approved, signs.
+    let kick =
+        set(&set(&set(&kick, "depth", int(5)), "auth_events", ids(&[&pl2])), "prev_events", ids(&[&pl2]));
+    let t = answer_after(&agent, true, |_| {});
+    assert_verifies(&sign(&mut c, kick).pdu, &k);
+    t.join().expect("answer");
 }
 
 fn body(text: &str) -> Value {
@@ -166,7 +284,7 @@ fn create_room_intent_pins_the_security_state() {
     // Attack: power for someone else, not asked for.
     let power = pdus::default_power(&k).replace(r#""users":{"#, &format!(r#""users":{{"{OTHER}":100,"#));
     let (events, _) = pdus::create_room(&k, "!b:x", &power, &private);
-    denied(batch(&mut c, events, Some(asked.clone())), ErrorKind::PolicyDenied, "users[3TPraTcz…]");
+    denied(batch(&mut c, events, Some(asked.clone())), ErrorKind::PolicyDenied, "users[3TPraTczVkDP…]");
     // Attack: the override asked for kick 100; the batch has 0.
     let (events, _) = pdus::create_room(
         &k,
@@ -372,7 +490,7 @@ fn homeserver_strings_reach_prompts_escaped() {
     let plain = pdus::state(&k, ROOM, "m.room.member", OTHER, r#"{"membership":"ban"}"#, &id('b'));
     let t = answer_after(&agent, false, |_| {});
     denied(try_sign(&mut c, plain), ErrorKind::ConfirmationDenied, "");
-    assert!(t.join().expect("answer").iter().any(|s| s.contains("ban 3TPraTcz…")));
+    assert!(t.join().expect("answer").iter().any(|s| s.contains("ban 3TPraTczVkDP…")));
 }
 
 #[test]
@@ -446,6 +564,16 @@ fn a_v12_create_carrying_a_room_id_is_refused() {
     let room = format!("!{}", &create_id[1..]);
     let join = pdus::state(&k, &room, "m.room.member", &k, r#"{"membership":"join"}"#, &create_id);
     let join = set(&join, "depth", int(2));
-    let signed = call(&mut c, vec![Value::Object(create_ev), join]).expect("a v12 createRoom batch");
+    let join_id = event::prepare(join.as_object().expect("o").clone(), &rv)
+        .expect("p")
+        .event_id()
+        .expect("id")
+        .to_owned();
+    // v12: the creator is not listed in `users`; the tombstone needs 150.
+    let power = pdus::default_power(&k)
+        .replace(&format!(r#""users":{{"{k}":100}}"#), r#""users":{}"#)
+        .replace(r#""m.room.tombstone":100"#, r#""m.room.tombstone":150"#);
+    let power = set(&pdus::state(&k, &room, "m.room.power_levels", "", &power, &join_id), "depth", int(3));
+    let signed = call(&mut c, vec![Value::Object(create_ev), join, power]).expect("a v12 createRoom batch");
     assert_eq!(signed.pdus[0].event_id, create_id);
 }

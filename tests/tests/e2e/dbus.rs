@@ -131,10 +131,14 @@ fn every_method_over_dbus() {
         let fresh: String =
             call(&c, "CreateKey", &("", Opts::new())).await.expect("CreateKey for createRoom");
         let (chained, _) = pdus::create_room(&fresh, "!new:x", &pdus::default_power(&fresh), &[]);
-        let (create, join) = (&chained[0], &chained[1]);
-        let batch = vec![json::to_canonical_string(create), json::to_canonical_string(join)];
+        let (create, join, power) = (&chained[0], &chained[1], &chained[2]);
+        let batch = vec![
+            json::to_canonical_string(create),
+            json::to_canonical_string(join),
+            json::to_canonical_string(power),
+        ];
         let signed: Vec<String> = call(&c, "SignBatch", &(RV, batch, Opts::new())).await.expect("SignBatch");
-        assert_eq!(signed.len(), 2);
+        assert_eq!(signed.len(), 3);
         for s in &signed {
             assert_verifies(&parse(s), &fresh);
         }
@@ -290,7 +294,7 @@ fn a_registered_prompter_approves_and_denies() {
             .expect("s")
             .expect("m");
         let (_, prompt): (u64, String) = sig.body().deserialize().expect("args");
-        assert!(prompt.contains("ban 3TPraTcz…"), "{prompt}");
+        assert!(prompt.contains("ban 3TPraTczVkDP…"), "{prompt}");
 
         allow.store(false, Ordering::SeqCst);
         // Deeper than the ban, which now anchors the room.

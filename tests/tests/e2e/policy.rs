@@ -128,7 +128,7 @@ fn strict_mode_needs_known_prev_events() {
     let pdu = pdus::message(&k, ROOM, "hi"); // prev_events: $bbb…
     let err = try_sign(&mut c, pdu.clone()).expect_err("unknown prev");
     assert_eq!(err.kind(), Some(ErrorKind::PolicyDenied));
-    assert!(err.to_string().contains("never seen by the agent"), "{err}");
+    assert!(err.to_string().contains("never observed or signed by the agent"), "{err}");
     observe(&mut c, vec![seen(&pdus::event_id('b'), 6)]);
     assert_verifies(&sign(&mut c, pdu).pdu, &k);
 }
@@ -202,7 +202,7 @@ fn power_over_others_asks_askpass_which_allows_or_denies() {
         let grant = with(&grant, |o| drop(o.insert("depth".into(), int(7))));
         let r = check(&mut c, grant.clone());
         assert_eq!(r.decision, Verdict::Confirm);
-        assert_eq!(r.changes, ["users[3TPraTcz…] 0 (default) → 100"]);
+        assert_eq!(r.changes, ["users[3TPraTczVkDP…] 0 (default) → 100"]);
         match (try_sign(&mut c, grant), allowed) {
             (Ok(s), true) => assert_verifies(&s.pdu, &k),
             (Err(e), false) => assert_eq!(e.kind(), Some(ErrorKind::ConfirmationDenied), "{e}"),
@@ -211,7 +211,8 @@ fn power_over_others_asks_askpass_which_allows_or_denies() {
     }
     let asked = std::fs::read_to_string(&log).expect("askpass ran");
     assert!(asked.ends_with("|confirm"), "{asked}");
-    for needle in ["cryptoidctl", "m.room.power_levels", ROOM, "users[3TPraTcz…] 0 (default) → 100", "(pid "]
+    for needle in
+        ["cryptoidctl", "m.room.power_levels", ROOM, "users[3TPraTczVkDP…] 0 (default) → 100", "(pid "]
     {
         assert!(
             asked.contains(needle) || (needle == "cryptoidctl" && asked.contains("e2e")),
@@ -270,17 +271,18 @@ fn kick_and_ban_wait_for_an_answer_over_the_socket_and_approvals_cover_the_exact
     let mut c = agent.unlocked();
     let k = create(&mut c, Some(ROOM));
     let ban = pdus::state(&k, ROOM, "m.room.member", OTHER, r#"{"membership":"ban"}"#, &pdus::event_id('b'));
-    assert_eq!(check(&mut c, ban.clone()).changes, ["ban 3TPraTcz…"]);
+    assert_eq!(check(&mut c, ban.clone()).changes, ["ban 3TPraTczVkDP…"]);
     let answering = answer_from_another_client(&agent, false, None);
     let err = try_sign(&mut c, ban.clone()).expect_err("declined");
     assert_eq!(err.kind(), Some(ErrorKind::ConfirmationDenied));
-    assert!(answering.join().expect("answer").contains("ban 3TPraTcz…"));
+    assert!(answering.join().expect("answer").contains("ban 3TPraTczVkDP…"));
 
     let answering = answer_from_another_client(&agent, true, Some(300));
     assert_verifies(&sign(&mut c, ban.clone()).pdu, &k);
     answering.join().expect("answer");
     // Remembered for exactly this change: the same ban again needs no answer…
-    let again = with(&ban, |o| drop(o.insert("origin_server_ts".into(), int(pdus::now_ms() as i64 + 1))));
+    // (Deeper than the first ban, which anchors the room now.)
+    let again = with(&ban, |o| drop(o.insert("depth".into(), int(2))));
     assert_verifies(&sign(&mut c, again).pdu, &k);
     let tail = c
         .call::<cryptoid_protocol::wire::journal::Tail>(&cryptoid_protocol::wire::journal::TailParams {
@@ -294,6 +296,7 @@ fn kick_and_ban_wait_for_an_answer_over_the_socket_and_approvals_cover_the_exact
     // …but it does not cover another change of the same type: a kick asks.
     let kick =
         pdus::state(&k, ROOM, "m.room.member", OTHER, r#"{"membership":"leave"}"#, &pdus::event_id('b'));
+    let kick = with(&kick, |o| drop(o.insert("depth".into(), int(3))));
     let err = try_sign(&mut c, kick).expect_err("not covered");
     assert_eq!(err.kind(), Some(ErrorKind::ConfirmationTimeout), "{err}");
 }
