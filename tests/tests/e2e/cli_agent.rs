@@ -39,6 +39,26 @@ fn key_management_and_signing_from_the_command_line() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_verifies(&json::from_str(&stdout(&out)).expect("signed PDU"), &cryptoid);
 
+    // --intent: inline JSON or a file; a PDU that differs is refused.
+    let asked =
+        r#"{"room_id":"!r:x","type":"m.room.message","content":{"body":"from the CLI","msgtype":"m.text"}}"#;
+    let out = agent.ctl(&["sign", "--room-version", "org.matrix.msc4080", "--intent", asked], pdu.as_bytes());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let other = pdus::message(&cryptoid, "!r:x", "something else");
+    let out = agent.ctl(
+        &["sign", "--room-version", "org.matrix.msc4080", "--intent", asked],
+        json::to_canonical_string(&other).as_bytes(),
+    );
+    assert!(!out.status.success() && stderr(&out).contains("PDU content is"), "{}", stderr(&out));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("intent.json");
+    std::fs::write(&file, asked).expect("write");
+    let out = agent.ctl(
+        &["sign", "--room-version", "org.matrix.msc4080", "--intent", file.to_str().expect("path")],
+        pdu.as_bytes(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+
     let otks = json_out(&agent.ctl(&["--json", "otk", "generate", "60"], b""));
     assert_eq!(field(&otks, "keys").as_array().map(Vec::len), Some(60));
     let body = json_out(&agent.ctl(&["otk", "upload-body"], b""));

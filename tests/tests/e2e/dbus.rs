@@ -340,6 +340,49 @@ fn a_registered_prompter_approves_and_denies() {
     });
 }
 
+#[test]
+fn register_prompter_is_journaled_and_refused_with_socket_confirm_off() {
+    for socket_confirm in [false, true] {
+        let bus = Bus::start();
+        let agent = Agent::start_on_bus(
+            &bus.address,
+            Some(&format!("[policy]\nunknown_clients = \"allow\"\nsocket_confirm = {socket_confirm}\n")),
+        );
+        let mut c = agent.unlocked();
+        run(async {
+            let ui = zbus::connection::Builder::address(bus.address.as_str())
+                .expect("address")
+                .build()
+                .await
+                .expect("ui connection");
+            let path = zbus::zvariant::ObjectPath::try_from("/test/Prompter").expect("path");
+            let r: zbus::Result<()> = call(&ui, "RegisterPrompter", &(path,)).await;
+            match (socket_confirm, r) {
+                // Attack: a process of the user makes itself the answerer
+                // although confirmations are for askpass only.
+                (false, Err(e)) => assert_eq!(error_name(&e), "org.cryptoid.Agent1.Error.NotPermitted"),
+                // Control: allowed, and on record.
+                (true, Ok(())) => {}
+                (on, r) => panic!("socket_confirm = {on}: {r:?}"),
+            }
+        });
+        let tail = c
+            .call::<cryptoid_protocol::wire::journal::Tail>(&cryptoid_protocol::wire::journal::TailParams {
+                limit: Some(5),
+                room_id: None,
+            })
+            .expect("tail");
+        let entry = tail
+            .entries
+            .iter()
+            .filter_map(Value::as_object)
+            .find(|e| e.get("method").and_then(Value::as_str) == Some("dbus.register_prompter"))
+            .expect("the registration is journaled");
+        let outcome = entry.get("outcome").and_then(Value::as_str);
+        assert_eq!(outcome, Some(if socket_confirm { "ok" } else { "not_permitted" }), "{entry:?}");
+    }
+}
+
 /// `name(type,…)->(type,…)` of every method, signal and property of the
 /// interface in an introspection document.
 fn members(xml: &str, iface: &str) -> BTreeSet<String> {
