@@ -413,13 +413,19 @@ impl Service {
         PendingList { pending: self.prompts.pending() }
     }
 
-    pub fn confirm_answer(&self, client: &ClientInfo, p: &AnswerParams) -> Result<()> {
-        if !self.config.policy.socket_confirm {
-            return Err(Error::new(
-                ErrorKind::NotPermitted,
-                "socket_confirm = false: answer confirmations with the askpass program",
-            ));
+    /// The client rule of the `confirm` class: seeing and answering
+    /// confirmations over the socket needs `socket_confirm = true`.
+    pub fn require_socket_confirm(&self) -> Result<()> {
+        if self.config.policy.socket_confirm {
+            return Ok(());
         }
+        Err(Error::new(
+            ErrorKind::NotPermitted,
+            "socket_confirm = false: confirmations are seen and answered by the askpass program only",
+        ))
+    }
+
+    pub fn confirm_answer(&self, client: &ClientInfo, p: &AnswerParams) -> Result<()> {
         let by =
             format!("socket ({} pid {})", exe_of(client), client.pid.map_or("?".into(), |p| p.to_string()));
         let remember = p.remember_secs.filter(|s| *s > 0).map(|s| Duration::from_secs(u64::from(s)));

@@ -507,11 +507,7 @@ impl AgentObject {
         // and every registration is on record.
         let method = "dbus.register_prompter";
         let audit = crate::service::Audit::default();
-        if !self.svc.config().policy.socket_confirm {
-            let err = crate::error::Error::new(
-                cryptoid_protocol::wire::ErrorKind::NotPermitted,
-                "socket_confirm = false: confirmations are answered by the askpass program only, so no D-Bus prompter is accepted",
-            );
+        if let Err(err) = self.svc.require_socket_confirm() {
             if let Err(e) = self.svc.journal_request(method, &client, &audit, Err(&err)) {
                 tracing::error!(error = %e, "cannot journal a refused prompter");
             }

@@ -1,0 +1,205 @@
+//! Every transport's way in: [`call`] runs a method by name on untyped
+//! params, through one generic path ([`serve`]) that enforces what the
+//! method's declaration ([`table`]) says: its client rule, its intent entry,
+//! where it runs; then journals the outcome and returns a [`Reply`] the
+//! transport encodes its own way (a JSON-RPC line, a D-Bus reply). Every
+//! request that reaches the agent is journaled, malformed ones included, and
+//! no result is released unless its journal entry was written.
+
+pub mod table;
+
+use crate::error::{Error, Result};
+use crate::service::{Audit, ClientInfo, Service};
+use cryptoid_protocol::json::Value;
+use cryptoid_protocol::wire::{
+    self, agent, backend, confirm, journal, keys, otk, policy, rooms, sign, ErrorKind, Method,
+};
+use std::sync::Arc;
+use table::Handler;
+
+/// What a method does, which decides the client rule it meets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    /// Reveals nothing beyond the keys' public parts and the agent's state:
+    /// any client of the user.
+    Read,
+    /// Signs or judges PDUs: the policy decides each one (client `sign`
+    /// rule, event rules, intent, anti-replay, rate) inside the service.
+    Sign,
+    /// Changes what the agent keeps, or reveals its history (the journal
+    /// tells which rooms the user is in): client `manage` rule; unknown
+    /// clients are asked once per agent session.
+    Manage,
+    /// Sees or answers confirmations: only with `socket_confirm = true`.
+    Confirm,
+    /// Locking (always safe) and unlocking (needs the secret itself): any
+    /// client of the user.
+    Lock,
+}
+
+impl Class {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Class::Read => "read",
+            Class::Sign => "sign",
+            Class::Manage => "manage",
+            Class::Confirm => "confirm",
+            Class::Lock => "lock",
+        }
+    }
+}
+
+/// Handles one request line (without its newline); returns the response line.
+pub async fn handle_line(svc: &Arc<Service>, client: &ClientInfo, line: &[u8]) -> Vec<u8> {
+    let req = match wire::decode_request(line) {
+        Ok(r) => r,
+        Err(bad) => {
+            let err = Error::from(bad.error.clone());
+            if let Err(e) = svc.journal_request("(invalid)", client, &Audit::default(), Err(&err)) {
+                tracing::error!(error = %e, "cannot journal an invalid request");
+            }
+            return wire::encode_error(&bad.id, &bad.error);
+        }
+    };
+    let id = req.id.clone();
+    match call(svc, client, req).await {
+        Ok(reply) => reply.line(&id),
+        Err(e) => wire::encode_error(&id, &e),
+    }
+}
+
+/// A method's result, encodable by any transport.
+pub trait Reply: Send {
+    /// A JSON-RPC response line.
+    fn line(&self, id: &Value) -> Vec<u8>;
+    /// The result as JSON text.
+    fn json(&self) -> String;
+}
+
+impl<T: serde::Serialize + Send> Reply for T {
+    fn line(&self, id: &Value) -> Vec<u8> {
+        wire::encode_result(id, self)
+    }
+
+    fn json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"cannot encode: {e}\"}}"))
+    }
+}
+
+/// Runs one request and journals it.
+pub async fn call(
+    svc: &Arc<Service>,
+    client: &ClientInfo,
+    req: wire::Request,
+) -> Result<Box<dyn Reply>, wire::RpcError> {
+    let method = req.method.clone();
+    let mut audit = Audit::default();
+    let result = route(svc, client, req, &mut audit).await;
+    let journaled = svc.journal_request(&method, client, &audit, result.as_ref().map(|_| ()));
+    match (result, journaled) {
+        (Ok(reply), Ok(())) => {
+            svc.notify_after(&method);
+            Ok(reply)
+        }
+        (Err(e), _) => Err(e.to_rpc()),
+        // The change was made and its intent is on record: withholding the
+        // result now would hide a change from the client that asked for it.
+        (Ok(reply), Err(e)) if audit.intended => {
+            tracing::error!(error = %e, method, "the outcome of a journaled change could not be journaled");
+            svc.notify_after(&method);
+            Ok(reply)
+        }
+        (Ok(_), Err(e)) => {
+            tracing::error!(error = %e, "journal write failed; withholding the result");
+            Err(e.to_rpc())
+        }
+    }
+}
+
+/// The table: every method the agent serves, each through [`serve`].
+macro_rules! methods {
+    ($($m:ty),* $(,)?) => {
+        /// Every method with its class, for documentation and tests.
+        pub const METHODS: &[(&str, Class)] = &[$((<$m as Method>::NAME, <$m as Handler>::CLASS)),*];
+
+        async fn route(
+            svc: &Arc<Service>,
+            client: &ClientInfo,
+            req: wire::Request,
+            audit: &mut Audit,
+        ) -> Result<Box<dyn Reply>> {
+            $(
+                if req.method == <$m as Method>::NAME {
+                    return serve::<$m>(svc, client, req, audit).await;
+                }
+            )*
+            Err(Error::new(
+                ErrorKind::MethodNotFound,
+                format!("unknown method {:?}; see agent.hello", req.method),
+            ))
+        }
+    };
+}
+
+methods![
+    agent::Hello,
+    agent::Lock,
+    agent::Unlock,
+    agent::Passwd,
+    backend::Init,
+    keys::Create,
+    keys::List,
+    keys::Get,
+    keys::Delete,
+    otk::Generate,
+    otk::UploadBody,
+    otk::MarkPublished,
+    otk::Claim,
+    sign::SignPdu,
+    sign::SignBatch,
+    policy::Check,
+    policy::Show,
+    rooms::Observe,
+    confirm::Pending,
+    confirm::Answer,
+    journal::Tail,
+    journal::Verify,
+];
+
+/// The one path every method takes: params, description, the client rule
+/// of its class, the intent entry of a change, then the service call where
+/// the declaration says it runs.
+async fn serve<M: Handler>(
+    svc: &Arc<Service>,
+    client: &ClientInfo,
+    req: wire::Request,
+    audit: &mut Audit,
+) -> Result<Box<dyn Reply>> {
+    let p = req.params::<M>()?;
+    let what = M::describe(&p, audit);
+    match M::CLASS {
+        Class::Read | Class::Lock | Class::Sign => {}
+        Class::Manage => svc.authorize_management(client, M::NAME, what, M::DESTROYS, audit).await?,
+        Class::Confirm => svc.require_socket_confirm()?,
+    }
+    if M::CHANGES {
+        svc.journal_intent(M::NAME, client, audit)?;
+        audit.intended = true;
+    }
+    let result = if M::BLOCKING {
+        let (svc, client) = (svc.clone(), client.clone());
+        let mut a = std::mem::take(audit);
+        let handle = tokio::runtime::Handle::current();
+        let (r, a) = tokio::task::spawn_blocking(move || {
+            let r = handle.block_on(M::run(&svc, &client, p, &mut a));
+            (r, a)
+        })
+        .await
+        .map_err(|e| Error::new(ErrorKind::InternalError, format!("worker failed: {e}")))?;
+        *audit = a;
+        r
+    } else {
+        M::run(svc, client, p, audit).await
+    };
+    Ok(Box::new(result?))
+}
