@@ -11,21 +11,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# What the build needs, by the file or command that shows it is there:
+# What the build needs, by the command (or `file:` path) that shows it is there:
 # a C compiler and libc headers (crates with C parts, linking), pkg-config
 # and libpcsclite (the YubiKey backend talks to pcscd).
-declare -A FIRST_RUN_DEPS=(
-    [cmd:cc]=gcc
-    [file:/usr/include/stdio.h]=libc6-dev
-    [cmd:pkg-config]=pkg-config
-    [file:/usr/include/PCSC/winscard.h]=libpcsclite-dev
-)
+declare -A FIRST_RUN_DEPS=([cc]=gcc [file:/usr/include/stdio.h]=libc6-dev [pkg-config]=pkg-config
+                          [file:/usr/include/PCSC/winscard.h]=libpcsclite-dev)
 
 missing=()
 for probe in "${!FIRST_RUN_DEPS[@]}"; do
     case "$probe" in
-        cmd:*) command -v "${probe#cmd:}" >/dev/null 2>&1 || missing+=("${FIRST_RUN_DEPS[$probe]}") ;;
         file:*) [ -e "${probe#file:}" ] || missing+=("${FIRST_RUN_DEPS[$probe]}") ;;
+        *) command -v "$probe" >/dev/null 2>&1 || missing+=("${FIRST_RUN_DEPS[$probe]}") ;;
     esac
 done
 if [ "${#missing[@]}" -gt 0 ]; then

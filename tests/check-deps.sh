@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages() { # the right-hand sides of `[key]=package` lines in an array
-    sed -n "/^declare -A $2=(/,/)/p" "$1" | grep -o '\]=[a-z0-9.+-]*' | cut -c3- | sort -u
+    sed -n "/^declare -A $2=(/,/)$/p" "$1" | grep -o '\]=[a-z0-9.+-]*' | cut -c3- | sort -u
 }
 first=$(packages packaging/first-run.sh FIRST_RUN_DEPS)
 tests=$(packages tests/run.sh NEEDS)

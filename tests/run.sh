@@ -15,19 +15,25 @@ cd "$(dirname "$0")/.."
 # writes the fuzz seeds; pcscd with the vsmartcard-vpcd reader driver is the
 # PC/SC stack of the YubiKey tests (virtual cards), and the agent's YubiKey
 # backend builds against libpcsclite (pkg-config finds it).
+# A key is a command (or `file:` a path) whose absence means the package is
+# missing. The build's own needs (cc, libc headers, pkg-config, libpcsclite)
+# are packaging/first-run.sh's too: tests/check-deps.sh keeps them in step.
 declare -A NEEDS=([python3]=python3 [setpriv]=util-linux [dbus-daemon]=dbus-daemon
                [systemd-analyze]=systemd [man]=man-db [dpkg-deb]=dpkg
                [softhsm2-util]=softhsm2 [pkcs11-tool]=opensc [mount]=mount
-               [pcscd]=pcscd [pkg-config]=pkg-config [pgrep]=procps)
+               [pcscd]=pcscd [pkg-config]=pkg-config [pgrep]=procps [cc]=gcc
+               [file:/usr/include/stdio.h]=libc6-dev
+               [file:/usr/share/dbus-1/session.conf]=dbus-session-bus-common
+               [file:/usr/lib/pcsc/drivers/serial/libifdvpcd.so]=vsmartcard-vpcd
+               [file:/usr/include/PCSC/winscard.h]=libpcsclite-dev)
 
 missing=()
-for cmd in "${!NEEDS[@]}"; do
-    command -v "$cmd" >/dev/null 2>&1 || missing+=("${NEEDS[$cmd]}")
+for probe in "${!NEEDS[@]}"; do
+    case "$probe" in
+        file:*) [ -e "${probe#file:}" ] || missing+=("${NEEDS[$probe]}") ;;
+        *) command -v "$probe" >/dev/null 2>&1 || missing+=("${NEEDS[$probe]}") ;;
+    esac
 done
-# `dbus-daemon --session` needs the session bus configuration.
-[ -e /usr/share/dbus-1/session.conf ] || missing+=(dbus-session-bus-common)
-[ -e /usr/lib/pcsc/drivers/serial/libifdvpcd.so ] || missing+=(vsmartcard-vpcd)
-[ -e /usr/include/PCSC/winscard.h ] || missing+=(libpcsclite-dev)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "== installing ${missing[*]}"
     sudo_cmd=()
@@ -51,6 +57,8 @@ echo "== cargo build (binaries for the end-to-end tests)"
 cargo build --workspace --bins --locked
 echo "== package (.deb build, install, checks)"
 tests/package.sh
+echo "== first run (the README's first command starts an agent)"
+tests/first-run.sh
 echo "== doc tests"
 cargo test --workspace --doc --locked
 echo "== fuzz smoke (each fuzz target briefly; skipped without a nightly toolchain)"

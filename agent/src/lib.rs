@@ -10,19 +10,22 @@
 //! |---|---|
 //! | [`server`] | start-up: paths, hardening, listener, the accept loop and shutdown |
 //! | [`transport`] | the UNIX socket (framing, peer credentials, timeouts) and D-Bus (`org.cryptoid.Agent1`) |
-//! | [`rpc`] | the method table every transport calls: decodes params, calls the service, journals |
+//! | [`rpc`] | the method table: each method's class, journaling and where it runs ([`rpc::table`]), and the one generic path that enforces them |
 //! | [`service`] | the one implementation of every method, including the hard checks on PDUs |
-//! | [`policy`] | the policy engine: pure decision functions over PDUs and clients |
-//! | [`prompt`] | confirmations: askpass, the pending list, remembered approvals |
-//! | [`rooms`] | the room view (depths, known and own events, power levels) for anti-replay |
+//! | [`policy`] | the policy engine: pure decision functions over PDUs, batches and clients |
+//! | [`prompt`] | confirmations: askpass, the pending list, remembered approvals, escaping what is shown |
+//! | [`rooms`] | the room view (depths, anchor, authorization state, power levels) for anti-replay |
 //! | [`keys`] | key records on disk and in memory |
-//! | [`keystore`] | backends that hold secrets: [`keystore::soft`], [`keystore::pkcs11`] |
+//! | [`keystore`] | backends that hold secrets: [`keystore::soft`], [`keystore::pkcs11`], YubiKey PIV |
 //! | [`journal`] | the hash-chained audit journal |
 //! | [`config`] | `config.toml` |
 //! | [`fsutil`], [`clock`], [`hardening`], [`error`] | durable writes, the injectable clock, process hardening, the error type |
 //!
-//! Data flows one way: transport → rpc → service → keystore → journal →
-//! transport.
+//! Data flows one way: transport → rpc → service → policy → keystore →
+//! journal. A request enters through a transport, meets its class's client
+//! rule in `rpc`, is carried out by the `service`, which asks the pure
+//! `policy` for a decision and a `keystore` backend for a signature; the
+//! outcome is journaled before the transport answers.
 
 pub mod clock;
 pub mod config;

@@ -1,5 +1,5 @@
 //! Every transport's way in: [`call`] runs a method by name on untyped
-//! params, through one generic path ([`serve`]) that enforces what the
+//! params, through one generic path (`serve`) that enforces what the
 //! method's declaration ([`table`]) says: its client rule, its intent entry,
 //! where it runs; then journals the outcome and returns a [`Reply`] the
 //! transport encodes its own way (a JSON-RPC line, a D-Bus reply). Every

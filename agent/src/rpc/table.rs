@@ -8,9 +8,9 @@
 //! - how it describes itself for prompts and the journal ([`Handler::describe`]);
 //! - the service call ([`Handler::run`]).
 //!
-//! [`super::route`] lists every method; adding one means its wire type, an
+//! `route` in `rpc` lists every method; adding one means its wire type, an
 //! `impl Handler` here and a line there. Nothing else can skip the
-//! authorization or the journal: both happen in [`super::serve`].
+//! authorization or the journal: both happen in `serve`.
 
 use super::Class;
 use crate::error::Result;

@@ -1,5 +1,7 @@
-//! Transports translate between a wire and the service; they hold no logic
-//! of their own. Only the UNIX socket exists so far (D-Bus comes later).
+//! Transports translate between a wire and the method table
+//! ([`crate::rpc`]); they hold no logic of their own: the UNIX socket
+//! (JSON-RPC lines, peer credentials, timeouts) and D-Bus
+//! (`org.cryptoid.Agent1` on the session bus, caller identity from the bus).
 
 pub mod dbus;
 pub mod socket;
