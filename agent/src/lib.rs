@@ -19,7 +19,7 @@
 //! | [`keystore`] | backends that hold secrets: [`keystore::soft`], [`keystore::pkcs11`], YubiKey PIV |
 //! | [`journal`] | the hash-chained audit journal |
 //! | [`config`] | `config.toml` |
-//! | [`fsutil`], [`clock`], [`hardening`], [`error`] | durable writes, the injectable clock, process hardening, the error type |
+//! | [`fsutil`], [`clock`], [`hardening`], [`error`], [`sync`] | durable writes, the injectable clock, process hardening, the error type, locks without poisoning |
 //!
 //! Data flows one way: transport → rpc → service → policy → keystore →
 //! journal. A request enters through a transport, meets its class's client
@@ -41,6 +41,7 @@ pub mod rooms;
 pub mod rpc;
 pub mod server;
 pub mod service;
+pub mod sync;
 pub mod transport;
 
 /// The agent's version, as reported by `agent.hello` and `--version`.

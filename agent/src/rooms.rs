@@ -20,6 +20,7 @@
 use crate::error::Result;
 use crate::fsutil;
 use crate::policy::{Anchor, RoomFacts};
+use crate::sync::MutexExt;
 use cryptoid_protocol::base64;
 use cryptoid_protocol::json::{Object, Value};
 use cryptoid_protocol::wire::rooms::{ObserveParams, RoomView};
@@ -270,7 +271,7 @@ impl Rooms {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, RoomState>> {
-        self.rooms.lock().unwrap_or_else(|p| p.into_inner())
+        self.rooms.locked()
     }
 
     fn path_of(&self, room_id: &str) -> PathBuf {
@@ -325,7 +326,7 @@ impl Rooms {
         r.see(e);
         r.own.insert(e.event_id.to_owned(), e.depth);
         drop(rooms);
-        self.dirty.lock().unwrap_or_else(|p| p.into_inner()).insert(room_id.to_owned());
+        self.dirty.locked().insert(room_id.to_owned());
     }
 
     /// Runs `f` with what the agent knows of `room_id`.
@@ -359,7 +360,7 @@ impl Rooms {
     /// Writes the rooms changed since the last flush, then the marker `seq`
     /// (read from the journal *before* calling, so replay covers the rest).
     pub fn flush(&self, seq: u64) -> Result<usize> {
-        let dirty: Vec<String> = self.dirty.lock().unwrap_or_else(|p| p.into_inner()).drain().collect();
+        let dirty: Vec<String> = self.dirty.locked().drain().collect();
         let snapshots: Vec<RoomState> = {
             let rooms = self.lock();
             dirty.iter().filter_map(|id| rooms.get(id).cloned()).collect()
@@ -367,7 +368,7 @@ impl Rooms {
         for r in &snapshots {
             if let Err(e) = self.write(r) {
                 // Keep it dirty; the journal still has it.
-                self.dirty.lock().unwrap_or_else(|p| p.into_inner()).insert(r.room_id.clone());
+                self.dirty.locked().insert(r.room_id.clone());
                 return Err(e);
             }
         }

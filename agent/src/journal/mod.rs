@@ -14,6 +14,7 @@
 //! is journaled. Segments rotate by size; the chain runs across them.
 
 use crate::fsutil;
+use crate::sync::MutexExt;
 use cryptoid_protocol::base64;
 use cryptoid_protocol::json::{self, Int, Object, Value, MAX_SAFE_INT};
 use sha2::{Digest, Sha256};
@@ -179,7 +180,7 @@ impl Journal {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Writer> {
-        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+        self.writer.locked()
     }
 
     fn start_flusher(&self) {
@@ -191,7 +192,7 @@ impl Journal {
             std::thread::sleep(interval);
             let stopping = stop.load(Ordering::Acquire);
             if dirty.swap(false, Ordering::AcqRel) {
-                let file = current.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let file = current.locked().clone();
                 if let Err(e) = file.sync_data() {
                     tracing::error!(error = %e, "journal fsync failed; will retry");
                     dirty.store(true, Ordering::Release);
@@ -202,7 +203,7 @@ impl Journal {
             }
         });
         match handle {
-            Ok(h) => *self.flusher.lock().unwrap_or_else(|p| p.into_inner()) = Some(h),
+            Ok(h) => *self.flusher.locked() = Some(h),
             Err(e) => {
                 tracing::error!(error = %e, "cannot start the journal fsync thread; entries are fsynced at shutdown")
             }
@@ -248,7 +249,7 @@ impl Journal {
         let segment = w.segment + 1;
         let file = Arc::new(open_append(&self.dir.join(segment_name(segment)))?);
         fsutil::sync_dir(&self.dir)?;
-        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = file.clone();
+        *self.current.locked() = file.clone();
         w.file = file;
         w.segment = segment;
         w.size = 0;
@@ -265,7 +266,7 @@ impl Journal {
     /// Stops the fsync thread and fsyncs.
     pub fn close(&self) -> io::Result<()> {
         self.stop.store(true, Ordering::Release);
-        if let Some(h) = self.flusher.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(h) = self.flusher.locked().take() {
             let _ = h.join();
         }
         self.flush()

@@ -7,6 +7,7 @@
 
 use crate::error::{Error, Result};
 use crate::fsutil;
+use crate::sync::{MutexExt, RwLockExt};
 use cryptoid_protocol::base64;
 use cryptoid_protocol::json::Value;
 use cryptoid_protocol::keys::PublicKey;
@@ -145,15 +146,15 @@ impl Registry {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, KeyRecord>> {
-        self.records.read().unwrap_or_else(|p| p.into_inner())
+        self.records.read_now()
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, KeyRecord>> {
-        self.records.write().unwrap_or_else(|p| p.into_inner())
+        self.records.write_now()
     }
 
     fn lock_writer(&self) -> std::sync::MutexGuard<'_, u64> {
-        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+        self.writer.locked()
     }
 
     /// Runs `f` on a record without copying it.
@@ -166,7 +167,7 @@ impl Registry {
     }
 
     pub fn info(&self, rec: &KeyRecord) -> KeyInfo {
-        let last = self.last_used.lock().unwrap_or_else(|p| p.into_inner()).get(&rec.info.cryptoid).copied();
+        let last = self.last_used.locked().get(&rec.info.cryptoid).copied();
         rec.info(last)
     }
 
@@ -190,7 +191,7 @@ impl Registry {
     }
 
     pub fn touch(&self, cryptoid: &str, now_ms: u64) {
-        self.last_used.lock().unwrap_or_else(|p| p.into_inner()).insert(cryptoid.to_owned(), now_ms);
+        self.last_used.locked().insert(cryptoid.to_owned(), now_ms);
     }
 
     /// Adds new records durably. `check` sees the current records under the
@@ -239,13 +240,7 @@ impl Registry {
 
     /// Writes last-used times into the records (at shutdown).
     pub fn persist_last_used(&self) -> Result<usize> {
-        let used: Vec<(String, u64)> = self
-            .last_used
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|(k, v)| (k.clone(), *v))
-            .collect();
+        let used: Vec<(String, u64)> = self.last_used.locked().iter().map(|(k, v)| (k.clone(), *v)).collect();
         let mut n = 0;
         for (cryptoid, t) in used {
             if self.with(&cryptoid, |r| r.info.last_used_at != Some(t)).unwrap_or(false) {

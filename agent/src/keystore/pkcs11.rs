@@ -11,6 +11,7 @@
 //! its keys `backend_unavailable`; the next use reopens it (after a new PIN).
 
 use super::{Backend, KeystoreError, NewKey, UnlockSecret};
+use crate::sync::MutexExt;
 use cryptoid_protocol::base64;
 use cryptoid_protocol::json::{Object, Value};
 use cryptoid_protocol::keys::PublicKey;
@@ -84,7 +85,7 @@ pub struct Pkcs11Backend {
 /// every other user of the module (the backend and wrap mode may share one).
 fn context(module: &Path) -> Result<Arc<Pkcs11>, KeystoreError> {
     static CONTEXTS: Mutex<Vec<(PathBuf, Weak<Pkcs11>)>> = Mutex::new(Vec::new());
-    let mut all = CONTEXTS.lock().unwrap_or_else(|p| p.into_inner());
+    let mut all = CONTEXTS.locked();
     all.retain(|(_, w)| w.strong_count() > 0);
     if let Some(ctx) = all.iter().find(|(m, _)| m == module).and_then(|(_, w)| w.upgrade()) {
         return Ok(ctx);
@@ -297,7 +298,7 @@ impl Pkcs11Backend {
     }
 
     fn lock_state(&self) -> std::sync::MutexGuard<'_, Option<Open>> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.locked()
     }
 
     /// Runs `f` on the logged-in session; a vanished token drops it.
@@ -319,7 +320,7 @@ impl Pkcs11Backend {
     }
 
     fn signers(&self) -> std::sync::MutexGuard<'_, Signers> {
-        self.signers.lock().unwrap_or_else(|p| p.into_inner())
+        self.signers.locked()
     }
 
     /// An idle pool session, or a new one while the pool is not full.

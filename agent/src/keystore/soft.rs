@@ -10,6 +10,7 @@
 use super::pkcs11::{self, Pkcs11Settings};
 use super::{Backend, KeystoreError, NewKey, UnlockSecret};
 use crate::fsutil;
+use crate::sync::{MutexExt, RwLockExt};
 use argon2::{Algorithm, Argon2, Params, Version};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -208,7 +209,7 @@ impl SoftBackend {
     /// now (an existing one keeps its own).
     #[cfg(feature = "yubikey")]
     pub fn wrap_with_yubikey(&self, serial: Option<u32>, pin: &str, touch: u8) -> Result<u32, KeystoreError> {
-        let _file = self.file_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _file = self.file_lock.locked();
         let key = self.data_key_to_wrap()?;
         let w = super::yubikey::wrap::new_wrap_key(serial, pin, touch)?;
         let nonce = random::<24>();
@@ -229,7 +230,7 @@ impl SoftBackend {
     /// (made there, never extractable); unlocking needs the token and its
     /// PIN. The keystore must be unlocked (its data key is kept) or new.
     pub fn wrap_with_pkcs11(&self, settings: &Pkcs11Settings, pin: &str) -> Result<(), KeystoreError> {
-        let _file = self.file_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _file = self.file_lock.locked();
         let key = self.data_key_to_wrap()?;
         let w = pkcs11::wrap_data_key(settings, &self.module_dirs, pin, &key)?;
         self.write_file(&KeystoreFile::Pkcs11Wrapped {
@@ -355,7 +356,7 @@ impl SoftBackend {
 
     /// Changes the passphrase: checks the old one, rewraps the data key.
     pub fn change_passphrase(&self, old: &str, new: &str) -> Result<(), KeystoreError> {
-        let _file = self.file_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _file = self.file_lock.locked();
         if new.is_empty() {
             return Err(KeystoreError::PassphraseRequired(": the new passphrase must not be empty"));
         }
@@ -379,11 +380,11 @@ impl SoftBackend {
     fn write_state(&self) -> std::sync::RwLockWriteGuard<'_, State> {
         // A panic while holding the lock cannot leave State inconsistent
         // (each field is replaced whole), so poisoning is ignored.
-        self.state.write().unwrap_or_else(|p| p.into_inner())
+        self.state.write_now()
     }
 
     fn read_state(&self) -> std::sync::RwLockReadGuard<'_, State> {
-        self.state.read().unwrap_or_else(|p| p.into_inner())
+        self.state.read_now()
     }
 
     fn data_key(&self) -> Result<DataKey, KeystoreError> {
@@ -452,7 +453,7 @@ impl Backend for SoftBackend {
     }
 
     fn unlock(&self, secret: &UnlockSecret<'_>) -> Result<(), KeystoreError> {
-        let _file = self.file_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _file = self.file_lock.locked();
         let key = match self.unwrap_with(secret.passphrase, secret.pin)? {
             Some(k) => k,
             None => {

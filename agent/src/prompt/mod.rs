@@ -8,6 +8,7 @@ pub mod approvals;
 pub mod askpass;
 
 use crate::clock::Clock;
+use crate::sync::MutexExt;
 use approvals::{Approvals, Key};
 use cryptoid_protocol::wire::confirm::PendingConfirmation;
 use std::collections::{HashMap, HashSet};
@@ -122,7 +123,7 @@ impl Prompts {
 
     /// Sets (or clears) the desktop prompter.
     pub fn set_prompter(&self, p: Option<Arc<dyn Prompter>>) {
-        *self.prompter.lock().unwrap_or_else(|p| p.into_inner()) = p;
+        *self.prompter.locked() = p;
     }
 
     /// New requests as `(id, prompt)`.
@@ -131,7 +132,7 @@ impl Prompts {
     }
 
     fn waiting(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Waiting>> {
-        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+        self.waiting.locked()
     }
 
     /// Whether a remembered approval covers (exe, room, type, scope) now.
@@ -142,11 +143,11 @@ impl Prompts {
             event_type: event_type.into(),
             scope: scope.map(str::to_owned),
         };
-        self.approvals.lock().unwrap_or_else(|p| p.into_inner()).covers(&key, self.clock.monotonic())
+        self.approvals.locked().covers(&key, self.clock.monotonic())
     }
 
     pub fn session_approved(&self, exe: Option<&str>) -> bool {
-        exe.is_some_and(|e| self.session.lock().unwrap_or_else(|p| p.into_inner()).contains(e))
+        exe.is_some_and(|e| self.session.locked().contains(e))
     }
 
     /// Asks the user; resolves with the first answer or the timeout.
@@ -164,7 +165,7 @@ impl Prompts {
         tracing::info!(id, prompt = %q.prompt, "confirmation requested");
         let _ = self.requested.send((id, q.prompt.clone()));
         // A registered desktop prompter is asked first (instead of askpass).
-        let prompter = self.prompter.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let prompter = self.prompter.locked().clone();
         let _prompter = prompter.map(|p| {
             let me = self.clone();
             let fut = p.confirm(id, &q);
@@ -212,7 +213,7 @@ impl Prompts {
         if ans.allow {
             let (exe, room, ty) = &w.raw;
             if let Some(exe) = exe {
-                self.session.lock().unwrap_or_else(|p| p.into_inner()).insert(exe.clone());
+                self.session.locked().insert(exe.clone());
                 let ttl = ans.remember.filter(|_| w.question.rememberable);
                 if let (Some(ttl), Some(room), Some(ty)) = (ttl, room, ty) {
                     let key = Key {
@@ -221,11 +222,7 @@ impl Prompts {
                         event_type: ty.clone(),
                         scope: w.question.scope.clone(),
                     };
-                    self.approvals.lock().unwrap_or_else(|p| p.into_inner()).remember(
-                        key,
-                        self.clock.monotonic(),
-                        ttl,
-                    );
+                    self.approvals.locked().remember(key, self.clock.monotonic(), ttl);
                 }
             }
         }

@@ -6,6 +6,7 @@ use super::{Audit, ClientInfo, Service};
 use crate::error::{Error, Result};
 use crate::policy::{self, Action, ClientFacts, Decision, RateFacts, SignRequest};
 use crate::prompt::{Answer, Outcome, Question};
+use crate::sync::MutexExt;
 use cryptoid_protocol::json::Value;
 use cryptoid_protocol::wire::confirm::{AnswerParams, PendingList};
 use cryptoid_protocol::wire::policy::{CheckResult, Verdict};
@@ -52,7 +53,7 @@ impl Drop for Reservation<'_> {
         if self.kept {
             return;
         }
-        let mut r = self.svc.rate.lock().unwrap_or_else(|p| p.into_inner());
+        let mut r = self.svc.rate.locked();
         let give_back = |q: Option<&mut VecDeque<Duration>>, n: usize, at: Duration| {
             if let Some(q) = q {
                 for _ in 0..n {
@@ -130,7 +131,7 @@ impl Service {
         let limits = &self.config.policy.rate;
         let window = Duration::from_secs(limits.window_secs);
         let now = self.clock.monotonic();
-        let mut r = self.rate.lock().unwrap_or_else(|p| p.into_inner());
+        let mut r = self.rate.locked();
         let take = |q: &mut VecDeque<Duration>, limit: u32| {
             let before = prune(q, now, window);
             for _ in 0..n {

@@ -23,6 +23,7 @@ use crate::keystore::soft::SoftBackend;
 use crate::keystore::{Backend, KeystoreError, UnlockSecret};
 use crate::prompt::Prompts;
 use crate::rooms::Rooms;
+use crate::sync::MutexExt;
 use cryptoid_protocol::json::{Int, Object, Value};
 use cryptoid_protocol::wire::agent::{BackendInfo, HelloResult, LockState, PasswdParams, UnlockParams};
 use cryptoid_protocol::wire::backend::InitParams;
@@ -255,7 +256,7 @@ impl Service {
     /// reopens it.
     fn drop_pkcs11_if_gone(&self, err: &Error) {
         if err.kind() == ErrorKind::BackendUnavailable {
-            *self.pkcs11.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            *self.pkcs11.locked() = None;
         }
     }
 
@@ -292,7 +293,7 @@ impl Service {
             b.unlock(&UnlockSecret { passphrase: None, pin: Some(pin) })?;
         }
         self.update_backends(|all| all.pkcs11 = Some(settings))?;
-        *self.pkcs11.lock().unwrap_or_else(|p| p.into_inner()) = Some(b.clone());
+        *self.pkcs11.locked() = Some(b.clone());
         // Logged in with the PIN: as `agent.unlock --backend pkcs11` would.
         if p.pin.is_some() {
             self.locked.store(false, Ordering::Release);
@@ -391,7 +392,7 @@ impl Service {
     pub fn lock(&self) -> LockState {
         self.locked.store(true, Ordering::Release);
         self.soft.lock();
-        if let Some(b) = self.pkcs11.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        if let Some(b) = self.pkcs11.locked().as_ref() {
             b.lock();
         }
         self.yubikey_lock();
@@ -459,7 +460,7 @@ fn read_backends(path: &Path) -> Result<Backends> {
 /// A hardware backend opened on first use, kept while it works (and opened
 /// again after it was dropped).
 fn open_once<B>(slot: &Mutex<Option<Arc<B>>>, open: impl FnOnce() -> Result<B>) -> Result<Arc<B>> {
-    let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+    let mut slot = slot.locked();
     if let Some(b) = slot.as_ref() {
         return Ok(b.clone());
     }

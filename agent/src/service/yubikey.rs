@@ -5,6 +5,7 @@
 use super::Service;
 use crate::error::{Error, Result};
 use crate::keystore::Backend;
+use crate::sync::MutexExt;
 use cryptoid_protocol::wire::agent::BackendInfo;
 use cryptoid_protocol::wire::backend::InitParams;
 use cryptoid_protocol::wire::ErrorKind;
@@ -100,7 +101,7 @@ mod enabled {
                 b.unlock(&UnlockSecret { passphrase: None, pin: Some(pin) })?;
             }
             self.update_backends(|all| all.yubikey = Some(settings))?;
-            *self.yubikey.lock().unwrap_or_else(|p| p.into_inner()) = Some(b.clone());
+            *self.yubikey.locked() = Some(b.clone());
             if p.pin.is_some() {
                 self.locked.store(false, Ordering::Release);
             }
@@ -129,7 +130,7 @@ mod enabled {
         }
 
         pub(in crate::service) fn yubikey_lock(&self) {
-            if let Some(b) = self.yubikey.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            if let Some(b) = self.yubikey.locked().as_ref() {
                 b.lock();
             }
         }

@@ -11,6 +11,7 @@
 use crate::prompt::{Prompter, PrompterAnswer, Question};
 use crate::rpc;
 use crate::service::{ClientInfo, Event, Service};
+use crate::sync::MutexExt;
 use cryptoid_protocol::json::{self, Object, Value};
 use cryptoid_protocol::wire::{self, ErrorKind, RpcError};
 use std::collections::HashMap;
@@ -154,7 +155,7 @@ impl AgentObject {
         let sender =
             hdr.sender().ok_or_else(|| AgentError::NotPermitted("message without a sender".into()))?;
         let owned = OwnedUniqueName::from(sender.to_owned());
-        if let Some(c) = self.callers.lock().unwrap_or_else(|p| p.into_inner()).get(&owned) {
+        if let Some(c) = self.callers.locked().get(&owned) {
             return Ok(c.clone());
         }
         let creds =
@@ -174,7 +175,7 @@ impl AgentObject {
             }
             return Err(AgentError::NotPermitted(why));
         }
-        self.callers.lock().unwrap_or_else(|p| p.into_inner()).insert(owned, client.clone());
+        self.callers.locked().insert(owned, client.clone());
         Ok(client)
     }
 
@@ -518,7 +519,7 @@ impl AgentObject {
             .map_err(|e| AgentError::StorageError(format!("cannot journal the registration: {e}")))?;
         let sender = hdr.sender().ok_or_else(|| AgentError::NotPermitted("no sender".into()))?;
         let name = OwnedUniqueName::from(sender.to_owned());
-        *self.prompter.lock().unwrap_or_else(|p| p.into_inner()) = Some((name.clone(), path.clone().into()));
+        *self.prompter.locked() = Some((name.clone(), path.clone().into()));
         self.svc.prompts().set_prompter(Some(Arc::new(BusPrompter {
             conn: conn.clone(),
             name,
@@ -686,7 +687,7 @@ pub async fn start(svc: Arc<Service>, address: Option<&str>) -> zbus::Result<Dbu
                 continue;
             }
             let gone: &str = args.name().as_str();
-            let mut slot = prompter.lock().unwrap_or_else(|p| p.into_inner());
+            let mut slot = prompter.locked();
             if slot.as_ref().is_some_and(|(n, _)| UniqueName::from(n).as_str() == gone) {
                 *slot = None;
                 svc2.prompts().set_prompter(None);

@@ -13,6 +13,7 @@ pub mod holders;
 
 use super::{Backend, KeystoreError, NewKey, UnlockSecret, YubiKeySettings};
 use crate::keystore::piv::{alg, slot};
+use crate::sync::MutexExt;
 use card::CardLink;
 use cryptoid_protocol::json::{Int, Object, Value};
 use cryptoid_protocol::keys::PublicKey;
@@ -86,11 +87,11 @@ impl YubiKeyBackend {
     }
 
     fn link(&self) -> std::sync::MutexGuard<'_, CardLink> {
-        self.link.lock().unwrap_or_else(|p| p.into_inner())
+        self.link.locked()
     }
 
     fn cached_pin(&self) -> Option<Zeroizing<String>> {
-        self.pin.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.pin.locked().clone()
     }
 
     /// The slot a handle names, checked.
@@ -158,12 +159,12 @@ impl Backend for YubiKeyBackend {
     fn unlock(&self, secret: &UnlockSecret<'_>) -> Result<(), KeystoreError> {
         let pin = secret.pin.ok_or(KeystoreError::PinRequired("yubikey"))?;
         self.link().verify_pin(pin)?;
-        *self.pin.lock().unwrap_or_else(|p| p.into_inner()) = Some(Zeroizing::new(pin.to_owned()));
+        *self.pin.locked() = Some(Zeroizing::new(pin.to_owned()));
         Ok(())
     }
 
     fn lock(&self) {
-        *self.pin.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *self.pin.locked() = None;
     }
 
     fn generate(&self) -> Result<NewKey, KeystoreError> {
