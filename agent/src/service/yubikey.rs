@@ -5,6 +5,7 @@
 use super::Service;
 use crate::error::{Error, Result};
 use crate::keystore::Backend;
+#[cfg(feature = "yubikey")]
 use crate::sync::MutexExt;
 use cryptoid_protocol::wire::agent::BackendInfo;
 use cryptoid_protocol::wire::backend::InitParams;
