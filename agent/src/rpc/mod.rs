@@ -95,10 +95,39 @@ pub async fn call(
     let method = req.method.clone();
     let mut audit = Audit::default();
     let result = route(svc, client, req, &mut audit).await;
-    let journaled = svc.journal_request(&method, client, &audit, result.as_ref().map(|_| ()));
+    finish(svc, &method, client, &audit, result)
+}
+
+/// Runs one request of a method known at compile time and journals it,
+/// by the same path as [`call`]; the result stays typed (D-Bus encodes it
+/// without a round trip through JSON text).
+pub async fn call_typed<M: Handler>(
+    svc: &Arc<Service>,
+    client: &ClientInfo,
+    params: Value,
+) -> Result<M::Result, wire::RpcError> {
+    let mut audit = Audit::default();
+    let req = wire::Request { id: Value::Null, method: M::NAME.to_owned(), params };
+    let result = match req.params::<M>() {
+        Ok(p) => execute::<M>(svc, client, p, &mut audit).await,
+        Err(e) => Err(e.into()),
+    };
+    finish(svc, M::NAME, client, &audit, result)
+}
+
+/// Journals a request's outcome; releases the result only once that is
+/// written (or the change's intent was).
+fn finish<T>(
+    svc: &Service,
+    method: &str,
+    client: &ClientInfo,
+    audit: &Audit,
+    result: Result<T>,
+) -> Result<T, wire::RpcError> {
+    let journaled = svc.journal_request(method, client, audit, result.as_ref().map(|_| ()));
     match (result, journaled) {
         (Ok(reply), Ok(())) => {
-            svc.notify_after(&method);
+            svc.notify_after(method);
             Ok(reply)
         }
         (Err(e), _) => Err(e.to_rpc()),
@@ -106,7 +135,7 @@ pub async fn call(
         // result now would hide a change from the client that asked for it.
         (Ok(reply), Err(e)) if audit.intended => {
             tracing::error!(error = %e, method, "the outcome of a journaled change could not be journaled");
-            svc.notify_after(&method);
+            svc.notify_after(method);
             Ok(reply)
         }
         (Ok(_), Err(e)) => {
@@ -166,9 +195,7 @@ methods![
     journal::Verify,
 ];
 
-/// The one path every method takes: params, description, the client rule
-/// of its class, the intent entry of a change, then the service call where
-/// the declaration says it runs.
+/// Parses a request's params and runs it by [`execute`].
 async fn serve<M: Handler>(
     svc: &Arc<Service>,
     client: &ClientInfo,
@@ -176,6 +203,18 @@ async fn serve<M: Handler>(
     audit: &mut Audit,
 ) -> Result<Box<dyn Reply>> {
     let p = req.params::<M>()?;
+    Ok(Box::new(execute::<M>(svc, client, p, audit).await?))
+}
+
+/// The one path every method takes: its description, the client rule of
+/// its class, the intent entry of a change, then the service call where
+/// the declaration says it runs.
+async fn execute<M: Handler>(
+    svc: &Arc<Service>,
+    client: &ClientInfo,
+    p: M::Params,
+    audit: &mut Audit,
+) -> Result<M::Result> {
     let what = M::describe(&p, audit);
     match M::CLASS {
         Class::Read | Class::Lock | Class::Sign => {}
@@ -186,20 +225,18 @@ async fn serve<M: Handler>(
         svc.journal_intent(M::NAME, client, audit)?;
         audit.intended = true;
     }
-    let result = if M::BLOCKING {
-        let (svc, client) = (svc.clone(), client.clone());
-        let mut a = std::mem::take(audit);
-        let handle = tokio::runtime::Handle::current();
-        let (r, a) = tokio::task::spawn_blocking(move || {
-            let r = handle.block_on(M::run(&svc, &client, p, &mut a));
-            (r, a)
-        })
-        .await
-        .map_err(|e| Error::new(ErrorKind::InternalError, format!("worker failed: {e}")))?;
-        *audit = a;
-        r
-    } else {
-        M::run(svc, client, p, audit).await
-    };
-    Ok(Box::new(result?))
+    if !M::BLOCKING {
+        return M::run(svc, client, p, audit).await;
+    }
+    let (svc, client) = (svc.clone(), client.clone());
+    let mut a = std::mem::take(audit);
+    let handle = tokio::runtime::Handle::current();
+    let (r, a) = tokio::task::spawn_blocking(move || {
+        let r = handle.block_on(M::run(&svc, &client, p, &mut a));
+        (r, a)
+    })
+    .await
+    .map_err(|e| Error::new(ErrorKind::InternalError, format!("worker failed: {e}")))?;
+    *audit = a;
+    r
 }

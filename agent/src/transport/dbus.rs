@@ -9,11 +9,11 @@
 //! is asked first for confirmations and dropped when it leaves the bus.
 
 use crate::prompt::{Prompter, PrompterAnswer, Question};
-use crate::rpc;
+use crate::rpc::{self, table::Handler};
 use crate::service::{ClientInfo, Event, Service};
 use crate::sync::MutexExt;
 use cryptoid_protocol::json::{self, Object, Value};
-use cryptoid_protocol::wire::{self, ErrorKind, RpcError};
+use cryptoid_protocol::wire::{agent, confirm, journal, keys, otk, policy, rooms, sign, ErrorKind, RpcError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use zbus::message::Header;
@@ -179,21 +179,30 @@ impl AgentObject {
         Ok(client)
     }
 
-    /// Runs a wire method for a D-Bus caller; returns the result as JSON.
-    async fn run(&self, hdr: &Header<'_>, conn: &Connection, method: &str, params: Value) -> DResult<Value> {
+    /// Runs method `M` for a D-Bus caller through the method table (its
+    /// class rule and journal, as on the socket); the result stays typed.
+    async fn call<M: Handler>(
+        &self,
+        hdr: &Header<'_>,
+        conn: &Connection,
+        params: Value,
+    ) -> DResult<M::Result> {
         let client = self.caller(hdr, conn).await?;
-        let req = wire::Request { id: Value::Null, method: method.to_owned(), params };
-        let reply = rpc::call(&self.svc, &client, req).await?;
-        parse_json("result", &reply.json())
+        Ok(rpc::call_typed::<M>(&self.svc, &client, params).await?)
     }
-}
-
-fn field(v: &Value, key: &str) -> Value {
-    v.as_object().and_then(|o| o.get(key)).cloned().unwrap_or(Value::Null)
 }
 
 fn text(v: &Value) -> String {
     json::to_canonical_string(v)
+}
+
+/// A typed result as canonical JSON text (for the methods that answer with
+/// JSON; the signing methods answer with the PDU they already hold).
+fn json_text<T: serde::Serialize>(v: &T) -> DResult<String> {
+    let value: Value = serde_json::to_value(v)
+        .and_then(serde_json::from_value)
+        .map_err(|e| AgentError::InternalError(format!("cannot encode the result: {e}")))?;
+    Ok(text(&value))
 }
 
 #[interface(name = "org.cryptoid.Agent1")]
@@ -205,7 +214,7 @@ impl AgentObject {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String> {
-        Ok(text(&self.run(&hdr, conn, "agent.hello", params(vec![])).await?))
+        json_text(&self.call::<agent::Hello>(&hdr, conn, params(vec![])).await?)
     }
 
     #[zbus(out_args("locked"))]
@@ -214,9 +223,7 @@ impl AgentObject {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<bool> {
-        Ok(field(&self.run(&hdr, conn, "agent.lock", params(vec![])).await?, "locked")
-            .as_bool()
-            .unwrap_or(true))
+        Ok(self.call::<agent::Lock>(&hdr, conn, params(vec![])).await?.locked)
     }
 
     /// Options: `passphrase`, `backend`, `pin` (s).
@@ -233,7 +240,7 @@ impl AgentObject {
             ("backend", opt_str(&options, "backend")?.map(string)),
             ("pin", opt_str(&options, "pin")?.map(string)),
         ]);
-        Ok(field(&self.run(&hdr, conn, "agent.unlock", p).await?, "locked").as_bool().unwrap_or(true))
+        Ok(self.call::<agent::Unlock>(&hdr, conn, p).await?.locked)
     }
 
     /// A new cryptoID for `room_id` ("" for createRoom). Options: `user_id`, `backend`.
@@ -251,8 +258,7 @@ impl AgentObject {
             ("user_id", opt_str(&options, "user_id")?.map(string)),
             ("backend", opt_str(&options, "backend")?.map(string)),
         ]);
-        let key = self.run(&hdr, conn, "keys.create", p).await?;
-        Ok(field(&key, "cryptoid").as_str().unwrap_or_default().to_owned())
+        Ok(self.call::<keys::Create>(&hdr, conn, p).await?.cryptoid)
     }
 
     /// Keys as JSON. Options: `room_id`, `kind`, `state`, `backend`.
@@ -270,7 +276,7 @@ impl AgentObject {
             ("state", opt_str(&options, "state")?.map(string)),
             ("backend", opt_str(&options, "backend")?.map(string)),
         ]);
-        Ok(text(&field(&self.run(&hdr, conn, "keys.list", p).await?, "keys")))
+        json_text(&self.call::<keys::List>(&hdr, conn, p).await?.keys)
     }
 
     #[zbus(out_args("key_json"))]
@@ -280,7 +286,9 @@ impl AgentObject {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String> {
-        Ok(text(&self.run(&hdr, conn, "keys.get", params(vec![("cryptoid", Some(string(cryptoid)))])).await?))
+        json_text(
+            &self.call::<keys::Get>(&hdr, conn, params(vec![("cryptoid", Some(string(cryptoid)))])).await?,
+        )
     }
 
     #[zbus(out_args("key_json"))]
@@ -290,9 +298,11 @@ impl AgentObject {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String> {
-        Ok(text(
-            &self.run(&hdr, conn, "keys.delete", params(vec![("cryptoid", Some(string(cryptoid)))])).await?,
-        ))
+        json_text(
+            &self
+                .call::<keys::Delete>(&hdr, conn, params(vec![("cryptoid", Some(string(cryptoid)))]))
+                .await?,
+        )
     }
 
     /// New one-time cryptoIDs. Options: `backend`.
@@ -309,13 +319,7 @@ impl AgentObject {
             ("count", Some(int(u64::from(count)))),
             ("backend", opt_str(&options, "backend")?.map(string)),
         ]);
-        let keys = field(&self.run(&hdr, conn, "otk.generate", p).await?, "keys");
-        Ok(keys
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|k| field(k, "cryptoid").as_str().map(str::to_owned))
-            .collect())
+        Ok(self.call::<otk::Generate>(&hdr, conn, p).await?.keys.into_iter().map(|k| k.cryptoid).collect())
     }
 
     /// `{"one_time_cryptoids": …}` for /keys/upload (JSON).
@@ -325,7 +329,7 @@ impl AgentObject {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String> {
-        Ok(text(&self.run(&hdr, conn, "otk.upload_body", params(vec![])).await?))
+        json_text(&self.call::<otk::UploadBody>(&hdr, conn, params(vec![])).await?)
     }
 
     #[zbus(out_args("published"))]
@@ -336,11 +340,9 @@ impl AgentObject {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<u32> {
         let list = Value::Array(cryptoids.into_iter().map(string).collect());
-        let keys = field(
-            &self.run(&hdr, conn, "otk.mark_published", params(vec![("cryptoids", Some(list))])).await?,
-            "keys",
-        );
-        Ok(keys.as_array().map_or(0, |a| a.len() as u32))
+        let marked =
+            self.call::<otk::MarkPublished>(&hdr, conn, params(vec![("cryptoids", Some(list))])).await?;
+        Ok(u32::try_from(marked.keys.len()).unwrap_or(u32::MAX))
     }
 
     #[zbus(out_args("key_json"))]
@@ -352,7 +354,7 @@ impl AgentObject {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String> {
         let p = params(vec![("cryptoid", Some(string(cryptoid))), ("room_id", Some(string(room_id)))]);
-        Ok(text(&self.run(&hdr, conn, "otk.claim", p).await?))
+        json_text(&self.call::<otk::Claim>(&hdr, conn, p).await?)
     }
 
     /// Feeds the room view; `events_json` is `[{event_id, depth, prev_events?, …}]`.
@@ -371,7 +373,7 @@ impl AgentObject {
             ("room_version", opt_str(&options, "room_version")?.map(string)),
             ("events", Some(parse_json("events_json", events_json)?)),
         ]);
-        Ok(text(&self.run(&hdr, conn, "rooms.observe", p).await?))
+        json_text(&self.call::<rooms::Observe>(&hdr, conn, p).await?)
     }
 
     /// Checks and signs a PDU; returns the signed PDU as canonical JSON.
@@ -386,7 +388,7 @@ impl AgentObject {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String> {
         let p = sign_params(room_version, pdu_json, &options)?;
-        Ok(text(&field(&self.run(&hdr, conn, "sign.pdu", p).await?, "pdu")))
+        Ok(text(&self.call::<sign::SignPdu>(&hdr, conn, p).await?.pdu))
     }
 
     /// A createRoom batch; returns the signed PDUs. Options: `event_ids`
@@ -419,8 +421,7 @@ impl AgentObject {
             ("event_ids", event_ids),
             ("intent", intent),
         ]);
-        let signed = field(&self.run(&hdr, conn, "sign.batch", p).await?, "pdus");
-        Ok(signed.as_array().into_iter().flatten().map(|s| text(&field(s, "pdu"))).collect())
+        Ok(self.call::<sign::SignBatch>(&hdr, conn, p).await?.pdus.iter().map(|s| text(&s.pdu)).collect())
     }
 
     /// What the policy would decide (JSON `{decision, reasons, changes}`).
@@ -434,7 +435,7 @@ impl AgentObject {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String> {
         let p = sign_params(room_version, pdu_json, &options)?;
-        Ok(text(&self.run(&hdr, conn, "policy.check", p).await?))
+        json_text(&self.call::<policy::Check>(&hdr, conn, p).await?)
     }
 
     #[zbus(out_args("pending_json"))]
@@ -443,7 +444,7 @@ impl AgentObject {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String> {
-        Ok(text(&field(&self.run(&hdr, conn, "confirm.pending", params(vec![])).await?, "pending")))
+        json_text(&self.call::<confirm::Pending>(&hdr, conn, params(vec![])).await?.pending)
     }
 
     async fn answer_confirmation(
@@ -459,7 +460,7 @@ impl AgentObject {
             ("allow", Some(Value::Bool(allow))),
             ("remember_secs", (remember_secs > 0).then(|| int(u64::from(remember_secs)))),
         ]);
-        self.run(&hdr, conn, "confirm.answer", p).await?;
+        self.call::<confirm::Answer>(&hdr, conn, p).await?;
         Ok(())
     }
 
@@ -477,7 +478,7 @@ impl AgentObject {
             ("limit", Some(int(u64::from(limit)))),
             ("room_id", opt_str(&options, "room_id")?.map(string)),
         ]);
-        Ok(text(&field(&self.run(&hdr, conn, "journal.tail", p).await?, "entries")))
+        json_text(&self.call::<journal::Tail>(&hdr, conn, p).await?.entries)
     }
 
     /// `(ok, entries, error)`.
@@ -487,12 +488,8 @@ impl AgentObject {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(bool, u64, String)> {
-        let v = self.run(&hdr, conn, "journal.verify", params(vec![])).await?;
-        Ok((
-            field(&v, "ok").as_bool().unwrap_or(false),
-            field(&v, "entries").as_int().and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
-            field(&v, "error").as_str().unwrap_or_default().to_owned(),
-        ))
+        let v = self.call::<journal::Verify>(&hdr, conn, params(vec![])).await?;
+        Ok((v.ok, v.entries, v.error.unwrap_or_default()))
     }
 
     /// Registers the caller's `org.cryptoid.Prompter1` object at `path`.
