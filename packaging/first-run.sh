@@ -17,20 +17,9 @@ cd "$(dirname "$0")/.."
 declare -A FIRST_RUN_DEPS=([cc]=gcc [file:/usr/include/stdio.h]=libc6-dev [pkg-config]=pkg-config
                           [file:/usr/include/PCSC/winscard.h]=libpcsclite-dev)
 
-missing=()
-for probe in "${!FIRST_RUN_DEPS[@]}"; do
-    case "$probe" in
-        file:*) [ -e "${probe#file:}" ] || missing+=("${FIRST_RUN_DEPS[$probe]}") ;;
-        *) command -v "$probe" >/dev/null 2>&1 || missing+=("${FIRST_RUN_DEPS[$probe]}") ;;
-    esac
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-    echo "== installing ${missing[*]} (needed to build)" >&2
-    sudo_cmd=()
-    [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
-    "${sudo_cmd[@]}" apt-get update
-    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
-fi
+# shellcheck source=install-missing.sh
+. packaging/install-missing.sh
+install_missing FIRST_RUN_DEPS
 
 echo "== cargo build --release (a few minutes the first time)" >&2
 cargo build --release --workspace --locked

@@ -27,20 +27,9 @@ declare -A NEEDS=([python3]=python3 [setpriv]=util-linux [dbus-daemon]=dbus-daem
                [file:/usr/lib/pcsc/drivers/serial/libifdvpcd.so]=vsmartcard-vpcd
                [file:/usr/include/PCSC/winscard.h]=libpcsclite-dev)
 
-missing=()
-for probe in "${!NEEDS[@]}"; do
-    case "$probe" in
-        file:*) [ -e "${probe#file:}" ] || missing+=("${NEEDS[$probe]}") ;;
-        *) command -v "$probe" >/dev/null 2>&1 || missing+=("${NEEDS[$probe]}") ;;
-    esac
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-    echo "== installing ${missing[*]}"
-    sudo_cmd=()
-    [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
-    "${sudo_cmd[@]}" apt-get update
-    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
-fi
+# shellcheck source=../packaging/install-missing.sh
+. packaging/install-missing.sh
+install_missing NEEDS
 
 if ! cargo nextest --version >/dev/null 2>&1; then
     echo "== installing cargo-nextest"

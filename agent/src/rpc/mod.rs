@@ -9,7 +9,7 @@
 pub mod table;
 
 use crate::error::{Error, Result};
-use crate::service::{Audit, ClientInfo, Service};
+use crate::service::{Announce, Audit, ClientInfo, Service};
 use cryptoid_protocol::json::Value;
 use cryptoid_protocol::wire::{
     self, agent, backend, confirm, journal, keys, otk, policy, rooms, sign, ErrorKind, Method,
@@ -94,7 +94,7 @@ pub async fn call(
 ) -> Result<Box<dyn Reply>, wire::RpcError> {
     let method = req.method.clone();
     let mut audit = Audit::default();
-    let result = route(svc, client, req, &mut audit).await;
+    let result = route(svc, client, req, &mut audit).await.map(|r| (r, announces(&method)));
     finish(svc, &method, client, &audit, result)
 }
 
@@ -109,33 +109,33 @@ pub async fn call_typed<M: Handler>(
     let mut audit = Audit::default();
     let req = wire::Request { id: Value::Null, method: M::NAME.to_owned(), params };
     let result = match req.params::<M>() {
-        Ok(p) => execute::<M>(svc, client, p, &mut audit).await,
+        Ok(p) => execute::<M>(svc, client, p, &mut audit).await.map(|r| (r, M::ANNOUNCES)),
         Err(e) => Err(e.into()),
     };
     finish(svc, M::NAME, client, &audit, result)
 }
 
 /// Journals a request's outcome; releases the result only once that is
-/// written (or the change's intent was).
+/// written (or the change's intent was), and then announces what it changed.
 fn finish<T>(
     svc: &Service,
     method: &str,
     client: &ClientInfo,
     audit: &Audit,
-    result: Result<T>,
+    result: Result<(T, Announce)>,
 ) -> Result<T, wire::RpcError> {
     let journaled = svc.journal_request(method, client, audit, result.as_ref().map(|_| ()));
     match (result, journaled) {
-        (Ok(reply), Ok(())) => {
-            svc.notify_after(method);
+        (Ok((reply, what)), Ok(())) => {
+            svc.announce(what);
             Ok(reply)
         }
         (Err(e), _) => Err(e.to_rpc()),
         // The change was made and its intent is on record: withholding the
         // result now would hide a change from the client that asked for it.
-        (Ok(reply), Err(e)) if audit.intended => {
+        (Ok((reply, what)), Err(e)) if audit.intended => {
             tracing::error!(error = %e, method, "the outcome of a journaled change could not be journaled");
-            svc.notify_after(method);
+            svc.announce(what);
             Ok(reply)
         }
         (Ok(_), Err(e)) => {
@@ -150,6 +150,16 @@ macro_rules! methods {
     ($($m:ty),* $(,)?) => {
         /// Every method with its class, for documentation and tests.
         pub const METHODS: &[(&str, Class)] = &[$((<$m as Method>::NAME, <$m as Handler>::CLASS)),*];
+
+        /// What a method's success announces, by name (for [`call`]).
+        fn announces(method: &str) -> Announce {
+            $(
+                if method == <$m as Method>::NAME {
+                    return <$m as Handler>::ANNOUNCES;
+                }
+            )*
+            Announce::Nothing
+        }
 
         async fn route(
             svc: &Arc<Service>,
@@ -226,13 +236,13 @@ async fn execute<M: Handler>(
         audit.intended = true;
     }
     if !M::BLOCKING {
-        return M::run(svc, client, p, audit).await;
+        return M::run(table::Call { svc, client, params: p, audit }).await;
     }
     let (svc, client) = (svc.clone(), client.clone());
     let mut a = std::mem::take(audit);
     let handle = tokio::runtime::Handle::current();
     let (r, a) = tokio::task::spawn_blocking(move || {
-        let r = handle.block_on(M::run(&svc, &client, p, &mut a));
+        let r = handle.block_on(M::run(table::Call { svc: &svc, client: &client, params: p, audit: &mut a }));
         (r, a)
     })
     .await

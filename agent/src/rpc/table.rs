@@ -14,11 +14,23 @@
 
 use super::Class;
 use crate::error::Result;
-use crate::service::{Audit, ClientInfo, Service};
+use crate::service::{Announce, Audit, ClientInfo, Service};
 use cryptoid_protocol::wire::{
     self, agent, backend, confirm, journal, keys, otk, policy, rooms, sign, Method,
 };
 use std::future::{ready, Future};
+
+/// What a method's service call gets.
+pub struct Call<'a, P> {
+    pub svc: &'a Service,
+    pub client: &'a ClientInfo,
+    pub params: P,
+    pub audit: &'a mut Audit,
+}
+
+/// The future of a service call.
+pub trait Fut<'a, T>: Future<Output = Result<T>> + Send + 'a {}
+impl<'a, T, F: Future<Output = Result<T>> + Send + 'a> Fut<'a, T> for F {}
 
 /// A method's declaration and its service call.
 pub trait Handler:
@@ -31,6 +43,8 @@ pub trait Handler:
     const BLOCKING: bool = false;
     /// Destroys a secret: asks even a trusted client (`confirm_delete`).
     const DESTROYS: bool = false;
+    /// What transports announce after it succeeds (D-Bus signals).
+    const ANNOUNCES: Announce = Announce::Nothing;
 
     /// What the request asks, for prompts and the journal; records what it
     /// names (room, cryptoID, count) in `audit` before anything runs.
@@ -38,49 +52,32 @@ pub trait Handler:
         String::new()
     }
 
-    fn run<'a>(
-        svc: &'a Service,
-        client: &'a ClientInfo,
-        p: Self::Params,
-        audit: &'a mut Audit,
-    ) -> impl Future<Output = Result<Self::Result>> + Send + 'a;
+    /// The service call.
+    fn run(call: Call<'_, Self::Params>) -> impl Fut<'_, Self::Result>;
 }
 
 impl Handler for agent::Hello {
     const CLASS: Class = Class::Read;
-    fn run<'a>(
-        svc: &'a Service,
-        _: &'a ClientInfo,
-        _: Self::Params,
-        _: &'a mut Audit,
-    ) -> impl Future<Output = Result<Self::Result>> + Send + 'a {
-        ready(Ok(svc.hello()))
+    fn run(c: Call<'_, Self::Params>) -> impl Fut<'_, Self::Result> {
+        ready(Ok(c.svc.hello()))
     }
 }
 
 impl Handler for agent::Lock {
     const CLASS: Class = Class::Lock;
-    fn run<'a>(
-        svc: &'a Service,
-        _: &'a ClientInfo,
-        _: Self::Params,
-        _: &'a mut Audit,
-    ) -> impl Future<Output = Result<Self::Result>> + Send + 'a {
-        ready(Ok(svc.lock()))
+    const ANNOUNCES: Announce = Announce::LockState;
+    fn run(c: Call<'_, Self::Params>) -> impl Fut<'_, Self::Result> {
+        ready(Ok(c.svc.lock()))
     }
 }
 
 impl Handler for agent::Unlock {
     const CLASS: Class = Class::Lock;
+    const ANNOUNCES: Announce = Announce::LockState;
     const CHANGES: bool = true;
     const BLOCKING: bool = true;
-    fn run<'a>(
-        svc: &'a Service,
-        _: &'a ClientInfo,
-        p: Self::Params,
-        _: &'a mut Audit,
-    ) -> impl Future<Output = Result<Self::Result>> + Send + 'a {
-        ready(svc.unlock(&p))
+    fn run(c: Call<'_, Self::Params>) -> impl Fut<'_, Self::Result> {
+        ready(c.svc.unlock(&c.params))
     }
 }
 
@@ -91,13 +88,8 @@ impl Handler for agent::Passwd {
     fn describe(_: &Self::Params, _: &mut Audit) -> String {
         "change the keystore passphrase".into()
     }
-    fn run<'a>(
-        svc: &'a Service,
-        _: &'a ClientInfo,
-        p: Self::Params,
-        _: &'a mut Audit,
-    ) -> impl Future<Output = Result<Self::Result>> + Send + 'a {
-        ready(svc.passwd(&p).map(|()| wire::NoParams {}))
+    fn run(c: Call<'_, Self::Params>) -> impl Fut<'_, Self::Result> {
+        ready(c.svc.passwd(&c.params).map(|()| wire::NoParams {}))
     }
 }
 
@@ -108,18 +100,14 @@ impl Handler for backend::Init {
     fn describe(p: &Self::Params, _: &mut Audit) -> String {
         format!("set up {} token {:?}", p.backend, p.token)
     }
-    fn run<'a>(
-        svc: &'a Service,
-        _: &'a ClientInfo,
-        p: Self::Params,
-        _: &'a mut Audit,
-    ) -> impl Future<Output = Result<Self::Result>> + Send + 'a {
-        ready(svc.backend_init(&p))
+    fn run(c: Call<'_, Self::Params>) -> impl Fut<'_, Self::Result> {
+        ready(c.svc.backend_init(&c.params))
     }
 }
 
 impl Handler for keys::Create {
     const CLASS: Class = Class::Manage;
+    const ANNOUNCES: Announce = Announce::Keys;
     const CHANGES: bool = true;
     const BLOCKING: bool = true;
     fn describe(p: &Self::Params, audit: &mut Audit) -> String {
@@ -127,42 +115,28 @@ impl Handler for keys::Create {
         let where_ = p.room_id.as_deref().map_or("for a new room".to_owned(), |r| format!("for room {r}"));
         format!("create a cryptoID {where_}")
     }
-    fn run<'a>(
-        svc: &'a Service,
-        _: &'a ClientInfo,
-        p: Self::Params,
-        audit: &'a mut Audit,
-    ) -> impl Future<Output = Result<Self::Result>> + Send + 'a {
-        ready(svc.keys_create(&p, audit))
+    fn run(c: Call<'_, Self::Params>) -> impl Fut<'_, Self::Result> {
+        ready(c.svc.keys_create(&c.params, c.audit))
     }
 }
 
 impl Handler for keys::List {
     const CLASS: Class = Class::Read;
-    fn run<'a>(
-        svc: &'a Service,
-        _: &'a ClientInfo,
-        p: Self::Params,
-        _: &'a mut Audit,
-    ) -> impl Future<Output = Result<Self::Result>> + Send + 'a {
-        ready(Ok(svc.keys_list(&p)))
+    fn run(c: Call<'_, Self::Params>) -> impl Fut<'_, Self::Result> {
+        ready(Ok(c.svc.keys_list(&c.params)))
     }
 }
 
 impl Handler for keys::Get {
     const CLASS: Class = Class::Read;
-    fn run<'a>(
-        svc: &'a Service,
-        _: &'a ClientInfo,
-        p: Self::Params,
-        audit: &'a mut Audit,
-    ) -> impl Future<Output = Result<Self::Result>> + Send + 'a {
-        ready(svc.keys_get(&p, audit))
+    fn run(c: Call<'_, Self::Params>) -> impl Fut<'_, Self::Result> {
+        ready(c.svc.keys_get(&c.params, c.audit))
     }
 }
 
 impl Handler for keys::Delete {
     const CLASS: Class = Class::Manage;
+    const ANNOUNCES: Announce = Announce::Keys;
     const CHANGES: bool = true;
     const BLOCKING: bool = true;
     const DESTROYS: bool = true;
@@ -170,66 +144,49 @@ impl Handler for keys::Delete {
         audit.cryptoid = Some(p.cryptoid.clone());
         format!("delete cryptoID {} for good", p.cryptoid)
     }
-    fn run<'a>(
-        svc: &'a Service,
-        _: &'a ClientInfo,
-        p: Self::Params,
-        audit: &'a mut Audit,
-    ) -> impl Future<Output = Result<Self::Result>> + Send + 'a {
-        ready(svc.keys_delete(&p, audit))
+    fn run(c: Call<'_, Self::Params>) -> impl Fut<'_, Self::Result> {
+        ready(c.svc.keys_delete(&c.params, c.audit))
     }
 }
 
 impl Handler for otk::Generate {
     const CLASS: Class = Class::Manage;
+    const ANNOUNCES: Announce = Announce::Keys;
     const CHANGES: bool = true;
     const BLOCKING: bool = true;
     fn describe(p: &Self::Params, audit: &mut Audit) -> String {
         audit.count = Some(u64::from(p.count));
         format!("generate {} one-time cryptoIDs", p.count)
     }
-    fn run<'a>(
-        svc: &'a Service,
-        _: &'a ClientInfo,
-        p: Self::Params,
-        _: &'a mut Audit,
-    ) -> impl Future<Output = Result<Self::Result>> + Send + 'a {
-        ready(svc.otk_generate(&p))
+    fn run(c: Call<'_, Self::Params>) -> impl Fut<'_, Self::Result> {
+        ready(c.svc.otk_generate(&c.params))
     }
 }
 
 impl Handler for otk::UploadBody {
     const CLASS: Class = Class::Read;
-    fn run<'a>(
-        svc: &'a Service,
-        _: &'a ClientInfo,
-        _: Self::Params,
-        audit: &'a mut Audit,
-    ) -> impl Future<Output = Result<Self::Result>> + Send + 'a {
-        ready(Ok(svc.otk_upload_body(audit)))
+    fn run(c: Call<'_, Self::Params>) -> impl Fut<'_, Self::Result> {
+        ready(Ok(c.svc.otk_upload_body(c.audit)))
     }
 }
 
 impl Handler for otk::MarkPublished {
     const CLASS: Class = Class::Manage;
+    const ANNOUNCES: Announce = Announce::Keys;
     const CHANGES: bool = true;
     const BLOCKING: bool = true;
     fn describe(p: &Self::Params, audit: &mut Audit) -> String {
         audit.count = Some(p.cryptoids.len() as u64);
         format!("mark {} one-time cryptoIDs published", p.cryptoids.len())
     }
-    fn run<'a>(
-        svc: &'a Service,
-        _: &'a ClientInfo,
-        p: Self::Params,
-        _: &'a mut Audit,
-    ) -> impl Future<Output = Result<Self::Result>> + Send + 'a {
-        ready(svc.otk_mark_published(&p))
+    fn run(c: Call<'_, Self::Params>) -> impl Fut<'_, Self::Result> {
+        ready(c.svc.otk_mark_published(&c.params))
     }
 }
 
 impl Handler for otk::Claim {
     const CLASS: Class = Class::Manage;
+    const ANNOUNCES: Announce = Announce::Keys;
     const CHANGES: bool = true;
     const BLOCKING: bool = true;
     fn describe(p: &Self::Params, audit: &mut Audit) -> String {
@@ -237,62 +194,38 @@ impl Handler for otk::Claim {
         audit.room_id = Some(p.room_id.clone());
         format!("bind one-time cryptoID {} to room {}", p.cryptoid, p.room_id)
     }
-    fn run<'a>(
-        svc: &'a Service,
-        _: &'a ClientInfo,
-        p: Self::Params,
-        _: &'a mut Audit,
-    ) -> impl Future<Output = Result<Self::Result>> + Send + 'a {
-        ready(svc.otk_claim(&p))
+    fn run(c: Call<'_, Self::Params>) -> impl Fut<'_, Self::Result> {
+        ready(c.svc.otk_claim(&c.params))
     }
 }
 
 impl Handler for sign::SignPdu {
     /// The policy judges every PDU inside the service (`policy::evaluate`).
     const CLASS: Class = Class::Sign;
-    fn run<'a>(
-        svc: &'a Service,
-        client: &'a ClientInfo,
-        p: Self::Params,
-        audit: &'a mut Audit,
-    ) -> impl Future<Output = Result<Self::Result>> + Send + 'a {
-        svc.sign_pdu(client, p, audit)
+    fn run(c: Call<'_, Self::Params>) -> impl Fut<'_, Self::Result> {
+        c.svc.sign_pdu(c.client, c.params, c.audit)
     }
 }
 
 impl Handler for sign::SignBatch {
     const CLASS: Class = Class::Sign;
-    fn run<'a>(
-        svc: &'a Service,
-        client: &'a ClientInfo,
-        p: Self::Params,
-        audit: &'a mut Audit,
-    ) -> impl Future<Output = Result<Self::Result>> + Send + 'a {
-        svc.sign_batch(client, p, audit)
+    const ANNOUNCES: Announce = Announce::Keys;
+    fn run(c: Call<'_, Self::Params>) -> impl Fut<'_, Self::Result> {
+        c.svc.sign_batch(c.client, c.params, c.audit)
     }
 }
 
 impl Handler for policy::Check {
     const CLASS: Class = Class::Sign;
-    fn run<'a>(
-        svc: &'a Service,
-        client: &'a ClientInfo,
-        p: Self::Params,
-        audit: &'a mut Audit,
-    ) -> impl Future<Output = Result<Self::Result>> + Send + 'a {
-        ready(Ok(svc.policy_check(client, p, audit)))
+    fn run(c: Call<'_, Self::Params>) -> impl Fut<'_, Self::Result> {
+        ready(Ok(c.svc.policy_check(c.client, c.params, c.audit)))
     }
 }
 
 impl Handler for policy::Show {
     const CLASS: Class = Class::Read;
-    fn run<'a>(
-        svc: &'a Service,
-        _: &'a ClientInfo,
-        _: Self::Params,
-        _: &'a mut Audit,
-    ) -> impl Future<Output = Result<Self::Result>> + Send + 'a {
-        ready(svc.policy_show())
+    fn run(c: Call<'_, Self::Params>) -> impl Fut<'_, Self::Result> {
+        ready(c.svc.policy_show())
     }
 }
 
@@ -305,37 +238,22 @@ impl Handler for rooms::Observe {
         audit.count = Some(p.events.len() as u64);
         format!("feed {} events of room {} to the room view", p.events.len(), p.room_id)
     }
-    fn run<'a>(
-        svc: &'a Service,
-        _: &'a ClientInfo,
-        p: Self::Params,
-        _: &'a mut Audit,
-    ) -> impl Future<Output = Result<Self::Result>> + Send + 'a {
-        ready(svc.rooms_observe(&p))
+    fn run(c: Call<'_, Self::Params>) -> impl Fut<'_, Self::Result> {
+        ready(c.svc.rooms_observe(&c.params))
     }
 }
 
 impl Handler for confirm::Pending {
     const CLASS: Class = Class::Confirm;
-    fn run<'a>(
-        svc: &'a Service,
-        _: &'a ClientInfo,
-        _: Self::Params,
-        _: &'a mut Audit,
-    ) -> impl Future<Output = Result<Self::Result>> + Send + 'a {
-        ready(Ok(svc.confirm_pending()))
+    fn run(c: Call<'_, Self::Params>) -> impl Fut<'_, Self::Result> {
+        ready(Ok(c.svc.confirm_pending()))
     }
 }
 
 impl Handler for confirm::Answer {
     const CLASS: Class = Class::Confirm;
-    fn run<'a>(
-        svc: &'a Service,
-        client: &'a ClientInfo,
-        p: Self::Params,
-        _: &'a mut Audit,
-    ) -> impl Future<Output = Result<Self::Result>> + Send + 'a {
-        ready(svc.confirm_answer(client, &p).map(|()| wire::NoParams {}))
+    fn run(c: Call<'_, Self::Params>) -> impl Fut<'_, Self::Result> {
+        ready(c.svc.confirm_answer(c.client, &c.params).map(|()| wire::NoParams {}))
     }
 }
 
@@ -349,13 +267,8 @@ impl Handler for journal::Tail {
             None => "read the journal".into(),
         }
     }
-    fn run<'a>(
-        svc: &'a Service,
-        _: &'a ClientInfo,
-        p: Self::Params,
-        _: &'a mut Audit,
-    ) -> impl Future<Output = Result<Self::Result>> + Send + 'a {
-        ready(svc.journal_tail(&p))
+    fn run(c: Call<'_, Self::Params>) -> impl Fut<'_, Self::Result> {
+        ready(c.svc.journal_tail(&c.params))
     }
 }
 
@@ -365,12 +278,7 @@ impl Handler for journal::Verify {
     fn describe(_: &Self::Params, _: &mut Audit) -> String {
         "check the journal's hash chain".into()
     }
-    fn run<'a>(
-        svc: &'a Service,
-        _: &'a ClientInfo,
-        _: Self::Params,
-        _: &'a mut Audit,
-    ) -> impl Future<Output = Result<Self::Result>> + Send + 'a {
-        ready(svc.journal_verify())
+    fn run(c: Call<'_, Self::Params>) -> impl Fut<'_, Self::Result> {
+        ready(c.svc.journal_verify())
     }
 }

@@ -6,10 +6,16 @@
 //! | `mod.rs` | construction, `agent.*`, `journal.*` |
 //! | [`keys`] | `keys.*` and `otk.*` |
 //! | [`sign`] | `sign.pdu`, `sign.batch` and the hard checks |
-//! | [`decide`] | facts for the policy, acting on its decision; `policy.*`, `rooms.*`, `confirm.*` |
+//! | [`decide`] | facts for the policy and its decisions; `policy.*` |
+//! | [`confirm`] | acting on a decision, asking the person, management rules; `confirm.*` |
+//! | [`rate`] | the signing rate windows, reserved before deciding |
+//! | [`room_view`] | `rooms.*` and flushing the room view |
 
+mod confirm;
 mod decide;
 mod keys;
+mod rate;
+mod room_view;
 mod sign;
 mod yubikey;
 
@@ -84,6 +90,16 @@ pub struct SignedNote {
     pub membership: Option<String>,
 }
 
+/// What a method's success changes that transports announce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Announce {
+    Nothing,
+    /// The lock state (`LockChanged`).
+    LockState,
+    /// The set of keys or their states (`KeysChanged`).
+    Keys,
+}
+
 /// Things transports may announce (D-Bus signals).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -100,7 +116,7 @@ pub struct Service {
     journal: Journal,
     rooms: Rooms,
     prompts: Arc<Prompts>,
-    rate: Mutex<decide::RateTracker>,
+    rate: Mutex<rate::RateTracker>,
     /// Opened lazily from `backends.json`.
     pkcs11: Mutex<Option<Arc<Pkcs11Backend>>>,
     #[cfg(feature = "yubikey")]
@@ -152,7 +168,7 @@ impl Service {
             journal,
             rooms,
             prompts,
-            rate: Mutex::new(decide::RateTracker::default()),
+            rate: Mutex::new(rate::RateTracker::default()),
             pkcs11: Mutex::new(None),
             #[cfg(feature = "yubikey")]
             yubikey: Mutex::new(None),
@@ -197,13 +213,12 @@ impl Service {
         &self.prompts
     }
 
-    /// Announces what a successful call of `method` changed.
-    pub fn notify_after(&self, method: &str) {
-        let event = match method {
-            "agent.lock" | "agent.unlock" => Event::LockChanged(self.is_locked()),
-            "keys.create" | "keys.delete" | "otk.generate" | "otk.mark_published" | "otk.claim"
-            | "sign.batch" => Event::KeysChanged,
-            _ => return,
+    /// Announces what a successful call changed (its declaration says).
+    pub fn announce(&self, what: Announce) {
+        let event = match what {
+            Announce::Nothing => return,
+            Announce::LockState => Event::LockChanged(self.is_locked()),
+            Announce::Keys => Event::KeysChanged,
         };
         // Nobody listening is fine.
         let _ = self.events.send(event);

@@ -1,0 +1,210 @@
+//! Acting on a decision (deny, confirm, allow), asking the person through
+//! every provider, remembered approvals, the client rules of management
+//! requests, and the `confirm.*` methods.
+
+use super::rate::exe_of;
+use super::sign::Checked;
+use super::{Audit, ClientInfo, Service};
+use crate::error::{Error, Result};
+use crate::policy::{self, Action, Decision};
+use crate::prompt::{Answer, Outcome, Question};
+use cryptoid_protocol::wire::confirm::{AnswerParams, PendingList};
+use cryptoid_protocol::wire::ErrorKind;
+use std::time::Duration;
+
+/// What a remembered approval covers for these events: the exact change
+/// (type, state key, content, redaction target) when `exact`, else `None`
+/// (the event type).
+fn approval_scope(events: &[&Checked], exact: bool) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    if !exact {
+        return None;
+    }
+    let mut h = Sha256::new();
+    for c in events {
+        let e = c.prepared.event();
+        for k in ["type", "state_key", "redacts", "content"] {
+            h.update(k.as_bytes());
+            if let Some(v) = e.get(k) {
+                h.update(cryptoid_protocol::json::to_canonical_string(v).as_bytes());
+            }
+            h.update([0]);
+        }
+    }
+    Some(cryptoid_protocol::base64::encode(&h.finalize()))
+}
+
+/// Journals the decision; `Err` for a denial, whether to ask otherwise.
+fn needs_confirmation(decision: &Decision, audit: &mut Audit) -> Result<bool> {
+    audit.decision = Some(decision.action.as_str());
+    audit.reasons = decision.reasons();
+    match decision.action {
+        Action::Allow => Ok(false),
+        Action::Confirm => Ok(true),
+        Action::Deny => Err(Error::Request {
+            kind: ErrorKind::PolicyDenied,
+            message: format!("the policy denies this: {}", decision.decisive_reasons().join("; ")),
+            reasons: decision.decisive_reasons(),
+        }),
+    }
+}
+
+impl Service {
+    pub(super) fn askpass(&self) -> Option<String> {
+        std::env::var("CRYPTOID_ASKPASS")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .or_else(|| self.config.policy.askpass.clone())
+    }
+
+    /// Acts on a decision: deny → `policy_denied`; confirm → ask (unless a
+    /// remembered approval covers it); allow → go on. Journals the decision.
+    pub(super) async fn enforce(
+        &self,
+        client: &ClientInfo,
+        method: &str,
+        events: &[&Checked],
+        decision: Decision,
+        audit: &mut Audit,
+    ) -> Result<()> {
+        if !needs_confirmation(&decision, audit)? {
+            return Ok(());
+        }
+        let first = events.first();
+        let room = first.map(|c| c.room_id.clone());
+        let ty = first.map(|c| c.event_type.clone());
+        let scope = approval_scope(events, decision.exact_scope);
+        if events.len() == 1 {
+            if let (Some(exe), Some(room), Some(ty)) = (&client.exe, &room, &ty) {
+                if self.prompts.remembered(exe, room, ty, scope.as_deref()) {
+                    audit.confirmed_by = Some("remembered approval".into());
+                    return Ok(());
+                }
+            }
+        }
+        let cryptoid = first.map(|c| c.record.info.cryptoid.clone());
+        let what = match events.len() {
+            1 => ty.clone().unwrap_or_default(),
+            n => format!("a createRoom batch of {n} events"),
+        };
+        let mut prompt = format!(
+            "{} (pid {}) asks to sign {what} in {} with cryptoID {}",
+            exe_of(client),
+            client.pid.map_or("?".to_owned(), |p| p.to_string()),
+            room.as_deref().unwrap_or("?"),
+            cryptoid.as_deref().map(policy::power::short).unwrap_or_default(),
+        );
+        if !decision.changes.is_empty() {
+            // Bounded, so a padded list cannot push what matters out of a
+            // cut prompt: effects on others come first (policy order).
+            const SHOWN: usize = 8;
+            prompt.push_str(": ");
+            prompt.push_str(&decision.changes.iter().take(SHOWN).cloned().collect::<Vec<_>>().join("; "));
+            if decision.changes.len() > SHOWN {
+                prompt.push_str(&format!(
+                    "; and {} more changes (all listed by `cryptoidctl confirm`)",
+                    decision.changes.len() - SHOWN
+                ));
+            }
+        }
+        let q = Question {
+            prompt,
+            method: method.to_owned(),
+            client_exe: client.exe.clone(),
+            client_pid: client.pid,
+            room_id: room,
+            event_type: ty,
+            cryptoid,
+            changes: decision.changes.clone(),
+            reasons: decision.decisive_reasons(),
+            scope: if events.len() == 1 { scope } else { None },
+            rememberable: events.len() == 1,
+        };
+        self.confirm(q, audit).await
+    }
+
+    async fn confirm(&self, q: Question, audit: &mut Audit) -> Result<()> {
+        let timeout = Duration::from_secs(self.config.policy.confirm_timeout_secs);
+        match self.prompts.ask(q, self.askpass(), timeout).await {
+            Outcome::Allowed { by } => {
+                audit.confirmed_by = Some(by);
+                Ok(())
+            }
+            Outcome::Denied { by } => {
+                audit.confirmed_by = Some(by.clone());
+                Err(Error::new(ErrorKind::ConfirmationDenied, format!("the user declined ({by})")))
+            }
+            Outcome::TimedOut => Err(Error::new(
+                ErrorKind::ConfirmationTimeout,
+                format!(
+                    "no answer within {} s; nothing was signed (answer with `cryptoidctl confirm` or an askpass program)",
+                    timeout.as_secs()
+                ),
+            )),
+        }
+    }
+
+    /// Key management (create, delete, generate, publish, bind, observe) is
+    /// judged by the client rules; deleting may need confirmation.
+    pub async fn authorize_management(
+        &self,
+        client: &ClientInfo,
+        method: &str,
+        what: String,
+        deleting: bool,
+        audit: &mut Audit,
+    ) -> Result<()> {
+        let decision = policy::evaluate_management(&self.client_facts(client), &self.config.policy, deleting);
+        if !needs_confirmation(&decision, audit)? {
+            return Ok(());
+        }
+        let q = Question {
+            prompt: format!(
+                "{} (pid {}) asks to {what}",
+                exe_of(client),
+                client.pid.map_or("?".to_owned(), |p| p.to_string())
+            ),
+            method: method.to_owned(),
+            client_exe: client.exe.clone(),
+            client_pid: client.pid,
+            room_id: audit.room_id.clone(),
+            event_type: None,
+            cryptoid: audit.cryptoid.clone(),
+            changes: vec![what],
+            reasons: decision.decisive_reasons(),
+            scope: None,
+            rememberable: false,
+        };
+        self.confirm(q, audit).await
+    }
+
+    pub fn confirm_pending(&self) -> PendingList {
+        PendingList { pending: self.prompts.pending() }
+    }
+
+    /// The client rule of the `confirm` class: seeing and answering
+    /// confirmations over the socket needs `socket_confirm = true`.
+    pub fn require_socket_confirm(&self) -> Result<()> {
+        if self.config.policy.socket_confirm {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorKind::NotPermitted,
+            "socket_confirm = false: confirmations are seen and answered by the askpass program only",
+        ))
+    }
+
+    pub fn confirm_answer(&self, client: &ClientInfo, p: &AnswerParams) -> Result<()> {
+        let by =
+            format!("socket ({} pid {})", exe_of(client), client.pid.map_or("?".into(), |p| p.to_string()));
+        let remember = p.remember_secs.filter(|s| *s > 0).map(|s| Duration::from_secs(u64::from(s)));
+        if self.prompts.answer(p.id, Answer { allow: p.allow, remember, by }) {
+            Ok(())
+        } else {
+            Err(Error::new(
+                ErrorKind::InvalidParams,
+                format!("no pending confirmation {} (answered or expired)", p.id),
+            ))
+        }
+    }
+}
