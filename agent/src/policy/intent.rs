@@ -1,6 +1,6 @@
 //! Intent: what the user asked for (`{type, room_id?, state_key?,
-//! membership?, content?}`), which the PDU the homeserver built must match
-//! exactly. A createRoom intent (`{create_room: …}`) is for `sign.batch` and
+//! membership?, redacts?, content?}`), which the PDU the homeserver built
+//! must match exactly. A createRoom intent (`{create_room: …}`) is for `sign.batch` and
 //! is judged by [`super::create_room`].
 
 use cryptoid_protocol::json::{Object, Value};
@@ -9,12 +9,14 @@ use cryptoid_protocol::json::{Object, Value};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Mismatch(pub String);
 
-const FIELDS: [&str; 5] = ["type", "room_id", "state_key", "membership", "content"];
+const FIELDS: [&str; 6] = ["type", "room_id", "state_key", "membership", "redacts", "content"];
 
 /// Checks `pdu` against `intent`. Only the fields the intent names are
 /// compared; `content` is compared whole (canonical equality) and
 /// `membership` against `content.membership` (a join's content carries the
-/// server's `mxid_mapping`, which the client cannot know in advance).
+/// server's `mxid_mapping`, which the client cannot know in advance), and
+/// `redacts` against the top-level `redacts` (room versions 1–10; from 11
+/// the target is in `content`, which `content` pins).
 pub fn check(intent: &Value, pdu: &Object) -> Result<(), Mismatch> {
     let Value::Object(intent) = intent else {
         return Err(Mismatch(
@@ -92,6 +94,12 @@ mod tests {
         assert!(check(&from_str(r#"{"type":"x","extra":1}"#).expect("json"), &pdu).is_err());
         let room = from_str(r#"{"type":"m.room.message","room_id":"!other:x"}"#).expect("json");
         assert!(check(&room, &pdu).expect_err("room").0.starts_with("PDU has no room_id"));
+        // v1–10 redactions: the top-level target is pinned too.
+        let redaction = obj(r#"{"type":"m.room.redaction","redacts":"$theirs","content":{}}"#);
+        let mine = from_str(r#"{"type":"m.room.redaction","redacts":"$mine"}"#).expect("json");
+        assert!(check(&mine, &redaction).expect_err("target").0.starts_with("PDU redacts is"));
+        let same = from_str(r#"{"type":"m.room.redaction","redacts":"$theirs"}"#).expect("json");
+        assert_eq!(check(&same, &redaction), Ok(()));
     }
 
     #[test]

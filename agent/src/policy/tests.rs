@@ -480,3 +480,105 @@ fn bursts_beyond_the_rate_confirm() {
     };
     assert_eq!(run(10_000, 10_000, &off).action, Action::Allow);
 }
+
+/// A createRoom batch by ME: create, join, power levels (`power`), then
+/// `extra` state, chained with real event IDs.
+fn room_batch(power: &str, extra: &[(&str, &str, &str)]) -> (Vec<Object>, Vec<String>) {
+    let mut events = vec![
+        ("m.room.create", "", format!(r#"{{"creator":"{ME}","room_version":"org.matrix.msc4080"}}"#)),
+        ("m.room.member", ME, r#"{"membership":"join"}"#.to_owned()),
+        ("m.room.power_levels", "", power.to_owned()),
+    ];
+    events.extend(extra.iter().map(|(t, k, c)| (*t, *k, (*c).to_owned())));
+    let (mut out, mut ids): (Vec<Object>, Vec<String>) = (Vec::new(), Vec::new());
+    for (i, (ty, sk, content)) in events.into_iter().enumerate() {
+        let prev = ids.last().map(|p| format!(r#""{p}""#)).unwrap_or_default();
+        let text = format!(
+            r#"{{"type":"{ty}","state_key":"{sk}","room_id":"!new:x","sender":"{ME}","content":{content},"depth":{},"origin_server_ts":{NOW},"prev_events":[{prev}],"auth_events":[]}}"#,
+            i + 1
+        );
+        let o = from_str(&text).expect("pdu").into_object().expect("object");
+        let id = cryptoid_protocol::event::prepare(o.clone(), &RV)
+            .expect("prepare")
+            .event_id()
+            .expect("id")
+            .to_owned();
+        out.push(o);
+        ids.push(id);
+    }
+    (out, ids)
+}
+
+fn judge_batch(events: &[Object], ids: &[String], intent: Option<&Value>, room: &RoomFacts<'_>) -> Decision {
+    let pdus: Vec<&Object> = events.iter().collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let batch =
+        create_room::Batch { pdus: &pdus, event_ids: &ids, intent, room_version: &RV, binds_creator: true };
+    evaluate_batch(&batch, &trusted(), room, RateFacts::default(), &PolicyConfig::default(), NOW)
+}
+
+#[test]
+fn create_room_batches_against_their_intent() {
+    let power = format!(
+        r#"{{"ban":50,"events":{{"m.room.avatar":50,"m.room.canonical_alias":50,"m.room.encryption":100,"m.room.history_visibility":100,"m.room.name":50,"m.room.power_levels":100,"m.room.server_acl":100,"m.room.tombstone":100}},"events_default":0,"invite":0,"kick":50,"redact":50,"state_default":50,"users":{{"{ME}":100}},"users_default":0}}"#
+    );
+    let private: [(&str, &str, &str); 3] = [
+        ("m.room.join_rules", "", r#"{"join_rule":"invite"}"#),
+        ("m.room.history_visibility", "", r#"{"history_visibility":"shared"}"#),
+        ("m.room.guest_access", "", r#"{"guest_access":"can_join"}"#),
+    ];
+    let intent = |body: &str| from_str(&format!(r#"{{"create_room":{body}}}"#)).expect("intent");
+    let asked = intent(r#"{"preset":"private_chat"}"#);
+    let with = |i: usize, content: &'static str| {
+        let mut e = private;
+        e[i].2 = content;
+        e
+    };
+    #[rustfmt::skip]
+    let cases: Vec<(&str, String, Vec<(&str, &str, &str)>, Value, Action, &str)> = vec![
+        ("as asked", power.clone(), private.to_vec(), asked.clone(), Action::Allow, ""),
+        ("public", power.clone(), with(0, r#"{"join_rule":"public"}"#).to_vec(), asked.clone(), Action::Deny, "m.room.join_rules"),
+        ("world readable", power.clone(), with(1, r#"{"history_visibility":"world_readable"}"#).to_vec(), asked.clone(), Action::Deny, "m.room.history_visibility"),
+        ("guests forbidden", power.clone(), with(2, r#"{"guest_access":"forbidden"}"#).to_vec(), asked.clone(), Action::Deny, "m.room.guest_access"),
+        ("no guest access", power.clone(), private[..2].to_vec(), asked.clone(), Action::Deny, "lacks m.room.guest_access"),
+        ("public preset", power.replace(r#""invite":0"#, r#""invite":50"#), vec![("m.room.join_rules", "", r#"{"join_rule":"public"}"#), ("m.room.history_visibility", "", r#"{"history_visibility":"shared"}"#)], intent(r#"{"preset":"public_chat"}"#), Action::Allow, ""),
+        ("visibility public", power.replace(r#""invite":0"#, r#""invite":50"#), vec![("m.room.join_rules", "", r#"{"join_rule":"public"}"#), ("m.room.history_visibility", "", r#"{"history_visibility":"shared"}"#)], intent(r#"{"visibility":"public"}"#), Action::Allow, ""),
+        ("ACL unasked", power.clone(), [private.to_vec(), vec![("m.room.server_acl", "", r#"{"allow":["*"]}"#)]].concat(), asked.clone(), Action::Deny, "m.room.server_acl"),
+        // Asked for, it matches the intent, and still asks like any ACL.
+        ("ACL asked", power.clone(), [private.to_vec(), vec![("m.room.server_acl", "", r#"{"allow":["*"]}"#)]].concat(), intent(r#"{"initial_state":[{"type":"m.room.server_acl","content":{"allow":["*"]}}]}"#), Action::Confirm, "security-relevant"),
+        ("server's encryption", power.clone(), [private.to_vec(), vec![("m.room.encryption", "", r#"{"algorithm":"m.megolm.v1.aes-sha2"}"#)]].concat(), asked.clone(), Action::Allow, ""),
+        ("odd encryption", power.clone(), [private.to_vec(), vec![("m.room.encryption", "", r#"{"algorithm":"x.none"}"#)]].concat(), asked.clone(), Action::Deny, "m.room.encryption"),
+        ("name as asked", power.clone(), [private.to_vec(), vec![("m.room.name", "", r#"{"name":"Team"}"#)]].concat(), intent(r#"{"name":"Team"}"#), Action::Allow, ""),
+        ("name changed", power.clone(), [private.to_vec(), vec![("m.room.name", "", r#"{"name":"Evil"}"#)]].concat(), intent(r#"{"name":"Team"}"#), Action::Deny, "m.room.name"),
+        ("invite unasked", power.clone(), [private.to_vec(), vec![("m.room.member", OTHER, r#"{"membership":"invite"}"#)]].concat(), asked.clone(), Action::Deny, "did not ask for"),
+        ("users_default", power.replace(r#""users_default":0"#, r#""users_default":50"#), private.to_vec(), asked.clone(), Action::Deny, "users_default 0 → 50"),
+        ("state_default", power.replace(r#""state_default":50"#, r#""state_default":0"#), private.to_vec(), asked.clone(), Action::Deny, "state_default"),
+        ("raised levels", power.replace(r#""kick":50"#, r#""kick":100"#), private.to_vec(), asked.clone(), Action::Allow, ""),
+        ("creator demoted", power.replace(&format!(r#""{ME}":100"#), &format!(r#""{ME}":10"#)), private.to_vec(), asked.clone(), Action::Deny, "users[XGX0JRS2Af3b…]"),
+        ("override honoured", power.replace(r#""ban":50"#, r#""ban":0"#), private.to_vec(), intent(r#"{"power_level_content_override":{"ban":0}}"#), Action::Allow, ""),
+        ("override ignored", power.clone(), private.to_vec(), intent(r#"{"power_level_content_override":{"ban":0}}"#), Action::Deny, "power_level_content_override.ban"),
+        ("unknown preset", power.clone(), private.to_vec(), intent(r#"{"preset":"evil_chat"}"#), Action::Deny, "unknown preset"),
+        ("bad intent", power.clone(), private.to_vec(), from_str(r#"{"type":"m.room.create"}"#).expect("i"), Action::Deny, "create_room"),
+    ];
+    for (what, power, extra, intent, want, needle) in cases {
+        let (events, ids) = room_batch(&power, &extra);
+        let d = judge_batch(&events, &ids, Some(&intent), &RoomFacts::unknown());
+        assert_eq!(d.action, want, "{what}: {:?}", d.reasons());
+        if !needle.is_empty() {
+            assert!(
+                d.decisive_reasons().iter().any(|r| r.contains(needle)),
+                "{what}: {needle} in {:?}",
+                d.reasons()
+            );
+        }
+    }
+    // Without an intent: the defaults sign; power beyond the creator's asks.
+    let (events, ids) = room_batch(&power, &private);
+    assert_eq!(judge_batch(&events, &ids, None, &RoomFacts::unknown()).action, Action::Allow);
+    let (events, ids) = room_batch(&power.replace(r#""users_default":0"#, r#""users_default":1"#), &private);
+    assert_eq!(judge_batch(&events, &ids, None, &RoomFacts::unknown()).action, Action::Confirm);
+    // A room the agent knows is no createRoom.
+    let known = RoomFacts { exists: true, ..RoomFacts::unknown() };
+    let (events, ids) = room_batch(&power, &private);
+    assert_eq!(judge_batch(&events, &ids, Some(&asked), &known).action, Action::Deny);
+}
