@@ -6,6 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Each stage's line carries the wall clock and the seconds since the start,
+# so a CI log shows where the minutes go.
+stage() { printf '== [%s +%ds] %s\n' "$(date -u +%H:%M:%S)" "$SECONDS" "$*"; }
+
 # System packages the tests use, by the command that needs them: python3
 # launches the agent the way systemd socket activation does; setpriv runs a
 # client as another uid; dbus-daemon runs a private session bus for the D-Bus
@@ -32,30 +36,30 @@ declare -A NEEDS=([python3]=python3 [setpriv]=util-linux [dbus-daemon]=dbus-daem
 install_missing NEEDS
 
 if ! cargo nextest --version >/dev/null 2>&1; then
-    echo "== installing cargo-nextest"
+    stage "installing cargo-nextest"
     cargo install --locked cargo-nextest
 fi
 
-echo "== cargo fmt --check"
+stage "cargo fmt --check"
 cargo fmt --all -- --check
-echo "== cargo clippy"
+stage "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The agent without its YubiKey backend (no libpcsclite) must build clean too.
 cargo clippy -p cryptoid-agent --no-default-features --locked -- -D warnings
-echo "== cargo build (binaries for the end-to-end tests)"
+stage "cargo build (binaries for the end-to-end tests)"
 cargo build --workspace --bins --locked
-echo "== package (.deb build, install, checks)"
+stage "package (.deb build, install, checks)"
 tests/package.sh
-echo "== first run (the README's first command starts an agent)"
+stage "first run (the README's first command starts an agent)"
 tests/first-run.sh
-echo "== doc tests"
+stage "doc tests"
 cargo test --workspace --doc --locked
-echo "== fuzz smoke (each fuzz target briefly; skipped without a nightly toolchain)"
+stage "fuzz smoke (each fuzz target briefly; skipped without a nightly toolchain)"
 tests/fuzz-smoke.sh 20
-echo "== pcscd with the virtual readers (YubiKey tests)"
+stage "pcscd with the virtual readers (YubiKey tests)"
 pcsc_dir=$(mktemp -d)
 tests/pcscd.sh start "$pcsc_dir" >/dev/null
 trap 'tests/pcscd.sh stop "$pcsc_dir"' EXIT
 export CRYPTOID_TEST_PCSCD=1
-echo "== tests (nextest: one process per test; its summary line closes the run)"
+stage "tests (nextest: one process per test; its summary line closes the run)"
 cargo nextest run --workspace --locked --no-fail-fast
