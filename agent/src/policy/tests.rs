@@ -534,8 +534,10 @@ fn create_room_batches_against_their_intent() {
         e[i].2 = content;
         e
     };
+    /// (what, power levels, extra state, intent, verdict, reason contains)
+    type Case<'a> = (&'a str, String, Vec<(&'a str, &'a str, &'a str)>, Value, Action, &'a str);
     #[rustfmt::skip]
-    let cases: Vec<(&str, String, Vec<(&str, &str, &str)>, Value, Action, &str)> = vec![
+    let cases: Vec<Case> = vec![
         ("as asked", power.clone(), private.to_vec(), asked.clone(), Action::Allow, ""),
         ("public", power.clone(), with(0, r#"{"join_rule":"public"}"#).to_vec(), asked.clone(), Action::Deny, "m.room.join_rules"),
         ("world readable", power.clone(), with(1, r#"{"history_visibility":"world_readable"}"#).to_vec(), asked.clone(), Action::Deny, "m.room.history_visibility"),

@@ -11,6 +11,7 @@
 //! | [`rate`] | the signing rate windows, reserved before deciding |
 //! | [`room_view`] | `rooms.*` and flushing the room view |
 
+mod backends;
 mod confirm;
 mod decide;
 mod keys;
@@ -24,19 +25,16 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::journal::{self, Journal};
 use crate::keys::Registry;
-use crate::keystore::pkcs11::{Pkcs11Backend, Pkcs11Settings};
 use crate::keystore::soft::SoftBackend;
-use crate::keystore::{Backend, KeystoreError, UnlockSecret};
+use crate::keystore::Backend;
 use crate::prompt::Prompts;
 use crate::rooms::Rooms;
-use crate::sync::MutexExt;
 use cryptoid_protocol::json::{Int, Object, Value};
 use cryptoid_protocol::wire::agent::{BackendInfo, HelloResult, LockState, PasswdParams, UnlockParams};
 use cryptoid_protocol::wire::backend::InitParams;
 use cryptoid_protocol::wire::journal::{TailParams, TailResult, VerifyResult};
 use cryptoid_protocol::wire::{ErrorKind, PROTOCOL_VERSION};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -112,19 +110,13 @@ pub enum Event {
 /// Everything the agent keeps, under one data directory.
 pub struct Service {
     registry: Arc<Registry>,
-    soft: Arc<SoftBackend>,
+    backends: backends::Backends,
     journal: Journal,
     rooms: Rooms,
     prompts: Arc<Prompts>,
     rate: Mutex<rate::RateTracker>,
-    /// Opened lazily from `backends.json`.
-    pkcs11: Mutex<Option<Arc<Pkcs11Backend>>>,
-    #[cfg(feature = "yubikey")]
-    yubikey: Mutex<Option<Arc<crate::keystore::yubikey::YubiKeyBackend>>>,
-    data_dir: PathBuf,
     clock: Arc<dyn Clock>,
     config: Config,
-    locked: AtomicBool,
     events: tokio::sync::broadcast::Sender<Event>,
 }
 
@@ -160,23 +152,25 @@ impl Service {
         if replayed > 0 {
             tracing::info!(replayed, "room view: replayed signatures from the journal");
         }
-        let locked = soft.is_locked();
         let prompts = Arc::new(Prompts::new(clock.clone()));
+        let events = tokio::sync::broadcast::channel(64).0;
+        let backends = backends::Backends::new(
+            soft,
+            data_dir.join("backends.json"),
+            config.pkcs11.module_dirs.clone(),
+            #[cfg(feature = "yubikey")]
+            yubikey::hooks(registry.clone(), events.clone()),
+        );
         let svc = Service {
             registry,
-            soft,
+            backends,
             journal,
             rooms,
             prompts,
             rate: Mutex::new(rate::RateTracker::default()),
-            pkcs11: Mutex::new(None),
-            #[cfg(feature = "yubikey")]
-            yubikey: Mutex::new(None),
-            data_dir: data_dir.to_path_buf(),
             clock,
             config,
-            locked: AtomicBool::new(locked),
-            events: tokio::sync::broadcast::channel(64).0,
+            events,
         };
         if recovery.torn_bytes > 0 {
             tracing::warn!(
@@ -225,105 +219,24 @@ impl Service {
     }
 
     pub fn is_locked(&self) -> bool {
-        self.locked.load(Ordering::Acquire)
+        self.backends.is_locked()
     }
 
     fn require_unlocked(&self) -> Result<()> {
-        if self.is_locked() {
-            return Err(KeystoreError::Locked.into());
-        }
-        Ok(())
+        self.backends.require_unlocked()
     }
 
     fn backend(&self, name: Option<&str>) -> Result<Arc<dyn Backend>> {
-        match name.unwrap_or("soft") {
-            "soft" => Ok(self.soft.clone()),
-            "pkcs11" => Ok(self.pkcs11()?),
-            "yubikey" => self.yubikey_backend(),
-            other => Err(Error::new(
-                ErrorKind::BackendUnavailable,
-                format!(
-                    "backend {other:?} is not available in this agent (available: soft, pkcs11, yubikey)"
-                ),
-            )),
-        }
+        self.backends.get(name)
     }
 
-    fn backends_path(&self) -> PathBuf {
-        self.data_dir.join("backends.json")
-    }
-
-    /// The PKCS#11 backend, opened on first use (and again after its token
-    /// went away and came back).
-    fn pkcs11(&self) -> Result<Arc<Pkcs11Backend>> {
-        open_once(&self.pkcs11, || {
-            let settings = read_backends(&self.backends_path())?.pkcs11.ok_or_else(|| {
-                Error::new(
-                    ErrorKind::BackendUnavailable,
-                    "no PKCS#11 token is set up: run `cryptoidctl backend init pkcs11 --module M --token LABEL`",
-                )
-            })?;
-            Ok(Pkcs11Backend::open(settings, &self.config.pkcs11.module_dirs)?)
-        })
-    }
-
-    /// Forgets an open PKCS#11 backend whose token is gone, so the next use
-    /// reopens it.
     fn drop_pkcs11_if_gone(&self, err: &Error) {
-        if err.kind() == ErrorKind::BackendUnavailable {
-            *self.pkcs11.locked() = None;
-        }
+        self.backends.drop_pkcs11_if_gone(err)
     }
 
-    /// `backend.init`: sets up the PKCS#11 token and remembers it.
+    /// `backend.init`: sets up a token or card and remembers it.
     pub fn backend_init(&self, p: &InitParams) -> Result<BackendInfo> {
-        if p.backend == "soft" {
-            if p.wrap_with.as_deref() == Some("yubikey") {
-                return self.wrap_with_yubikey(p);
-            }
-            if p.wrap_with.as_deref() != Some("pkcs11") {
-                return Err(Error::new(
-                    ErrorKind::InvalidParams,
-                    "the software keystore is set up by the first unlock; `--wrap-with pkcs11|yubikey` wraps it with a token",
-                ));
-            }
-            let pin = p.pin.as_deref().ok_or(KeystoreError::PinRequired("pkcs11"))?;
-            let settings = Pkcs11Settings { module: PathBuf::from(&p.module), token: p.token.clone() };
-            self.soft.wrap_with_pkcs11(&settings, pin)?;
-            self.locked.store(false, Ordering::Release);
-            return Ok(self.soft.info(self.registry.count_backend("soft")));
-        }
-        if p.backend == "yubikey" {
-            return self.yubikey_init(p);
-        }
-        if p.backend != "pkcs11" {
-            return Err(Error::new(
-                ErrorKind::InvalidParams,
-                format!("backend {:?} cannot be initialised (use pkcs11 or yubikey)", p.backend),
-            ));
-        }
-        let settings = Pkcs11Settings { module: PathBuf::from(&p.module), token: p.token.clone() };
-        let b = Arc::new(Pkcs11Backend::open(settings.clone(), &self.config.pkcs11.module_dirs)?);
-        if let Some(pin) = &p.pin {
-            b.unlock(&UnlockSecret { passphrase: None, pin: Some(pin) })?;
-        }
-        self.update_backends(|all| all.pkcs11 = Some(settings))?;
-        *self.pkcs11.locked() = Some(b.clone());
-        // Logged in with the PIN: as `agent.unlock --backend pkcs11` would.
-        if p.pin.is_some() {
-            self.locked.store(false, Ordering::Release);
-        }
-        Ok(b.info(self.registry.count_backend("pkcs11")))
-    }
-
-    /// Rewrites `backends.json` (atomically) with `f` applied.
-    fn update_backends(&self, f: impl FnOnce(&mut Backends)) -> Result<()> {
-        let mut all = read_backends(&self.backends_path())?;
-        f(&mut all);
-        let bytes =
-            serde_json::to_vec(&all).map_err(|e| Error::new(ErrorKind::InternalError, e.to_string()))?;
-        crate::fsutil::write_atomic(&self.backends_path(), &bytes)?;
-        Ok(())
+        self.backends.init(p, &self.registry)
     }
 
     /// Journals one request.
@@ -385,50 +298,24 @@ impl Service {
             protocol: PROTOCOL_VERSION,
             agent_version: crate::VERSION.to_owned(),
             locked: self.is_locked(),
-            passphrase_set: self.soft.initialized(),
-            backends: self.backend_infos(),
+            passphrase_set: self.backends.soft.initialized(),
+            backends: self.backends.infos(&self.registry),
         }
-    }
-
-    fn backend_infos(&self) -> Vec<BackendInfo> {
-        let mut out = vec![self.soft.info(self.registry.count_backend("soft"))];
-        let configured = read_backends(&self.backends_path()).ok().and_then(|b| b.pkcs11).is_some();
-        if configured {
-            let keys = self.registry.count_backend("pkcs11");
-            out.push(match self.pkcs11() {
-                Ok(b) => b.info(keys),
-                Err(_) => unavailable_info("pkcs11", cryptoid_protocol::wire::agent::Protection::Pin, keys),
-            });
-        }
-        out.extend(self.yubikey_info());
-        out
     }
 
     pub fn lock(&self) -> LockState {
-        self.locked.store(true, Ordering::Release);
-        self.soft.lock();
-        if let Some(b) = self.pkcs11.locked().as_ref() {
-            b.lock();
-        }
-        self.yubikey_lock();
-        LockState { locked: true }
+        self.backends.lock()
     }
 
     /// Unlocks; the first unlock of a new keystore sets its passphrase.
     /// Slow on purpose (Argon2id): call off the async runtime.
     pub fn unlock(&self, p: &UnlockParams) -> Result<LockState> {
-        let backend = self.backend(p.backend.as_deref())?;
-        backend
-            .unlock(&UnlockSecret { passphrase: p.passphrase.as_deref(), pin: p.pin.as_deref() })
-            .map_err(Error::from)
-            .inspect_err(|e| self.drop_pkcs11_if_gone(e))?;
-        self.locked.store(false, Ordering::Release);
-        Ok(LockState { locked: false })
+        self.backends.unlock(p)
     }
 
     /// Changes the software keystore's passphrase. Slow (two Argon2id runs).
     pub fn passwd(&self, p: &PasswdParams) -> Result<()> {
-        self.soft.change_passphrase(&p.passphrase, &p.new_passphrase)?;
+        self.backends.soft.change_passphrase(&p.passphrase, &p.new_passphrase)?;
         Ok(())
     }
 
@@ -446,59 +333,6 @@ impl Service {
     pub fn journal_verify(&self) -> Result<VerifyResult> {
         let v = self.journal.verify()?;
         Ok(VerifyResult { ok: v.error.is_none(), entries: v.entries, error: v.error })
-    }
-}
-
-/// `backends.json`: hardware backends set up with `backend.init`.
-#[derive(Default, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Backends {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pkcs11: Option<Pkcs11Settings>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    yubikey: Option<crate::keystore::YubiKeySettings>,
-}
-
-fn read_backends(path: &Path) -> Result<Backends> {
-    match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-            Error::new(
-                ErrorKind::InternalError,
-                format!("{} is damaged ({e}); run `cryptoidctl backend init` again", path.display()),
-            )
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Backends::default()),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// A hardware backend opened on first use, kept while it works (and opened
-/// again after it was dropped).
-fn open_once<B>(slot: &Mutex<Option<Arc<B>>>, open: impl FnOnce() -> Result<B>) -> Result<Arc<B>> {
-    let mut slot = slot.locked();
-    if let Some(b) = slot.as_ref() {
-        return Ok(b.clone());
-    }
-    let b = Arc::new(open()?);
-    *slot = Some(b.clone());
-    Ok(b)
-}
-
-/// `agent.hello`'s entry for a configured backend that cannot be opened.
-fn unavailable_info(
-    name: &str,
-    protection: cryptoid_protocol::wire::agent::Protection,
-    keys: u64,
-) -> BackendInfo {
-    BackendInfo {
-        name: name.into(),
-        available: false,
-        locked: true,
-        protection,
-        algorithms: vec!["ed25519".into()],
-        max_message_len: None,
-        capacity: None,
-        keys,
     }
 }
 
