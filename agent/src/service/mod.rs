@@ -1,9 +1,15 @@
 //! The service: the one implementation of every method. Transports only
-//! translate requests into calls of these methods.
+//! translate requests into calls of these methods. It composes parts that
+//! each keep their own state behind their own lock: the key registry
+//! ([`crate::keys::Registry`]), the backends ([`backends`]), the room view
+//! ([`crate::rooms::Rooms`]), the confirmations ([`crate::prompt::Prompts`]),
+//! the rate windows ([`rate`]) and the journal.
 //!
 //! | file | methods |
 //! |---|---|
 //! | `mod.rs` | construction, `agent.*`, `journal.*` |
+//! | [`backends`] | the software keystore, PKCS#11 token and YubiKey, `backend.init`, lock state |
+//! | [`yubikey`] | the YubiKey's part of the backends |
 //! | [`keys`] | `keys.*` and `otk.*` |
 //! | [`sign`] | `sign.pdu`, `sign.batch` and the hard checks |
 //! | [`decide`] | facts for the policy and its decisions; `policy.*` |
