@@ -14,7 +14,7 @@ use cryptoid_agent::clock::ManualClock;
 use cryptoid_agent::config::Config;
 use cryptoid_agent::policy::{Action, PolicyConfig};
 use cryptoid_agent::rpc;
-use cryptoid_agent::service::{Audit, ClientInfo, Service};
+use cryptoid_agent::service::{ClientInfo, Service};
 use cryptoid_protocol::json::{self, Value};
 use cryptoid_protocol::keys::PublicKey;
 use cryptoid_protocol::room_version::RoomVersion;
@@ -47,12 +47,8 @@ fn world() -> &'static World {
             PolicyConfig { confirm_timeout_secs: 0, unknown_clients: Action::Allow, ..Default::default() };
         let config = Config { policy, ..Default::default() };
         let svc = Service::open(dir.path(), config, true, Arc::new(ManualClock::new(NOW))).expect("service");
-        let key = svc
-            .keys_create(
-                &CreateParams { room_id: Some(ROOM.into()), ..Default::default() },
-                &mut Audit::default(),
-            )
-            .expect("key");
+        let key =
+            svc.keys_create(&CreateParams { room_id: Some(ROOM.into()), ..Default::default() }).expect("key");
         let frontier = ObservedEvent {
             event_id: format!("${}", "f".repeat(43)),
             depth: 100,
@@ -61,12 +57,23 @@ fn world() -> &'static World {
             state_key: None,
             content: None,
         };
-        svc.rooms_observe(&ObserveParams { room_id: ROOM.into(), room_version: None, events: vec![frontier] })
-            .expect("observe");
+        svc.rooms_observe(&ObserveParams {
+            room_id: ROOM.into(),
+            room_version: None,
+            events: vec![frontier],
+        })
+        .expect("observe");
         let rt =
             tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("rt");
         let client = ClientInfo { uid: 0, pid: Some(1), exe: Some("/usr/bin/fuzz-client".into()) };
-        World { seen: std::sync::Mutex::new((100, Default::default())), rt, svc: Arc::new(svc), cryptoid: key.cryptoid, client, _dir: dir }
+        World {
+            seen: std::sync::Mutex::new((100, Default::default())),
+            rt,
+            svc: Arc::new(svc),
+            cryptoid: key.cryptoid,
+            client,
+            _dir: dir,
+        }
     })
 }
 
@@ -100,8 +107,14 @@ fn check_signed(w: &World, room_version: &str, pdu: &Value) {
 
 /// State a person must approve (everything but presentation and the
 /// sender's own membership).
-const PLAIN_STATE: [&str; 6] =
-    ["m.room.name", "m.room.topic", "m.room.avatar", "m.room.canonical_alias", "m.room.pinned_events", "m.room.member"];
+const PLAIN_STATE: [&str; 6] = [
+    "m.room.name",
+    "m.room.topic",
+    "m.room.avatar",
+    "m.room.canonical_alias",
+    "m.room.pinned_events",
+    "m.room.member",
+];
 
 /// Why this signed PDU of `sign.pdu` breaks a rule, if it does.
 fn violation(w: &World, version: &str, pdu: &Value, intent: Option<&Value>) -> Option<String> {
@@ -201,7 +214,11 @@ fuzz_target!(|data: &[u8]| {
             let pdus = field(result, "pdus").as_array().expect("pdus");
             let first = pdus.first().map(|p| field(p, "pdu")).and_then(Value::as_object).expect("a batch");
             assert!(event::is_create(first), "a batch that does not start with m.room.create was signed");
-            assert_ne!(first.get("room_id").and_then(Value::as_str), Some(ROOM), "a batch for a known room was signed");
+            assert_ne!(
+                first.get("room_id").and_then(Value::as_str),
+                Some(ROOM),
+                "a batch for a known room was signed"
+            );
             for item in pdus {
                 check_signed(w, &version, field(item, "pdu"));
             }

@@ -228,7 +228,12 @@ async fn execute<M: Handler>(
     let what = M::describe(&p, audit);
     match M::CLASS {
         Class::Read | Class::Lock | Class::Sign => {}
-        Class::Manage => svc.authorize_management(client, M::NAME, what, M::DESTROYS, audit).await?,
+        Class::Manage => {
+            let about = (audit.room_id.clone(), audit.cryptoid.clone());
+            let (judged, r) = svc.authorize_management(client, M::NAME, what, M::DESTROYS, about).await;
+            audit.judged(judged);
+            r?
+        }
         Class::Confirm => svc.require_socket_confirm()?,
     }
     if M::CHANGES {

@@ -15,6 +15,7 @@
 use super::Class;
 use crate::error::Result;
 use crate::service::{Announce, Audit, ClientInfo, Service};
+use cryptoid_protocol::json::Value;
 use cryptoid_protocol::wire::{
     self, agent, backend, confirm, journal, keys, otk, policy, rooms, sign, Method,
 };
@@ -116,7 +117,11 @@ impl Handler for keys::Create {
         format!("create a cryptoID {where_}")
     }
     fn run(c: Call<'_, Self::Params>) -> impl Fut<'_, Self::Result> {
-        ready(c.svc.keys_create(&c.params, c.audit))
+        let r = c.svc.keys_create(&c.params);
+        if let Ok(k) = &r {
+            c.audit.cryptoid = Some(k.cryptoid.clone());
+        }
+        ready(r)
     }
 }
 
@@ -129,8 +134,12 @@ impl Handler for keys::List {
 
 impl Handler for keys::Get {
     const CLASS: Class = Class::Read;
+    fn describe(p: &Self::Params, audit: &mut Audit) -> String {
+        audit.cryptoid = Some(p.cryptoid.clone());
+        String::new()
+    }
     fn run(c: Call<'_, Self::Params>) -> impl Fut<'_, Self::Result> {
-        ready(c.svc.keys_get(&c.params, c.audit))
+        ready(c.svc.keys_get(&c.params))
     }
 }
 
@@ -145,7 +154,11 @@ impl Handler for keys::Delete {
         format!("delete cryptoID {} for good", p.cryptoid)
     }
     fn run(c: Call<'_, Self::Params>) -> impl Fut<'_, Self::Result> {
-        ready(c.svc.keys_delete(&c.params, c.audit))
+        let r = c.svc.keys_delete(&c.params);
+        if let Ok(k) = &r {
+            c.audit.room_id = k.room_id.clone();
+        }
+        ready(r)
     }
 }
 
@@ -166,7 +179,14 @@ impl Handler for otk::Generate {
 impl Handler for otk::UploadBody {
     const CLASS: Class = Class::Read;
     fn run(c: Call<'_, Self::Params>) -> impl Fut<'_, Self::Result> {
-        ready(Ok(c.svc.otk_upload_body(c.audit)))
+        let body = c.svc.otk_upload_body();
+        let n = body
+            .as_object()
+            .and_then(|b| b.get("one_time_cryptoids"))
+            .and_then(Value::as_object)
+            .map(|o| o.len());
+        c.audit.count = n.map(|n| n as u64);
+        ready(Ok(body))
     }
 }
 
@@ -203,7 +223,11 @@ impl Handler for sign::SignPdu {
     /// The policy judges every PDU inside the service (`policy::evaluate`).
     const CLASS: Class = Class::Sign;
     fn run(c: Call<'_, Self::Params>) -> impl Fut<'_, Self::Result> {
-        c.svc.sign_pdu(c.client, c.params, c.audit)
+        async move {
+            let (audit, r) = c.svc.sign_pdu(c.client, c.params).await;
+            *c.audit = audit;
+            r
+        }
     }
 }
 
@@ -211,14 +235,20 @@ impl Handler for sign::SignBatch {
     const CLASS: Class = Class::Sign;
     const ANNOUNCES: Announce = Announce::Keys;
     fn run(c: Call<'_, Self::Params>) -> impl Fut<'_, Self::Result> {
-        c.svc.sign_batch(c.client, c.params, c.audit)
+        async move {
+            let (audit, r) = c.svc.sign_batch(c.client, c.params).await;
+            *c.audit = audit;
+            r
+        }
     }
 }
 
 impl Handler for policy::Check {
     const CLASS: Class = Class::Sign;
     fn run(c: Call<'_, Self::Params>) -> impl Fut<'_, Self::Result> {
-        ready(Ok(c.svc.policy_check(c.client, c.params, c.audit)))
+        let (audit, r) = c.svc.policy_check(c.client, c.params);
+        *c.audit = audit;
+        ready(Ok(r))
     }
 }
 

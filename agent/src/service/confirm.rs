@@ -4,7 +4,7 @@
 
 use super::rate::exe_of;
 use super::sign::Checked;
-use super::{Audit, ClientInfo, Service};
+use super::{ClientInfo, Judged, Service};
 use crate::error::{Error, Result};
 use crate::policy::{self, Action, Decision};
 use crate::prompt::{Answer, Outcome, Question};
@@ -34,10 +34,13 @@ fn approval_scope(events: &[&Checked], exact: bool) -> Option<String> {
     Some(cryptoid_protocol::base64::encode(&h.finalize()))
 }
 
-/// Journals the decision; `Err` for a denial, whether to ask otherwise.
-fn needs_confirmation(decision: &Decision, audit: &mut Audit) -> Result<bool> {
-    audit.decision = Some(decision.action.as_str());
-    audit.reasons = decision.reasons();
+/// The decision as the journal records it.
+fn judged(decision: &Decision) -> Judged {
+    Judged { decision: Some(decision.action.as_str()), reasons: decision.reasons(), confirmed_by: None }
+}
+
+/// `Err` for a denial; whether to ask otherwise.
+fn needs_confirmation(decision: &Decision) -> Result<bool> {
     match decision.action {
         Action::Allow => Ok(false),
         Action::Confirm => Ok(true),
@@ -58,17 +61,20 @@ impl Service {
     }
 
     /// Acts on a decision: deny → `policy_denied`; confirm → ask (unless a
-    /// remembered approval covers it); allow → go on. Journals the decision.
+    /// remembered approval covers it); allow → go on. Returns what the
+    /// journal records of it beside the outcome.
     pub(super) async fn enforce(
         &self,
         client: &ClientInfo,
         method: &str,
         events: &[&Checked],
         decision: Decision,
-        audit: &mut Audit,
-    ) -> Result<()> {
-        if !needs_confirmation(&decision, audit)? {
-            return Ok(());
+    ) -> (Judged, Result<()>) {
+        let mut j = judged(&decision);
+        match needs_confirmation(&decision) {
+            Ok(true) => {}
+            Ok(false) => return (j, Ok(())),
+            Err(e) => return (j, Err(e)),
         }
         let first = events.first();
         let room = first.map(|c| c.room_id.clone());
@@ -77,8 +83,8 @@ impl Service {
         if events.len() == 1 {
             if let (Some(exe), Some(room), Some(ty)) = (&client.exe, &room, &ty) {
                 if self.prompts.remembered(exe, room, ty, scope.as_deref()) {
-                    audit.confirmed_by = Some("remembered approval".into());
-                    return Ok(());
+                    j.confirmed_by = Some("remembered approval".into());
+                    return (j, Ok(()));
                 }
             }
         }
@@ -120,44 +126,53 @@ impl Service {
             scope: if events.len() == 1 { scope } else { None },
             rememberable: events.len() == 1,
         };
-        self.confirm(q, audit).await
+        let (by, r) = self.confirm(q).await;
+        j.confirmed_by = by;
+        (j, r)
     }
 
-    async fn confirm(&self, q: Question, audit: &mut Audit) -> Result<()> {
+    /// Asks; the outcome, and who answered.
+    async fn confirm(&self, q: Question) -> (Option<String>, Result<()>) {
         let timeout = Duration::from_secs(self.config.policy.confirm_timeout_secs);
         match self.prompts.ask(q, self.askpass(), timeout).await {
-            Outcome::Allowed { by } => {
-                audit.confirmed_by = Some(by);
-                Ok(())
-            }
+            Outcome::Allowed { by } => (Some(by), Ok(())),
             Outcome::Denied { by } => {
-                audit.confirmed_by = Some(by.clone());
-                Err(Error::new(ErrorKind::ConfirmationDenied, format!("the user declined ({by})")))
+                let e = Error::new(ErrorKind::ConfirmationDenied, format!("the user declined ({by})"));
+                (Some(by), Err(e))
             }
-            Outcome::TimedOut => Err(Error::new(
-                ErrorKind::ConfirmationTimeout,
-                format!(
-                    "no answer within {} s; nothing was signed (answer with `cryptoidctl confirm` or an askpass program)",
-                    timeout.as_secs()
-                ),
-            )),
+            Outcome::TimedOut => (
+                None,
+                Err(Error::new(
+                    ErrorKind::ConfirmationTimeout,
+                    format!(
+                        "no answer within {} s; nothing was signed (answer with `cryptoidctl confirm` or an askpass program)",
+                        timeout.as_secs()
+                    ),
+                )),
+            ),
         }
     }
 
     /// Key management (create, delete, generate, publish, bind, observe) is
     /// judged by the client rules; deleting may need confirmation.
+    /// `room_id` and `cryptoid` name what the request is about, for the
+    /// prompt.
     pub async fn authorize_management(
         &self,
         client: &ClientInfo,
         method: &str,
         what: String,
         deleting: bool,
-        audit: &mut Audit,
-    ) -> Result<()> {
+        about: (Option<String>, Option<String>),
+    ) -> (Judged, Result<()>) {
         let decision = policy::evaluate_management(&self.client_facts(client), &self.config.policy, deleting);
-        if !needs_confirmation(&decision, audit)? {
-            return Ok(());
+        let mut j = judged(&decision);
+        match needs_confirmation(&decision) {
+            Ok(true) => {}
+            Ok(false) => return (j, Ok(())),
+            Err(e) => return (j, Err(e)),
         }
+        let (room_id, cryptoid) = about;
         let q = Question {
             prompt: format!(
                 "{} (pid {}) asks to {what}",
@@ -167,15 +182,17 @@ impl Service {
             method: method.to_owned(),
             client_exe: client.exe.clone(),
             client_pid: client.pid,
-            room_id: audit.room_id.clone(),
+            room_id,
             event_type: None,
-            cryptoid: audit.cryptoid.clone(),
+            cryptoid,
             changes: vec![what],
             reasons: decision.decisive_reasons(),
             scope: None,
             rememberable: false,
         };
-        self.confirm(q, audit).await
+        let (by, r) = self.confirm(q).await;
+        j.confirmed_by = by;
+        (j, r)
     }
 
     pub fn confirm_pending(&self) -> PendingList {

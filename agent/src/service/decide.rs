@@ -95,10 +95,19 @@ impl Service {
 
     /// `policy.check`: the decision `sign.pdu` would meet, without signing
     /// or asking. A failed hard check is a denial with its reason.
-    pub fn policy_check(&self, client: &ClientInfo, p: SignPduParams, audit: &mut Audit) -> CheckResult {
-        let checked = self
-            .room_version(&p.room_version)
-            .and_then(|rv| self.check_pdu(&rv, p.pdu, p.event_id.as_deref(), None, audit));
+    /// The verdict, and the journal entry its steps produced.
+    pub fn policy_check(&self, client: &ClientInfo, p: SignPduParams) -> (Audit, CheckResult) {
+        let mut audit = Audit::default();
+        let r = self.policy_check_steps(client, p, &mut audit);
+        (audit, r)
+    }
+
+    fn policy_check_steps(&self, client: &ClientInfo, p: SignPduParams, audit: &mut Audit) -> CheckResult {
+        let checked = self.room_version(&p.room_version).and_then(|rv| {
+            let (learned, checked) = self.check_pdu(&rv, p.pdu, p.event_id.as_deref(), None);
+            audit.subject(learned);
+            checked
+        });
         let c = match checked {
             Ok(c) => c,
             Err(e) => {

@@ -1,6 +1,6 @@
 //! `keys.*` and `otk.*`.
 
-use super::{Audit, Service};
+use super::Service;
 use crate::error::{Error, Result};
 use crate::keys::{otk_key_id, Filter, KeyRecord};
 use cryptoid_protocol::json::{Object, Value};
@@ -63,7 +63,7 @@ impl Service {
         }
     }
 
-    pub fn keys_create(&self, p: &CreateParams, audit: &mut Audit) -> Result<KeyInfo> {
+    pub fn keys_create(&self, p: &CreateParams) -> Result<KeyInfo> {
         check_ids(p.room_id.as_deref(), p.user_id.as_deref())?;
         self.require_unlocked()?;
         let backend = self.backend(p.backend.as_deref())?;
@@ -94,7 +94,6 @@ impl Service {
         )?;
         let rec =
             recs.into_iter().next().ok_or_else(|| Error::new(ErrorKind::InternalError, "no record made"))?;
-        audit.cryptoid = Some(rec.info.cryptoid.clone());
         Ok(self.registry.info(&rec))
     }
 
@@ -108,8 +107,7 @@ impl Service {
         KeyList { keys: self.registry.list(&filter) }
     }
 
-    pub fn keys_get(&self, p: &KeyRef, audit: &mut Audit) -> Result<KeyInfo> {
-        audit.cryptoid = Some(p.cryptoid.clone());
+    pub fn keys_get(&self, p: &KeyRef) -> Result<KeyInfo> {
         let rec = self.registry.get(&p.cryptoid).ok_or_else(|| {
             Error::new(ErrorKind::UnknownKey, format!("no key with cryptoID {}", p.cryptoid))
         })?;
@@ -117,11 +115,9 @@ impl Service {
     }
 
     /// Retires a key: its secret is destroyed, the record stays as a tombstone.
-    pub fn keys_delete(&self, p: &KeyRef, audit: &mut Audit) -> Result<KeyInfo> {
-        audit.cryptoid = Some(p.cryptoid.clone());
+    pub fn keys_delete(&self, p: &KeyRef) -> Result<KeyInfo> {
         let mut destroyed = None;
         let rec = self.registry.update(&p.cryptoid, |r| {
-            audit.room_id = r.info.room_id.clone();
             if r.info.state == KeyState::Retired {
                 return Ok(());
             }
@@ -162,10 +158,9 @@ impl Service {
 
     /// `{"one_time_cryptoids": {"ed25519:<id>": {"key": "<cryptoID>"}}}` of
     /// every unpublished one-time cryptoID.
-    pub fn otk_upload_body(&self, audit: &mut Audit) -> Value {
+    pub fn otk_upload_body(&self) -> Value {
         let recs =
             self.registry.find(|r| r.info.kind == KeyKind::OneTime && r.info.state == KeyState::Unpublished);
-        audit.count = Some(recs.len() as u64);
         let mut keys = Object::new();
         for r in recs {
             if let Some(id) = r.info.key_id {

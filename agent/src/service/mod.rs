@@ -64,7 +64,27 @@ impl ClientInfo {
     }
 }
 
-/// What a request touched, for its journal entry. Never holds secrets.
+/// What a step learned of a request's subject (the PDU or key it is
+/// about), returned as a value and merged into the journal entry.
+#[derive(Clone, Debug, Default)]
+pub struct Subject {
+    pub room_id: Option<String>,
+    pub event_type: Option<String>,
+    pub cryptoid: Option<String>,
+    pub event_id: Option<String>,
+}
+
+/// What acting on a policy decision learned: the verdict, its reasons,
+/// and who answered a confirmation.
+#[derive(Clone, Debug, Default)]
+pub struct Judged {
+    pub decision: Option<&'static str>,
+    pub reasons: Vec<String>,
+    pub confirmed_by: Option<String>,
+}
+
+/// A request's journal entry, built from what its steps returned. Never
+/// holds secrets.
 #[derive(Debug, Default)]
 pub struct Audit {
     pub room_id: Option<String>,
@@ -92,6 +112,32 @@ pub struct SignedNote {
     pub event_type: Option<String>,
     pub state_key: Option<String>,
     pub membership: Option<String>,
+}
+
+impl Audit {
+    /// Takes in what a step learned of the subject (set fields win).
+    pub fn subject(&mut self, s: Subject) {
+        let keep = |mine: &mut Option<String>, new: Option<String>| {
+            if new.is_some() {
+                *mine = new;
+            }
+        };
+        keep(&mut self.room_id, s.room_id);
+        keep(&mut self.event_type, s.event_type);
+        keep(&mut self.cryptoid, s.cryptoid);
+        keep(&mut self.event_id, s.event_id);
+    }
+
+    /// Takes in a decision and its confirmation.
+    pub fn judged(&mut self, j: Judged) {
+        self.decision = j.decision.or(self.decision);
+        if !j.reasons.is_empty() {
+            self.reasons = j.reasons;
+        }
+        if j.confirmed_by.is_some() {
+            self.confirmed_by = j.confirmed_by;
+        }
+    }
 }
 
 /// What a method's success changes that transports announce.

@@ -16,7 +16,7 @@
 //! when they were absent). A key bound by the event is bound durably before
 //! its signature is released.
 
-use super::{Audit, ClientInfo, Service, SignedNote};
+use super::{Audit, ClientInfo, Service, SignedNote, Subject};
 use crate::error::{Error, Result};
 use crate::keys::KeyRecord;
 use crate::rooms::Seen;
@@ -153,14 +153,28 @@ impl Service {
     }
 
     /// Runs every hard check. `batch_binding` names a key that an earlier
-    /// event of the same batch binds to its room.
+    /// event of the same batch binds to its room. Returns what it learned of
+    /// the PDU (room, type, sender, event ID) beside the outcome, so a
+    /// refusal is journaled with them.
     pub(super) fn check_pdu(
         &self,
         rv: &RoomVersion,
         pdu: Value,
         event_id: Option<&str>,
         batch_binding: Option<(&str, &str)>,
-        audit: &mut Audit,
+    ) -> (Subject, Result<Checked>) {
+        let mut learned = Subject::default();
+        let r = self.hard_checks(rv, pdu, event_id, batch_binding, &mut learned);
+        (learned, r)
+    }
+
+    fn hard_checks(
+        &self,
+        rv: &RoomVersion,
+        pdu: Value,
+        event_id: Option<&str>,
+        batch_binding: Option<(&str, &str)>,
+        learned: &mut Subject,
     ) -> Result<Checked> {
         let Value::Object(pdu) = pdu else {
             return Err(bad(format!("the PDU must be a JSON object, not {}", pdu.type_name())));
@@ -189,14 +203,14 @@ impl Service {
         } else {
             str_field(&pdu, "room_id")?.to_owned()
         };
-        audit.room_id = Some(room_id.clone());
+        learned.room_id = Some(room_id.clone());
         let ty = str_field(&pdu, "type")?.to_owned();
-        audit.event_type = Some(ty.clone());
+        learned.event_type = Some(ty.clone());
         if ty.is_empty() {
             return Err(bad("`type` is empty"));
         }
         let sender = str_field(&pdu, "sender")?.to_owned();
-        audit.cryptoid = Some(sender.clone());
+        learned.cryptoid = Some(sender.clone());
         if pdu.contains_key("state_key") {
             str_field(&pdu, "state_key")?;
         }
@@ -246,13 +260,14 @@ impl Service {
             }
         }
         let event_id = computed.to_owned();
-        audit.event_id = Some(event_id.clone());
+        learned.event_id = Some(event_id.clone());
         Ok(Checked { prepared, event_id, record, room_id, event_type: ty, depth, room_version: *rv, binds })
     }
 
     /// Signs checked PDUs in order; binds keys durably before releasing any
     /// signature. All or nothing.
-    fn sign_checked(&self, checked: Vec<Checked>, audit: &mut Audit) -> Result<Vec<SignedPdu>> {
+    /// The signed PDUs, and what the journal keeps of each.
+    fn sign_checked(&self, checked: Vec<Checked>) -> Result<(Vec<SignedPdu>, Vec<SignedNote>)> {
         self.require_unlocked()?;
         let mut sigs = Vec::with_capacity(checked.len());
         for c in &checked {
@@ -280,11 +295,12 @@ impl Service {
         }
         let now = self.now();
         let mut out = Vec::with_capacity(checked.len());
+        let mut notes = Vec::with_capacity(checked.len());
         for (c, sig) in checked.into_iter().zip(sigs) {
             self.registry.touch(&c.record.info.cryptoid, now);
             let seen = Seen::of_pdu(&c.event_id, c.depth, c.prepared.event());
             self.rooms.record_signed(&c.room_id, &seen);
-            audit.signed.push(SignedNote {
+            notes.push(SignedNote {
                 event_id: c.event_id.clone(),
                 depth: c.depth,
                 event_type: seen.event_type.map(str::to_owned),
@@ -305,10 +321,17 @@ impl Service {
                 signature: base64::encode(&sig),
             });
         }
-        Ok(out)
+        Ok((out, notes))
     }
 
-    pub async fn sign_pdu(
+    /// `sign.pdu`: the outcome, and the journal entry its steps produced.
+    pub async fn sign_pdu(&self, client: &ClientInfo, p: SignPduParams) -> (Audit, Result<SignedPdu>) {
+        let mut audit = Audit::default();
+        let r = self.sign_pdu_steps(client, p, &mut audit).await;
+        (audit, r)
+    }
+
+    async fn sign_pdu_steps(
         &self,
         client: &ClientInfo,
         p: SignPduParams,
@@ -316,11 +339,16 @@ impl Service {
     ) -> Result<SignedPdu> {
         self.require_unlocked()?;
         let rv = self.room_version(&p.room_version)?;
-        let checked = self.check_pdu(&rv, p.pdu, p.event_id.as_deref(), None, audit)?;
+        let (learned, checked) = self.check_pdu(&rv, p.pdu, p.event_id.as_deref(), None);
+        audit.subject(learned);
+        let checked = checked?;
         let reservation = self.rate_reserve(client, &checked.room_id, 1);
         let decision = self.decide_sign(client, &checked, p.intent.as_ref(), reservation.facts);
-        self.enforce(client, "sign.pdu", &[&checked], decision, audit).await?;
-        if audit.confirmed_by.is_some() {
+        let (judged, allowed) = self.enforce(client, "sign.pdu", &[&checked], decision).await;
+        let confirmed = judged.confirmed_by.is_some();
+        audit.judged(judged);
+        allowed?;
+        if confirmed {
             // The room, the clock and the key may have moved while the
             // user was asked: judge again; only a denial counts now.
             let again = self.decide_sign(client, &checked, p.intent.as_ref(), reservation.facts);
@@ -328,7 +356,8 @@ impl Service {
         }
         self.ensure_token_unlocked(&[&checked]).await;
         let checked = self.refresh(checked)?;
-        let mut signed = self.sign_checked(vec![checked], audit)?;
+        let (mut signed, notes) = self.sign_checked(vec![checked])?;
+        audit.signed = notes;
         reservation.keep();
         signed.pop().ok_or_else(|| Error::new(ErrorKind::InternalError, "nothing signed"))
     }
@@ -336,7 +365,13 @@ impl Service {
     /// A `createRoom` batch: one room, each event's `prev_events` naming the
     /// one before it; checked whole, judged as the initial state of a new
     /// room, confirmed once if needed, then signed in order. All or nothing.
-    pub async fn sign_batch(
+    pub async fn sign_batch(&self, client: &ClientInfo, p: SignBatchParams) -> (Audit, Result<SignedBatch>) {
+        let mut audit = Audit::default();
+        let r = self.sign_batch_steps(client, p, &mut audit).await;
+        (audit, r)
+    }
+
+    async fn sign_batch_steps(
         &self,
         client: &ClientInfo,
         p: SignBatchParams,
@@ -358,9 +393,9 @@ impl Service {
         for (i, pdu) in p.pdus.into_iter().enumerate() {
             let given = p.event_ids.as_ref().and_then(|ids| ids.get(i)).map(String::as_str);
             let b = binding.as_ref().map(|(k, r)| (k.as_str(), r.as_str()));
-            let c = self
-                .check_pdu(&rv, pdu, given, b, audit)
-                .map_err(|e| prefix(e, &format!("PDU {i} of the batch")))?;
+            let (learned, c) = self.check_pdu(&rv, pdu, given, b);
+            audit.subject(learned);
+            let c = c.map_err(|e| prefix(e, &format!("PDU {i} of the batch")))?;
             if let Some(prev) = checked.last() {
                 if c.room_id != prev.room_id {
                     return Err(bad(format!(
@@ -380,14 +415,18 @@ impl Service {
         let reservation = self.rate_reserve(client, &room_id, checked.len());
         let decision = self.decide_batch(client, &checked, p.intent.as_ref(), reservation.facts);
         let refs: Vec<&Checked> = checked.iter().collect();
-        self.enforce(client, "sign.batch", &refs, decision, audit).await?;
-        if audit.confirmed_by.is_some() {
+        let (judged, allowed) = self.enforce(client, "sign.batch", &refs, decision).await;
+        let confirmed = judged.confirmed_by.is_some();
+        audit.judged(judged);
+        allowed?;
+        if confirmed {
             let again = self.decide_batch(client, &checked, p.intent.as_ref(), reservation.facts);
             still_allowed(&again)?;
         }
         self.ensure_token_unlocked(&refs).await;
         let checked = checked.into_iter().map(|c| self.refresh(c)).collect::<Result<Vec<_>>>()?;
-        let signed = self.sign_checked(checked, audit)?;
+        let (signed, notes) = self.sign_checked(checked)?;
+        audit.signed = notes;
         reservation.keep();
         Ok(SignedBatch { pdus: signed })
     }

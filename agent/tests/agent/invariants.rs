@@ -11,7 +11,7 @@
 use cryptoid_agent::clock::ManualClock;
 use cryptoid_agent::config::Config;
 use cryptoid_agent::policy::{config::ClientRule, Action, PolicyConfig};
-use cryptoid_agent::service::{Audit, ClientInfo, Service};
+use cryptoid_agent::service::{ClientInfo, Service};
 use cryptoid_protocol::json::{self, Object, Value};
 use cryptoid_protocol::wire::keys::CreateParams;
 use cryptoid_protocol::wire::rooms::{ObserveParams, ObservedEvent};
@@ -136,7 +136,7 @@ proptest! {
         let client = ClientInfo { uid: 0, pid: Some(1), exe: Some("/usr/bin/prop-client".into()) };
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
         let key = svc
-            .keys_create(&CreateParams { room_id: Some(ROOM.into()), ..Default::default() }, &mut Audit::default())
+            .keys_create(&CreateParams { room_id: Some(ROOM.into()), ..Default::default() })
             .expect("key");
         // The room's frontier is at depth 100.
         let frontier = ObservedEvent { event_id: format!("${}", "f".repeat(43)), depth: 100, prev_events: vec![], event_type: None, state_key: None, content: None };
@@ -154,7 +154,7 @@ proptest! {
             Value::Object(o)
         });
         let params = SignPduParams { room_version: "org.matrix.msc4080".into(), pdu: Value::Object(input.clone()), event_id: None, intent };
-        let result = rt.block_on(svc.sign_pdu(&client, params, &mut Audit::default()));
+        let result = rt.block_on(svc.sign_pdu(&client, params)).1;
         match (must_refuse(&c), &result) {
             (None, Ok(signed)) => {
                 // Only signatures and hashes were added.

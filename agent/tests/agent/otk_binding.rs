@@ -4,7 +4,7 @@
 
 use cryptoid_agent::clock::ManualClock;
 use cryptoid_agent::config::Config;
-use cryptoid_agent::service::{Audit, Service};
+use cryptoid_agent::service::Service;
 use cryptoid_protocol::wire::keys::{KeyRef, KeyState};
 use cryptoid_protocol::wire::otk::{ClaimParams, GenerateParams};
 use cryptoid_protocol::wire::ErrorKind;
@@ -113,7 +113,7 @@ proptest! {
             }
             // What the agent holds matches the model after every step.
             for (k, key) in keys.iter().enumerate() {
-                let info = svc.keys_get(&KeyRef { cryptoid: key.clone() }, &mut Audit::default()).expect("get");
+                let info = svc.keys_get(&KeyRef { cryptoid: key.clone() }).expect("get");
                 match bound.get(&k) {
                     Some(&r) => {
                         prop_assert_eq!(info.state, KeyState::Bound);
