@@ -69,8 +69,10 @@ impl Service {
 
     /// Before signing with keys on a locked token or YubiKey: ask the
     /// askpass program for the PIN (once) and log in, so the user is
-    /// prompted instead of the client getting `pin_required`.
-    pub(super) async fn ensure_token_unlocked(&self, events: &[&Checked]) {
+    /// prompted instead of the client getting `pin_required`. Whether it
+    /// asked (the request waited).
+    pub(super) async fn ensure_token_unlocked(&self, events: &[&Checked]) -> bool {
+        let mut asked_anyone = false;
         for (name, what) in [("pkcs11", "the PKCS#11 token"), ("yubikey", "the YubiKey")] {
             let Some(first) = events.iter().find(|c| c.record.info.backend == name) else { continue };
             let (Ok(backend), Some(program)) = (self.backend(Some(name)), self.askpass()) else { continue };
@@ -82,6 +84,7 @@ impl Service {
                 first.event_type, first.room_id
             ));
             let wait = Duration::from_secs(self.config.policy.confirm_timeout_secs);
+            asked_anyone = true;
             let asked = tokio::time::timeout(wait, crate::prompt::askpass::read_secret(&program, &prompt));
             if let Ok(Some(pin)) = asked.await {
                 let secret = crate::keystore::UnlockSecret { passphrase: None, pin: Some(pin.as_str()) };
@@ -91,11 +94,12 @@ impl Service {
                 }
             }
         }
+        asked_anyone
     }
 
     /// `policy.check`: the decision `sign.pdu` would meet, without signing
-    /// or asking. A failed hard check is a denial with its reason.
-    /// The verdict, and the journal entry its steps produced.
+    /// or asking (a failed hard check is a denial with its reason), and the
+    /// journal entry its steps produced.
     pub fn policy_check(&self, client: &ClientInfo, p: SignPduParams) -> (Audit, CheckResult) {
         let mut audit = Audit::default();
         let r = self.policy_check_steps(client, p, &mut audit);
@@ -119,10 +123,7 @@ impl Service {
             }
         };
         // Judged as if the request came now; nothing is reserved.
-        let rate = {
-            let r = self.rate_reserve(client, &c.room_id, 0);
-            r.facts
-        };
+        let rate = self.rate_reserve(client, &c.room_id, 0).facts;
         let d = self.decide_sign(client, &c, p.intent.as_ref(), rate);
         audit.decision = Some(d.action.as_str());
         audit.reasons = d.reasons();

@@ -55,6 +55,14 @@ pub(super) struct Checked {
     pub(super) binds: bool,
 }
 
+/// A hash that does not match is its own kind; anything else is a bad PDU.
+fn prepare_error(e: EventError) -> Error {
+    match e {
+        EventError::HashMismatch { .. } => Error::new(ErrorKind::HashMismatch, e.to_string()),
+        other => bad(other.to_string()),
+    }
+}
+
 fn str_field<'a>(pdu: &'a Object, key: &str) -> Result<&'a str> {
     match pdu.get(key) {
         Some(Value::String(s)) => Ok(s),
@@ -187,19 +195,18 @@ impl Service {
                 "the PDU is {size} bytes of canonical JSON; at most {MAX_PDU_BYTES} are signed"
             )));
         }
+        // v12: the room ID is the create event's hash as signed (with its
+        // content hash), so the create is prepared first, once. A create
+        // that carries a room ID is refused (other bytes would be signed).
+        let mut early = None;
         let room_id = if rv.room_id_is_create_hash() && event::is_create(&pdu) {
-            // v12: the room ID is the create event's hash; a create that
-            // carries one is refused by `prepare` (other bytes are signed).
             if pdu.contains_key("room_id") {
                 return Err(bad(EventError::CreateCarriesRoomId(rv.id()).to_string()));
             }
-            // The ID of the event as signed: with its content hash.
-            let prepared = event::prepare(pdu.clone(), rv).map_err(|e| match e {
-                EventError::HashMismatch { .. } => Error::new(ErrorKind::HashMismatch, e.to_string()),
-                other => bad(other.to_string()),
-            })?;
-            let id = prepared.event_id().unwrap_or_default().to_owned();
-            format!("!{}", id.trim_start_matches('$'))
+            let prepared = event::prepare(pdu.clone(), rv).map_err(prepare_error)?;
+            let id = prepared.event_id().unwrap_or_default().trim_start_matches('$').to_owned();
+            early = Some(prepared);
+            format!("!{id}")
         } else {
             str_field(&pdu, "room_id")?.to_owned()
         };
@@ -244,10 +251,10 @@ impl Service {
             return Err(Error::new(ErrorKind::KeyNotUsable, why));
         };
 
-        let prepared = event::prepare(pdu, rv).map_err(|e| match e {
-            EventError::HashMismatch { .. } => Error::new(ErrorKind::HashMismatch, e.to_string()),
-            other => bad(other.to_string()),
-        })?;
+        let prepared = match early {
+            Some(p) => p,
+            None => event::prepare(pdu, rv).map_err(prepare_error)?,
+        };
         let computed = prepared
             .event_id()
             .ok_or_else(|| bad(format!("room version {rv} needs an `event_id` in the PDU")))?;
@@ -344,18 +351,15 @@ impl Service {
         let checked = checked?;
         let reservation = self.rate_reserve(client, &checked.room_id, 1);
         let decision = self.decide_sign(client, &checked, p.intent.as_ref(), reservation.facts);
-        let (judged, allowed) = self.enforce(client, "sign.pdu", &[&checked], decision).await;
-        let confirmed = judged.confirmed_by.is_some();
-        audit.judged(judged);
-        allowed?;
+        let confirmed = judged(audit, self.enforce(client, "sign.pdu", &[&checked], decision).await)?;
         if confirmed {
             // The room, the clock and the key may have moved while the
             // user was asked: judge again; only a denial counts now.
             let again = self.decide_sign(client, &checked, p.intent.as_ref(), reservation.facts);
             still_allowed(&again)?;
         }
-        self.ensure_token_unlocked(&[&checked]).await;
-        let checked = self.refresh(checked)?;
+        let waited = self.ensure_token_unlocked(&[&checked]).await || confirmed;
+        let checked = if waited { self.refresh(checked)? } else { checked };
         let (mut signed, notes) = self.sign_checked(vec![checked])?;
         audit.signed = notes;
         reservation.keep();
@@ -415,16 +419,17 @@ impl Service {
         let reservation = self.rate_reserve(client, &room_id, checked.len());
         let decision = self.decide_batch(client, &checked, p.intent.as_ref(), reservation.facts);
         let refs: Vec<&Checked> = checked.iter().collect();
-        let (judged, allowed) = self.enforce(client, "sign.batch", &refs, decision).await;
-        let confirmed = judged.confirmed_by.is_some();
-        audit.judged(judged);
-        allowed?;
+        let confirmed = judged(audit, self.enforce(client, "sign.batch", &refs, decision).await)?;
         if confirmed {
             let again = self.decide_batch(client, &checked, p.intent.as_ref(), reservation.facts);
             still_allowed(&again)?;
         }
-        self.ensure_token_unlocked(&refs).await;
-        let checked = checked.into_iter().map(|c| self.refresh(c)).collect::<Result<Vec<_>>>()?;
+        let waited = self.ensure_token_unlocked(&refs).await || confirmed;
+        let checked = if waited {
+            checked.into_iter().map(|c| self.refresh(c)).collect::<Result<Vec<_>>>()?
+        } else {
+            checked
+        };
         let (signed, notes) = self.sign_checked(checked)?;
         audit.signed = notes;
         reservation.keep();
@@ -433,9 +438,11 @@ impl Service {
 }
 
 impl Service {
-    /// After a confirmation wait: the lock and the key as they are now. A
-    /// key deleted meanwhile is `unknown_key`, a locked agent `locked`; the
-    /// fresh record is what signs.
+    /// After a wait (a confirmation, a PIN): the lock and the key as they
+    /// are now. A key deleted meanwhile is `unknown_key`, a locked agent
+    /// `locked`; the fresh record is what signs. Without a wait the record
+    /// is the one just checked, and `sign_checked` looks once more after
+    /// signing anyway.
     fn refresh(&self, mut c: Checked) -> Result<Checked> {
         self.require_unlocked()?;
         c.record = self.still_usable(&c)?;
@@ -469,6 +476,14 @@ impl Service {
         self.require_unlocked()?;
         Ok(rec)
     }
+}
+
+/// Records what acting on the decision found; whether a person (or a
+/// remembered approval) confirmed it.
+fn judged(audit: &mut Audit, (j, allowed): (crate::service::Judged, Result<()>)) -> Result<bool> {
+    let confirmed = j.confirmed_by.is_some();
+    audit.judged(j);
+    allowed.map(|()| confirmed)
 }
 
 /// After a confirmation: a denial by the decision made again is final.

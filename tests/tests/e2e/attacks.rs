@@ -3,10 +3,10 @@
 //! must still sign. An agent that refuses everything fails these tests too.
 
 use super::agent_sign::{assert_verifies, create, sign, try_sign, RV};
+use super::policy::answer_after;
 use cryptoid_protocol::client::blocking::Client;
 use cryptoid_protocol::json::{self, Int, Object, Value};
 use cryptoid_protocol::wire::agent::Lock;
-use cryptoid_protocol::wire::confirm::{Answer, AnswerParams, Pending};
 use cryptoid_protocol::wire::keys::{Delete, KeyRef};
 use cryptoid_protocol::wire::otk::{Generate, GenerateParams};
 use cryptoid_protocol::wire::rooms::{Observe, ObserveParams, ObservedEvent};
@@ -17,7 +17,6 @@ use cryptoid_protocol::wire::{ErrorKind, NoParams};
 use cryptoid_protocol::{client::ClientError, event, RoomVersion};
 use cryptoid_tests::agent::Agent;
 use cryptoid_tests::pdus;
-use std::time::Duration;
 
 const ROOM: &str = "!attacked:x";
 const OTHER: &str = "3TPraTczVkDPTRaX4K+AfUuyx7Mzq1UafTXypnl0t2k";
@@ -241,7 +240,7 @@ fn an_approved_request_is_judged_again_after_the_wait() {
     // the approved kick still cites the old ones.
     let mut feeder = agent.client();
     let newer = pl2.clone();
-    let t = answer_after(&agent, true, move |_| {
+    let t = answer_after(&agent, true, None, move |_| {
         feeder
             .call::<Observe>(&ObserveParams {
                 room_id: ROOM.into(),
@@ -255,7 +254,7 @@ fn an_approved_request_is_judged_again_after_the_wait() {
     // Control: the same kick on the current state, approved, signs.
     let kick =
         set(&set(&set(&kick, "depth", int(5)), "auth_events", ids(&[&pl2])), "prev_events", ids(&[&pl2]));
-    let t = answer_after(&agent, true, |_| {});
+    let t = answer_after(&agent, true, None, |_| {});
     assert_verifies(&sign(&mut c, kick).pdu, &k);
     t.join().expect("answer");
 }
@@ -417,29 +416,6 @@ fn a_join_that_binds_a_one_time_key_needs_an_intent_naming_the_room() {
     sign_with(&mut c, join(&b), intent::join(ROOM, &b)).expect("the asked-for join");
 }
 
-/// Answers the first pending confirmation after `before` ran.
-fn answer_after(
-    agent: &Agent,
-    allow: bool,
-    before: impl FnOnce(&mut Client) + Send + 'static,
-) -> std::thread::JoinHandle<Vec<String>> {
-    let mut other = agent.client();
-    std::thread::spawn(move || {
-        for _ in 0..100 {
-            let pending = other.call::<Pending>(&NoParams {}).expect("pending").pending;
-            if let Some(p) = pending.first() {
-                before(&mut other);
-                let mut shown = vec![p.prompt.clone()];
-                shown.extend(p.changes.clone());
-                other.call::<Answer>(&AnswerParams { id: p.id, allow, remember_secs: None }).expect("answer");
-                return shown;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("no confirmation appeared");
-    })
-}
-
 #[test]
 fn a_key_deleted_or_an_agent_locked_during_a_confirmation_signs_nothing() {
     let agent = agent("confirm_timeout_secs = 10\n");
@@ -448,7 +424,7 @@ fn a_key_deleted_or_an_agent_locked_during_a_confirmation_signs_nothing() {
     // Attack window: the key is deleted while the user is being asked.
     let k = create(&mut c, Some(ROOM));
     let gone = k.clone();
-    let t = answer_after(&agent, true, move |o| {
+    let t = answer_after(&agent, true, None, move |o| {
         drop(o.call::<Delete>(&KeyRef { cryptoid: gone }).expect("delete"))
     });
     denied(try_sign(&mut c, kick(&k)), ErrorKind::UnknownKey, "deleted meanwhile");
@@ -456,7 +432,7 @@ fn a_key_deleted_or_an_agent_locked_during_a_confirmation_signs_nothing() {
     // …or the agent is locked.
     let k = create(&mut c, Some("!second:x"));
     let kick2 = pdus::state(&k, "!second:x", "m.room.member", OTHER, r#"{"membership":"leave"}"#, &id('b'));
-    let t = answer_after(&agent, true, |o| {
+    let t = answer_after(&agent, true, None, |o| {
         o.call::<Lock>(&NoParams {}).expect("lock");
     });
     denied(try_sign(&mut c, kick2), ErrorKind::Locked, "");
@@ -465,7 +441,7 @@ fn a_key_deleted_or_an_agent_locked_during_a_confirmation_signs_nothing() {
     let mut c = agent.unlocked();
     let k = create(&mut c, Some("!third:x"));
     let kick3 = pdus::state(&k, "!third:x", "m.room.member", OTHER, r#"{"membership":"leave"}"#, &id('b'));
-    let t = answer_after(&agent, true, |_| {});
+    let t = answer_after(&agent, true, None, |_| {});
     assert_verifies(&sign(&mut c, kick3).pdu, &k);
     t.join().expect("answer");
 }
@@ -479,7 +455,7 @@ fn homeserver_strings_reach_prompts_escaped() {
     let nasty = "\u{1b}[2J\u{202e}evil";
     let kick = pdus::state(&k, ROOM, "m.room.member", "x", r#"{"membership":"leave"}"#, &id('b'));
     let kick = set(&kick, "state_key", Value::from(nasty));
-    let t = answer_after(&agent, false, |_| {});
+    let t = answer_after(&agent, false, None, |_| {});
     denied(try_sign(&mut c, kick), ErrorKind::ConfirmationDenied, "");
     let shown = t.join().expect("answer");
     for s in &shown {
@@ -488,7 +464,7 @@ fn homeserver_strings_reach_prompts_escaped() {
     assert!(shown.iter().any(|s| s.contains("\\u001b[2J\\u202eevil")), "{shown:?}");
     // Control: ordinary text is shown as it is.
     let plain = pdus::state(&k, ROOM, "m.room.member", OTHER, r#"{"membership":"ban"}"#, &id('b'));
-    let t = answer_after(&agent, false, |_| {});
+    let t = answer_after(&agent, false, None, |_| {});
     denied(try_sign(&mut c, plain), ErrorKind::ConfirmationDenied, "");
     assert!(t.join().expect("answer").iter().any(|s| s.contains("ban 3TPraTczVkDP…")));
 }

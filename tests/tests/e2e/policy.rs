@@ -243,26 +243,41 @@ fn a_hanging_askpass_times_out_and_is_killed() {
     assert!(gone, "askpass {pid} still running");
 }
 
-/// Answers the first pending confirmation from another connection.
-fn answer_from_another_client(
+/// Answers the first pending confirmation from another connection, after
+/// running `before` on that connection; what was shown: the prompt, then
+/// each change.
+pub(super) fn answer_after(
     agent: &Agent,
     allow: bool,
     remember: Option<u32>,
-) -> std::thread::JoinHandle<String> {
+    before: impl FnOnce(&mut Client) + Send + 'static,
+) -> std::thread::JoinHandle<Vec<String>> {
     let mut other = agent.client();
     std::thread::spawn(move || {
         for _ in 0..100 {
             let pending = other.call::<Pending>(&NoParams {}).expect("pending").pending;
             if let Some(p) = pending.first() {
+                before(&mut other);
+                let mut shown = vec![p.prompt.clone()];
+                shown.extend(p.changes.clone());
                 other
                     .call::<Answer>(&AnswerParams { id: p.id, allow, remember_secs: remember })
                     .expect("answer");
-                return p.prompt.clone();
+                return shown;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("no confirmation appeared");
     })
+}
+
+/// Answers the first pending confirmation from another connection.
+fn answer_from_another_client(
+    agent: &Agent,
+    allow: bool,
+    remember: Option<u32>,
+) -> std::thread::JoinHandle<Vec<String>> {
+    answer_after(agent, allow, remember, |_| {})
 }
 
 #[test]
@@ -275,7 +290,7 @@ fn kick_and_ban_wait_for_an_answer_over_the_socket_and_approvals_cover_the_exact
     let answering = answer_from_another_client(&agent, false, None);
     let err = try_sign(&mut c, ban.clone()).expect_err("declined");
     assert_eq!(err.kind(), Some(ErrorKind::ConfirmationDenied));
-    assert!(answering.join().expect("answer").contains("ban 3TPraTczVkDP…"));
+    assert!(answering.join().expect("answer")[0].contains("ban 3TPraTczVkDP…"));
 
     let answering = answer_from_another_client(&agent, true, Some(300));
     assert_verifies(&sign(&mut c, ban.clone()).pdu, &k);
@@ -326,7 +341,7 @@ fn unknown_clients_are_confirmed_once_per_session() {
     // Management by an unknown client: confirm once.
     let answering = answer_from_another_client(&agent, true, None);
     let k = create(&mut c, Some(ROOM));
-    assert!(answering.join().expect("answer").contains("create a cryptoID for room !policy:x"));
+    assert!(answering.join().expect("answer")[0].contains("create a cryptoID for room !policy:x"));
     // Approved for this session: signing and more management go through.
     sign(&mut c, pdus::message(&k, ROOM, "hi"));
     create(&mut c, Some("!second:x"));
@@ -334,5 +349,5 @@ fn unknown_clients_are_confirmed_once_per_session() {
     let answering = answer_from_another_client(&agent, false, None);
     let err = c.call::<Delete>(&KeyRef { cryptoid: k.clone() }).expect_err("declined");
     assert_eq!(err.kind(), Some(ErrorKind::ConfirmationDenied));
-    assert!(answering.join().expect("answer").contains("delete cryptoID"));
+    assert!(answering.join().expect("answer")[0].contains("delete cryptoID"));
 }
