@@ -19,7 +19,7 @@
 //! | [`keystore`] | backends that hold secrets: [`keystore::soft`], [`keystore::pkcs11`], YubiKey PIV |
 //! | [`journal`] | the hash-chained audit journal |
 //! | [`config`] | `config.toml` |
-//! | [`fsutil`], [`clock`], [`hardening`], [`error`], [`sync`] | durable writes, the injectable clock, process hardening, the error type, locks without poisoning |
+//! | [`fsutil`], [`clock`], [`hardening`], [`error`], [`sync`] | durable writes, the injectable clock, process hardening, the errors (one enum per concern, one mapping to the wire), locks without poisoning |
 //!
 //! Data flows one way: transport → rpc → service → policy → keystore →
 //! journal. A request enters through a transport, meets its class's client

@@ -280,9 +280,7 @@ impl Rooms {
     }
 
     fn write(&self, room: &RoomState) -> Result<()> {
-        let bytes = serde_json::to_vec(room).map_err(|e| {
-            crate::error::Error::new(cryptoid_protocol::wire::ErrorKind::InternalError, e.to_string())
-        })?;
+        let bytes = serde_json::to_vec(room).map_err(crate::error::Error::internal)?;
         fsutil::write_atomic(&self.path_of(&room.room_id), &bytes)?;
         Ok(())
     }

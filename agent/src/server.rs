@@ -5,7 +5,6 @@ use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::service::Service;
 use crate::transport::socket::{self, Limits};
-use cryptoid_protocol::wire::ErrorKind;
 use std::fs::File;
 use std::future::Future;
 use std::os::unix::fs::PermissionsExt;
@@ -15,7 +14,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 fn startup(msg: String) -> Error {
-    Error::new(ErrorKind::InternalError, msg)
+    Error::Internal(msg)
 }
 
 /// Takes an exclusive lock on the data directory: two agents on one

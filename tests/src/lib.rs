@@ -47,6 +47,32 @@ pub fn stderr(o: &Output) -> String {
 }
 
 /// The shared public vectors, as copied into the protocol crate.
+/// Asserts an agent error's identity: `data.kind` and `data.cause`.
+#[track_caller]
+pub fn assert_refused(
+    err: &cryptoid_protocol::client::ClientError,
+    kind: cryptoid_protocol::wire::ErrorKind,
+    cause: &str,
+) {
+    assert_eq!((err.kind(), err.cause()), (Some(kind), Some(cause)), "{err}");
+}
+
+/// Asserts a denial by the policy whose decisive reasons name `rule` (a
+/// rule, a field, a depth): `data.reasons` are what the policy decided on.
+#[track_caller]
+pub fn assert_denied(err: &cryptoid_protocol::client::ClientError, rule: &str) {
+    assert_eq!(err.kind(), Some(cryptoid_protocol::wire::ErrorKind::PolicyDenied), "{err}");
+    assert!(err.reasons().iter().any(|r| r.contains(rule)), "{rule:?} not in the reasons of {err:?}");
+}
+
+/// Asserts that an error's message names `fact`: a serial number or a count
+/// the person needs and no field carries. The identity of an error is
+/// checked with [`assert_refused`], never with its text.
+#[track_caller]
+pub fn assert_names(err: &impl std::fmt::Display, fact: &str) {
+    assert!(err.to_string().contains(fact), "{fact:?} not named in: {err}");
+}
+
 pub mod vectors {
     pub const SPEC: &str = include_str!("../../protocol/tests/vectors/spec.json");
     pub const MSC4080: &str = include_str!("../../protocol/tests/vectors/msc4080.json");

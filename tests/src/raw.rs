@@ -36,28 +36,43 @@ impl Raw {
         self.line()
     }
 
-    /// Sends one line and returns `(code, data.kind, message)` of the error.
-    pub fn error_of(&mut self, line: &str) -> (i64, String, String) {
+    /// Sends one line and returns the error it gets.
+    pub fn error_of(&mut self, line: &str) -> WireError {
         error_fields(&self.call(line))
     }
 }
 
-/// `(code, data.kind, message)` of an error response; panics on a result.
-pub fn error_fields(v: &Value) -> (i64, String, String) {
+/// An error response's fields.
+#[derive(Debug)]
+pub struct WireError {
+    pub code: i64,
+    /// `data.kind`.
+    pub kind: String,
+    /// `data.cause` (empty when absent).
+    pub cause: String,
+    pub message: String,
+}
+
+impl WireError {
+    /// `(data.kind, data.cause)`, for one assertion.
+    pub fn identity(&self) -> (&str, &str) {
+        (&self.kind, &self.cause)
+    }
+}
+
+/// The error of an error response; panics on a result.
+pub fn error_fields(v: &Value) -> WireError {
     let e = v
         .as_object()
         .and_then(|o| o.get("error"))
         .and_then(Value::as_object)
         .unwrap_or_else(|| panic!("not an error: {v}"));
-    let kind = e
-        .get("data")
-        .and_then(Value::as_object)
-        .and_then(|d| d.get("kind"))
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    (
-        e.get("code").and_then(Value::as_int).unwrap_or(0),
-        kind.to_owned(),
-        e.get("message").and_then(Value::as_str).unwrap_or("").to_owned(),
-    )
+    let data = e.get("data").and_then(Value::as_object);
+    let field = |k: &str| data.and_then(|d| d.get(k)).and_then(Value::as_str).unwrap_or("").to_owned();
+    WireError {
+        code: e.get("code").and_then(Value::as_int).unwrap_or(0),
+        kind: field("kind"),
+        cause: field("cause"),
+        message: e.get("message").and_then(Value::as_str).unwrap_or("").to_owned(),
+    }
 }

@@ -73,7 +73,22 @@ pub struct Recovery {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Verification {
     pub entries: u64,
-    pub error: Option<String>,
+    pub error: Option<Tamper>,
+}
+
+/// What a chain check found wrong; `at` is the segment and line.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Tamper {
+    #[error("{at}: not a JSON object")]
+    NotAnEntry { at: String },
+    #[error("{at}: seq {found:?} where {expected} was expected (entry removed or reordered)")]
+    OutOfSequence { at: String, found: Option<i64>, expected: u64 },
+    #[error("{at}: prev does not match the previous entry (entry {previous} edited, removed or reordered)")]
+    ChainBroken { at: String, previous: u64 },
+    #[error("the journal ends at entry {found} but the agent wrote {written} (entries removed)")]
+    Truncated { found: u64, written: u64 },
+    #[error("entry {0} differs from what the agent wrote (last entry edited)")]
+    LastEdited(u64),
 }
 
 fn segment_name(n: u32) -> String {
@@ -286,7 +301,7 @@ impl Journal {
         let mut prev = GENESIS;
         let mut expected_seq = 1u64;
         let mut entries = 0u64;
-        let fail = |entries, msg: String| Ok(Verification { entries, error: Some(msg) });
+        let fail = |entries, t: Tamper| Ok(Verification { entries, error: Some(t) });
         for (_, path) in segments(&self.dir)? {
             let bytes = std::fs::read(&path)?;
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -296,14 +311,17 @@ impl Journal {
                 }
                 let at = format!("{name} line {}", lineno + 1);
                 let Some(entry) = json::from_slice(line).ok().and_then(Value::into_object) else {
-                    return fail(entries, format!("{at}: not a JSON object"));
+                    return fail(entries, Tamper::NotAnEntry { at });
                 };
                 let seq = entry.get("seq").and_then(Value::as_int);
                 if seq != i64::try_from(expected_seq).ok() {
-                    return fail(entries, format!("{at}: seq {seq:?} where {expected_seq} was expected (entry removed or reordered)"));
+                    return fail(entries, Tamper::OutOfSequence { at, found: seq, expected: expected_seq });
                 }
                 if entry.get("prev").and_then(Value::as_str) != Some(base64::encode(&prev).as_str()) {
-                    return fail(entries, format!("{at}: prev does not match the previous entry (entry {} edited, removed or reordered)", expected_seq.saturating_sub(1)));
+                    return fail(
+                        entries,
+                        Tamper::ChainBroken { at, previous: expected_seq.saturating_sub(1) },
+                    );
                 }
                 prev = hash(line);
                 entries += 1;
@@ -311,18 +329,10 @@ impl Journal {
             }
         }
         if entries != head_seq {
-            return fail(
-                entries,
-                format!(
-                    "the journal ends at entry {entries} but the agent wrote {head_seq} (entries removed)"
-                ),
-            );
+            return fail(entries, Tamper::Truncated { found: entries, written: head_seq });
         }
         if prev != head {
-            return fail(
-                entries,
-                format!("entry {head_seq} differs from what the agent wrote (last entry edited)"),
-            );
+            return fail(entries, Tamper::LastEdited(head_seq));
         }
         Ok(Verification { entries, error: None })
     }

@@ -5,14 +5,13 @@
 //! *before* it is visible in memory or returned to a client, and changes are
 //! serialized by one writer lock that readers (signing) never wait on.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, KeyError, Result};
 use crate::fsutil;
 use crate::sync::{MutexExt, RwLockExt};
 use cryptoid_protocol::base64;
 use cryptoid_protocol::json::Value;
 use cryptoid_protocol::keys::PublicKey;
 use cryptoid_protocol::wire::keys::{KeyInfo, KeyKind, KeyState};
-use cryptoid_protocol::wire::ErrorKind;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -32,8 +31,7 @@ pub struct KeyRecord {
 
 impl KeyRecord {
     pub fn public_key(&self) -> Result<PublicKey> {
-        PublicKey::from_base64(&self.info.cryptoid)
-            .map_err(|e| Error::new(ErrorKind::InternalError, e.to_string()))
+        PublicKey::from_base64(&self.info.cryptoid).map_err(Error::internal)
     }
 
     pub fn info(&self, last_used: Option<u64>) -> KeyInfo {
@@ -107,11 +105,10 @@ impl Registry {
                 continue;
             }
             let bytes = std::fs::read(&path)?;
-            let rec: KeyRecord = serde_json::from_slice(&bytes).map_err(|e| {
-                Error::new(
-                    ErrorKind::InternalError,
-                    format!("key record {} is damaged ({e}); move it aside to start", path.display()),
-                )
+            let rec: KeyRecord = serde_json::from_slice(&bytes).map_err(|e| Error::Damaged {
+                path: path.display().to_string(),
+                why: e.to_string(),
+                fix: "move the key record aside to start",
             })?;
             if let Some(n) = rec.info.key_id.as_deref().and_then(parse_otk_key_id) {
                 next_otk = next_otk.max(n + 1);
@@ -129,13 +126,12 @@ impl Registry {
     fn path_of(&self, cryptoid: &str) -> Result<PathBuf> {
         // The file name is the URL-safe form: standard Base64 has '/'.
         let public = PublicKey::from_base64(cryptoid)
-            .map_err(|e| Error::new(ErrorKind::InvalidParams, e.to_string()))?;
+            .map_err(|e| KeyError::Malformed(cryptoid.to_owned(), e.to_string()))?;
         Ok(self.dir.join(format!("{}.json", base64::encode_url_safe(public.as_bytes()))))
     }
 
     fn write_record(&self, rec: &KeyRecord, sync_dir: bool) -> Result<()> {
-        let bytes =
-            serde_json::to_vec(rec).map_err(|e| Error::new(ErrorKind::InternalError, e.to_string()))?;
+        let bytes = serde_json::to_vec(rec).map_err(Error::internal)?;
         let path = self.path_of(&rec.info.cryptoid)?;
         if sync_dir {
             fsutil::write_atomic(&path, &bytes)?;
@@ -223,9 +219,7 @@ impl Registry {
     /// nothing.
     pub fn update(&self, cryptoid: &str, f: impl FnOnce(&mut KeyRecord) -> Result<()>) -> Result<KeyRecord> {
         let _w = self.lock_writer();
-        let mut rec = self
-            .get(cryptoid)
-            .ok_or_else(|| Error::new(ErrorKind::UnknownKey, format!("no key with cryptoID {cryptoid}")))?;
+        let mut rec = self.get(cryptoid).ok_or_else(|| KeyError::Unknown(cryptoid.to_owned()))?;
         f(&mut rec)?;
         self.write_record(&rec, true)?;
         self.write().insert(rec.info.cryptoid.clone(), rec.clone());

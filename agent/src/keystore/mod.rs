@@ -15,7 +15,6 @@ pub mod yubikey;
 use cryptoid_protocol::json::Value;
 use cryptoid_protocol::keys::PublicKey;
 use cryptoid_protocol::wire::agent::BackendInfo;
-use cryptoid_protocol::wire::ErrorKind;
 
 /// `backends.json` settings of the YubiKey backend (read even by builds
 /// without it, which then say so).
@@ -85,28 +84,32 @@ pub enum KeystoreError {
     MessageTooLarge(String),
     #[error("backend unavailable: {0}")]
     Unavailable(String),
-    #[error("backend {0:?} is not configured")]
+    #[error("this keystore is wrapped by a {0}, not a passphrase: unlock with its PIN (cryptoidctl unlock --pin-file F|-)")]
+    WrappedBy(&'static str),
+    #[error(
+        "PKCS#11 module {module} is outside the allowed directories ({allowed}); add its directory to `pkcs11_module_dirs` in config.toml"
+    )]
+    ModuleNotAllowed { module: String, allowed: String },
+    #[error("{0}: the YubiKey refused the PIN the agent had (was it changed?); it is forgotten, unlock again with `cryptoidctl unlock --backend yubikey`")]
+    PinNoLongerAccepted(Box<KeystoreError>),
+    #[error(
+        "Ed25519 needs YubiKey firmware 5.7 or later; YubiKey {serial} has {version}: keep the keys in the software keystore (`--backend soft`), bound to this YubiKey with `cryptoidctl backend init soft --wrap-with yubikey`"
+    )]
+    FirmwareTooOld { serial: u32, version: String },
+    #[error(
+        "YubiKey {0}'s management key is neither the factory default nor PIN-protected, so the agent cannot generate keys on it: make it PIN-protected with `ykman piv access change-management-key --generate --protect`"
+    )]
+    ManagementKeyUnusable(u32),
+    #[error("{} YubiKeys are plugged in ({}): pick one with --serial", .0.len(), .0.iter().map(u32::to_string).collect::<Vec<_>>().join(", "))]
+    SeveralCards(Vec<u32>),
+    #[error("backend {0:?} is not available in this agent (available: soft, pkcs11, yubikey)")]
     NoSuchBackend(String),
+    #[error("no {what} is set up: run `{fix}`")]
+    NotSetUp { what: &'static str, fix: &'static str },
+    #[error("this agent was built without {what} support (cargo feature `{feature}`)")]
+    NotBuilt { what: &'static str, feature: &'static str },
     #[error("{0}")]
     Invalid(String),
-}
-
-impl KeystoreError {
-    pub fn kind(&self) -> ErrorKind {
-        match self {
-            KeystoreError::Locked => ErrorKind::Locked,
-            KeystoreError::BadPassphrase => ErrorKind::BadPassphrase,
-            KeystoreError::PassphraseRequired(_) | KeystoreError::Invalid(_) => ErrorKind::InvalidParams,
-            KeystoreError::Corrupt { .. } | KeystoreError::Unseal | KeystoreError::Seal => {
-                ErrorKind::InternalError
-            }
-            KeystoreError::Io(_) => ErrorKind::StorageError,
-            KeystoreError::NoSuchBackend(_) | KeystoreError::Unavailable(_) => ErrorKind::BackendUnavailable,
-            KeystoreError::BadPin(_) | KeystoreError::PinBlocked(_) => ErrorKind::BadPassphrase,
-            KeystoreError::PinRequired(_) => ErrorKind::PinRequired,
-            KeystoreError::MessageTooLarge(_) => ErrorKind::MessageTooLarge,
-        }
-    }
 }
 
 /// One place keys can live.

@@ -242,11 +242,10 @@ pub fn check_module(module: &Path, allowed: &[PathBuf]) -> Result<PathBuf, Keyst
     if allowed.iter().any(|dir| real.starts_with(dir)) {
         Ok(real)
     } else {
-        Err(KeystoreError::Unavailable(format!(
-            "PKCS#11 module {} is outside the allowed directories ({}); add its directory to `pkcs11_module_dirs` in config.toml",
-            real.display(),
-            allowed.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
-        )))
+        Err(KeystoreError::ModuleNotAllowed {
+            module: real.display().to_string(),
+            allowed: allowed.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "),
+        })
     }
 }
 
@@ -533,6 +532,6 @@ mod tests {
         let f = d.path().join("evil.so");
         std::fs::write(&f, b"").expect("write");
         let e = check_module(&f, &allowed).expect_err("outside");
-        assert!(e.to_string().contains("outside the allowed directories"), "{e}");
+        assert!(matches!(e, KeystoreError::ModuleNotAllowed { .. }), "{e}");
     }
 }

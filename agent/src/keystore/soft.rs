@@ -300,9 +300,7 @@ impl SoftBackend {
                 to_array32(&raw).map(Some).ok_or_else(|| corrupt(&self.path, "data key is not 32 bytes"))
             }
             Some(KeystoreFile::Pkcs11Wrapped { module, token, key_id, iv, wrapped_key, .. }) => {
-                let pin = pin.ok_or(KeystoreError::PassphraseRequired(
-                    ": this keystore is wrapped by a PKCS#11 token; unlock with its PIN (cryptoidctl unlock --pin-file F|-)",
-                ))?;
+                let pin = pin.ok_or(KeystoreError::WrappedBy("PKCS#11 token"))?;
                 let iv: [u8; 12] =
                     decode(&iv)?.try_into().map_err(|_| corrupt(&self.path, "iv is not 12 bytes"))?;
                 let w = pkcs11::Wrapped { key_id: decode(&key_id)?, iv, ciphertext: decode(&wrapped_key)? };
@@ -317,9 +315,7 @@ impl SoftBackend {
                 wrapped_key,
                 ..
             }) => {
-                let pin = pin.ok_or(KeystoreError::PassphraseRequired(
-                    ": this keystore is wrapped by a YubiKey; unlock with its PIN (cryptoidctl unlock --pin-file F|-)",
-                ))?;
+                let pin = pin.ok_or(KeystoreError::WrappedBy("YubiKey"))?;
                 self.unwrap_yubikey(serial, &decode(&card_public)?, &decode(&ephemeral_public)?, pin)
                     .and_then(|kek| {
                         let raw = unseal(
@@ -361,9 +357,7 @@ impl SoftBackend {
             return Err(KeystoreError::PassphraseRequired(": the new passphrase must not be empty"));
         }
         if self.is_token_wrapped() {
-            return Err(KeystoreError::PassphraseRequired(
-                ": this keystore is wrapped by a token (PKCS#11 or YubiKey), not a passphrase",
-            ));
+            return Err(KeystoreError::WrappedBy("token (PKCS#11 or YubiKey)"));
         }
         let key = self.unwrap_with(Some(old), None)?.ok_or(KeystoreError::PassphraseRequired(
             ": no passphrase is set yet; the first `cryptoidctl unlock` sets it",

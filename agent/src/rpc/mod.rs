@@ -8,11 +8,11 @@
 
 pub mod table;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, RequestError, Result};
 use crate::service::{Announce, Audit, ClientInfo, Service};
 use cryptoid_protocol::json::Value;
 use cryptoid_protocol::wire::{
-    self, agent, backend, confirm, journal, keys, otk, policy, rooms, sign, ErrorKind, Method,
+    self, agent, backend, confirm, journal, keys, otk, policy, rooms, sign, Method,
 };
 use std::sync::Arc;
 use table::Handler;
@@ -172,10 +172,7 @@ macro_rules! methods {
                     return serve::<$m>(svc, client, req, audit).await;
                 }
             )*
-            Err(Error::new(
-                ErrorKind::MethodNotFound,
-                format!("unknown method {:?}; see agent.hello", req.method),
-            ))
+            Err(RequestError::UnknownMethod(req.method).into())
         }
     };
 }
@@ -251,7 +248,7 @@ async fn execute<M: Handler>(
         (r, a)
     })
     .await
-    .map_err(|e| Error::new(ErrorKind::InternalError, format!("worker failed: {e}")))?;
+    .map_err(|e| Error::internal(format!("worker failed: {e}")))?;
     *audit = a;
     r
 }

@@ -73,12 +73,7 @@ impl Backends {
             "soft" => Ok(self.soft.clone()),
             "pkcs11" => Ok(self.pkcs11()?),
             "yubikey" => self.yubikey_backend(),
-            other => Err(Error::new(
-                ErrorKind::BackendUnavailable,
-                format!(
-                    "backend {other:?} is not available in this agent (available: soft, pkcs11, yubikey)"
-                ),
-            )),
+            other => Err(KeystoreError::NoSuchBackend(other.to_owned()).into()),
         }
     }
 
@@ -90,11 +85,9 @@ impl Backends {
     /// went away and came back).
     fn pkcs11(&self) -> Result<Arc<Pkcs11Backend>> {
         open_once(&self.pkcs11, || {
-            let settings = self.read_file()?.pkcs11.ok_or_else(|| {
-                Error::new(
-                    ErrorKind::BackendUnavailable,
-                    "no PKCS#11 token is set up: run `cryptoidctl backend init pkcs11 --module M --token LABEL`",
-                )
+            let settings = self.read_file()?.pkcs11.ok_or(KeystoreError::NotSetUp {
+                what: "PKCS#11 token",
+                fix: "cryptoidctl backend init pkcs11 --module M --token LABEL",
             })?;
             Ok(Pkcs11Backend::open(settings, &self.module_dirs)?)
         })
@@ -116,10 +109,11 @@ impl Backends {
                 return self.wrap_with_yubikey(p, registry);
             }
             if p.wrap_with.as_deref() != Some("pkcs11") {
-                return Err(Error::new(
-                    ErrorKind::InvalidParams,
-                    "the software keystore is set up by the first unlock; `--wrap-with pkcs11|yubikey` wraps it with a token",
-                ));
+                return Err(KeystoreError::Invalid(
+                    "the software keystore is set up by the first unlock; `--wrap-with pkcs11|yubikey` wraps it with a token"
+                        .into(),
+                )
+                .into());
             }
             let pin = p.pin.as_deref().ok_or(KeystoreError::PinRequired("pkcs11"))?;
             let settings = Pkcs11Settings { module: PathBuf::from(&p.module), token: p.token.clone() };
@@ -131,10 +125,11 @@ impl Backends {
             return self.yubikey_init(p, registry);
         }
         if p.backend != "pkcs11" {
-            return Err(Error::new(
-                ErrorKind::InvalidParams,
-                format!("backend {:?} cannot be initialised (use pkcs11 or yubikey)", p.backend),
-            ));
+            return Err(KeystoreError::Invalid(format!(
+                "backend {:?} cannot be initialised (use pkcs11 or yubikey)",
+                p.backend
+            ))
+            .into());
         }
         let settings = Pkcs11Settings { module: PathBuf::from(&p.module), token: p.token.clone() };
         let b = Arc::new(Pkcs11Backend::open(settings.clone(), &self.module_dirs)?);
@@ -154,8 +149,7 @@ impl Backends {
     pub(super) fn update_file(&self, f: impl FnOnce(&mut BackendsFile)) -> Result<()> {
         let mut all = self.read_file()?;
         f(&mut all);
-        let bytes =
-            serde_json::to_vec(&all).map_err(|e| Error::new(ErrorKind::InternalError, e.to_string()))?;
+        let bytes = serde_json::to_vec(&all).map_err(Error::internal)?;
         crate::fsutil::write_atomic(&self.file, &bytes)?;
         Ok(())
     }
@@ -211,11 +205,10 @@ pub(super) struct BackendsFile {
 
 fn read_backends(path: &Path) -> Result<BackendsFile> {
     match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-            Error::new(
-                ErrorKind::InternalError,
-                format!("{} is damaged ({e}); run `cryptoidctl backend init` again", path.display()),
-            )
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::Damaged {
+            path: path.display().to_string(),
+            why: e.to_string(),
+            fix: "run `cryptoidctl backend init` again",
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BackendsFile::default()),
         Err(e) => Err(e.into()),

@@ -5,11 +5,10 @@
 use super::rate::exe_of;
 use super::sign::Checked;
 use super::{ClientInfo, Judged, Service};
-use crate::error::{Error, Result};
+use crate::error::{Refusal, Result};
 use crate::policy::{self, Action, Decision};
 use crate::prompt::{Answer, Outcome, Question};
 use cryptoid_protocol::wire::confirm::{AnswerParams, PendingList};
-use cryptoid_protocol::wire::ErrorKind;
 use std::time::Duration;
 
 /// What a remembered approval covers for these events: the exact change
@@ -44,11 +43,7 @@ fn needs_confirmation(decision: &Decision) -> Result<bool> {
     match decision.action {
         Action::Allow => Ok(false),
         Action::Confirm => Ok(true),
-        Action::Deny => Err(Error::Request {
-            kind: ErrorKind::PolicyDenied,
-            message: format!("the policy denies this: {}", decision.decisive_reasons().join("; ")),
-            reasons: decision.decisive_reasons(),
-        }),
+        Action::Deny => Err(Refusal::Policy { reasons: decision.decisive_reasons() }.into()),
     }
 }
 
@@ -137,19 +132,10 @@ impl Service {
         match self.prompts.ask(q, self.askpass(), timeout).await {
             Outcome::Allowed { by } => (Some(by), Ok(())),
             Outcome::Denied { by } => {
-                let e = Error::new(ErrorKind::ConfirmationDenied, format!("the user declined ({by})"));
+                let e = Refusal::Declined { by: by.clone() }.into();
                 (Some(by), Err(e))
             }
-            Outcome::TimedOut => (
-                None,
-                Err(Error::new(
-                    ErrorKind::ConfirmationTimeout,
-                    format!(
-                        "no answer within {} s; nothing was signed (answer with `cryptoidctl confirm` or an askpass program)",
-                        timeout.as_secs()
-                    ),
-                )),
-            ),
+            Outcome::TimedOut => (None, Err(Refusal::TimedOut { secs: timeout.as_secs() }.into())),
         }
     }
 
@@ -205,10 +191,7 @@ impl Service {
         if self.config.policy.socket_confirm {
             return Ok(());
         }
-        Err(Error::new(
-            ErrorKind::NotPermitted,
-            "socket_confirm = false: confirmations are seen and answered by the askpass program only",
-        ))
+        Err(Refusal::SocketConfirmOff.into())
     }
 
     pub fn confirm_answer(&self, client: &ClientInfo, p: &AnswerParams) -> Result<()> {
@@ -218,10 +201,7 @@ impl Service {
         if self.prompts.answer(p.id, Answer { allow: p.allow, remember, by }) {
             Ok(())
         } else {
-            Err(Error::new(
-                ErrorKind::InvalidParams,
-                format!("no pending confirmation {} (answered or expired)", p.id),
-            ))
+            Err(Refusal::NoSuchPending(p.id).into())
         }
     }
 }

@@ -9,7 +9,6 @@ use crate::policy::{self, Action, ClientFacts, Decision, RateFacts, SignRequest}
 use cryptoid_protocol::json::Value;
 use cryptoid_protocol::wire::policy::{CheckResult, Verdict};
 use cryptoid_protocol::wire::sign::SignPduParams;
-use cryptoid_protocol::wire::ErrorKind;
 use std::time::Duration;
 
 impl Service {
@@ -140,8 +139,7 @@ impl Service {
 
     /// `policy.show`: the effective policy, defaults filled in.
     pub fn policy_show(&self) -> Result<Value> {
-        let v = serde_json::to_value(&self.config.policy)
-            .map_err(|e| Error::new(ErrorKind::InternalError, e.to_string()))?;
-        serde_json::from_value::<Value>(v).map_err(|e| Error::new(ErrorKind::InternalError, e.to_string()))
+        let v = serde_json::to_value(&self.config.policy).map_err(Error::internal)?;
+        serde_json::from_value::<Value>(v).map_err(Error::internal)
     }
 }

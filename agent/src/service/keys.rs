@@ -1,27 +1,30 @@
 //! `keys.*` and `otk.*`.
 
 use super::Service;
-use crate::error::{Error, Result};
+use crate::error::{Error, KeyError, RequestError, Result};
 use crate::keys::{otk_key_id, Filter, KeyRecord};
 use cryptoid_protocol::json::{Object, Value};
 use cryptoid_protocol::wire::keys::{CreateParams, KeyInfo, KeyKind, KeyList, KeyRef, KeyState, ListParams};
 use cryptoid_protocol::wire::otk::{ClaimParams, GenerateParams, MarkPublishedParams, MAX_GENERATE};
-use cryptoid_protocol::wire::ErrorKind;
-
-fn invalid(msg: impl Into<String>) -> Error {
-    Error::new(ErrorKind::InvalidParams, msg)
-}
 
 /// Room IDs start with `!`, user IDs with `@` (sanity, not full grammar).
 fn check_ids(room_id: Option<&str>, user_id: Option<&str>) -> Result<()> {
     if let Some(r) = room_id {
         if !r.starts_with('!') || r.len() > 255 {
-            return Err(invalid(format!("room_id {r:?} is not a room ID (it starts with '!')")));
+            return Err(RequestError::param(
+                "room_id",
+                format!("room_id {r:?} is not a room ID (it starts with '!')"),
+            )
+            .into());
         }
     }
     if let Some(u) = user_id {
         if !u.starts_with('@') || u.len() > 255 {
-            return Err(invalid(format!("user_id {u:?} is not a user ID (it starts with '@')")));
+            return Err(RequestError::param(
+                "user_id",
+                format!("user_id {u:?} is not a user ID (it starts with '@')"),
+            )
+            .into());
         }
     }
     Ok(())
@@ -79,21 +82,17 @@ impl Service {
         let recs = self.registry.insert_new(
             |existing| match &room {
                 Some(room) => match existing.values().find(|r| r.bound_to(room) && r.info.user_id == user) {
-                    Some(other) => Err(Error::new(
-                        ErrorKind::KeyNotUsable,
-                        format!(
-                            "room {room} already has cryptoID {} for this user; delete it first",
-                            other.info.cryptoid
-                        ),
-                    )),
+                    Some(other) => {
+                        Err(KeyError::RoomTaken { room: room.clone(), other: other.info.cryptoid.clone() }
+                            .into())
+                    }
                     None => Ok(()),
                 },
                 None => Ok(()),
             },
             |_| Ok(vec![rec]),
         )?;
-        let rec =
-            recs.into_iter().next().ok_or_else(|| Error::new(ErrorKind::InternalError, "no record made"))?;
+        let rec = recs.into_iter().next().ok_or_else(|| Error::internal("no record made"))?;
         Ok(self.registry.info(&rec))
     }
 
@@ -108,9 +107,7 @@ impl Service {
     }
 
     pub fn keys_get(&self, p: &KeyRef) -> Result<KeyInfo> {
-        let rec = self.registry.get(&p.cryptoid).ok_or_else(|| {
-            Error::new(ErrorKind::UnknownKey, format!("no key with cryptoID {}", p.cryptoid))
-        })?;
+        let rec = self.registry.get(&p.cryptoid).ok_or_else(|| KeyError::Unknown(p.cryptoid.clone()))?;
         Ok(self.registry.info(&rec))
     }
 
@@ -134,7 +131,11 @@ impl Service {
 
     pub fn otk_generate(&self, p: &GenerateParams) -> Result<KeyList> {
         if p.count == 0 || p.count > MAX_GENERATE {
-            return Err(invalid(format!("count must be 1 to {MAX_GENERATE}, not {}", p.count)));
+            return Err(RequestError::param(
+                "count",
+                format!("count must be 1 to {MAX_GENERATE}, not {}", p.count),
+            )
+            .into());
         }
         self.require_unlocked()?;
         let backend = self.backend(p.backend.as_deref())?;
@@ -179,10 +180,7 @@ impl Service {
         for c in &p.cryptoids {
             let rec = self.registry.update(c, |r| {
                 if r.info.kind != KeyKind::OneTime {
-                    return Err(Error::new(
-                        ErrorKind::KeyNotUsable,
-                        format!("{c} is not a one-time cryptoID"),
-                    ));
+                    return Err(KeyError::NotOneTime(c.clone()).into());
                 }
                 match r.info.state {
                     KeyState::Unpublished => {
@@ -190,10 +188,12 @@ impl Service {
                         Ok(())
                     }
                     KeyState::Published => Ok(()),
-                    other => Err(Error::new(
-                        ErrorKind::KeyNotUsable,
-                        format!("one-time cryptoID {c} is {} and cannot be published", other.as_str()),
-                    )),
+                    other => Err(KeyError::WrongState {
+                        cryptoid: c.clone(),
+                        state: other.as_str(),
+                        action: "be published",
+                    }
+                    .into()),
                 }
             })?;
             out.push(self.registry.info(&rec));
@@ -217,21 +217,15 @@ impl Service {
             return Ok(());
         }
         if !r.awaiting_room() {
+            let cryptoid = r.info.cryptoid.clone();
             let why = match (&r.info.state, &r.info.room_id) {
-                (KeyState::Bound, Some(other)) => {
-                    format!("cryptoID {} is already bound to room {other}", r.info.cryptoid)
-                }
-                (state, _) => {
-                    format!("cryptoID {} is {} and cannot be bound", r.info.cryptoid, state.as_str())
-                }
+                (KeyState::Bound, Some(other)) => KeyError::AlreadyBound { cryptoid, room: other.clone() },
+                (state, _) => KeyError::WrongState { cryptoid, state: state.as_str(), action: "be bound" },
             };
-            return Err(Error::new(ErrorKind::KeyNotUsable, why));
+            return Err(why.into());
         }
         if let Some(other) = self.active_key_in_room(room_id, r.info.user_id.as_deref(), &r.info.cryptoid) {
-            return Err(Error::new(
-                ErrorKind::KeyNotUsable,
-                format!("room {room_id} already has cryptoID {other} for this user"),
-            ));
+            return Err(KeyError::RoomTaken { room: room_id.to_owned(), other }.into());
         }
         r.info.state = KeyState::Bound;
         r.info.room_id = Some(room_id.to_owned());

@@ -28,7 +28,7 @@ mod yubikey;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::{Error, Refusal, Result};
 use crate::journal::{self, Journal};
 use crate::keys::Registry;
 use crate::keystore::soft::SoftBackend;
@@ -39,7 +39,7 @@ use cryptoid_protocol::json::{Int, Object, Value};
 use cryptoid_protocol::wire::agent::{BackendInfo, HelloResult, LockState, PasswdParams, UnlockParams};
 use cryptoid_protocol::wire::backend::InitParams;
 use cryptoid_protocol::wire::journal::{TailParams, TailResult, VerifyResult};
-use cryptoid_protocol::wire::{ErrorKind, PROTOCOL_VERSION};
+use cryptoid_protocol::wire::PROTOCOL_VERSION;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -322,10 +322,15 @@ impl Service {
         Ok(())
     }
 
-    /// Journals a refused connection (another uid).
-    pub fn journal_refused(&self, client: &ClientInfo, why: &str) -> Result<()> {
-        let err = Error::new(ErrorKind::NotPermitted, why);
-        self.journal_request("connect", client, &Audit::default(), Err(&err))
+    /// Refuses a connection of another uid: journals it and returns the
+    /// error to send.
+    pub fn refuse_other_user(&self, client: &ClientInfo, own_uid: u32) -> Error {
+        tracing::warn!(uid = client.uid, pid = ?client.pid, exe = ?client.exe, "refused a connection from another user");
+        let err = Refusal::OtherUser { uid: client.uid, own: own_uid }.into();
+        if let Err(e) = self.journal_request("connect", client, &Audit::default(), Err(&err)) {
+            tracing::error!(error = %e, "cannot journal a refused connection");
+        }
+        err
     }
 
     /// Flushes what must survive a restart: last-used times and the journal.
@@ -384,7 +389,7 @@ impl Service {
 
     pub fn journal_verify(&self) -> Result<VerifyResult> {
         let v = self.journal.verify()?;
-        Ok(VerifyResult { ok: v.error.is_none(), entries: v.entries, error: v.error })
+        Ok(VerifyResult { ok: v.error.is_none(), entries: v.entries, error: v.error.map(|t| t.to_string()) })
     }
 }
 

@@ -1,14 +1,13 @@
 //! `rooms.observe` and the periodic flush of the room view.
 
 use super::Service;
-use crate::error::{Error, Result};
+use crate::error::{RequestError, Result};
 use cryptoid_protocol::wire::rooms::{ObserveParams, RoomView};
-use cryptoid_protocol::wire::ErrorKind;
 
 impl Service {
     pub fn rooms_observe(&self, p: &ObserveParams) -> Result<RoomView> {
         if !p.room_id.starts_with('!') {
-            return Err(Error::new(ErrorKind::InvalidParams, format!("{:?} is not a room ID", p.room_id)));
+            return Err(RequestError::param("room_id", format!("{:?} is not a room ID", p.room_id)).into());
         }
         self.rooms.observe(p)
     }

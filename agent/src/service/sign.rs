@@ -17,7 +17,7 @@
 //! its signature is released.
 
 use super::{Audit, ClientInfo, Service, SignedNote, Subject};
-use crate::error::{Error, Result};
+use crate::error::{Error, KeyError, PduError, Refusal, RequestError, Result};
 use crate::keys::KeyRecord;
 use crate::rooms::Seen;
 use cryptoid_protocol::event::{self, EventError, PreparedEvent};
@@ -26,7 +26,6 @@ use cryptoid_protocol::keys::CRYPTOID_KEY_ID;
 use cryptoid_protocol::room_version::EventIdFormat;
 use cryptoid_protocol::wire::keys::{KeyKind, KeyState};
 use cryptoid_protocol::wire::sign::{SignBatchParams, SignPduParams, SignedBatch, SignedPdu};
-use cryptoid_protocol::wire::ErrorKind;
 use cryptoid_protocol::{base64, RoomVersion};
 use std::collections::HashSet;
 
@@ -37,10 +36,6 @@ pub const MAX_PREV_EVENTS: usize = 20;
 pub const MAX_AUTH_EVENTS: usize = 10;
 /// Most PDUs in one `sign.batch`.
 pub const MAX_BATCH: usize = 100;
-
-fn bad(msg: impl Into<String>) -> Error {
-    Error::new(ErrorKind::BadPdu, msg)
-}
 
 /// A PDU that passed every hard check, ready for the policy and signing.
 pub(super) struct Checked {
@@ -55,27 +50,25 @@ pub(super) struct Checked {
     pub(super) binds: bool,
 }
 
-/// A hash that does not match is its own kind; anything else is a bad PDU.
-fn prepare_error(e: EventError) -> Error {
-    match e {
-        EventError::HashMismatch { .. } => Error::new(ErrorKind::HashMismatch, e.to_string()),
-        other => bad(other.to_string()),
-    }
-}
-
-fn str_field<'a>(pdu: &'a Object, key: &str) -> Result<&'a str> {
+fn str_field<'a>(pdu: &'a Object, key: &'static str) -> Result<&'a str, PduError> {
     match pdu.get(key) {
         Some(Value::String(s)) => Ok(s),
-        Some(other) => Err(bad(format!("`{key}` must be a string, not {}", other.type_name()))),
-        None => Err(bad(format!("the PDU has no `{key}`"))),
+        Some(other) => {
+            Err(PduError::WrongType { field: key, expected: "a string", found: other.type_name().to_owned() })
+        }
+        None => Err(PduError::Missing(key)),
     }
 }
 
-fn nonneg_int(pdu: &Object, key: &str) -> Result<i64> {
+fn nonneg_int(pdu: &Object, key: &'static str) -> Result<i64, PduError> {
     match pdu.get(key) {
         Some(Value::Int(i)) if i.get() >= 0 => Ok(i.get()),
-        Some(other) => Err(bad(format!("`{key}` must be a non-negative integer, not {other}"))),
-        None => Err(bad(format!("the PDU has no `{key}`"))),
+        Some(other) => Err(PduError::WrongType {
+            field: key,
+            expected: "a non-negative integer",
+            found: other.to_string(),
+        }),
+        None => Err(PduError::Missing(key)),
     }
 }
 
@@ -92,12 +85,17 @@ fn well_formed_event_id(rv: &RoomVersion, id: &str) -> bool {
     }
 }
 
-fn check_refs(rv: &RoomVersion, pdu: &Object, key: &str, max: usize) -> Result<()> {
-    let Some(Value::Array(refs)) = pdu.get(key) else {
-        return Err(bad(format!("`{key}` must be an array of event IDs")));
+fn check_refs(rv: &RoomVersion, pdu: &Object, key: &'static str, max: usize) -> Result<(), PduError> {
+    let refs = match pdu.get(key) {
+        Some(Value::Array(refs)) => refs,
+        Some(other) => {
+            let found = other.type_name().to_owned();
+            return Err(PduError::WrongType { field: key, expected: "an array of event IDs", found });
+        }
+        None => return Err(PduError::Missing(key)),
     };
     if refs.len() > max {
-        return Err(bad(format!("`{key}` lists {} events; at most {max} are allowed", refs.len())));
+        return Err(PduError::TooManyRefs { field: key, count: refs.len(), max });
     }
     let mut seen = HashSet::new();
     for r in refs {
@@ -109,10 +107,10 @@ fn check_refs(rv: &RoomVersion, pdu: &Object, key: &str, max: usize) -> Result<(
             _ => None,
         };
         let Some(id) = id.filter(|id| well_formed_event_id(rv, id)) else {
-            return Err(bad(format!("`{key}` holds {r}, which is not an event ID of room version {rv}")));
+            return Err(PduError::BadRef { field: key, found: r.to_string(), version: rv.id() });
         };
         if !seen.insert(id) {
-            return Err(bad(format!("`{key}` lists {id} twice")));
+            return Err(PduError::DuplicateRef { field: key, id: id.to_owned() });
         }
     }
     Ok(())
@@ -120,18 +118,20 @@ fn check_refs(rv: &RoomVersion, pdu: &Object, key: &str, max: usize) -> Result<(
 
 /// `signatures` may be absent or empty; any signature already there would
 /// be endorsed blindly.
-fn check_no_signatures(pdu: &Object) -> Result<()> {
+fn check_no_signatures(pdu: &Object) -> Result<(), PduError> {
     match pdu.get("signatures") {
         None => Ok(()),
         Some(Value::Object(sigs)) => {
             match sigs.iter().find(|(_, v)| v.as_object().is_none_or(|o| !o.is_empty())) {
-                Some((entity, _)) => Err(bad(format!(
-                    "the PDU already carries a signature by {entity}; the agent signs only unsigned PDUs"
-                ))),
+                Some((entity, _)) => Err(PduError::AlreadySigned(entity.clone())),
                 None => Ok(()),
             }
         }
-        Some(_) => Err(bad("`signatures` must be an object")),
+        Some(other) => Err(PduError::WrongType {
+            field: "signatures",
+            expected: "an object",
+            found: other.type_name().to_owned(),
+        }),
     }
 }
 
@@ -155,8 +155,7 @@ fn is_binding_event(rec: &KeyRecord, pdu: &Object, sender: &str) -> bool {
 
 impl Service {
     pub(super) fn room_version(&self, id: &str) -> Result<RoomVersion> {
-        let rv = RoomVersion::from_id(id)
-            .map_err(|e| Error::new(ErrorKind::UnsupportedRoomVersion, e.to_string()))?;
+        let rv = RoomVersion::from_id(id).map_err(|e| PduError::UnsupportedRoomVersion(e.to_string()))?;
         Ok(self.config.room_version(rv))
     }
 
@@ -185,15 +184,13 @@ impl Service {
         learned: &mut Subject,
     ) -> Result<Checked> {
         let Value::Object(pdu) = pdu else {
-            return Err(bad(format!("the PDU must be a JSON object, not {}", pdu.type_name())));
+            return Err(PduError::NotAnObject(pdu.type_name()).into());
         };
         let mut canonical = Vec::with_capacity(2048);
         json::write_object_filtered(&mut canonical, &pdu, |_| true);
         let size = canonical.len();
         if size > MAX_PDU_BYTES {
-            return Err(bad(format!(
-                "the PDU is {size} bytes of canonical JSON; at most {MAX_PDU_BYTES} are signed"
-            )));
+            return Err(PduError::TooLarge { size, max: MAX_PDU_BYTES }.into());
         }
         // v12: the room ID is the create event's hash as signed (with its
         // content hash), so the create is prepared first, once. A create
@@ -201,9 +198,9 @@ impl Service {
         let mut early = None;
         let room_id = if rv.room_id_is_create_hash() && event::is_create(&pdu) {
             if pdu.contains_key("room_id") {
-                return Err(bad(EventError::CreateCarriesRoomId(rv.id()).to_string()));
+                return Err(EventError::CreateCarriesRoomId(rv.id()).into());
             }
-            let prepared = event::prepare(pdu.clone(), rv).map_err(prepare_error)?;
+            let prepared = event::prepare(pdu.clone(), rv)?;
             let id = prepared.event_id().unwrap_or_default().trim_start_matches('$').to_owned();
             early = Some(prepared);
             format!("!{id}")
@@ -214,15 +211,20 @@ impl Service {
         let ty = str_field(&pdu, "type")?.to_owned();
         learned.event_type = Some(ty.clone());
         if ty.is_empty() {
-            return Err(bad("`type` is empty"));
+            return Err(PduError::EmptyType.into());
         }
         let sender = str_field(&pdu, "sender")?.to_owned();
         learned.cryptoid = Some(sender.clone());
         if pdu.contains_key("state_key") {
             str_field(&pdu, "state_key")?;
         }
-        if !matches!(pdu.get("content"), Some(Value::Object(_))) {
-            return Err(bad("`content` must be an object"));
+        match pdu.get("content") {
+            Some(Value::Object(_)) => {}
+            Some(other) => {
+                let found = other.type_name().to_owned();
+                return Err(PduError::WrongType { field: "content", expected: "an object", found }.into());
+            }
+            None => return Err(PduError::Missing("content").into()),
         }
         let depth = nonneg_int(&pdu, "depth")?;
         nonneg_int(&pdu, "origin_server_ts")?;
@@ -230,9 +232,7 @@ impl Service {
         check_refs(rv, &pdu, "auth_events", MAX_AUTH_EVENTS)?;
         check_no_signatures(&pdu)?;
 
-        let record = self.registry.get(&sender).ok_or_else(|| {
-            Error::new(ErrorKind::UnknownKey, format!("sender {sender} is not a cryptoID this agent holds"))
-        })?;
+        let record = self.registry.get(&sender).ok_or_else(|| KeyError::SenderNotHeld(sender.clone()))?;
         let binds = if record.bound_to(&room_id) || batch_binding == Some((sender.as_str(), room_id.as_str()))
         {
             false
@@ -240,30 +240,31 @@ impl Service {
             true
         } else {
             let why = match (&record.info.room_id, record.awaiting_room()) {
-                (_, true) => format!(
-                    "cryptoID {sender} is not bound to a room yet; only its own join (or, for a new room key, m.room.create) can bind it"
-                ),
+                (_, true) => KeyError::Unbound(sender),
                 (Some(other), false) if other != &room_id => {
-                    format!("cryptoID {sender} belongs to room {other}, not {room_id}")
+                    KeyError::OtherRoom { cryptoid: sender, bound: other.clone(), wanted: room_id }
                 }
-                _ => format!("cryptoID {sender} is {} and cannot sign", record.info.state.as_str()),
+                _ => KeyError::WrongState {
+                    cryptoid: sender,
+                    state: record.info.state.as_str(),
+                    action: "sign",
+                },
             };
-            return Err(Error::new(ErrorKind::KeyNotUsable, why));
+            return Err(why.into());
         };
 
         let prepared = match early {
             Some(p) => p,
-            None => event::prepare(pdu, rv).map_err(prepare_error)?,
+            None => event::prepare(pdu, rv)?,
         };
-        let computed = prepared
-            .event_id()
-            .ok_or_else(|| bad(format!("room version {rv} needs an `event_id` in the PDU")))?;
+        let computed = prepared.event_id().ok_or(EventError::MissingEventId(rv.id()))?;
         if let Some(given) = event_id {
             if given != computed {
-                return Err(Error::new(
-                    ErrorKind::EventIdMismatch,
-                    format!("the server announced event ID {given} but the PDU hashes to {computed}"),
-                ));
+                return Err(PduError::EventIdMismatch {
+                    announced: given.to_owned(),
+                    computed: computed.to_owned(),
+                }
+                .into());
             }
         }
         let event_id = computed.to_owned();
@@ -318,10 +319,7 @@ impl Service {
                     .and_then(Value::as_str)
                     .map(str::to_owned),
             });
-            let pdu = c
-                .prepared
-                .attach_signature(&c.record.info.cryptoid, CRYPTOID_KEY_ID, &sig)
-                .map_err(|e| bad(e.to_string()))?;
+            let pdu = c.prepared.attach_signature(&c.record.info.cryptoid, CRYPTOID_KEY_ID, &sig)?;
             out.push(SignedPdu {
                 pdu: Value::Object(pdu),
                 event_id: c.event_id,
@@ -363,7 +361,7 @@ impl Service {
         let (mut signed, notes) = self.sign_checked(vec![checked])?;
         audit.signed = notes;
         reservation.keep();
-        signed.pop().ok_or_else(|| Error::new(ErrorKind::InternalError, "nothing signed"))
+        signed.pop().ok_or_else(|| Error::internal("nothing signed"))
     }
 
     /// A `createRoom` batch: one room, each event's `prev_events` naming the
@@ -385,11 +383,11 @@ impl Service {
         audit.count = Some(p.pdus.len() as u64);
         let rv = self.room_version(&p.room_version)?;
         if p.pdus.is_empty() || p.pdus.len() > MAX_BATCH {
-            return Err(Error::new(ErrorKind::InvalidParams, format!("a batch holds 1 to {MAX_BATCH} PDUs")));
+            return Err(RequestError::param("pdus", format!("a batch holds 1 to {MAX_BATCH} PDUs")).into());
         }
         if let Some(ids) = &p.event_ids {
             if ids.len() != p.pdus.len() {
-                return Err(Error::new(ErrorKind::InvalidParams, "event_ids must have one entry per PDU"));
+                return Err(RequestError::param("event_ids", "event_ids must have one entry per PDU").into());
             }
         }
         let mut checked: Vec<Checked> = Vec::with_capacity(p.pdus.len());
@@ -399,13 +397,15 @@ impl Service {
             let b = binding.as_ref().map(|(k, r)| (k.as_str(), r.as_str()));
             let (learned, c) = self.check_pdu(&rv, pdu, given, b);
             audit.subject(learned);
-            let c = c.map_err(|e| prefix(e, &format!("PDU {i} of the batch")))?;
+            let c = c.map_err(|e| Error::InBatch { index: i, source: Box::new(e) })?;
             if let Some(prev) = checked.last() {
                 if c.room_id != prev.room_id {
-                    return Err(bad(format!(
-                        "PDU {i} is for room {} but the batch is for {}",
-                        c.room_id, prev.room_id
-                    )));
+                    return Err(PduError::BatchMixesRooms {
+                        index: i,
+                        room: c.room_id.clone(),
+                        batch_room: prev.room_id.clone(),
+                    }
+                    .into());
                 }
             }
             if c.binds {
@@ -451,27 +451,18 @@ impl Service {
 
     fn still_usable(&self, c: &Checked) -> Result<KeyRecord> {
         let id = &c.record.info.cryptoid;
-        let gone = || {
-            Error::new(
-                ErrorKind::UnknownKey,
-                format!("cryptoID {id} was deleted meanwhile; nothing was signed"),
-            )
-        };
+        let gone = || KeyError::DeletedMeanwhile(id.clone());
         let rec = self.registry.get(id).ok_or_else(gone)?;
         if rec.info.state == KeyState::Retired || rec.handle == Value::Null {
-            return Err(gone());
+            return Err(gone().into());
         }
         // Bound to this room, or still waiting as it was when checked (a
         // binding event, or a later PDU of the batch that binds it).
         let fine = rec.bound_to(&c.room_id) || (rec.awaiting_room() && !c.record.bound_to(&c.room_id));
         if !fine {
-            return Err(Error::new(
-                ErrorKind::KeyNotUsable,
-                format!(
-                    "cryptoID {id} changed while the request waited (now {}); nothing was signed",
-                    rec.info.state.as_str()
-                ),
-            ));
+            return Err(
+                KeyError::ChangedMeanwhile { cryptoid: id.clone(), state: rec.info.state.as_str() }.into()
+            );
         }
         self.require_unlocked()?;
         Ok(rec)
@@ -491,23 +482,5 @@ fn still_allowed(d: &crate::policy::Decision) -> Result<()> {
     if d.action != crate::policy::Action::Deny {
         return Ok(());
     }
-    let reasons = d.decisive_reasons();
-    Err(Error::Request {
-        kind: ErrorKind::PolicyDenied,
-        message: format!(
-            "approved, but judged again after the wait the policy denies it: {}; nothing was signed",
-            reasons.join("; ")
-        ),
-        reasons,
-    })
-}
-
-/// Prefixes a request error's message with where in a batch it happened.
-fn prefix(e: Error, at: &str) -> Error {
-    match e {
-        Error::Request { kind, message, reasons } => {
-            Error::Request { kind, message: format!("{at}: {message}"), reasons }
-        }
-        other => other,
-    }
+    Err(Refusal::PolicyAfterWait { reasons: d.decisive_reasons() }.into())
 }

@@ -3,22 +3,18 @@
 //! slots the key records use, and heard when it waits for a touch.
 
 use super::backends::Backends;
-use crate::error::{Error, Result};
+use crate::error::{KeystoreError, Result};
 use crate::keys::Registry;
 use crate::keystore::Backend;
 #[cfg(feature = "yubikey")]
 use crate::sync::MutexExt;
 use cryptoid_protocol::wire::agent::BackendInfo;
 use cryptoid_protocol::wire::backend::InitParams;
-use cryptoid_protocol::wire::ErrorKind;
 use std::sync::Arc;
 
 #[cfg(not(feature = "yubikey"))]
-fn built_without_yubikey() -> Error {
-    Error::new(
-        ErrorKind::BackendUnavailable,
-        "this agent was built without YubiKey support (cargo feature `yubikey`)",
-    )
+fn built_without_yubikey() -> crate::error::Error {
+    KeystoreError::NotBuilt { what: "YubiKey", feature: "yubikey" }.into()
 }
 
 #[cfg(not(feature = "yubikey"))]
@@ -84,11 +80,9 @@ mod enabled {
     impl Backends {
         fn yubikey(&self) -> Result<Arc<YubiKeyBackend>> {
             open_once(&self.yubikey, || {
-                let settings = self.read_file()?.yubikey.ok_or_else(|| {
-                    Error::new(
-                        ErrorKind::BackendUnavailable,
-                        "no YubiKey is set up: run `cryptoidctl backend init yubikey`",
-                    )
+                let settings = self.read_file()?.yubikey.ok_or(KeystoreError::NotSetUp {
+                    what: "YubiKey",
+                    fix: "cryptoidctl backend init yubikey",
                 })?;
                 Ok(YubiKeyBackend::open(settings, self.hooks.clone())?)
             })
@@ -158,7 +152,7 @@ mod enabled {
             return Ok(None);
         }
         p.token.parse().map(Some).map_err(|_| {
-            Error::new(ErrorKind::InvalidParams, format!("{:?} is not a YubiKey serial number", p.token))
+            KeystoreError::Invalid(format!("{:?} is not a YubiKey serial number", p.token)).into()
         })
     }
 }

@@ -169,11 +169,7 @@ impl AgentObject {
         let client = ClientInfo { uid, pid, exe };
         let own = rustix::process::getuid().as_raw();
         if uid != own && !(uid == 0 && self.svc.config().socket.allow_root) {
-            let why = format!("uid {uid} may not use the agent of uid {own}");
-            if let Err(e) = self.svc.journal_refused(&client, &why) {
-                tracing::error!(error = %e, "cannot journal a refused D-Bus caller");
-            }
-            return Err(AgentError::NotPermitted(why));
+            return Err(self.svc.refuse_other_user(&client, own).to_rpc().into());
         }
         self.callers.locked().insert(owned, client.clone());
         Ok(client)

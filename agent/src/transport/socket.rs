@@ -81,12 +81,7 @@ async fn connection(
     };
     let own_uid = rustix::process::getuid().as_raw();
     if client.uid != own_uid && !(client.uid == 0 && limits.allow_root) {
-        let why = format!("uid {} may not use the agent of uid {own_uid}", client.uid);
-        tracing::warn!(uid = client.uid, pid = ?client.pid, exe = ?client.exe, "refused a connection from another user");
-        if let Err(e) = svc.journal_refused(&client, &why) {
-            tracing::error!(error = %e, "cannot journal a refused connection");
-        }
-        let line = wire::encode_error(&Value::Null, &RpcError::new(ErrorKind::NotPermitted, why));
+        let line = wire::encode_error(&Value::Null, &svc.refuse_other_user(&client, own_uid).to_rpc());
         let _ = timeout(limits.line_timeout, stream.write_all(&line)).await;
         return;
     }
@@ -135,7 +130,8 @@ async fn connection(
                     let e = RpcError::new(
                         ErrorKind::InvalidRequest,
                         format!("request line not finished within {:?}; connection closed", limits.line_timeout),
-                    );
+                    )
+                    .with_cause("line_timeout");
                     let _ = timeout(limits.line_timeout, wr.write_all(&wire::encode_error(&Value::Null, &e))).await;
                     return;
                 }
@@ -153,7 +149,8 @@ async fn close_too_large(wr: &mut tokio::net::unix::OwnedWriteHalf, out: &mut Ve
     let e = RpcError::new(
         ErrorKind::MessageTooLarge,
         format!("request line longer than {MAX_LINE} bytes; connection closed"),
-    );
+    )
+    .with_cause("line_too_long");
     out.extend_from_slice(&wire::encode_error(&Value::Null, &e));
     let _ = timeout(limits.line_timeout, wr.write_all(out)).await;
 }

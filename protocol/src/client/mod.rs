@@ -75,6 +75,22 @@ impl ClientError {
             _ => None,
         }
     }
+
+    /// The agent's `data.cause`, when it named one.
+    pub fn cause(&self) -> Option<&str> {
+        match self {
+            ClientError::Rpc(e) => e.cause(),
+            _ => None,
+        }
+    }
+
+    /// The agent's `data.reasons` (empty unless it gave some).
+    pub fn reasons(&self) -> &[String] {
+        match self {
+            ClientError::Rpc(e) => &e.data.reasons,
+            _ => &[],
+        }
+    }
 }
 
 /// `$CRYPTOID_AUTH_SOCK`, else `$XDG_RUNTIME_DIR/cryptoid-agent/agent.sock`.

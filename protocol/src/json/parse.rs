@@ -57,6 +57,26 @@ pub enum ParseErrorKind {
     LeadingZero,
 }
 
+impl ParseErrorKind {
+    /// A stable snake_case name (the wire's `data.cause`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            ParseErrorKind::DuplicateKey(_) => "duplicate_key",
+            ParseErrorKind::Float => "float",
+            ParseErrorKind::IntegerOutOfRange => "integer_out_of_range",
+            ParseErrorKind::LoneSurrogate(_) => "lone_surrogate",
+            ParseErrorKind::InvalidUtf8 => "invalid_utf8",
+            ParseErrorKind::TrailingData => "trailing_data",
+            ParseErrorKind::TooDeep(_) => "too_deep",
+            ParseErrorKind::UnexpectedEnd => "unexpected_end",
+            ParseErrorKind::Unexpected(_) => "unexpected_token",
+            ParseErrorKind::InvalidEscape => "invalid_escape",
+            ParseErrorKind::ControlCharacter => "control_character",
+            ParseErrorKind::LeadingZero => "leading_zero",
+        }
+    }
+}
+
 /// A parse failure: the problem, the JSON path of the value concerned
 /// (`$.content.body`, `$.prev_events[2]`) and the byte offset.
 #[derive(Clone, Debug, PartialEq, Eq)]

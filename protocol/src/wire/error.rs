@@ -111,6 +111,12 @@ impl fmt::Display for ErrorKind {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorData {
     pub kind: ErrorKind,
+    /// What exactly went wrong within `kind`, as a stable snake_case name
+    /// (e.g. `key_bound_elsewhere` within `key_not_usable`): for programs
+    /// that must tell causes apart without reading `message`, which is for
+    /// people and may change. Absent when the kind says it all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
     /// Reasons behind a policy decision, when there are several.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reasons: Vec<String>,
@@ -127,7 +133,11 @@ pub struct RpcError {
 
 impl RpcError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> RpcError {
-        RpcError { code: kind.code(), message: message.into(), data: ErrorData { kind, reasons: Vec::new() } }
+        RpcError {
+            code: kind.code(),
+            message: message.into(),
+            data: ErrorData { kind, cause: None, reasons: Vec::new() },
+        }
     }
 
     pub fn kind(&self) -> ErrorKind {
@@ -137,5 +147,15 @@ impl RpcError {
     pub fn with_reasons(mut self, reasons: Vec<String>) -> RpcError {
         self.data.reasons = reasons;
         self
+    }
+
+    pub fn with_cause(mut self, cause: impl Into<String>) -> RpcError {
+        self.data.cause = Some(cause.into());
+        self
+    }
+
+    /// `data.cause`, if the agent named one.
+    pub fn cause(&self) -> Option<&str> {
+        self.data.cause.as_deref()
     }
 }

@@ -66,28 +66,37 @@ pub struct BadRequest {
 pub fn decode_request(line: &[u8]) -> Result<Request, BadRequest> {
     let bad = |id: Value, error: RpcError| BadRequest { id, error };
     let value = json::from_slice(line).map_err(|e| {
-        bad(Value::Null, RpcError::new(ErrorKind::ParseError, format!("malformed JSON: {e}")))
+        let error = RpcError::new(ErrorKind::ParseError, format!("malformed JSON: {e}"));
+        bad(Value::Null, error.with_cause(e.kind.name()))
     })?;
     let Value::Object(mut obj) = value else {
         return Err(bad(
             Value::Null,
-            RpcError::new(ErrorKind::InvalidRequest, "a request must be a JSON object"),
+            RpcError::new(ErrorKind::InvalidRequest, "a request must be a JSON object")
+                .with_cause("not_an_object"),
         ));
     };
     let id = obj.remove("id").unwrap_or(Value::Null);
     if !matches!(id, Value::String(_) | Value::Int(_) | Value::Null) {
         return Err(bad(
             Value::Null,
-            RpcError::new(ErrorKind::InvalidRequest, "`id` must be a string or an integer"),
+            RpcError::new(ErrorKind::InvalidRequest, "`id` must be a string or an integer")
+                .with_cause("bad_id"),
         ));
     }
     match obj.remove("jsonrpc") {
         Some(Value::String(v)) if v == "2.0" => {}
-        _ => return Err(bad(id, RpcError::new(ErrorKind::InvalidRequest, "`jsonrpc` must be \"2.0\""))),
+        _ => {
+            let error = RpcError::new(ErrorKind::InvalidRequest, "`jsonrpc` must be \"2.0\"");
+            return Err(bad(id, error.with_cause("bad_jsonrpc")));
+        }
     }
     let method = match obj.remove("method") {
         Some(Value::String(m)) => m,
-        _ => return Err(bad(id, RpcError::new(ErrorKind::InvalidRequest, "`method` must be a string"))),
+        _ => {
+            let error = RpcError::new(ErrorKind::InvalidRequest, "`method` must be a string");
+            return Err(bad(id, error.with_cause("bad_method")));
+        }
     };
     let params = match obj.remove("params") {
         None => Value::Object(Object::new()),
@@ -95,14 +104,16 @@ pub fn decode_request(line: &[u8]) -> Result<Request, BadRequest> {
         Some(_) => {
             return Err(bad(
                 id,
-                RpcError::new(ErrorKind::InvalidParams, "`params` must be an object (named parameters)"),
+                RpcError::new(ErrorKind::InvalidParams, "`params` must be an object (named parameters)")
+                    .with_cause("params_not_an_object"),
             ))
         }
     };
     if let Some(extra) = obj.keys().next() {
         return Err(bad(
             id,
-            RpcError::new(ErrorKind::InvalidRequest, format!("unknown request member {extra:?}")),
+            RpcError::new(ErrorKind::InvalidRequest, format!("unknown request member {extra:?}"))
+                .with_cause("unknown_member"),
         ));
     }
     Ok(Request { id, method, params })
@@ -113,6 +124,7 @@ impl Request {
     pub fn params<M: Method>(self) -> Result<M::Params, RpcError> {
         self.params.deserialize_into::<M::Params>().map_err(|e| {
             RpcError::new(ErrorKind::InvalidParams, format!("invalid params for {}: {e}", M::NAME))
+                .with_cause("params_mismatch")
         })
     }
 }

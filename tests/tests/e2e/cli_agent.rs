@@ -49,7 +49,7 @@ fn key_management_and_signing_from_the_command_line() {
         &["sign", "--room-version", "org.matrix.msc4080", "--intent", asked],
         json::to_canonical_string(&other).as_bytes(),
     );
-    assert!(!out.status.success() && stderr(&out).contains("PDU content is"), "{}", stderr(&out));
+    assert!(!out.status.success() && stderr(&out).ends_with("[policy_denied]\n"), "{}", stderr(&out));
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("intent.json");
     std::fs::write(&file, asked).expect("write");
@@ -106,7 +106,7 @@ fn wrong_passphrase_is_exit_6_with_the_kind() {
     agent.unlocked();
     let out = agent.ctl(&["unlock", "--passphrase-file", "-"], b"wrong\n");
     assert_eq!(out.status.code(), Some(6));
-    assert!(stderr(&out).contains("wrong passphrase [bad_passphrase]"), "{}", stderr(&out));
+    assert!(stderr(&out).ends_with("[bad_passphrase]\n"), "{}", stderr(&out));
 }
 
 #[test]

@@ -75,8 +75,8 @@ fn client(agent: &Agent, n: usize) -> usize {
                         "parse_error",
                     ),
                 };
-                let (_, kind, msg) = raw.error_of(&line);
-                assert_eq!(kind, want, "client {n}, request {i}: {msg}");
+                let e = raw.error_of(&line);
+                assert_eq!(e.kind, want, "client {n}, request {i}: {e:?}");
             }
         }
     }

@@ -90,14 +90,7 @@ pub fn pick(serial: Option<u32>) -> Result<u32, KeystoreError> {
         [] => Err(KeystoreError::Unavailable(
             "no YubiKey found: plug one in (and check that pcscd is running)".into(),
         )),
-        many => {
-            let serials: Vec<String> = many.iter().map(|c| c.serial.to_string()).collect();
-            Err(KeystoreError::Invalid(format!(
-                "{} YubiKeys are plugged in ({}): pick one with --serial",
-                many.len(),
-                serials.join(", ")
-            )))
-        }
+        many => Err(KeystoreError::SeveralCards(many.iter().map(|c| c.serial).collect())),
     }
 }
 
@@ -347,13 +340,7 @@ pub fn generate(serial: u32, pin: &str, key: u8, algorithm: u8, touch: u8) -> Re
             Ok(k) => k,
             Err(_) => MgmKey::get_default(&yk).map_err(|e| unavailable("no usable management key", e))?,
         };
-        yk.authenticate(&mgm).map_err(|_| {
-            KeystoreError::Unavailable(format!(
-                "YubiKey {serial}'s management key is neither the factory default nor PIN-protected, so the agent \
-                 cannot generate keys on it: make it PIN-protected with \
-                 `ykman piv access change-management-key --generate --protect`"
-            ))
-        })?;
+        yk.authenticate(&mgm).map_err(|_| KeystoreError::ManagementKeyUnusable(serial))?;
         let slot = SlotId::try_from(key).map_err(|e| unavailable("bad slot", e))?;
         let algorithm = match algorithm {
             alg::P256 => AlgorithmId::EccP256,

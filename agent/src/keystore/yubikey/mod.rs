@@ -117,12 +117,9 @@ impl YubiKeyBackend {
     /// or every signature would cost one of the card's few tries.
     fn forget_refused_pin(&self, e: KeystoreError) -> KeystoreError {
         match e {
-            KeystoreError::BadPin(tries) => {
+            e @ KeystoreError::BadPin(_) => {
                 self.lock();
-                KeystoreError::BadPin(format!(
-                    "{tries}: the YubiKey refused the PIN the agent had (was it changed?); it is forgotten, \
-                     unlock again with `cryptoidctl unlock --backend yubikey`"
-                ))
+                KeystoreError::PinNoLongerAccepted(Box::new(e))
             }
             e => e,
         }
@@ -173,12 +170,11 @@ impl Backend for YubiKeyBackend {
         let mut link = self.link();
         let found = link.card()?;
         if found.version < [5, 7, 0] {
-            return Err(KeystoreError::Unavailable(format!(
-                "Ed25519 needs YubiKey firmware 5.7 or later; YubiKey {} has {}.{}.{}: keep the keys in the \
-                 software keystore (`--backend soft`), bound to this YubiKey with \
-                 `cryptoidctl backend init soft --wrap-with yubikey`",
-                found.serial, found.version[0], found.version[1], found.version[2]
-            )));
+            let [major, minor, patch] = found.version;
+            return Err(KeystoreError::FirmwareTooOld {
+                serial: found.serial,
+                version: format!("{major}.{minor}.{patch}"),
+            });
         }
         let (active, deleted) = (self.hooks.slots)();
         let free = link.free_retired_slot(&active, &deleted)?;

@@ -1,0 +1,199 @@
+//! The agent library's errors: one enum per concern, and in this file the
+//! one place where each variant gets its wire identity: `data.kind` (the
+//! stable class a client acts on) and `data.cause` (the stable name of the
+//! variant, for programs and tests that must tell causes apart). Messages
+//! are for people: they say what happened and what to do, and may change.
+//!
+//! | concern | enum | where |
+//! |---|---|---|
+//! | the request itself | [`RequestError`] | wire decoding, method lookup, params |
+//! | a PDU's hard checks | [`PduError`] | `service::sign` |
+//! | keys and their states | [`KeyError`] | `service::keys`, `keys`, `service::sign` |
+//! | policy, client rules, confirmations | [`Refusal`] | `service::confirm`, `service::sign` |
+//! | backends and tokens | [`KeystoreError`] | `keystore`, `service::backends` |
+
+mod key;
+mod pdu;
+mod refusal;
+mod request;
+
+pub use crate::keystore::KeystoreError;
+pub use key::KeyError;
+pub use pdu::PduError;
+pub use refusal::Refusal;
+pub use request::RequestError;
+
+use cryptoid_protocol::event::EventError;
+use cryptoid_protocol::wire::{ErrorKind, RpcError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    #[error(transparent)]
+    Pdu(#[from] PduError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error(transparent)]
+    Keystore(#[from] KeystoreError),
+    #[error("storage failed: {0}; nothing was changed")]
+    Storage(#[from] std::io::Error),
+    /// A file the agent wrote no longer parses.
+    #[error("{path} is damaged ({why}); {fix}")]
+    Damaged { path: String, why: String, fix: &'static str },
+    /// A bug or an impossible state; the message is for the bug report.
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// An error of one PDU of a `sign.batch`.
+    #[error("PDU {index} of the batch: {source}")]
+    InBatch { index: usize, source: Box<Error> },
+}
+
+impl From<EventError> for Error {
+    fn from(e: EventError) -> Error {
+        Error::Pdu(PduError::Event(e))
+    }
+}
+
+impl Error {
+    pub fn internal(msg: impl std::fmt::Display) -> Error {
+        Error::Internal(msg.to_string())
+    }
+
+    /// Its wire identity: `(data.kind, data.cause)`. The one place.
+    pub fn identity(&self) -> (ErrorKind, &str) {
+        use ErrorKind as K;
+        match self {
+            Error::Request(e) => match e {
+                RequestError::Wire(rpc) => (rpc.kind(), rpc.cause().unwrap_or("malformed_request")),
+                RequestError::UnknownMethod(_) => (K::MethodNotFound, "unknown_method"),
+                RequestError::Param { .. } => (K::InvalidParams, "bad_param"),
+            },
+            Error::Pdu(e) => match e {
+                PduError::Event(EventError::HashMismatch { .. }) => {
+                    (K::HashMismatch, "content_hash_mismatch")
+                }
+                PduError::Event(EventError::CreateCarriesRoomId(_)) => (K::BadPdu, "create_carries_room_id"),
+                PduError::Event(_) => (K::BadPdu, "malformed_field"),
+                PduError::EventIdMismatch { .. } => (K::EventIdMismatch, "event_id_mismatch"),
+                PduError::UnsupportedRoomVersion(_) => (K::UnsupportedRoomVersion, "unknown_room_version"),
+                PduError::NotAnObject(_) => (K::BadPdu, "not_an_object"),
+                PduError::TooLarge { .. } => (K::BadPdu, "too_large"),
+                PduError::Missing(_) => (K::BadPdu, "missing_field"),
+                PduError::WrongType { .. } | PduError::EmptyType => (K::BadPdu, "malformed_field"),
+                PduError::TooManyRefs { .. } => (K::BadPdu, "too_many_refs"),
+                PduError::BadRef { .. } => (K::BadPdu, "bad_event_ref"),
+                PduError::DuplicateRef { .. } => (K::BadPdu, "duplicate_event_ref"),
+                PduError::AlreadySigned(_) => (K::BadPdu, "already_signed"),
+                PduError::BatchMixesRooms { .. } => (K::BadPdu, "batch_mixes_rooms"),
+            },
+            Error::Key(e) => match e {
+                KeyError::Unknown(_) => (K::UnknownKey, "no_such_key"),
+                KeyError::SenderNotHeld(_) => (K::UnknownKey, "sender_not_held"),
+                KeyError::DeletedMeanwhile(_) => (K::UnknownKey, "deleted_meanwhile"),
+                KeyError::Malformed(..) => (K::InvalidParams, "malformed_cryptoid"),
+                KeyError::Unbound(_) => (K::KeyNotUsable, "key_unbound"),
+                KeyError::OtherRoom { .. } => (K::KeyNotUsable, "key_bound_elsewhere"),
+                KeyError::AlreadyBound { .. } => (K::KeyNotUsable, "key_already_bound"),
+                KeyError::WrongState { .. } => (K::KeyNotUsable, "key_state"),
+                KeyError::RoomTaken { .. } => (K::KeyNotUsable, "room_has_key"),
+                KeyError::NotOneTime(_) => (K::KeyNotUsable, "not_one_time"),
+                KeyError::ChangedMeanwhile { .. } => (K::KeyNotUsable, "changed_meanwhile"),
+            },
+            Error::Refused(e) => match e {
+                Refusal::Policy { .. } => (K::PolicyDenied, "policy"),
+                Refusal::PolicyAfterWait { .. } => (K::PolicyDenied, "policy_after_wait"),
+                Refusal::OtherUser { .. } => (K::NotPermitted, "other_user"),
+                Refusal::SocketConfirmOff => (K::NotPermitted, "socket_confirm_off"),
+                Refusal::Declined { .. } => (K::ConfirmationDenied, "declined"),
+                Refusal::TimedOut { .. } => (K::ConfirmationTimeout, "timed_out"),
+                Refusal::NoSuchPending(_) => (K::InvalidParams, "no_such_confirmation"),
+            },
+            Error::Keystore(e) => keystore_identity(e),
+            Error::Storage(_) => (K::StorageError, "write_failed"),
+            Error::Damaged { .. } => (K::InternalError, "damaged_file"),
+            Error::Internal(_) => (K::InternalError, "internal"),
+            Error::InBatch { source, .. } => source.identity(),
+        }
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        self.identity().0
+    }
+
+    /// `data.cause`: the variant's stable name.
+    pub fn cause(&self) -> &str {
+        self.identity().1
+    }
+
+    /// The rules behind a refusal by the policy.
+    pub fn reasons(&self) -> &[String] {
+        match self {
+            Error::Refused(Refusal::Policy { reasons } | Refusal::PolicyAfterWait { reasons }) => reasons,
+            Error::InBatch { source, .. } => source.reasons(),
+            Error::Request(RequestError::Wire(rpc)) => &rpc.data.reasons,
+            _ => &[],
+        }
+    }
+
+    pub fn to_rpc(&self) -> RpcError {
+        let (kind, cause) = self.identity();
+        RpcError::new(kind, self.to_string()).with_cause(cause).with_reasons(self.reasons().to_vec())
+    }
+}
+
+fn keystore_identity(e: &KeystoreError) -> (ErrorKind, &'static str) {
+    use ErrorKind as K;
+    match e {
+        KeystoreError::Locked => (K::Locked, "locked"),
+        KeystoreError::BadPassphrase => (K::BadPassphrase, "bad_passphrase"),
+        KeystoreError::BadPin(_) => (K::BadPassphrase, "bad_pin"),
+        KeystoreError::PinBlocked(_) => (K::BadPassphrase, "pin_blocked"),
+        KeystoreError::PassphraseRequired(_) => (K::InvalidParams, "passphrase_required"),
+        KeystoreError::Invalid(_) => (K::InvalidParams, "bad_backend_params"),
+        KeystoreError::Corrupt { .. } => (K::InternalError, "damaged_file"),
+        KeystoreError::Unseal => (K::InternalError, "unseal_failed"),
+        KeystoreError::Seal => (K::InternalError, "seal_failed"),
+        KeystoreError::Io(_) => (K::StorageError, "write_failed"),
+        KeystoreError::NoSuchBackend(_) => (K::BackendUnavailable, "no_such_backend"),
+        KeystoreError::NotSetUp { .. } => (K::BackendUnavailable, "not_set_up"),
+        KeystoreError::NotBuilt { .. } => (K::BackendUnavailable, "not_built"),
+        KeystoreError::Unavailable(_) => (K::BackendUnavailable, "token_unavailable"),
+        KeystoreError::WrappedBy(_) => (K::InvalidParams, "keystore_wrapped"),
+        KeystoreError::ModuleNotAllowed { .. } => (K::BackendUnavailable, "module_not_allowed"),
+        KeystoreError::PinNoLongerAccepted(_) => (K::BadPassphrase, "pin_changed"),
+        KeystoreError::FirmwareTooOld { .. } => (K::BackendUnavailable, "firmware_too_old"),
+        KeystoreError::ManagementKeyUnusable(_) => (K::BackendUnavailable, "management_key_unusable"),
+        KeystoreError::SeveralCards(_) => (K::InvalidParams, "several_cards"),
+        KeystoreError::PinRequired(_) => (K::PinRequired, "pin_required"),
+        KeystoreError::MessageTooLarge(_) => (K::MessageTooLarge, "message_too_large"),
+    }
+}
+
+impl From<RpcError> for Error {
+    fn from(e: RpcError) -> Error {
+        Error::Request(RequestError::Wire(e))
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    /// Every cause this file names is documented in the README's error
+    /// table, so the two cannot drift apart.
+    #[test]
+    fn every_cause_is_documented() {
+        let readme = include_str!("../../../README.md");
+        let source = include_str!("mod.rs");
+        let mut n = 0;
+        for line in source.lines().filter(|l| l.contains("=> (K::") && l.trim_end().ends_with("\"),")) {
+            let Some(cause) = line.rsplit('"').nth(1) else { continue };
+            assert!(readme.contains(&format!("`{cause}`")), "cause {cause:?} is not in the README");
+            n += 1;
+        }
+        assert!(n > 50, "found only {n} causes: has the mapping moved?");
+    }
+}

@@ -1,0 +1,26 @@
+//! Refusals: by the policy, by the client rules, by the person asked.
+
+/// The policy or a client rule said no, or the person did.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// `reasons` name the rules (and fields) that decided.
+    #[error("the policy denies this: {}", .reasons.join("; "))]
+    Policy { reasons: Vec<String> },
+    /// Approved, but the decision made again after the wait denies it (the
+    /// room, the key or the lock changed meanwhile).
+    #[error("approved, but judged again after the wait the policy denies it: {}; nothing was signed", .reasons.join("; "))]
+    PolicyAfterWait { reasons: Vec<String> },
+    /// The connection is another user's.
+    #[error("uid {uid} may not use the agent of uid {own}")]
+    OtherUser { uid: u32, own: u32 },
+    #[error("socket_confirm = false: confirmations are seen and answered by the askpass program only")]
+    SocketConfirmOff,
+    #[error("the user declined ({by})")]
+    Declined { by: String },
+    #[error(
+        "no answer within {secs} s; nothing was signed (answer with `cryptoidctl confirm` or an askpass program)"
+    )]
+    TimedOut { secs: u64 },
+    #[error("no pending confirmation {0} (answered or expired)")]
+    NoSuchPending(u64),
+}
