@@ -2,8 +2,8 @@
 #
 #   install_missing NAME     NAME: an associative array `[probe]=package`
 #
-# A probe is a command, or `file:` and a path, whose absence means the
-# package is missing; the missing packages are installed with apt-get (with
+# A probe is a command, `file:` and a path, or `python:` and a module of
+# python3, whose absence means the package is missing; the missing packages are installed with apt-get (with
 # sudo unless root), after one `apt-get update`.
 install_missing() {
     local -n deps=$1
@@ -11,6 +11,7 @@ install_missing() {
     for probe in "${!deps[@]}"; do
         case "$probe" in
             file:*) [ -e "${probe#file:}" ] || missing+=("${deps[$probe]}") ;;
+            python:*) python3 -c "import ${probe#python:}" >/dev/null 2>&1 || missing+=("${deps[$probe]}") ;;
             *) command -v "$probe" >/dev/null 2>&1 || missing+=("${deps[$probe]}") ;;
         esac
     done

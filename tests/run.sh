@@ -18,7 +18,10 @@ stage() { printf '== [%s +%ds] %s\n' "$(date -u +%H:%M:%S)" "$SECONDS" "$*"; }
 # puts the full-disk test's data directory on a small tmpfs; python3 also
 # writes the fuzz seeds; pcscd with the vsmartcard-vpcd reader driver is the
 # PC/SC stack of the YubiKey tests (virtual cards), and the agent's YubiKey
-# backend builds against libpcsclite (pkg-config finds it).
+# backend builds against libpcsclite (pkg-config finds it). node and npm run
+# matrix-js-sdk for the secret-storage interop tests; python3's venv and
+# ensurepip make the venv of the Synapse homeserver the sharing tests push
+# to and pull from.
 # A key is a command (or `file:` a path) whose absence means the package is
 # missing. The build's own needs (cc, libc headers, pkg-config, libpcsclite)
 # are packaging/first-run.sh's too: tests/check-deps.sh keeps them in step.
@@ -29,7 +32,8 @@ declare -A NEEDS=([python3]=python3 [setpriv]=util-linux [dbus-daemon]=dbus-daem
                [file:/usr/include/stdio.h]=libc6-dev
                [file:/usr/share/dbus-1/session.conf]=dbus-session-bus-common
                [file:/usr/lib/pcsc/drivers/serial/libifdvpcd.so]=vsmartcard-vpcd
-               [file:/usr/include/PCSC/winscard.h]=libpcsclite-dev)
+               [file:/usr/include/PCSC/winscard.h]=libpcsclite-dev
+               [node]=nodejs [npm]=npm [python:ensurepip]=python3-venv)
 
 # shellcheck source=../packaging/install-missing.sh
 . packaging/install-missing.sh
@@ -56,6 +60,12 @@ stage "doc tests"
 cargo test --workspace --doc --locked
 stage "fuzz smoke (each fuzz target briefly; skipped without a nightly toolchain)"
 tests/fuzz-smoke.sh 20
+stage "matrix-js-sdk for the interop tests (npm ci, pinned in tests/interop/js)"
+npm ci --prefix tests/interop/js --no-audit --no-fund --loglevel=error
+export CRYPTOID_TEST_JS=1
+stage "Synapse for the sharing tests (pip, pinned in tests/synapse.sh)"
+tests/synapse.sh install
+export CRYPTOID_TEST_SYNAPSE=1
 stage "pcscd with the virtual readers (YubiKey tests)"
 pcsc_dir=$(mktemp -d)
 tests/pcscd.sh start "$pcsc_dir" >/dev/null

@@ -42,6 +42,22 @@ pub fn replace_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
     result
 }
 
+/// Writes `path` in place, mode 0600, without any fsync: for batches that
+/// can write a torn file again after a crash, made durable by one
+/// [`sync_filesystem`] afterwards.
+pub fn write_private_unsynced(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    f.write_all(bytes)
+}
+
+/// Makes everything written to the filesystem holding `dir` durable
+/// (`syncfs`): one call for a batch of many files.
+pub fn sync_filesystem(dir: &Path) -> io::Result<()> {
+    let f = File::open(dir)?;
+    rustix::fs::syncfs(&f)?;
+    Ok(())
+}
+
 fn parent(path: &Path) -> io::Result<&Path> {
     path.parent().ok_or_else(|| io::Error::other("path has no parent directory"))
 }

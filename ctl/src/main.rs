@@ -11,6 +11,7 @@
 
 mod agent;
 mod bench;
+mod homeserver;
 mod input;
 mod keyfile;
 mod keys;
@@ -19,6 +20,7 @@ mod pdu;
 mod policy;
 mod selfconfirm;
 mod setup;
+mod share;
 
 use clap::{Parser, Subcommand};
 use cryptoid_protocol::client::{blocking::Client, ClientError};
@@ -87,6 +89,10 @@ enum Command {
     /// Print the man page (roff).
     #[command(hide = true)]
     ManPage,
+    /// Share your cryptoIDs with your other devices through Matrix secret
+    /// storage: `share push` here, `share pull` there.
+    #[command(subcommand)]
+    Share(share::ShareCommand),
     /// Offline tools on PDU JSON files (no agent needed): canonical JSON,
     /// redaction, content hash, event ID, signing and verification.
     #[command(subcommand)]
@@ -120,6 +126,7 @@ fn main() -> ExitCode {
             | Command::Rooms(_)
             | Command::Passwd(_)
             | Command::Setup(_)
+            | Command::Share(_)
     ) {
         selfconfirm::start(&ctx);
     }
@@ -139,6 +146,7 @@ fn main() -> ExitCode {
         Command::Confirm(a) => policy::run_confirm(&ctx, a),
         Command::Bench(a) => bench::run(&ctx, a),
         Command::Pdu(cmd) => pdu::run(cmd),
+        Command::Share(cmd) => share::run(&ctx, cmd),
         Command::Completions { shell } => completions(shell),
         Command::ManPage => man_page(),
     };

@@ -14,6 +14,8 @@
 //! | [`redaction`] | the redaction algorithm and the allocation-free writer of the signing bytes |
 //! | [`event`] | content hash, reference hash, event ID, prepare/sign/verify of events, signing of plain JSON |
 //! | [`keys`] | Ed25519 key pairs, public keys, cryptoIDs, the [`keys::Signer`] trait |
+//! | [`secret_storage`] | Matrix secret storage (`m.secret_storage.v1.aes-hmac-sha2`): key checks, recovery keys, passphrases, encrypting secrets |
+//! | [`share`] | the document of shared cryptoIDs (MSC4080), split into secret-storage parts |
 //! | [`text`] | homeserver strings made safe to show a person (controls and bidi overrides escaped) |
 //!
 //! ## Signing a PDU returned by the homeserver
@@ -44,6 +46,8 @@ pub mod json;
 pub mod keys;
 pub mod redaction;
 pub mod room_version;
+pub mod secret_storage;
+pub mod share;
 pub mod text;
 pub mod wire;
 

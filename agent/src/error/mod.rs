@@ -11,19 +11,24 @@
 //! | keys and their states | [`KeyError`] | `service::keys`, `keys`, `service::sign` |
 //! | policy, client rules, confirmations | [`Refusal`] | `service::confirm`, `service::sign` |
 //! | backends and tokens | [`KeystoreError`] | `keystore`, `service::backends` |
+//! | sharing keys through secret storage | [`ShareFailure`] | `service::share` |
 
 mod key;
 mod pdu;
 mod refusal;
 mod request;
+mod share;
 
 pub use crate::keystore::KeystoreError;
 pub use key::KeyError;
 pub use pdu::PduError;
 pub use refusal::Refusal;
 pub use request::RequestError;
+pub use share::ShareFailure;
 
 use cryptoid_protocol::event::EventError;
+use cryptoid_protocol::secret_storage::SecretStorageError as Sse;
+use cryptoid_protocol::share::ShareError;
 use cryptoid_protocol::wire::{ErrorKind, RpcError};
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +43,8 @@ pub enum Error {
     Refused(#[from] Refusal),
     #[error(transparent)]
     Keystore(#[from] KeystoreError),
+    #[error(transparent)]
+    Share(#[from] ShareFailure),
     #[error("storage failed: {0}; nothing was changed")]
     Storage(#[from] std::io::Error),
     /// A file the agent wrote no longer parses.
@@ -112,6 +119,20 @@ impl Error {
                 Refusal::NoSuchPending(_) => (K::InvalidParams, "no_such_confirmation"),
             },
             Error::Keystore(e) => keystore_identity(e),
+            Error::Share(e) => match e {
+                ShareFailure::OneSecret => (K::InvalidParams, "one_secret"),
+                ShareFailure::Storage(Sse::WrongKey) => (K::BadPassphrase, "wrong_storage_key"),
+                ShareFailure::Storage(Sse::RecoveryKey(_)) => (K::BadPassphrase, "bad_recovery_key"),
+                ShareFailure::Storage(Sse::BadMac) => (K::InvalidParams, "secret_altered"),
+                ShareFailure::Storage(_) => (K::InvalidParams, "bad_key_description"),
+                ShareFailure::Document(ShareError::MixedExports { .. }) => {
+                    (K::InvalidParams, "mixed_exports")
+                }
+                ShareFailure::Document(ShareError::Version(_)) => (K::InvalidParams, "newer_format"),
+                ShareFailure::Document(_) => (K::InvalidParams, "bad_share_document"),
+                ShareFailure::Missing(_) => (K::InvalidParams, "part_missing"),
+                ShareFailure::NotForKey { .. } => (K::InvalidParams, "not_for_key"),
+            },
             Error::Storage(_) => (K::StorageError, "write_failed"),
             Error::Damaged { .. } => (K::InternalError, "damaged_file"),
             Error::Internal(_) => (K::InternalError, "internal"),

@@ -5,6 +5,8 @@
 //! *before* it is visible in memory or returned to a client, and changes are
 //! serialized by one writer lock that readers (signing) never wait on.
 
+mod batch;
+
 use crate::error::{Error, KeyError, Result};
 use crate::fsutil;
 use crate::sync::{MutexExt, RwLockExt};
@@ -81,6 +83,13 @@ fn parse_otk_key_id(id: &str) -> Option<u64> {
     Some(u64::from_be_bytes(bytes))
 }
 
+/// A record's file name: the URL-safe form (standard Base64 has '/').
+fn file_name(cryptoid: &str) -> Result<String> {
+    let public = PublicKey::from_base64(cryptoid)
+        .map_err(|e| KeyError::Malformed(cryptoid.to_owned(), e.to_string()))?;
+    Ok(format!("{}.json", base64::encode_url_safe(public.as_bytes())))
+}
+
 pub struct Registry {
     dir: PathBuf,
     records: RwLock<HashMap<String, KeyRecord>>,
@@ -93,6 +102,11 @@ impl Registry {
     /// Loads every record under `dir` (created 0700 if missing).
     pub fn load(dir: PathBuf) -> Result<Registry> {
         fsutil::private_dir(&dir)?;
+        match batch::recover(&dir)? {
+            Some(true) => tracing::info!("finished an import interrupted after its commit"),
+            Some(false) => tracing::info!("dropped an import interrupted before its commit"),
+            None => {}
+        }
         let stale = fsutil::remove_stale_temps(&dir)?;
         if stale > 0 {
             tracing::info!(stale, "removed temp files of interrupted key writes");
@@ -124,10 +138,7 @@ impl Registry {
     }
 
     fn path_of(&self, cryptoid: &str) -> Result<PathBuf> {
-        // The file name is the URL-safe form: standard Base64 has '/'.
-        let public = PublicKey::from_base64(cryptoid)
-            .map_err(|e| KeyError::Malformed(cryptoid.to_owned(), e.to_string()))?;
-        Ok(self.dir.join(format!("{}.json", base64::encode_url_safe(public.as_bytes()))))
+        Ok(self.dir.join(file_name(cryptoid)?))
     }
 
     fn write_record(&self, rec: &KeyRecord, sync_dir: bool) -> Result<()> {
@@ -212,6 +223,35 @@ impl Registry {
             map.insert(r.info.cryptoid.clone(), r.clone());
         }
         Ok(recs)
+    }
+
+    /// Adds or changes many records, all or nothing, durably: after a
+    /// crash at any point a restart finds every one of them or none (see
+    /// [`batch`]). `plan` sees the records under the writer lock and
+    /// returns the records to write, and what else it decided.
+    pub fn commit_batch<T>(
+        &self,
+        plan: impl FnOnce(&HashMap<String, KeyRecord>) -> Result<(Vec<KeyRecord>, T)>,
+    ) -> Result<(Vec<KeyRecord>, T)> {
+        let mut next = self.lock_writer();
+        let (recs, decided) = plan(&self.read())?;
+        if recs.is_empty() {
+            return Ok((recs, decided));
+        }
+        let files = recs
+            .iter()
+            .map(|r| Ok((file_name(&r.info.cryptoid)?, serde_json::to_string(r).map_err(Error::internal)?)))
+            .collect::<Result<Vec<_>>>()?;
+        batch::write(&self.dir, &files)?;
+        // Imported one-time keys keep their IDs; new ones count past them.
+        for n in recs.iter().filter_map(|r| r.info.key_id.as_deref().and_then(parse_otk_key_id)) {
+            *next = (*next).max(n + 1);
+        }
+        let mut map = self.write();
+        for r in &recs {
+            map.insert(r.info.cryptoid.clone(), r.clone());
+        }
+        Ok((recs, decided))
     }
 
     /// Changes one record durably: `f` edits a copy, which is written and

@@ -98,7 +98,8 @@ fn corrupt(path: &Path, why: impl Into<String>) -> KeystoreError {
     KeystoreError::Corrupt { path: path.display().to_string(), why: why.into() }
 }
 
-fn random<const N: usize>() -> [u8; N] {
+/// Bytes from the OS random number generator.
+pub(crate) fn random<const N: usize>() -> [u8; N] {
     let mut b = [0u8; N];
     OsRng.fill_bytes(&mut b);
     b
@@ -385,6 +386,47 @@ impl SoftBackend {
         self.read_state().data_key.clone().ok_or(KeystoreError::Locked)
     }
 
+    /// The key pair of a sealed seed, checked against its public key.
+    fn unseal_key(&self, public: &PublicKey, handle: &Value) -> Result<KeyPair, KeystoreError> {
+        let seed = self.export_seed(public, handle)?;
+        let kp = KeyPair::from_seed(&seed);
+        if kp.public_key() != *public {
+            return Err(KeystoreError::Unseal);
+        }
+        Ok(kp)
+    }
+
+    /// The seed of a key, for sharing it with the user's other devices
+    /// (`share.export`): only ever to be encrypted again at once.
+    pub fn export_seed(
+        &self,
+        public: &PublicKey,
+        handle: &Value,
+    ) -> Result<Zeroizing<[u8; 32]>, KeystoreError> {
+        let data_key = self.data_key()?;
+        let field = |k: &str| handle.as_object().and_then(|h| h.get(k)).and_then(Value::as_str);
+        let (Some(nonce), Some(sealed)) = (field("nonce"), field("sealed")) else {
+            return Err(KeystoreError::Unseal);
+        };
+        let nonce = base64::decode(nonce).map_err(|_| KeystoreError::Unseal)?;
+        let sealed = base64::decode(sealed).map_err(|_| KeystoreError::Unseal)?;
+        let seed = unseal(&data_key, &nonce, &sealed, public.as_bytes()).ok_or(KeystoreError::Unseal)?;
+        to_array32(&seed).ok_or(KeystoreError::Unseal)
+    }
+
+    /// Seals a seed from another device (`share.import`) under this
+    /// keystore's data key: a handle like one `generate` makes.
+    pub fn import_seed(&self, seed: &[u8; 32]) -> Result<NewKey, KeystoreError> {
+        let data_key = self.data_key()?;
+        let public = KeyPair::from_seed(seed).public_key();
+        let nonce = random::<24>();
+        let sealed = seal(&data_key, &nonce, seed, public.as_bytes())?;
+        let mut handle = Object::new();
+        handle.insert("nonce".into(), Value::String(base64::encode(&nonce)));
+        handle.insert("sealed".into(), Value::String(base64::encode(&sealed)));
+        Ok(NewKey { public, handle: Value::Object(handle) })
+    }
+
     fn signer(&self, public: &PublicKey, handle: &Value) -> Result<Arc<KeyPair>, KeystoreError> {
         {
             let st = self.read_state();
@@ -395,19 +437,7 @@ impl SoftBackend {
                 return Ok(kp.clone());
             }
         }
-        let data_key = self.data_key()?;
-        let field = |k: &str| handle.as_object().and_then(|h| h.get(k)).and_then(Value::as_str);
-        let (Some(nonce), Some(sealed)) = (field("nonce"), field("sealed")) else {
-            return Err(KeystoreError::Unseal);
-        };
-        let nonce = base64::decode(nonce).map_err(|_| KeystoreError::Unseal)?;
-        let sealed = base64::decode(sealed).map_err(|_| KeystoreError::Unseal)?;
-        let seed = unseal(&data_key, &nonce, &sealed, public.as_bytes()).ok_or(KeystoreError::Unseal)?;
-        let seed = to_array32(&seed).ok_or(KeystoreError::Unseal)?;
-        let kp = Arc::new(KeyPair::from_seed(&seed));
-        if kp.public_key() != *public {
-            return Err(KeystoreError::Unseal);
-        }
+        let kp = Arc::new(self.unseal_key(public, handle)?);
         let mut st = self.write_state();
         // Locked meanwhile: do not repopulate the cache.
         if st.data_key.is_none() {
@@ -471,17 +501,10 @@ impl Backend for SoftBackend {
     }
 
     fn generate(&self) -> Result<NewKey, KeystoreError> {
-        let data_key = self.data_key()?;
         let seed: Zeroizing<[u8; 32]> = Zeroizing::new(random());
-        let kp = KeyPair::from_seed(&seed);
-        let public = kp.public_key();
-        let nonce = random::<24>();
-        let sealed = seal(&data_key, &nonce, seed.as_ref(), public.as_bytes())?;
-        let mut handle = Object::new();
-        handle.insert("nonce".into(), Value::String(base64::encode(&nonce)));
-        handle.insert("sealed".into(), Value::String(base64::encode(&sealed)));
-        self.write_state().cache.insert(public, Arc::new(kp));
-        Ok(NewKey { public, handle: Value::Object(handle) })
+        let new = self.import_seed(&seed)?;
+        self.write_state().cache.insert(new.public, Arc::new(KeyPair::from_seed(&seed)));
+        Ok(new)
     }
 
     fn sign(&self, public: &PublicKey, handle: &Value, message: &[u8]) -> Result<[u8; 64], KeystoreError> {

@@ -254,14 +254,32 @@ pub fn evaluate_batch(
     Decision::from(findings, changes, true)
 }
 
-/// Judges a key-management request (create, delete, generate, bind).
-pub fn evaluate_management(client: &ClientFacts<'_>, cfg: &PolicyConfig, deleting: bool) -> Decision {
+/// What a management request puts at stake, beyond the client rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stakes {
+    /// Creating, generating, publishing, binding, reading the journal.
+    Ordinary,
+    /// Destroys a secret (deleting a key): confirmed if `confirm_delete`.
+    Destroys,
+    /// Releases secrets or accepts them (sharing keys through secret
+    /// storage): always confirmed, whatever the client and the config.
+    MovesSecrets,
+}
+
+/// Judges a key-management request (create, delete, generate, bind, share).
+pub fn evaluate_management(client: &ClientFacts<'_>, cfg: &PolicyConfig, stakes: Stakes) -> Decision {
     let mut findings = vec![clients::check(client, cfg, clients::Purpose::Manage)];
-    if deleting && cfg.confirm_delete {
-        findings.push(Finding::new(
+    match stakes {
+        Stakes::Ordinary => {}
+        Stakes::Destroys if cfg.confirm_delete => findings.push(Finding::new(
             Action::Confirm,
             "deleting a key destroys it for good (confirm_delete = true)",
-        ));
+        )),
+        Stakes::Destroys => {}
+        Stakes::MovesSecrets => findings.push(Finding::new(
+            Action::Confirm,
+            "this moves secret keys between this device and the homeserver's account data (always confirmed)",
+        )),
     }
     Decision::from(findings, Vec::new(), true)
 }

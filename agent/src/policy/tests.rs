@@ -454,12 +454,15 @@ fn client_rules_and_session_approval() {
     assert_eq!(run(Some("/usr/bin/other"), true), Action::Allow);
     assert_eq!(run(None, false), Action::Confirm);
     let good = ClientFacts { exe: Some("/usr/bin/good"), approved_this_session: false };
-    assert_eq!(evaluate_management(&good, &cfg, false).action, Action::Confirm);
+    assert_eq!(evaluate_management(&good, &cfg, Stakes::Ordinary).action, Action::Confirm);
     let approved = ClientFacts { exe: Some("/usr/bin/good"), approved_this_session: true };
-    assert_eq!(evaluate_management(&approved, &cfg, false).action, Action::Allow);
-    assert_eq!(evaluate_management(&approved, &cfg, true).action, Action::Confirm);
+    assert_eq!(evaluate_management(&approved, &cfg, Stakes::Ordinary).action, Action::Allow);
+    assert_eq!(evaluate_management(&approved, &cfg, Stakes::Destroys).action, Action::Confirm);
+    // Moving secrets is asked even of an approved client, whatever the config.
+    assert_eq!(evaluate_management(&approved, &cfg, Stakes::MovesSecrets).action, Action::Confirm);
     let no_confirm = PolicyConfig { confirm_delete: false, ..cfg.clone() };
-    assert_eq!(evaluate_management(&approved, &no_confirm, true).action, Action::Allow);
+    assert_eq!(evaluate_management(&approved, &no_confirm, Stakes::Destroys).action, Action::Allow);
+    assert_eq!(evaluate_management(&approved, &no_confirm, Stakes::MovesSecrets).action, Action::Confirm);
 }
 
 #[test]

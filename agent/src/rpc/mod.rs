@@ -12,7 +12,7 @@ use crate::error::{Error, RequestError, Result};
 use crate::service::{Announce, Audit, ClientInfo, Service};
 use cryptoid_protocol::json::Value;
 use cryptoid_protocol::wire::{
-    self, agent, backend, confirm, journal, keys, otk, policy, rooms, sign, Method,
+    self, agent, backend, confirm, journal, keys, otk, policy, rooms, share, sign, Method,
 };
 use std::sync::Arc;
 use table::Handler;
@@ -200,6 +200,8 @@ methods![
     confirm::Answer,
     journal::Tail,
     journal::Verify,
+    share::Export,
+    share::Import,
 ];
 
 /// Parses a request's params and runs it by [`execute`].
@@ -227,7 +229,7 @@ async fn execute<M: Handler>(
         Class::Read | Class::Lock | Class::Sign => {}
         Class::Manage => {
             let about = (audit.room_id.clone(), audit.cryptoid.clone());
-            let (judged, r) = svc.authorize_management(client, M::NAME, what, M::DESTROYS, about).await;
+            let (judged, r) = svc.authorize_management(client, M::NAME, what, M::STAKES, about).await;
             audit.judged(judged);
             r?
         }

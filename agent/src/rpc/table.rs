@@ -14,10 +14,11 @@
 
 use super::Class;
 use crate::error::Result;
+use crate::policy::Stakes;
 use crate::service::{Announce, Audit, ClientInfo, Service};
 use cryptoid_protocol::json::Value;
 use cryptoid_protocol::wire::{
-    self, agent, backend, confirm, journal, keys, otk, policy, rooms, sign, Method,
+    self, agent, backend, confirm, journal, keys, otk, policy, rooms, share, sign, Method,
 };
 use std::future::{ready, Future};
 
@@ -42,8 +43,9 @@ pub trait Handler:
     const CHANGES: bool = false;
     /// Runs on a blocking thread (Argon2, PKCS#11 set-up, journal reads).
     const BLOCKING: bool = false;
-    /// Destroys a secret: asks even a trusted client (`confirm_delete`).
-    const DESTROYS: bool = false;
+    /// What a management method puts at stake: destroying a secret asks
+    /// even a trusted client (`confirm_delete`), moving secrets always asks.
+    const STAKES: Stakes = Stakes::Ordinary;
     /// What transports announce after it succeeds (D-Bus signals).
     const ANNOUNCES: Announce = Announce::Nothing;
 
@@ -148,7 +150,7 @@ impl Handler for keys::Delete {
     const ANNOUNCES: Announce = Announce::Keys;
     const CHANGES: bool = true;
     const BLOCKING: bool = true;
-    const DESTROYS: bool = true;
+    const STAKES: Stakes = Stakes::Destroys;
     fn describe(p: &Self::Params, audit: &mut Audit) -> String {
         audit.cryptoid = Some(p.cryptoid.clone());
         format!("delete cryptoID {} for good", p.cryptoid)
@@ -310,5 +312,36 @@ impl Handler for journal::Verify {
     }
     fn run(c: Call<'_, Self::Params>) -> impl Fut<'_, Self::Result> {
         ready(c.svc.journal_verify())
+    }
+}
+
+impl Handler for share::Export {
+    const CLASS: Class = Class::Manage;
+    const STAKES: Stakes = Stakes::MovesSecrets;
+    // PBKDF2 and encrypting every key: off the async workers.
+    const BLOCKING: bool = true;
+    fn describe(p: &Self::Params, _audit: &mut Audit) -> String {
+        format!("export every shareable cryptoID, encrypted under secret-storage key {:?}, for your other devices", p.key_id)
+    }
+    fn run(c: Call<'_, Self::Params>) -> impl Fut<'_, Self::Result> {
+        ready(c.svc.share_export(&c.params, c.audit))
+    }
+}
+
+impl Handler for share::Import {
+    const CLASS: Class = Class::Manage;
+    const STAKES: Stakes = Stakes::MovesSecrets;
+    const CHANGES: bool = true;
+    const BLOCKING: bool = true;
+    const ANNOUNCES: Announce = Announce::Keys;
+    fn describe(p: &Self::Params, _audit: &mut Audit) -> String {
+        let replace = if p.replace { ", replacing this device's key where a room has another" } else { "" };
+        format!(
+            "import cryptoIDs shared by your other devices (secret-storage key {:?}){replace}",
+            p.key.key_id
+        )
+    }
+    fn run(c: Call<'_, Self::Params>) -> impl Fut<'_, Self::Result> {
+        ready(c.svc.share_import(&c.params, c.audit))
     }
 }

@@ -140,7 +140,8 @@ impl Service {
     }
 
     /// Key management (create, delete, generate, publish, bind, observe) is
-    /// judged by the client rules; deleting may need confirmation.
+    /// judged by the client rules; deleting may need confirmation, sharing
+    /// always does.
     /// `room_id` and `cryptoid` name what the request is about, for the
     /// prompt.
     pub async fn authorize_management(
@@ -148,10 +149,10 @@ impl Service {
         client: &ClientInfo,
         method: &str,
         what: String,
-        deleting: bool,
+        stakes: policy::Stakes,
         about: (Option<String>, Option<String>),
     ) -> (Judged, Result<()>) {
-        let decision = policy::evaluate_management(&self.client_facts(client), &self.config.policy, deleting);
+        let decision = policy::evaluate_management(&self.client_facts(client), &self.config.policy, stakes);
         let mut j = judged(&decision);
         match needs_confirmation(&decision) {
             Ok(true) => {}

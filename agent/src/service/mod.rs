@@ -16,6 +16,7 @@
 //! | [`confirm`] | acting on a decision, asking the person, management rules; `confirm.*` |
 //! | [`rate`] | the signing rate windows, reserved before deciding |
 //! | [`room_view`] | `rooms.*` and flushing the room view |
+//! | [`share`] | `share.export`, `share.import`: keys through secret storage |
 
 mod backends;
 mod confirm;
@@ -23,6 +24,7 @@ mod decide;
 mod keys;
 mod rate;
 mod room_view;
+mod share;
 mod sign;
 mod yubikey;
 

@@ -13,7 +13,9 @@ use crate::rpc::{self, table::Handler};
 use crate::service::{ClientInfo, Event, Service};
 use crate::sync::MutexExt;
 use cryptoid_protocol::json::{self, Object, Value};
-use cryptoid_protocol::wire::{agent, confirm, journal, keys, otk, policy, rooms, sign, ErrorKind, RpcError};
+use cryptoid_protocol::wire::{
+    agent, confirm, journal, keys, otk, policy, rooms, share, sign, ErrorKind, RpcError,
+};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use zbus::message::Header;
@@ -486,6 +488,33 @@ impl AgentObject {
     ) -> Result<(bool, u64, String)> {
         let v = self.call::<journal::Verify>(&hdr, conn, params(vec![])).await?;
         Ok((v.ok, v.entries, v.error.unwrap_or_default()))
+    }
+
+    /// `share.export`: the request as JSON text (`{recovery_key | passphrase,
+    /// key_id, key_description}`); the result as JSON text.
+    #[zbus(out_args("result_json"))]
+    async fn share_export(
+        &self,
+        request_json: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String> {
+        let p = parse_json("request_json", request_json)?;
+        json_text(&self.call::<share::Export>(&hdr, conn, p).await?)
+    }
+
+    /// `share.import`: the request as JSON text (`{key: {recovery_key |
+    /// passphrase, key_id, key_description}, account_data, replace?}`); the
+    /// report as JSON text.
+    #[zbus(out_args("report_json"))]
+    async fn share_import(
+        &self,
+        request_json: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String> {
+        let p = parse_json("request_json", request_json)?;
+        json_text(&self.call::<share::Import>(&hdr, conn, p).await?)
     }
 
     /// Registers the caller's `org.cryptoid.Prompter1` object at `path`.

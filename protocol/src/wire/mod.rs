@@ -15,6 +15,7 @@ pub mod keys;
 pub mod otk;
 pub mod policy;
 pub mod rooms;
+pub mod share;
 pub mod sign;
 
 use crate::json::{self, Object, Value};
@@ -26,9 +27,10 @@ pub use error::{ErrorKind, RpcError};
 /// Version of this wire protocol, reported by `agent.hello`.
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// Longest request line the agent reads, newline excluded: 1 MiB. This
-/// protects the agent from its clients.
-pub const MAX_LINE: usize = 1 << 20;
+/// Longest request line the agent reads, newline excluded: 16 MiB. This
+/// protects the agent from its clients, and still takes a `share.import`
+/// of 10,000 rooms (about 3 MB) with room to spare for long room IDs.
+pub const MAX_LINE: usize = 16 << 20;
 
 /// Longest response line a client reads: 64 MiB. Answers come from the
 /// trusted agent and can be large (`keys.list` of 10,000 keys is ~3 MiB).

@@ -14,4 +14,5 @@ mod full_disk;
 mod load;
 mod pkcs11;
 mod policy;
+mod share;
 mod yubikey;

@@ -1,0 +1,279 @@
+//! `share.export` and `share.import`: a user's software cryptoIDs moved to
+//! their other devices through Matrix secret storage (MSC4080).
+//!
+//! Export takes every software key bound to a room and every published,
+//! unbound one-time key; hardware keys stay on their token. Import merges:
+//! a new room is added, the same key is a no-op, another key for a room
+//! this device already has a key in is a conflict (the local key is kept
+//! unless `replace`). The whole import lands in one atomic batch.
+//!
+//! The secret-storage key is checked against its key description before
+//! anything is encrypted or decrypted; it and the seeds are wiped after use.
+
+use super::{Audit, Service};
+use crate::error::{Error, Result, ShareFailure};
+use crate::keys::KeyRecord;
+use crate::keystore::soft::random;
+use crate::keystore::Backend;
+use cryptoid_protocol::base64;
+use cryptoid_protocol::json::{Object, Value};
+use cryptoid_protocol::keys::{KeyPair, PublicKey};
+use cryptoid_protocol::secret_storage::{self as ssss, recovery_key, EncryptedSecret, SecretKey};
+use cryptoid_protocol::share::{self, Part, SharedKey};
+use cryptoid_protocol::wire::keys::{KeyInfo, KeyKind, KeyState};
+use cryptoid_protocol::wire::share::{
+    AccountData, Conflict, ExportResult, ImportParams, ImportReport, Imported, Left, StorageKey,
+};
+use std::collections::HashMap;
+use zeroize::Zeroizing;
+
+/// The secret-storage key of a request, checked against its description.
+fn storage_key(p: &StorageKey) -> Result<SecretKey> {
+    let key = match (p.recovery_key.as_deref(), p.passphrase.as_deref()) {
+        (Some(r), None) => recovery_key::decode(r).map_err(|e| ShareFailure::Storage(e.into()))?,
+        (None, Some(pass)) => {
+            let info = p
+                .key_description
+                .passphrase
+                .as_ref()
+                .ok_or(ShareFailure::Storage(ssss::SecretStorageError::NoPassphrase))?;
+            SecretKey::from_passphrase(pass, info).map_err(ShareFailure::Storage)?
+        }
+        _ => return Err(ShareFailure::OneSecret.into()),
+    };
+    p.key_description.check(&key).map_err(ShareFailure::Storage)?;
+    Ok(key)
+}
+
+/// What an export leaves out, and why.
+fn left(rec: &KeyRecord, reason: impl Into<String>) -> Left {
+    Left {
+        cryptoid: rec.info.cryptoid.clone(),
+        kind: rec.info.kind,
+        room_id: rec.info.room_id.clone(),
+        backend: rec.info.backend.clone(),
+        reason: reason.into(),
+    }
+}
+
+fn imported(k: &SharedKey) -> Imported {
+    Imported { cryptoid: k.cryptoid.clone(), kind: k.kind, room_id: k.room_id.clone() }
+}
+
+impl Service {
+    pub fn share_export(&self, p: &StorageKey, audit: &mut Audit) -> Result<ExportResult> {
+        self.require_unlocked()?;
+        let key = storage_key(p)?;
+        let soft = self.backends.soft.clone();
+        let (mut keys, mut stays, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
+        let mut recs = self.registry.find(|r| r.info.state != KeyState::Retired);
+        recs.sort_by(|a, b| {
+            (a.info.created_at, &a.info.cryptoid).cmp(&(b.info.created_at, &b.info.cryptoid))
+        });
+        for rec in recs {
+            if rec.info.backend != "soft" {
+                stays.push(left(
+                    &rec,
+                    format!(
+                        "a {} key never leaves its token; keep keys to share in the software keystore wrapped by the token (`cryptoidctl backend init soft --wrap-with pkcs11|yubikey`)",
+                        rec.info.backend
+                    ),
+                ));
+                continue;
+            }
+            let shareable = matches!(
+                (rec.info.kind, rec.info.state),
+                (_, KeyState::Bound) | (KeyKind::OneTime, KeyState::Published)
+            );
+            if !shareable {
+                let why = match rec.info.kind {
+                    KeyKind::Room => "not bound to a room yet: it is shared once its room exists",
+                    KeyKind::OneTime => "not published yet: no one can invite with it",
+                };
+                skipped.push(left(&rec, why));
+                continue;
+            }
+            let public = rec.public_key()?;
+            let seed = soft.export_seed(&public, &rec.handle)?;
+            keys.push(SharedKey {
+                kind: rec.info.kind,
+                cryptoid: rec.info.cryptoid.clone(),
+                seed: base64::encode(seed.as_ref()),
+                room_id: rec.info.room_id.clone(),
+                user_id: rec.info.user_id.clone(),
+                key_id: rec.info.key_id.clone(),
+            });
+        }
+        let rooms = keys.iter().filter(|k| k.room_id.is_some()).count() as u64;
+        let one_time = keys.len() as u64 - rooms;
+        audit.count = Some(keys.len() as u64);
+        let export_id = base64::encode(&random::<16>());
+        let mut account_data = Vec::new();
+        for (i, part) in share::split(&export_id, keys).into_iter().enumerate() {
+            let name = share::part_name(i);
+            let plain = Zeroizing::new(serde_json::to_vec(&part).map_err(Error::internal)?);
+            let sealed = ssss::encrypt(&key, &name, &plain, random());
+            account_data.push(AccountData { event_type: name, content: content(&p.key_id, &sealed)? });
+        }
+        Ok(ExportResult { account_data, rooms, one_time, stays, skipped })
+    }
+
+    pub fn share_import(&self, p: &ImportParams, audit: &mut Audit) -> Result<ImportReport> {
+        self.require_unlocked()?;
+        let key = storage_key(&p.key)?;
+        let keys = read_parts(&key, &p.key.key_id, &p.account_data)?;
+        audit.count = Some(keys.len() as u64);
+        let mut report = ImportReport::default();
+        // Keys whose seed does not make their cryptoID, or that name no
+        // room where they must, are refused one by one.
+        let mut valid = Vec::new();
+        for k in keys {
+            match check_shared(&k) {
+                Ok(seed) => valid.push((k, seed)),
+                Err(why) => report.skipped.push(Left {
+                    cryptoid: k.cryptoid.clone(),
+                    kind: k.kind,
+                    room_id: k.room_id.clone(),
+                    backend: "soft".into(),
+                    reason: why,
+                }),
+            }
+        }
+        let now = self.now();
+        let soft = self.backends.soft.clone();
+        let (_, replaced_locals) = self.registry.commit_batch(|existing| {
+            let mut writes = Vec::new();
+            let mut retired = Vec::new();
+            let mut taken: HashMap<(String, Option<String>), String> = existing
+                .values()
+                .filter(|r| r.info.state == KeyState::Bound)
+                .filter_map(|r| {
+                    Some(((r.info.room_id.clone()?, r.info.user_id.clone()), r.info.cryptoid.clone()))
+                })
+                .collect();
+            for (k, seed) in &valid {
+                if let Some(rec) = existing.get(&k.cryptoid) {
+                    if rec.info.state == KeyState::Retired {
+                        report
+                            .skipped
+                            .push(left(rec, "deleted on this device: a deleted key is not brought back"));
+                    } else {
+                        report.same.push(imported(k));
+                    }
+                    continue;
+                }
+                if let Some(room) = &k.room_id {
+                    let slot = (room.clone(), k.user_id.clone());
+                    if let Some(local) = taken.get(&slot).cloned() {
+                        let conflict = Conflict {
+                            room_id: room.clone(),
+                            user_id: k.user_id.clone(),
+                            local: local.clone(),
+                            remote: k.cryptoid.clone(),
+                        };
+                        if !p.replace {
+                            report.conflicts.push(conflict);
+                            continue;
+                        }
+                        let mut old = existing
+                            .get(&local)
+                            .cloned()
+                            .ok_or_else(|| Error::internal("a bound key vanished"))?;
+                        old.info.state = KeyState::Retired;
+                        old.handle = Value::Null;
+                        retired.push(old.clone());
+                        writes.push(old);
+                        report.replaced.push(conflict);
+                    }
+                    taken.insert(slot, k.cryptoid.clone());
+                }
+                let new = soft.import_seed(seed)?;
+                writes.push(KeyRecord {
+                    version: 1,
+                    info: KeyInfo {
+                        cryptoid: k.cryptoid.clone(),
+                        algorithm: "ed25519".into(),
+                        kind: k.kind,
+                        key_id: k.key_id.clone(),
+                        state: if k.room_id.is_some() { KeyState::Bound } else { KeyState::Published },
+                        room_id: k.room_id.clone(),
+                        user_id: k.user_id.clone(),
+                        backend: "soft".into(),
+                        created_at: now,
+                        last_used_at: None,
+                    },
+                    handle: new.handle,
+                });
+                report.added.push(imported(k));
+            }
+            Ok((writes, retired))
+        })?;
+        for old in replaced_locals {
+            if let Ok(public) = PublicKey::from_base64(&old.info.cryptoid) {
+                soft.forget(&public);
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// `{"encrypted": {key_id: {iv, ciphertext, mac}}}`.
+fn content(key_id: &str, sealed: &EncryptedSecret) -> Result<Value> {
+    let secret: Value =
+        serde_json::to_value(sealed).and_then(serde_json::from_value).map_err(Error::internal)?;
+    let mut by_key = Object::new();
+    by_key.insert(key_id.to_owned(), secret);
+    let mut c = Object::new();
+    c.insert("encrypted".into(), Value::Object(by_key));
+    Ok(Value::Object(c))
+}
+
+/// Decrypts part 0 and every part it names, checked to be one export.
+fn read_parts(key: &SecretKey, key_id: &str, data: &[AccountData]) -> Result<Vec<SharedKey>> {
+    let read = |name: &str| -> Result<Part> {
+        let item = data
+            .iter()
+            .find(|d| d.event_type == name)
+            .ok_or_else(|| ShareFailure::Missing(name.to_owned()))?;
+        let sealed = item
+            .content
+            .as_object()
+            .and_then(|c| c.get("encrypted"))
+            .and_then(Value::as_object)
+            .and_then(|e| e.get(key_id))
+            .and_then(|s| serde_json::to_value(s).ok())
+            .and_then(|s| serde_json::from_value::<EncryptedSecret>(s).ok())
+            .ok_or_else(|| ShareFailure::NotForKey { name: name.to_owned(), key_id: key_id.to_owned() })?;
+        let text = ssss::decrypt_text(key, name, &sealed).map_err(ShareFailure::Storage)?;
+        Ok(Part::parse(&text).map_err(ShareFailure::Document)?)
+    };
+    let first = read(share::SECRET_NAME)?;
+    let others = first.others().map_err(ShareFailure::Document)?.to_vec();
+    let mut keys = first.keys.clone();
+    for (i, name) in others.iter().enumerate() {
+        let part = read(name)?;
+        part.follows(&first, i + 1).map_err(ShareFailure::Document)?;
+        keys.extend(part.keys.iter().cloned());
+    }
+    Ok(keys)
+}
+
+/// The seed of a shared key, if it makes the key's cryptoID and the key
+/// names a room where it must; else why not.
+fn check_shared(k: &SharedKey) -> std::result::Result<Zeroizing<[u8; 32]>, String> {
+    let seed = Zeroizing::new(base64::decode(&k.seed).unwrap_or_default());
+    if seed.len() != 32 {
+        return Err("the seed is not 32 bytes of Base64".into());
+    }
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    bytes.copy_from_slice(&seed);
+    if KeyPair::from_seed(&bytes).cryptoid() != k.cryptoid {
+        return Err("the seed does not make this cryptoID".into());
+    }
+    match (&k.room_id, &k.user_id) {
+        (Some(r), _) if !r.starts_with('!') || r.len() > 255 => Err(format!("{r:?} is not a room ID")),
+        (_, Some(u)) if !u.starts_with('@') || u.len() > 255 => Err(format!("{u:?} is not a user ID")),
+        (None, _) if k.kind == KeyKind::Room => Err("a room key without its room".into()),
+        _ => Ok(bytes),
+    }
+}
