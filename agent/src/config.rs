@@ -18,6 +18,17 @@ pub struct Config {
     /// redaction (`spec`, `keep-mxid-mapping`, `gomatrixserverlib`), e.g.
     /// `[member_redaction] "org.matrix.msc4080" = "gomatrixserverlib"`.
     pub member_redaction: BTreeMap<String, String>,
+    pub notifications: NotificationsConfig,
+}
+
+/// Desktop notifications (`org.freedesktop.Notifications`, if a daemon runs).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotificationsConfig {
+    /// A notification after each state event signed (power levels, bans,
+    /// names…). "Touch your YubiKey" is always shown while a touch is
+    /// awaited.
+    pub notify_signed: bool,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -128,10 +128,15 @@ pub fn read_secret_lines(file: Option<&PathBuf>, prompts: &[&str]) -> Result<Vec
         }
         None => {
             for prompt in prompts {
-                out.push(Zeroizing::new(
-                    rpassword::prompt_password(prompt)
-                        .context("cannot read the passphrase from the terminal (use --passphrase-file)")?,
-                ));
+                // No terminal (a launcher, a desktop session): the
+                // desktop's own dialog, pinentry, as gpg does.
+                let secret = match rpassword::prompt_password(prompt) {
+                    Ok(s) => Zeroizing::new(s),
+                    Err(_) => crate::pinentry::ask(prompt).context(
+                        "cannot read the secret from a terminal or pinentry (use --passphrase-file)",
+                    )?,
+                };
+                out.push(secret);
             }
         }
     }

@@ -9,6 +9,7 @@
 //! | module | holds |
 //! |---|---|
 //! | [`json`] | the canonical value type, the strict parser (duplicate keys, floats, big integers, lone surrogates and deep nesting refused) and the byte-exact canonical serializer |
+//! | [`assuan`] | the Assuan protocol of pinentry, without I/O: escaping, the dialog's commands, its answers |
 //! | [`base64`] | Matrix unpadded Base64 (lenient decoding, unpadded output) |
 //! | [`room_version`] | room versions 1–12, `org.matrix.msc4014`, `org.matrix.msc4080`: event-ID format, redaction generation, the `m.room.member` redaction divergence |
 //! | [`redaction`] | the redaction algorithm and the allocation-free writer of the signing bytes |
@@ -39,6 +40,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod assuan;
 pub mod base64;
 pub mod client;
 pub mod event;

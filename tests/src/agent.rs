@@ -89,6 +89,9 @@ impl Agent {
             Some(a) => cmd.env("DBUS_SESSION_BUS_ADDRESS", a),
             None => cmd.env_remove("DBUS_SESSION_BUS_ADDRESS"),
         };
+        // No dialog pops up on the desktop of whoever runs the tests; the
+        // pinentry tests give their own.
+        cmd.env("CRYPTOID_PINENTRY", "none");
         cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         cmd
     }

@@ -103,6 +103,11 @@ pub struct PolicyConfig {
     /// `CRYPTOID_ASKPASS` in the agent's environment overrides it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub askpass: Option<String>,
+    /// The pinentry program asked for confirmations and token PINs, in the
+    /// desktop's own dialog. Unset: `pinentry` on `PATH`, as gpg-agent
+    /// does; `"none"` turns it off. `CRYPTOID_PINENTRY` overrides it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pinentry: Option<String>,
     /// Whether `confirm.answer` over the socket is accepted. Any process of
     /// the user can use the socket, so this is weaker than askpass.
     pub socket_confirm: bool,
@@ -123,6 +128,7 @@ impl Default for PolicyConfig {
             confirm_delete: true,
             confirm_timeout_secs: 60,
             askpass: None,
+            pinentry: None,
             socket_confirm: true,
             rate: RateConfig::default(),
             rules: Vec::new(),

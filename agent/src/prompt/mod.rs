@@ -1,11 +1,14 @@
 //! Confirmations. A `confirm` decision holds its request and asks every
-//! provider at once: the askpass program (if configured), and the list that
-//! `confirm.pending`/`confirm.answer` (and `cryptoidctl confirm`) serve. The
-//! first answer wins; none within the timeout is `confirmation_timeout`.
-//! The D-Bus prompter joins these providers with the D-Bus issue.
+//! provider at once: pinentry (the desktop's dialog, see [`pinentry`]),
+//! the askpass program (if configured), a registered D-Bus prompter, and
+//! the list that `confirm.pending`/`confirm.answer` (and `cryptoidctl
+//! confirm`) serve. The first answer wins and the others are cancelled
+//! (their dialogs killed); none within the timeout is
+//! `confirmation_timeout`.
 
 pub mod approvals;
 pub mod askpass;
+pub mod pinentry;
 
 use crate::clock::Clock;
 use crate::sync::MutexExt;
@@ -59,6 +62,26 @@ impl Question {
             *v = sanitize(v, 400).into_owned();
         }
         self
+    }
+}
+
+impl Question {
+    /// What a dialog shows: the question, what changes, and why it is
+    /// asked (already sanitized).
+    pub fn dialog_text(&self) -> String {
+        let mut t = self.prompt.clone();
+        if !self.changes.is_empty() {
+            t.push_str("\n\nChanges:");
+            for c in &self.changes {
+                t.push_str("\n  • ");
+                t.push_str(c);
+            }
+        }
+        if !self.reasons.is_empty() {
+            t.push_str("\n\nAsked because: ");
+            t.push_str(&self.reasons.join("; "));
+        }
+        t
     }
 }
 
@@ -151,7 +174,13 @@ impl Prompts {
     }
 
     /// Asks the user; resolves with the first answer or the timeout.
-    pub async fn ask(self: &Arc<Self>, q: Question, askpass: Option<String>, timeout: Duration) -> Outcome {
+    pub async fn ask(
+        self: &Arc<Self>,
+        q: Question,
+        askpass: Option<String>,
+        pinentry: Option<std::path::PathBuf>,
+        timeout: Duration,
+    ) -> Outcome {
         // Keys for remembering use the raw values; what is shown is clean.
         let raw_room = q.room_id.clone();
         let raw_type = q.event_type.clone();
@@ -185,6 +214,28 @@ impl Prompts {
             AbortOnDrop(tokio::spawn(async move {
                 if let Some(allow) = askpass::run(&program, &prompt).await {
                     me.answer(id, Answer { allow, remember: None, by: format!("askpass {program}") });
+                }
+            }))
+        });
+        let _pinentry = pinentry.map(|program| {
+            let me = self.clone();
+            let display = pinentry::display_for(q.client_pid);
+            let req = cryptoid_protocol::assuan::Request {
+                title: "cryptoid-agent: confirm".into(),
+                description: q.dialog_text(),
+                ok: Some("Allow".into()),
+                cancel: Some("Deny".into()),
+                timeout_secs: timeout.as_secs(),
+                ..Default::default()
+            };
+            AbortOnDrop(tokio::spawn(async move {
+                use cryptoid_protocol::assuan::Outcome as P;
+                let by = format!("pinentry {} on {}", program.display(), display.describe());
+                match pinentry::run(&program, &req, &display, timeout + Duration::from_secs(1)).await {
+                    Ok(P::Confirmed) => drop(me.answer(id, Answer { allow: true, remember: None, by })),
+                    Ok(P::Cancelled) => drop(me.answer(id, Answer { allow: false, remember: None, by })),
+                    Ok(other) => tracing::info!(id, ?other, %by, "pinentry gave no answer"),
+                    Err(e) => tracing::warn!(id, error = %e, "pinentry gave no answer"),
                 }
             }))
         });

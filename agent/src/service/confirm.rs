@@ -55,6 +55,10 @@ impl Service {
             .or_else(|| self.config.policy.askpass.clone())
     }
 
+    pub(super) fn pinentry(&self) -> Option<std::path::PathBuf> {
+        crate::prompt::pinentry::program(self.config.policy.pinentry.as_deref())
+    }
+
     /// Acts on a decision: deny → `policy_denied`; confirm → ask (unless a
     /// remembered approval covers it); allow → go on. Returns what the
     /// journal records of it beside the outcome.
@@ -129,7 +133,7 @@ impl Service {
     /// Asks; the outcome, and who answered.
     async fn confirm(&self, q: Question) -> (Option<String>, Result<()>) {
         let timeout = Duration::from_secs(self.config.policy.confirm_timeout_secs);
-        match self.prompts.ask(q, self.askpass(), timeout).await {
+        match self.prompts.ask(q, self.askpass(), self.pinentry(), timeout).await {
             Outcome::Allowed { by } => (Some(by), Ok(())),
             Outcome::Denied { by } => {
                 let e = Refusal::Declined { by: by.clone() }.into();

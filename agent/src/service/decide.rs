@@ -66,34 +66,93 @@ impl Service {
         })
     }
 
-    /// Before signing with keys on a locked token or YubiKey: ask the
-    /// askpass program for the PIN (once) and log in, so the user is
-    /// prompted instead of the client getting `pin_required`. Whether it
-    /// asked (the request waited).
-    pub(super) async fn ensure_token_unlocked(&self, events: &[&Checked]) -> bool {
+    /// Before signing with keys on a locked token or YubiKey: ask for the
+    /// PIN (once; askpass and pinentry at once, the first answer wins) and
+    /// log in, so the user is prompted instead of the client getting
+    /// `pin_required`. Whether it asked (the request waited).
+    pub(super) async fn ensure_token_unlocked(&self, client: &ClientInfo, events: &[&Checked]) -> bool {
         let mut asked_anyone = false;
         for (name, what) in [("pkcs11", "the PKCS#11 token"), ("yubikey", "the YubiKey")] {
             let Some(first) = events.iter().find(|c| c.record.info.backend == name) else { continue };
-            let (Ok(backend), Some(program)) = (self.backend(Some(name)), self.askpass()) else { continue };
+            let Ok(backend) = self.backend(Some(name)) else { continue };
             if !backend.is_locked() {
                 continue;
             }
             let prompt = cryptoid_protocol::text::sanitize_default(&format!(
-                "PIN of {what} to sign {} in {}",
-                first.event_type, first.room_id
+                "PIN of {what} to sign {} in {} (asked by {})",
+                first.event_type,
+                first.room_id,
+                super::rate::exe_of(client),
             ));
-            let wait = Duration::from_secs(self.config.policy.confirm_timeout_secs);
+            if self.askpass().is_none() && self.pinentry().is_none() {
+                continue;
+            }
             asked_anyone = true;
-            let asked = tokio::time::timeout(wait, crate::prompt::askpass::read_secret(&program, &prompt));
-            if let Ok(Some(pin)) = asked.await {
-                let secret = crate::keystore::UnlockSecret { passphrase: None, pin: Some(pin.as_str()) };
-                let r = tokio::task::block_in_place(|| backend.unlock(&secret));
-                if let Err(e) = r {
-                    tracing::warn!(error = %e, "the PIN from askpass did not unlock {what}");
-                }
+            let Some((pin, by)) = self.ask_pin(client, &prompt).await else { continue };
+            let secret = crate::keystore::UnlockSecret { passphrase: None, pin: Some(pin.as_str()) };
+            let r = tokio::task::block_in_place(|| backend.unlock(&secret));
+            match r {
+                Ok(()) => tracing::info!(%by, "{what} unlocked with a PIN from {by}"),
+                Err(e) => tracing::warn!(error = %e, "the PIN from {by} did not unlock {what}"),
             }
         }
         asked_anyone
+    }
+
+    /// A PIN from askpass or pinentry, whichever answers first, and who
+    /// gave it; `None` if neither is there or neither answered in time.
+    async fn ask_pin(
+        &self,
+        client: &ClientInfo,
+        prompt: &str,
+    ) -> Option<(zeroize::Zeroizing<String>, String)> {
+        use crate::prompt::pinentry;
+        let wait = Duration::from_secs(self.config.policy.confirm_timeout_secs);
+        let (askpass, program) = (self.askpass(), self.pinentry());
+        let by_askpass = async {
+            let program = askpass?;
+            let pin = crate::prompt::askpass::read_secret(&program, prompt).await?;
+            Some((pin, format!("askpass {program}")))
+        };
+        let by_pinentry = async {
+            let program = program?;
+            let display = pinentry::display_for(client.pid);
+            let req = cryptoid_protocol::assuan::Request {
+                title: "cryptoid-agent: PIN".into(),
+                description: prompt.to_owned(),
+                prompt: Some("PIN:".into()),
+                timeout_secs: wait.as_secs(),
+                wants_pin: true,
+                ..Default::default()
+            };
+            match pinentry::run(&program, &req, &display, wait + Duration::from_secs(1)).await {
+                Ok(cryptoid_protocol::assuan::Outcome::Pin(pin)) if !pin.is_empty() => {
+                    Some((pin, format!("pinentry {} on {}", program.display(), display.describe())))
+                }
+                Ok(other) => {
+                    tracing::info!(?other, "pinentry gave no PIN");
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "pinentry gave no PIN");
+                    None
+                }
+            }
+        };
+        // The first that gives a PIN; one that gives none leaves the other
+        // to answer. Dropping the loser kills its program.
+        let both = async {
+            tokio::pin!(by_askpass, by_pinentry);
+            let (mut a_done, mut p_done) = (false, false);
+            loop {
+                tokio::select! {
+                    r = &mut by_askpass, if !a_done => match r { Some(x) => return Some(x), None => a_done = true },
+                    r = &mut by_pinentry, if !p_done => match r { Some(x) => return Some(x), None => p_done = true },
+                    else => return None,
+                }
+            }
+        };
+        tokio::time::timeout(wait, both).await.ok().flatten()
     }
 
     /// `policy.check`: the decision `sign.pdu` would meet, without signing

@@ -159,6 +159,10 @@ pub enum Event {
     KeysChanged,
     /// A hardware key waits for a touch; the text says which and why.
     TouchRequested(String),
+    /// The touch awaited is over (signed or failed).
+    TouchDone,
+    /// A state event was signed: a line a person can read.
+    StateSigned(String),
 }
 
 /// Everything the agent keeps, under one data directory.

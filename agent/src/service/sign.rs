@@ -308,6 +308,15 @@ impl Service {
             self.registry.touch(&c.record.info.cryptoid, now);
             let seen = Seen::of_pdu(&c.event_id, c.depth, c.prepared.event());
             self.rooms.record_signed(&c.room_id, &seen);
+            if self.config.notifications.notify_signed && seen.state_key.is_some() {
+                let what = cryptoid_protocol::text::sanitize_default(&format!(
+                    "signed {} in {}",
+                    seen.event_type.unwrap_or("?"),
+                    c.room_id
+                ));
+                // Nobody listening is fine.
+                let _ = self.events.send(super::Event::StateSigned(what));
+            }
             notes.push(SignedNote {
                 event_id: c.event_id.clone(),
                 depth: c.depth,
@@ -356,7 +365,7 @@ impl Service {
             let again = self.decide_sign(client, &checked, p.intent.as_ref(), reservation.facts);
             still_allowed(&again)?;
         }
-        let waited = self.ensure_token_unlocked(&[&checked]).await || confirmed;
+        let waited = self.ensure_token_unlocked(client, &[&checked]).await || confirmed;
         let checked = if waited { self.refresh(checked)? } else { checked };
         let (mut signed, notes) = self.sign_checked(vec![checked])?;
         audit.signed = notes;
@@ -424,7 +433,7 @@ impl Service {
             let again = self.decide_batch(client, &checked, p.intent.as_ref(), reservation.facts);
             still_allowed(&again)?;
         }
-        let waited = self.ensure_token_unlocked(&refs).await || confirmed;
+        let waited = self.ensure_token_unlocked(client, &refs).await || confirmed;
         let checked = if waited {
             checked.into_iter().map(|c| self.refresh(c)).collect::<Result<Vec<_>>>()?
         } else {

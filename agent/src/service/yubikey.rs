@@ -44,7 +44,7 @@ pub(super) use enabled::hooks;
 #[cfg(feature = "yubikey")]
 mod enabled {
     use super::*;
-    use crate::keystore::yubikey::{self, Hooks, YubiKeyBackend};
+    use crate::keystore::yubikey::{self, Hooks, Touch, YubiKeyBackend};
     use crate::keystore::{UnlockSecret, YubiKeySettings};
     use crate::service::backends::{open_once, unavailable_info};
     use crate::service::Event;
@@ -57,9 +57,12 @@ mod enabled {
         events: tokio::sync::broadcast::Sender<Event>,
     ) -> Hooks {
         Hooks {
-            touch: Arc::new(move |why: String| {
-                tracing::warn!("{why}");
-                let _ = events.send(Event::TouchRequested(why));
+            touch: Arc::new(move |t: Touch| match t {
+                Touch::Awaited(why) => {
+                    tracing::warn!("{why}");
+                    let _ = events.send(Event::TouchRequested(why));
+                }
+                Touch::Done => drop(events.send(Event::TouchDone)),
             }),
             slots: Arc::new(move || {
                 let (mut active, mut deleted) = (Vec::new(), Vec::new());

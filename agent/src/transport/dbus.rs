@@ -679,6 +679,7 @@ pub async fn start(svc: Arc<Service>, address: Option<&str>) -> zbus::Result<Dbu
                 }
                 Event::KeysChanged => AgentObject::keys_changed(e).await,
                 Event::TouchRequested(why) => AgentObject::touch_requested(e, &why).await,
+                Event::TouchDone | Event::StateSigned(_) => Ok(()),
             };
             if let Err(err) = r {
                 tracing::warn!(error = %err, "cannot emit a D-Bus signal");
@@ -717,5 +718,6 @@ pub async fn start(svc: Arc<Service>, address: Option<&str>) -> zbus::Result<Dbu
             }
         }
     }));
+    tasks.push(tokio::spawn(super::notify::run(svc.clone(), conn.clone())));
     Ok(DbusService { conn, tasks })
 }

@@ -25,9 +25,18 @@ pub use card::{list, pick, Found};
 
 pub mod wrap;
 
-/// Told when the card waits for a touch; the agent logs it and signals it
-/// on D-Bus.
-pub type TouchNotice = Arc<dyn Fn(String) + Send + Sync>;
+/// Told when the card waits for a touch and when it is done; the agent
+/// logs it, signals it on D-Bus and shows a desktop notification.
+pub type TouchNotice = Arc<dyn Fn(Touch) + Send + Sync>;
+
+/// A touch the card waits for, or its end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Touch {
+    /// Awaited; the text says which card, which key and why.
+    Awaited(String),
+    /// The card answered (signed, or failed): nothing is awaited any more.
+    Done,
+}
 
 /// The retired slots the agent's key records name: `(active, deleted)`.
 /// Deleted keys' slots may be reused; nothing else on the card is touched.
@@ -192,15 +201,20 @@ impl Backend for YubiKeyBackend {
     fn sign(&self, public: &PublicKey, handle: &Value, message: &[u8]) -> Result<[u8; 64], KeystoreError> {
         let (key, touch) = self.handle_slot(handle)?;
         let pin = self.pin()?;
-        if touch != 0x01 {
-            (self.hooks.touch)(format!(
+        let touching = touch != 0x01;
+        if touching {
+            (self.hooks.touch)(Touch::Awaited(format!(
                 "touch your YubiKey {} to sign with cryptoID {} (touch policy: {})",
                 self.settings.serial,
                 public.to_base64(),
                 touch_name(touch)
-            ));
+            )));
         }
-        let sig = self.link().sign(&pin, key, message).map_err(|e| self.forget_refused_pin(e))?;
+        let sig = self.link().sign(&pin, key, message);
+        if touching {
+            (self.hooks.touch)(Touch::Done);
+        }
+        let sig = sig.map_err(|e| self.forget_refused_pin(e))?;
         let sig: [u8; 64] = sig
             .try_into()
             .map_err(|_| KeystoreError::Unavailable("the YubiKey returned a malformed signature".into()))?;
