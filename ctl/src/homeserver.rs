@@ -1,8 +1,10 @@
 //! The few client-server API calls `share` needs: who am I, and account
 //! data read and written. Blocking, rustls, no proxy from the environment.
 
+use crate::output::shown;
 use anyhow::{bail, Context, Result};
 use cryptoid_protocol::json::{self, Value};
+use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 use zeroize::Zeroizing;
@@ -49,9 +51,7 @@ impl Homeserver {
             Some(u) => u,
             None => hs
                 .get("/_matrix/client/v3/account/whoami")?
-                .and_then(|v| {
-                    v.as_object().and_then(|o| o.get("user_id")).and_then(Value::as_str).map(str::to_owned)
-                })
+                .and_then(|v| v.as_object().and_then(|o| o.get("user_id")).and_then(Value::as_str).map(shown))
                 .context("the homeserver did not say whose access token this is (give --user-id)")?,
         };
         Ok(hs)
@@ -62,22 +62,33 @@ impl Homeserver {
     }
 
     /// GETs JSON; `None` for 404 (absent account data).
-    fn get(&self, path: &str) -> Result<Option<Value>> {
+    /// GETs JSON of at most `limit` bytes; `None` for 404 (absent account
+    /// data).
+    pub fn get_limited(&self, path: &str, limit: u64) -> Result<Option<Value>> {
         let url = format!("{}{path}", self.base);
         match self.agent.get(&url).set("Authorization", &self.auth()).call() {
             Ok(r) => {
-                let body = r.into_string().with_context(|| format!("reading {url}"))?;
+                let mut body = Vec::new();
+                r.into_reader()
+                    .take(limit + 1)
+                    .read_to_end(&mut body)
+                    .with_context(|| format!("reading {url}"))?;
+                if body.len() as u64 > limit {
+                    bail!("{url} answered with more than {limit} bytes");
+                }
                 Ok(Some(
-                    json::from_str(&body)
+                    json::from_slice(&body)
                         .with_context(|| format!("{url} did not answer with strict JSON"))?,
                 ))
             }
             Err(ureq::Error::Status(404, _)) => Ok(None),
-            Err(ureq::Error::Status(code, r)) => {
-                bail!("GET {url}: HTTP {code}: {}", r.into_string().unwrap_or_default())
-            }
+            Err(ureq::Error::Status(code, r)) => bail!("GET {url}: HTTP {code}: {}", body_of(r)),
             Err(e) => Err(e).with_context(|| format!("cannot reach {url}")),
         }
+    }
+
+    fn get(&self, path: &str) -> Result<Option<Value>> {
+        self.get_limited(path, 1 << 20)
     }
 
     fn account_data_path(&self, event_type: &str) -> String {
@@ -86,6 +97,11 @@ impl Homeserver {
 
     pub fn account_data(&self, event_type: &str) -> Result<Option<Value>> {
         self.get(&self.account_data_path(event_type))
+    }
+
+    /// Account data of at most `limit` bytes.
+    pub fn account_data_limited(&self, event_type: &str, limit: u64) -> Result<Option<Value>> {
+        self.get_limited(&self.account_data_path(event_type), limit)
     }
 
     pub fn put_account_data(&self, event_type: &str, content: &Value) -> Result<()> {
@@ -100,11 +116,19 @@ impl Homeserver {
         {
             Ok(_) => Ok(()),
             Err(ureq::Error::Status(code, r)) => {
-                bail!("PUT {event_type}: HTTP {code}: {}", r.into_string().unwrap_or_default())
+                bail!("PUT {}: HTTP {code}: {}", shown(event_type), body_of(r))
             }
             Err(e) => Err(e).with_context(|| format!("cannot reach {url}")),
         }
     }
+}
+
+/// The start of an error body, made safe for a terminal: it comes from
+/// the homeserver.
+fn body_of(r: ureq::Response) -> String {
+    let mut body = Vec::new();
+    let _ = r.into_reader().take(512).read_to_end(&mut body);
+    shown(&String::from_utf8_lossy(&body))
 }
 
 #[cfg(test)]

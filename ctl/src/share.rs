@@ -248,7 +248,12 @@ fn lefts(what: &str, l: &[Left]) -> Result<()> {
 fn pull(ctx: &Ctx, r: Remote, replace: bool) -> Result<ExitCode> {
     let hs = Homeserver::open(&r.server.homeserver, &r.server.access_token_file, r.server.user_id)?;
     let (key_id, desc) = default_key(&hs)?;
-    let first = hs.account_data(SECRET_NAME)?.with_context(|| {
+    // Part 0 and the parts after it, each at most a part's size with room
+    // to spare, all together at most what one request line to the agent
+    // takes: a homeserver cannot make this read without end.
+    const PART_LIMIT: u64 = 128 * 1024;
+    let mut total = 0u64;
+    let first = hs.account_data_limited(SECRET_NAME, PART_LIMIT)?.with_context(|| {
         format!(
             "{} has no shared cryptoIDs yet: run `cryptoidctl share push` on a device that has them",
             hs.user_id
@@ -259,8 +264,14 @@ fn pull(ctx: &Ctx, r: Remote, replace: bool) -> Result<ExitCode> {
     // `.1`, `.2`, … while they exist; the agent takes only those it names.
     for i in 1..MAX_PARTS {
         let name = part_name(i);
-        match hs.account_data(&name)? {
-            Some(content) => account_data.push(AccountData { event_type: name, content }),
+        match hs.account_data_limited(&name, PART_LIMIT)? {
+            Some(content) => {
+                total += cryptoid_protocol::json::to_canonical_string(&content).len() as u64;
+                if total > cryptoid_protocol::wire::MAX_LINE as u64 / 2 {
+                    bail!("the homeserver serves more shared-cryptoID parts than any export makes; stopped at {name}");
+                }
+                account_data.push(AccountData { event_type: name, content });
+            }
             None => break,
         }
     }
@@ -339,6 +350,9 @@ fn setup(ctx: &Ctx, s: Server) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `O_NOFOLLOW` on Linux.
+const O_NOFOLLOW: i32 = 0o400000;
+
 const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
 fn random_bytes<const N: usize>() -> Result<zeroize::Zeroizing<[u8; N]>> {
@@ -354,11 +368,15 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    let tmp = dir.join(format!(".{}.tmp", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()));
+    // A fresh name, created exclusively and never through a symlink: in a
+    // shared directory nobody else's file can stand in for it.
+    let suffix: String = random_bytes::<6>()?.iter().map(|b| format!("{b:02x}")).collect();
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{suffix}.tmp"));
     let mut f = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
+        .custom_flags(O_NOFOLLOW)
         .mode(0o600)
         .open(&tmp)
         .with_context(|| format!("cannot write {}", tmp.display()))?;

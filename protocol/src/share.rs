@@ -9,8 +9,15 @@
 //! (an old part replayed by the homeserver under the same name) are never
 //! mixed.
 //!
+//! Part 0 also carries the export's time (`exported_at`, ms since the
+//! epoch), so a device can refuse an export older than one it took before
+//! (a rollback by the homeserver), and the cryptoIDs deleted on the
+//! exporting device (`retired`), so an old copy of a deleted key is never
+//! brought back.
+//!
 //! ```json
-//! {"version": 1, "export_id": "…", "part": 0, "parts": ["org.matrix.msc4080.cryptoids.1"],
+//! {"version": 1, "export_id": "…", "exported_at": 1764662400000, "part": 0,
+//!  "parts": ["org.matrix.msc4080.cryptoids.1"], "retired": ["…"],
 //!  "keys": [{"kind": "room", "cryptoid": "…", "seed": "…", "room_id": "!r:x", "user_id": "@a:x"},
 //!           {"kind": "one_time", "cryptoid": "…", "seed": "…", "key_id": "ed25519:AAAAAAAAAAA"}]}
 //! ```
@@ -77,10 +84,16 @@ impl std::fmt::Debug for SharedKey {
 pub struct Part {
     pub version: u32,
     pub export_id: String,
+    /// When the export was made (ms since the epoch; part 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exported_at: Option<u64>,
     pub part: usize,
     /// In part 0 only: the names of the other parts, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<String>,
+    /// In part 0 only: cryptoIDs deleted on the exporting device.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired: Vec<String>,
     pub keys: Vec<SharedKey>,
 }
 
@@ -105,6 +118,8 @@ pub enum ShareError {
 
 /// Splits `keys` into parts of at most [`MAX_PART_BYTES`] each (a key
 /// larger than that alone is impossible: they are a few hundred bytes).
+/// Part 0 gets the names of the others; the caller adds `exported_at` and
+/// `retired` to it.
 pub fn split(export_id: &str, keys: Vec<SharedKey>) -> Vec<Part> {
     let mut parts: Vec<Part> = Vec::new();
     let mut current = Vec::new();
@@ -125,7 +140,15 @@ pub fn split(export_id: &str, keys: Vec<SharedKey>) -> Vec<Part> {
 }
 
 fn part(export_id: &str, i: usize, keys: Vec<SharedKey>) -> Part {
-    Part { version: FORMAT_VERSION, export_id: export_id.to_owned(), part: i, parts: Vec::new(), keys }
+    Part {
+        version: FORMAT_VERSION,
+        export_id: export_id.to_owned(),
+        exported_at: None,
+        part: i,
+        parts: Vec::new(),
+        retired: Vec::new(),
+        keys,
+    }
 }
 
 impl Part {

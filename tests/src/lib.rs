@@ -81,6 +81,7 @@ pub mod vectors {
 }
 
 pub mod agent;
+pub mod desktop;
 pub mod interop;
 pub mod raw;
 pub mod vcard;

@@ -117,6 +117,8 @@ impl Error {
                 Refusal::Declined { .. } => (K::ConfirmationDenied, "declined"),
                 Refusal::TimedOut { .. } => (K::ConfirmationTimeout, "timed_out"),
                 Refusal::NoSuchPending(_) => (K::InvalidParams, "no_such_confirmation"),
+                Refusal::PersonOnly(_) => (K::NotPermitted, "person_only"),
+                Refusal::NoDialog => (K::ConfirmationTimeout, "no_dialog"),
             },
             Error::Keystore(e) => keystore_identity(e),
             Error::Share(e) => match e {
@@ -132,6 +134,7 @@ impl Error {
                 ShareFailure::Document(_) => (K::InvalidParams, "bad_share_document"),
                 ShareFailure::Missing(_) => (K::InvalidParams, "part_missing"),
                 ShareFailure::NotForKey { .. } => (K::InvalidParams, "not_for_key"),
+                ShareFailure::RolledBack { .. } => (K::InvalidParams, "rolled_back"),
             },
             Error::Storage(_) => (K::StorageError, "write_failed"),
             Error::Damaged { .. } => (K::InternalError, "damaged_file"),

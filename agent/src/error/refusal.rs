@@ -23,4 +23,8 @@ pub enum Refusal {
     TimedOut { secs: u64 },
     #[error("no pending confirmation {0} (answered or expired)")]
     NoSuchPending(u64),
+    #[error("confirmation {0} moves secret keys: only you answer it, in the agent's dialog (pinentry or askpass), never a client over the socket")]
+    PersonOnly(u64),
+    #[error("moving secret keys needs a dialog the agent runs itself to ask you in: install pinentry (e.g. pinentry-gnome3 or pinentry-tty) or set `askpass` in config.toml")]
+    NoDialog,
 }

@@ -17,4 +17,6 @@ pub enum ShareFailure {
     Missing(String),
     #[error("{name} is not encrypted for secret-storage key {key_id:?}: push again from a device that has the keys, under the current default key")]
     NotForKey { name: String, key_id: String },
+    #[error("the shared cryptoIDs served are an export made at {exported_at} ms, older than one this device imported before ({newest} ms): a rollback by the homeserver? push again from a device that has the keys")]
+    RolledBack { exported_at: u64, newest: u64 },
 }

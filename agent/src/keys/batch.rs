@@ -17,17 +17,28 @@ const STAGING: &str = ".batch";
 const RECORDS: &str = "records.json";
 const COMMITTED: &str = "COMMITTED";
 
+/// A batch write that failed; `committed`: after the commit point, so the
+/// batch holds (it is applied again at the next batch or restart).
+#[derive(Debug)]
+pub(super) struct Failed {
+    pub committed: bool,
+    pub error: io::Error,
+}
+
 /// Writes `files` (name, JSON text) into `dir`, all or nothing, durably.
-pub(super) fn write(dir: &Path, files: &[(String, String)]) -> io::Result<()> {
+pub(super) fn write(dir: &Path, files: &[(String, String)]) -> Result<(), Failed> {
+    let before = |error| Failed { committed: false, error };
     // A batch an earlier run left is settled first, never mixed in.
-    recover(dir)?;
+    recover(dir).map_err(before)?;
     let staging = dir.join(STAGING);
-    fsutil::private_dir(&staging)?;
-    let bytes = serde_json::to_vec(files).map_err(io::Error::other)?;
-    fsutil::write_atomic(&staging.join(RECORDS), &bytes)?;
+    fsutil::private_dir(&staging).map_err(before)?;
+    // The staging directory's own entry, durable before anything counts on it.
+    fsutil::sync_dir(dir).map_err(before)?;
+    let bytes = serde_json::to_vec(files).map_err(|e| before(io::Error::other(e)))?;
+    fsutil::write_atomic(&staging.join(RECORDS), &bytes).map_err(before)?;
     // The commit point.
-    fsutil::write_atomic(&staging.join(COMMITTED), b"")?;
-    apply(dir)
+    fsutil::write_atomic(&staging.join(COMMITTED), b"").map_err(before)?;
+    apply(dir).map_err(|error| Failed { committed: true, error })
 }
 
 fn apply(dir: &Path) -> io::Result<()> {
@@ -115,7 +126,7 @@ mod tests {
     fn a_batch_lands_whole_and_settles_a_leftover_first() {
         let d = tempfile::tempdir().expect("tempdir");
         stage(d.path(), 5);
-        write(d.path(), &files(2)).expect("write");
+        write(d.path(), &files(2)).map_err(|f| f.error).expect("write");
         assert_eq!(names(d.path()), ["k0.json", "k1.json"]);
     }
 
@@ -123,7 +134,8 @@ mod tests {
     fn a_record_name_outside_the_directory_is_refused() {
         let d = tempfile::tempdir().expect("tempdir");
         let bad = vec![("../escape.json".to_owned(), "{}".to_owned())];
-        assert!(write(d.path(), &bad).is_err());
+        assert!(write(d.path(), &bad).is_err_and(|f| f.committed), "refused when applied");
+        assert!(recover(d.path()).is_err(), "and again at the next recovery, never applied");
         assert!(!d.path().join("../escape.json").exists());
     }
 }

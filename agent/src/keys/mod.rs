@@ -77,7 +77,9 @@ pub fn otk_key_id(n: u64) -> String {
     format!("ed25519:{}", base64::encode(&n.to_be_bytes()))
 }
 
-fn parse_otk_key_id(id: &str) -> Option<u64> {
+/// The counter of a one-time key ID (`ed25519:` and 11 characters of
+/// URL-safe Base64 of 8 big-endian bytes).
+pub fn parse_otk_key_id(id: &str) -> Option<u64> {
     let b64 = id.strip_prefix("ed25519:")?;
     let bytes = base64::decode_array::<8>(b64).ok()?;
     Some(u64::from_be_bytes(bytes))
@@ -125,7 +127,7 @@ impl Registry {
                 fix: "move the key record aside to start",
             })?;
             if let Some(n) = rec.info.key_id.as_deref().and_then(parse_otk_key_id) {
-                next_otk = next_otk.max(n + 1);
+                next_otk = next_otk.max(n.saturating_add(1));
             }
             records.insert(rec.info.cryptoid.clone(), rec);
         }
@@ -242,10 +244,18 @@ impl Registry {
             .iter()
             .map(|r| Ok((file_name(&r.info.cryptoid)?, serde_json::to_string(r).map_err(Error::internal)?)))
             .collect::<Result<Vec<_>>>()?;
-        batch::write(&self.dir, &files)?;
+        match batch::write(&self.dir, &files) {
+            Ok(()) => {}
+            // Committed: the batch holds, and is applied again at the next
+            // batch or restart; what is in memory must say so already.
+            Err(f) if f.committed => {
+                tracing::error!(error = %f.error, "a committed key batch is not fully written yet; it completes at the next write or restart");
+            }
+            Err(f) => return Err(f.error.into()),
+        }
         // Imported one-time keys keep their IDs; new ones count past them.
         for n in recs.iter().filter_map(|r| r.info.key_id.as_deref().and_then(parse_otk_key_id)) {
-            *next = (*next).max(n + 1);
+            *next = (*next).max(n.saturating_add(1));
         }
         let mut map = self.write();
         for r in &recs {

@@ -38,6 +38,10 @@ pub struct Question {
     pub scope: Option<String>,
     /// Whether `remember` may be honoured (one PDU, not a batch).
     pub rememberable: bool,
+    /// Only a dialog the agent runs itself (pinentry, askpass) may answer:
+    /// the socket and a D-Bus prompter are any process of the user,
+    /// including the one that asked (used where secret keys move).
+    pub person_only: bool,
 }
 
 /// Longest prompt shown, in characters.
@@ -193,8 +197,9 @@ impl Prompts {
             .insert(id, Waiting { question: q.clone(), raw: (raw_exe, raw_room, raw_type), deadline, tx });
         tracing::info!(id, prompt = %q.prompt, "confirmation requested");
         let _ = self.requested.send((id, q.prompt.clone()));
-        // A registered desktop prompter is asked first (instead of askpass).
-        let prompter = self.prompter.locked().clone();
+        // A registered desktop prompter is asked first (instead of askpass),
+        // unless only a person may answer.
+        let prompter = self.prompter.locked().clone().filter(|_| !q.person_only);
         let _prompter = prompter.map(|p| {
             let me = self.clone();
             let fut = p.confirm(id, &q);
@@ -256,6 +261,21 @@ impl Prompts {
         }
     }
 
+    /// An answer from a client (the socket's `confirm.answer`): refused for
+    /// a question only a person may answer in a dialog.
+    pub fn answer_from_client(&self, id: u64, ans: Answer) -> ClientAnswer {
+        match self.waiting().get(&id) {
+            None => return ClientAnswer::NotPending,
+            Some(w) if w.question.person_only => return ClientAnswer::PersonOnly,
+            Some(_) => {}
+        }
+        if self.answer(id, ans) {
+            ClientAnswer::Taken
+        } else {
+            ClientAnswer::NotPending
+        }
+    }
+
     /// Answers request `id`. Returns false when it is no longer pending.
     /// An approval also approves the client for the session and, with
     /// `remember`, (client, room, type) for that long.
@@ -303,6 +323,14 @@ impl Prompts {
         out.sort_by_key(|p| p.id);
         out
     }
+}
+
+/// What became of a client's answer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ClientAnswer {
+    Taken,
+    NotPending,
+    PersonOnly,
 }
 
 /// Aborts a task (killing an askpass child) when dropped.

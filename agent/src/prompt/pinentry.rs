@@ -193,6 +193,15 @@ mod tests {
             .stdin(Stdio::null())
             .spawn()
             .expect("sleep");
+        // Right after exec the kernel may not have laid out the new
+        // environment yet (a real client has long been running).
+        let environ = format!("/proc/{}/environ", child.id());
+        for _ in 0..100 {
+            if std::fs::read(&environ).is_ok_and(|e| !e.is_empty()) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let d = display_for(Some(child.id() as i32));
         let _ = child.kill();
         let _ = child.wait();

@@ -321,7 +321,10 @@ impl Handler for share::Export {
     // PBKDF2 and encrypting every key: off the async workers.
     const BLOCKING: bool = true;
     fn describe(p: &Self::Params, _audit: &mut Audit) -> String {
-        format!("export every shareable cryptoID, encrypted under secret-storage key {:?}, for your other devices", p.key_id)
+        format!(
+            "have the secret seeds of all your shareable cryptoIDs, encrypted under the secret-storage key {:?} it gives, to store them for your other devices. Allow only if you just ran `cryptoidctl share push` or `share export` yourself: whoever knows that key can sign as you",
+            p.key_id
+        )
     }
     fn run(c: Call<'_, Self::Params>) -> impl Fut<'_, Self::Result> {
         ready(c.svc.share_export(&c.params, c.audit))
@@ -335,9 +338,14 @@ impl Handler for share::Import {
     const BLOCKING: bool = true;
     const ANNOUNCES: Announce = Announce::Keys;
     fn describe(p: &Self::Params, _audit: &mut Audit) -> String {
-        let replace = if p.replace { ", replacing this device's key where a room has another" } else { "" };
+        let replace = if p.replace {
+            ", replacing (retiring) this device's key wherever a room has another"
+        } else {
+            ""
+        };
         format!(
-            "import cryptoIDs shared by your other devices (secret-storage key {:?}){replace}",
+            "import cryptoIDs from {} secret(s) encrypted under the secret-storage key {:?} it gives, to sign as you in their rooms{replace}. Allow only if you just ran `cryptoidctl share pull` or `share import` yourself",
+            p.account_data.len(),
             p.key.key_id
         )
     }

@@ -7,7 +7,7 @@ use super::sign::Checked;
 use super::{ClientInfo, Judged, Service};
 use crate::error::{Refusal, Result};
 use crate::policy::{self, Action, Decision};
-use crate::prompt::{Answer, Outcome, Question};
+use crate::prompt::{Answer, ClientAnswer, Outcome, Question};
 use cryptoid_protocol::wire::confirm::{AnswerParams, PendingList};
 use std::time::Duration;
 
@@ -124,6 +124,7 @@ impl Service {
             reasons: decision.decisive_reasons(),
             scope: if events.len() == 1 { scope } else { None },
             rememberable: events.len() == 1,
+            person_only: false,
         };
         let (by, r) = self.confirm(q).await;
         j.confirmed_by = by;
@@ -163,6 +164,11 @@ impl Service {
             Ok(false) => return (j, Ok(())),
             Err(e) => return (j, Err(e)),
         }
+        // Only a dialog the agent runs may answer: with none, say so now
+        // rather than after the timeout.
+        if stakes == policy::Stakes::MovesSecrets && self.askpass().is_none() && self.pinentry().is_none() {
+            return (j, Err(Refusal::NoDialog.into()));
+        }
         let (room_id, cryptoid) = about;
         let q = Question {
             prompt: format!(
@@ -180,6 +186,7 @@ impl Service {
             reasons: decision.decisive_reasons(),
             scope: None,
             rememberable: false,
+            person_only: stakes == policy::Stakes::MovesSecrets,
         };
         let (by, r) = self.confirm(q).await;
         j.confirmed_by = by;
@@ -203,10 +210,10 @@ impl Service {
         let by =
             format!("socket ({} pid {})", exe_of(client), client.pid.map_or("?".into(), |p| p.to_string()));
         let remember = p.remember_secs.filter(|s| *s > 0).map(|s| Duration::from_secs(u64::from(s)));
-        if self.prompts.answer(p.id, Answer { allow: p.allow, remember, by }) {
-            Ok(())
-        } else {
-            Err(Refusal::NoSuchPending(p.id).into())
+        match self.prompts.answer_from_client(p.id, Answer { allow: p.allow, remember, by }) {
+            ClientAnswer::Taken => Ok(()),
+            ClientAnswer::NotPending => Err(Refusal::NoSuchPending(p.id).into()),
+            ClientAnswer::PersonOnly => Err(Refusal::PersonOnly(p.id).into()),
         }
     }
 }

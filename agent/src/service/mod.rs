@@ -167,6 +167,7 @@ pub enum Event {
 
 /// Everything the agent keeps, under one data directory.
 pub struct Service {
+    data_dir: PathBuf,
     registry: Arc<Registry>,
     backends: backends::Backends,
     journal: Journal,
@@ -220,6 +221,7 @@ impl Service {
             yubikey::hooks(registry.clone(), events.clone()),
         );
         let svc = Service {
+            data_dir: data_dir.to_owned(),
             registry,
             backends,
             journal,

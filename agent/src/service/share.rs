@@ -9,6 +9,11 @@
 //!
 //! The secret-storage key is checked against its key description before
 //! anything is encrypted or decrypted; it and the seeds are wiped after use.
+//!
+//! Against a homeserver that serves old account data back: an export
+//! carries its time and the cryptoIDs deleted on its device (tombstones);
+//! an import older than one this device took before under the same key is
+//! refused (`share.json` remembers), and a tombstoned key is never added.
 
 use super::{Audit, Service};
 use crate::error::{Error, Result, ShareFailure};
@@ -66,6 +71,12 @@ impl Service {
         let key = storage_key(p)?;
         let soft = self.backends.soft.clone();
         let (mut keys, mut stays, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
+        let retired: Vec<String> = self
+            .registry
+            .find(|r| r.info.state == KeyState::Retired)
+            .into_iter()
+            .map(|r| r.info.cryptoid)
+            .collect();
         let mut recs = self.registry.find(|r| r.info.state != KeyState::Retired);
         recs.sort_by(|a, b| {
             (a.info.created_at, &a.info.cryptoid).cmp(&(b.info.created_at, &b.info.cryptoid))
@@ -108,8 +119,11 @@ impl Service {
         let one_time = keys.len() as u64 - rooms;
         audit.count = Some(keys.len() as u64);
         let export_id = base64::encode(&random::<16>());
+        let mut parts = share::split(&export_id, keys);
+        parts[0].exported_at = Some(self.now());
+        parts[0].retired = retired;
         let mut account_data = Vec::new();
-        for (i, part) in share::split(&export_id, keys).into_iter().enumerate() {
+        for (i, part) in parts.into_iter().enumerate() {
             let name = share::part_name(i);
             let plain = Zeroizing::new(serde_json::to_vec(&part).map_err(Error::internal)?);
             let sealed = ssss::encrypt(&key, &name, &plain, random());
@@ -121,14 +135,37 @@ impl Service {
     pub fn share_import(&self, p: &ImportParams, audit: &mut Audit) -> Result<ImportReport> {
         self.require_unlocked()?;
         let key = storage_key(&p.key)?;
-        let keys = read_parts(&key, &p.key.key_id, &p.account_data)?;
+        let (first, keys) = read_parts(&key, &p.key.key_id, &p.account_data)?;
         audit.count = Some(keys.len() as u64);
-        let mut report = ImportReport::default();
+        let state = SeenExports::path(&self.data_dir);
+        let mut seen = SeenExports::load(&state)?;
+        seen.check(&p.key.key_id, first.exported_at)?;
+        let tombstones: std::collections::HashSet<&str> = first.retired.iter().map(String::as_str).collect();
+        let mut report = ImportReport { exported_at: first.exported_at, ..Default::default() };
         // Keys whose seed does not make their cryptoID, or that name no
         // room where they must, are refused one by one.
         let mut valid = Vec::new();
+        // One-time key IDs in use here, and by which key.
+        let local_ids: HashMap<String, String> = self
+            .registry
+            .find(|r| r.info.kind == KeyKind::OneTime)
+            .into_iter()
+            .filter_map(|r| Some((r.info.key_id?, r.info.cryptoid)))
+            .collect();
         for k in keys {
-            match check_shared(&k) {
+            let refused = if tombstones.contains(k.cryptoid.as_str()) {
+                Err("deleted on the exporting device: a deleted key is not brought back".to_owned())
+            } else if k
+                .key_id
+                .as_ref()
+                .and_then(|id| local_ids.get(id))
+                .is_some_and(|owner| *owner != k.cryptoid)
+            {
+                Err("its one-time key ID is already used by a key of this device".to_owned())
+            } else {
+                check_shared(&k)
+            };
+            match refused {
                 Ok(seed) => valid.push((k, seed)),
                 Err(why) => report.skipped.push(Left {
                     cryptoid: k.cryptoid.clone(),
@@ -171,14 +208,15 @@ impl Service {
                             local: local.clone(),
                             remote: k.cryptoid.clone(),
                         };
-                        if !p.replace {
+                        // A key this import adds is not replaced by
+                        // another of the same import; a hardware key is
+                        // deleted with `keys delete`, which destroys it.
+                        let replaceable = existing.get(&local).filter(|r| r.info.backend == "soft");
+                        let Some(old) = replaceable.filter(|_| p.replace) else {
                             report.conflicts.push(conflict);
                             continue;
-                        }
-                        let mut old = existing
-                            .get(&local)
-                            .cloned()
-                            .ok_or_else(|| Error::internal("a bound key vanished"))?;
+                        };
+                        let mut old = old.clone();
                         old.info.state = KeyState::Retired;
                         old.handle = Value::Null;
                         retired.push(old.clone());
@@ -213,6 +251,16 @@ impl Service {
                 soft.forget(&public);
             }
         }
+        // Local keys the exporting device deleted: told, not deleted here.
+        for id in &first.retired {
+            if let Some(rec) = self.registry.get(id).filter(|r| r.info.state != KeyState::Retired) {
+                report.skipped.push(left(
+                    &rec,
+                    "deleted on the exporting device but still active here: delete it with `cryptoidctl keys delete` if that was you",
+                ));
+            }
+        }
+        seen.record(&state, &p.key.key_id, first.exported_at)?;
         Ok(report)
     }
 }
@@ -228,8 +276,9 @@ fn content(key_id: &str, sealed: &EncryptedSecret) -> Result<Value> {
     Ok(Value::Object(c))
 }
 
-/// Decrypts part 0 and every part it names, checked to be one export.
-fn read_parts(key: &SecretKey, key_id: &str, data: &[AccountData]) -> Result<Vec<SharedKey>> {
+/// Decrypts part 0 and every part it names, checked to be one export:
+/// part 0 (its keys moved out) and all the keys.
+fn read_parts(key: &SecretKey, key_id: &str, data: &[AccountData]) -> Result<(Part, Vec<SharedKey>)> {
     let read = |name: &str| -> Result<Part> {
         let item = data
             .iter()
@@ -247,15 +296,59 @@ fn read_parts(key: &SecretKey, key_id: &str, data: &[AccountData]) -> Result<Vec
         let text = ssss::decrypt_text(key, name, &sealed).map_err(ShareFailure::Storage)?;
         Ok(Part::parse(&text).map_err(ShareFailure::Document)?)
     };
-    let first = read(share::SECRET_NAME)?;
+    let mut first = read(share::SECRET_NAME)?;
     let others = first.others().map_err(ShareFailure::Document)?.to_vec();
-    let mut keys = first.keys.clone();
+    let mut keys = std::mem::take(&mut first.keys);
     for (i, name) in others.iter().enumerate() {
-        let part = read(name)?;
+        let mut part = read(name)?;
         part.follows(&first, i + 1).map_err(ShareFailure::Document)?;
-        keys.extend(part.keys.iter().cloned());
+        keys.append(&mut part.keys);
     }
-    Ok(keys)
+    Ok((first, keys))
+}
+
+/// `share.json`: per secret-storage key, the newest export this device
+/// imported, so that an older one served again is refused.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeenExports {
+    newest: std::collections::BTreeMap<String, u64>,
+}
+
+impl SeenExports {
+    fn path(data_dir: &std::path::Path) -> std::path::PathBuf {
+        data_dir.join("share.json")
+    }
+
+    fn load(path: &std::path::Path) -> Result<SeenExports> {
+        match std::fs::read(path) {
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| Error::Damaged {
+                path: path.display().to_string(),
+                why: e.to_string(),
+                fix: "remove it (it only guards against old exports served again)",
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(SeenExports::default()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn check(&self, key_id: &str, exported_at: Option<u64>) -> Result<()> {
+        let newest = self.newest.get(key_id).copied().unwrap_or(0);
+        match exported_at {
+            Some(t) if t < newest => Err(ShareFailure::RolledBack { exported_at: t, newest }.into()),
+            None if newest > 0 => Err(ShareFailure::RolledBack { exported_at: 0, newest }.into()),
+            _ => Ok(()),
+        }
+    }
+
+    fn record(&mut self, path: &std::path::Path, key_id: &str, exported_at: Option<u64>) -> Result<()> {
+        let Some(t) = exported_at else { return Ok(()) };
+        let e = self.newest.entry(key_id.to_owned()).or_insert(0);
+        *e = (*e).max(t);
+        let bytes = serde_json::to_vec(self).map_err(Error::internal)?;
+        crate::fsutil::write_atomic(path, &bytes)?;
+        Ok(())
+    }
 }
 
 /// The seed of a shared key, if it makes the key's cryptoID and the key
@@ -269,6 +362,14 @@ fn check_shared(k: &SharedKey) -> std::result::Result<Zeroizing<[u8; 32]>, Strin
     bytes.copy_from_slice(&seed);
     if KeyPair::from_seed(&bytes).cryptoid() != k.cryptoid {
         return Err("the seed does not make this cryptoID".into());
+    }
+    if let Some(id) = &k.key_id {
+        // A one-time key ID as this agent makes them, with a counter that
+        // cannot overflow the local one.
+        match crate::keys::parse_otk_key_id(id) {
+            Some(n) if k.kind == KeyKind::OneTime && n < (1 << 53) => {}
+            _ => return Err(format!("{id:?} is not a one-time key ID")),
+        }
     }
     match (&k.room_id, &k.user_id) {
         (Some(r), _) if !r.starts_with('!') || r.len() > 255 => Err(format!("{r:?} is not a room ID")),

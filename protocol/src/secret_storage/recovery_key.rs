@@ -42,8 +42,16 @@ pub fn encode(key: &SecretKey) -> Zeroizing<String> {
     out
 }
 
+/// Longest text read as a recovery key: 48 Base58 characters in groups of
+/// four take 59; more is not a recovery key (and Base58 decoding is
+/// quadratic in its length).
+const MAX_TEXT: usize = 128;
+
 /// Reads a recovery key (whitespace anywhere is ignored).
 pub fn decode(text: &str) -> Result<SecretKey, RecoveryKeyError> {
+    if text.len() > MAX_TEXT {
+        return Err(RecoveryKeyError::Length(text.len()));
+    }
     let compact: Zeroizing<String> = Zeroizing::new(text.chars().filter(|c| !c.is_whitespace()).collect());
     let bytes =
         Zeroizing::new(bs58::decode(compact.as_str()).into_vec().map_err(|_| RecoveryKeyError::NotBase58)?);

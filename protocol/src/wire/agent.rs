@@ -65,6 +65,7 @@ pub struct LockState {
 pub struct Unlock;
 impl Method for Unlock {
     const NAME: &'static str = "agent.unlock";
+    const SECRET_PARAMS: bool = true;
     type Params = UnlockParams;
     type Result = LockState;
 }
@@ -103,6 +104,7 @@ impl Drop for UnlockParams {
 pub struct Passwd;
 impl Method for Passwd {
     const NAME: &'static str = "agent.passwd";
+    const SECRET_PARAMS: bool = true;
     type Params = PasswdParams;
     type Result = NoParams;
 }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 pub struct Init;
 impl Method for Init {
     const NAME: &'static str = "backend.init";
+    const SECRET_PARAMS: bool = true;
     type Params = InitParams;
     type Result = BackendInfo;
 }

@@ -39,6 +39,9 @@ pub const MAX_RESPONSE_LINE: usize = 64 << 20;
 /// A method: its name on the wire and its parameter and result types.
 pub trait Method {
     const NAME: &'static str;
+    /// The params hold a secret (a passphrase, a PIN, a recovery key): a
+    /// decoding error must not quote them (they would reach the journal).
+    const SECRET_PARAMS: bool = false;
     type Params: Serialize + DeserializeOwned;
     type Result: Serialize + DeserializeOwned;
 }
@@ -125,7 +128,13 @@ impl Request {
     /// Reads the params as `M::Params`; a mismatch is `invalid_params`.
     pub fn params<M: Method>(self) -> Result<M::Params, RpcError> {
         self.params.deserialize_into::<M::Params>().map_err(|e| {
-            RpcError::new(ErrorKind::InvalidParams, format!("invalid params for {}: {e}", M::NAME))
+            let why = if M::SECRET_PARAMS {
+                "they do not match the method's fields and types (details withheld: the params hold a secret)"
+                    .to_owned()
+            } else {
+                e.to_string()
+            };
+            RpcError::new(ErrorKind::InvalidParams, format!("invalid params for {}: {why}", M::NAME))
                 .with_cause("params_mismatch")
         })
     }

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 pub struct Export;
 impl Method for Export {
     const NAME: &'static str = "share.export";
+    const SECRET_PARAMS: bool = true;
     type Params = ExportParams;
     type Result = ExportResult;
 }
@@ -22,6 +23,7 @@ impl Method for Export {
 pub struct Import;
 impl Method for Import {
     const NAME: &'static str = "share.import";
+    const SECRET_PARAMS: bool = true;
     type Params = ImportParams;
     type Result = ImportReport;
 }
@@ -142,6 +144,9 @@ pub struct Conflict {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImportReport {
+    /// When the imported export was made (ms since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exported_at: Option<u64>,
     /// New keys, durably added.
     pub added: Vec<Imported>,
     /// Keys this device already had, unchanged.

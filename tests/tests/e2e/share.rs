@@ -11,12 +11,13 @@ use cryptoid_protocol::json;
 use cryptoid_protocol::keys::KeyPair;
 use cryptoid_protocol::secret_storage::{self as ssss, recovery_key, KeyDescription, SecretKey};
 use cryptoid_protocol::share::{self, SharedKey, SECRET_NAME};
+use cryptoid_protocol::wire::confirm::{Answer, AnswerParams, Pending};
 use cryptoid_protocol::wire::keys::{Get, KeyKind, KeyRef, KeyState, List, ListParams};
 use cryptoid_protocol::wire::otk::{
     Claim, ClaimParams, Generate, GenerateParams, MarkPublished, MarkPublishedParams,
 };
 use cryptoid_protocol::wire::share::{AccountData, Export, Import, ImportParams, ImportReport, StorageKey};
-use cryptoid_protocol::wire::ErrorKind;
+use cryptoid_protocol::wire::{ErrorKind, NoParams};
 use cryptoid_tests::agent::Agent;
 use cryptoid_tests::interop::{self, field, Synapse};
 use cryptoid_tests::{assert_refused, pdus, stderr, stdout};
@@ -28,12 +29,20 @@ const USER: &str = "@alice:example.org";
 /// An agent whose askpass answers every confirmation (yes or no) and logs
 /// what it was asked.
 fn agent(allow: bool) -> (Agent, PathBuf) {
+    agent_asking(allow, 0)
+}
+
+/// As [`agent`], the askpass answering after `delay` seconds.
+fn agent_asking(allow: bool, delay: u32) -> (Agent, PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir").keep();
     let log = dir.join("asked");
     let script = dir.join("askpass");
     let exit = if allow { 0 } else { 1 };
-    std::fs::write(&script, format!("#!/bin/sh\nprintf '%s\\n' \"$1\" >> {}\nexit {exit}\n", log.display()))
-        .expect("askpass");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\nprintf '%s\\n' \"$1\" >> {}\nsleep {delay}\nexit {exit}\n", log.display()),
+    )
+    .expect("askpass");
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let a = Agent::start_with_env(Some("[policy]\nunknown_clients = \"allow\"\nconfirm_delete = false\n[policy.rate]\nper_room = 0\nper_client = 0\n"), &[(
         "CRYPTOID_ASKPASS",
@@ -172,7 +181,7 @@ fn a_second_device_gets_the_identities_through_a_file_and_both_sign() {
     let text = std::fs::read_to_string(&file).expect("read");
     assert!(text.contains(SECRET_NAME) && !text.contains("\"seed\""), "{text}");
     let asked = std::fs::read_to_string(&asked_a).expect("asked");
-    assert!(asked.contains("export every shareable cryptoID"), "{asked}");
+    assert!(asked.contains("the secret seeds of all your shareable cryptoIDs"), "{asked}");
 
     // The second device.
     let (b, asked_b) = agent(true);
@@ -192,9 +201,7 @@ fn a_second_device_gets_the_identities_through_a_file_and_both_sign() {
     let report: ImportReport = serde_json::from_str(&stdout(&out)).expect("report");
     assert_eq!(report.added.len(), 3, "{report:?}");
     assert!(report.conflicts.is_empty() && report.skipped.is_empty(), "{report:?}");
-    assert!(std::fs::read_to_string(&asked_b)
-        .expect("asked")
-        .contains("import cryptoIDs shared by your other devices"));
+    assert!(std::fs::read_to_string(&asked_b).expect("asked").contains("import cryptoIDs from 1 secret(s)"));
     let info = cb.call::<Get>(&KeyRef { cryptoid: k.clone() }).expect("get");
     assert_eq!(
         (info.state, info.room_id.as_deref(), info.user_id.as_deref()),
@@ -325,7 +332,9 @@ fn a_conflicting_room_keeps_the_local_key_unless_replace_is_asked() {
 
     let report = import(&mut cb, &desc, &recovery, data, true);
     assert_eq!((report.replaced.len(), report.added.len()), (1, 1), "{report:?}");
-    assert!(std::fs::read_to_string(&asked_b).expect("asked").contains("replacing this device's key"));
+    assert!(std::fs::read_to_string(&asked_b)
+        .expect("asked")
+        .contains("replacing (retiring) this device's key"));
     assert_eq!(cb.call::<Get>(&KeyRef { cryptoid: local.clone() }).expect("get").state, KeyState::Retired);
     assert_verifies(&sign(&mut cb, pdus::message(&remote, room, "now shared")).pdu, &remote);
 }
@@ -351,6 +360,74 @@ fn a_declined_share_releases_and_takes_nothing() {
         })
         .expect_err("declined");
     assert_refused(&err, ErrorKind::ConfirmationDenied, "declined");
+}
+
+/// Attack: the client that asks for the export answers its own
+/// confirmation over the socket. Only the agent's own dialog may answer.
+#[test]
+fn only_a_dialog_answers_a_share_never_the_client_that_asks() {
+    let (a, _) = agent_asking(false, 3);
+    let mut ca = a.unlocked();
+    room_key(&mut ca, "!r:example.org");
+    let (_, desc, recovery) = storage(13);
+    let asking = std::thread::spawn(move || ca.call::<Export>(&by_recovery_key(&desc, &recovery)));
+    let mut other = a.client();
+    let id = cryptoid_tests::desktop::wait_for(10, "the pending confirmation", || {
+        other.call::<Pending>(&NoParams {}).expect("pending").pending.first().map(|p| p.id)
+    });
+    let err = other
+        .call::<Answer>(&AnswerParams { id, allow: true, remember_secs: None })
+        .expect_err("the socket may not answer");
+    assert_refused(&err, ErrorKind::NotPermitted, "person_only");
+    // Control: the dialog (askpass) answers, and its "no" stands.
+    let err = asking.join().expect("thread").expect_err("declined in the dialog");
+    assert_refused(&err, ErrorKind::ConfirmationDenied, "declined");
+}
+
+#[test]
+fn with_no_dialog_to_ask_in_sharing_is_refused_at_once() {
+    let a = Agent::start(); // no askpass, and pinentry off
+    let mut ca = a.unlocked();
+    room_key(&mut ca, "!r:example.org");
+    let (_, desc, recovery) = storage(14);
+    let err = ca.call::<Export>(&by_recovery_key(&desc, &recovery)).expect_err("no dialog");
+    assert_refused(&err, ErrorKind::ConfirmationTimeout, "no_dialog");
+}
+
+/// Attack: the homeserver serves an older export again, with a key the
+/// user has since deleted. Control: the newer export, whose tombstone
+/// keeps the deleted key out.
+#[test]
+fn an_older_export_served_again_is_refused_and_deleted_keys_stay_deleted() {
+    let (a, _) = agent(true);
+    let mut ca = a.unlocked();
+    let kept = room_key(&mut ca, "!kept:example.org");
+    let gone = room_key(&mut ca, "!gone:example.org");
+    let (_, desc, recovery) = storage(15);
+    let old = ca.call::<Export>(&by_recovery_key(&desc, &recovery)).expect("export").account_data;
+    let (b, _) = agent(true);
+    let mut cb = b.unlocked();
+    assert_eq!(import(&mut cb, &desc, &recovery, old.clone(), false).added.len(), 2);
+    // The key is deleted on the first device (compromised, say).
+    ca.call::<cryptoid_protocol::wire::keys::Delete>(&KeyRef { cryptoid: gone.clone() }).expect("delete");
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let new = ca.call::<Export>(&by_recovery_key(&desc, &recovery)).expect("export").account_data;
+    let report = import(&mut cb, &desc, &recovery, new.clone(), false);
+    assert!(
+        report.skipped.iter().any(|s| s.cryptoid == gone && s.reason.contains("still active here")),
+        "{report:?}"
+    );
+    let err = import_with(&mut cb, &desc, &recovery, old.clone(), false).expect_err("rolled back");
+    assert_refused(&err, ErrorKind::InvalidParams, "rolled_back");
+    // A new device that sees the new export first never takes the deleted
+    // key, and then refuses the old one.
+    let (c, _) = agent(true);
+    let mut cc = c.unlocked();
+    let report = import(&mut cc, &desc, &recovery, new, false);
+    assert_eq!(report.added.iter().map(|k| k.cryptoid.as_str()).collect::<Vec<_>>(), [kept.as_str()]);
+    let err = import_with(&mut cc, &desc, &recovery, old, false).expect_err("rolled back");
+    assert_refused(&err, ErrorKind::InvalidParams, "rolled_back");
+    assert!(cc.call::<Get>(&KeyRef { cryptoid: gone }).is_err(), "the deleted key never arrives");
 }
 
 #[test]
