@@ -23,6 +23,7 @@ for f in /usr/bin/cryptoid-agent /usr/bin/cryptoidctl \
     [ -e "$f" ] || { echo "missing after install: $f"; exit 1; }
 done
 dpkg-deb -f "$deb" Recommends | grep -q pcscd || { echo "Recommends lacks pcscd"; exit 1; }
+dpkg-deb -f "$deb" Recommends | grep -q "pinentry-gnome3 | pinentry" || { echo "Recommends lacks pinentry-gnome3 | pinentry"; exit 1; }
 
 work=$(mktemp -d)
 trap 'kill "${agent_pid:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT

@@ -21,7 +21,10 @@ stage() { printf '== [%s +%ds] %s\n' "$(date -u +%H:%M:%S)" "$SECONDS" "$*"; }
 # backend builds against libpcsclite (pkg-config finds it). node and npm run
 # matrix-js-sdk for the secret-storage interop tests; python3's venv and
 # ensurepip make the venv of the Synapse homeserver the sharing tests push
-# to and pull from.
+# to and pull from. The desktop tests ask a person through real programs:
+# pinentry-tty in a tmux terminal, pinentry-gtk-2 on an Xvfb display
+# (clicked with xdotool, photographed with ImageMagick's import), and the
+# dunst notification daemon.
 # A key is a command (or `file:` a path) whose absence means the package is
 # missing. The build's own needs (cc, libc headers, pkg-config, libpcsclite)
 # are packaging/first-run.sh's too: tests/check-deps.sh keeps them in step.
@@ -33,7 +36,9 @@ declare -A NEEDS=([python3]=python3 [setpriv]=util-linux [dbus-daemon]=dbus-daem
                [file:/usr/share/dbus-1/session.conf]=dbus-session-bus-common
                [file:/usr/lib/pcsc/drivers/serial/libifdvpcd.so]=vsmartcard-vpcd
                [file:/usr/include/PCSC/winscard.h]=libpcsclite-dev
-               [node]=nodejs [npm]=npm [python:ensurepip]=python3-venv)
+               [node]=nodejs [npm]=npm [python:ensurepip]=python3-venv
+               [tmux]=tmux [pinentry-tty]=pinentry-tty [pinentry-gtk-2]=pinentry-gtk2
+               [Xvfb]=xvfb [xdotool]=xdotool [dunst]=dunst [import]=imagemagick)
 
 # shellcheck source=../packaging/install-missing.sh
 . packaging/install-missing.sh
@@ -66,6 +71,7 @@ export CRYPTOID_TEST_JS=1
 stage "Synapse for the sharing tests (pip, pinned in tests/synapse.sh)"
 tests/synapse.sh install
 export CRYPTOID_TEST_SYNAPSE=1
+export CRYPTOID_TEST_DESKTOP=1
 stage "pcscd with the virtual readers (YubiKey tests)"
 pcsc_dir=$(mktemp -d)
 tests/pcscd.sh start "$pcsc_dir" >/dev/null

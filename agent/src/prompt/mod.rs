@@ -74,7 +74,8 @@ impl Question {
     /// asked (already sanitized).
     pub fn dialog_text(&self) -> String {
         let mut t = self.prompt.clone();
-        if !self.changes.is_empty() {
+        // Sign prompts already name their changes.
+        if !self.changes.is_empty() && !self.changes.iter().all(|c| self.prompt.contains(c.as_str())) {
             t.push_str("\n\nChanges:");
             for c in &self.changes {
                 t.push_str("\n  • ");
@@ -222,9 +223,12 @@ impl Prompts {
                 }
             }))
         });
-        let _pinentry = pinentry.map(|program| {
+        let display = pinentry::display_for(q.client_pid);
+        if pinentry.is_some() && !display.is_usable() {
+            tracing::info!(id, "no display or terminal to show pinentry on; not asked there");
+        }
+        let _pinentry = pinentry.filter(|_| display.is_usable()).map(|program| {
             let me = self.clone();
-            let display = pinentry::display_for(q.client_pid);
             let req = cryptoid_protocol::assuan::Request {
                 title: "cryptoid-agent: confirm".into(),
                 description: q.dialog_text(),

@@ -31,6 +31,13 @@ pub struct Display {
 }
 
 impl Display {
+    /// Whether there is anywhere to show a dialog: a display or a terminal.
+    /// Without one a pinentry cannot ask, and some answer "cancelled",
+    /// which must not count as the person's "no".
+    pub fn is_usable(&self) -> bool {
+        !self.vars.is_empty() || self.tty.is_some()
+    }
+
     /// Says where the dialog went, e.g. `DISPLAY=:0 of client pid 42`.
     pub fn describe(&self) -> String {
         let mut parts: Vec<String> =

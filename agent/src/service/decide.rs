@@ -117,6 +117,10 @@ impl Service {
         let by_pinentry = async {
             let program = program?;
             let display = pinentry::display_for(client.pid);
+            if !display.is_usable() {
+                tracing::info!("no display or terminal to show pinentry on; not asked there");
+                return None;
+            }
             let req = cryptoid_protocol::assuan::Request {
                 title: "cryptoid-agent: PIN".into(),
                 description: prompt.to_owned(),

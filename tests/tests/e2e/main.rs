@@ -10,6 +10,7 @@ mod cli_agent;
 mod cli_pdu;
 mod crash;
 mod dbus;
+mod desktop;
 mod full_disk;
 mod load;
 mod pkcs11;

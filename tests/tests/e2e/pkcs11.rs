@@ -387,3 +387,67 @@ fn concurrent_signatures_on_the_token_verify_and_survive_a_lock() {
     unlock_pin(&mut c, PIN).expect("unlock with the PIN");
     sign_all("after the lock");
 }
+
+/// The token's PIN typed into pinentry-tty, in the terminal of the client
+/// that asked to sign; a second time cancelled (Ctrl-D): `pin_required`,
+/// nothing signed, no hang.
+#[test]
+fn pinentry_tty_takes_the_pin_in_the_client_s_terminal_or_a_cancel() {
+    use cryptoid_tests::desktop::{self, client_command, client_script, wait_for, Tmux};
+    if !desktop::available(&["tmux", "pinentry-tty", "python3"]) {
+        return;
+    }
+    let token = Token::new();
+    let conf = token.conf().display().to_string();
+    let policy = "[policy]\nunknown_clients = \"allow\"\n[policy.rate]\nper_room = 0\nper_client = 0\n";
+    let mut agent = Agent::start_with_env(
+        Some(policy),
+        &[("SOFTHSM2_CONF", &conf), ("CRYPTOID_PINENTRY", "/usr/bin/pinentry-tty")],
+    );
+    let mut c = agent.unlocked();
+    init(&mut c, MODULE, PIN).expect("init");
+    let room = "!pin:x";
+    let k = pkcs11_key(&mut c, room);
+    agent.restart();
+    agent.unlocked(); // the keystore; the token is locked again
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = client_script(dir.path());
+    let socket = agent.socket();
+    let run = |name: &str, body: &str| {
+        let request = dir.path().join(name);
+        let pdu = cryptoid_protocol::json::to_canonical_string(&pdus::message(&k, room, body));
+        let line = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"sign.pdu","params":{{"room_version":"{}","pdu":{pdu}}}}}"#,
+            super::agent_sign::RV
+        );
+        std::fs::write(&request, line).expect("request");
+        let answer = dir.path().join(format!("{name}.answer"));
+        (Tmux::start(&client_command(&script, &socket, &request, &answer), &[]), answer)
+    };
+    let read = |p: &Path| -> serde_json::Value {
+        let text =
+            wait_for(30, "the answer", || std::fs::read_to_string(p).ok().filter(|t| t.ends_with('\n')));
+        serde_json::from_str(&text).expect("json")
+    };
+
+    let (term, answer) = run("typed", "PIN typed in pinentry");
+    let screen = term.wait_for_text("PIN:");
+    assert!(screen.contains("PIN of the PKCS#11 token to sign m.room.message in !pin:x"), "{screen}");
+    assert!(!screen.contains(PIN));
+    term.keys(&[PIN, "Enter"]);
+    let a = read(&answer);
+    let signed = a["result"]["pdu"].to_string();
+    let signed = cryptoid_protocol::json::from_str(&signed).expect("pdu");
+    assert_verifies(&signed, &k);
+    assert!(!term.screen().contains(PIN), "the PIN is never echoed");
+    assert!(!agent.log().contains(PIN), "the PIN never reaches the log");
+    drop(term);
+
+    agent.restart();
+    agent.unlocked();
+    let (term, answer) = run("cancelled", "cancelled");
+    term.wait_for_text("PIN:");
+    term.keys(&["C-d"]);
+    let a = read(&answer);
+    assert_eq!(a["error"]["data"]["kind"], "pin_required", "{a}");
+}

@@ -501,3 +501,51 @@ fn askpass_supplies_the_pin_when_a_locked_yubikey_must_sign() {
         "{asked}"
     );
 }
+
+/// While the card waits for a touch, the desktop shows "Touch your
+/// YubiKey" (a real dunst on a private bus and display); once the card has
+/// signed, the notification is withdrawn.
+#[test]
+fn the_touch_notification_is_shown_while_the_card_waits_and_withdrawn_after() {
+    use cryptoid_tests::desktop::{self, wait_for, Xvfb};
+    need_readers!();
+    if !desktop::available(&["Xvfb", "dunst", "dunstctl"]) {
+        return;
+    }
+    let x = Xvfb::start();
+    let bus = cryptoid_tests::agent::Bus::start();
+    let dunstctl = |args: &[&str]| -> Option<String> {
+        let out = std::process::Command::new("dunstctl")
+            .args(args)
+            .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+            .output()
+            .ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    };
+    let mut dunst = std::process::Command::new("dunst")
+        .env("DISPLAY", &x.display)
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("dunst");
+    wait_for(20, "dunst", || dunstctl(&["count", "displayed"]));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _card = VirtualCard::insert(dir.path(), 0, 1013, &["--touch-ms", "2000"]);
+    let agent = Agent::start_on_bus(&bus.address, None);
+    let mut c = agent.unlocked();
+    init(&mut c, None, Some("always")).expect("init");
+    let k = card_key(&mut c, "!notify:example.org").expect("key");
+    let signing =
+        std::thread::spawn(move || sign(&mut c, pdus::message(&k, "!notify:example.org", "touched")));
+    // Shown while the card waits.
+    wait_for(10, "the touch notification", || dunstctl(&["count", "displayed"]).filter(|n| n == "1"));
+    let signed = signing.join().expect("signed");
+    assert!(signed.signature.len() > 40);
+    // Withdrawn once signed (it never expires by itself).
+    wait_for(10, "the notification withdrawn", || dunstctl(&["count", "displayed"]).filter(|n| n == "0"));
+    let history = dunstctl(&["history"]).expect("history");
+    assert!(history.contains("Touch your YubiKey") && history.contains("1013"), "{history}");
+    let _ = dunst.kill();
+    let _ = dunst.wait();
+}
