@@ -134,11 +134,50 @@ struct RoomState {
     /// replaced: kept apart, so a flood of memberships cannot evict them.
     #[serde(default)]
     superseded_rules: Recent,
+    /// Members' Matrix IDs by cryptoID, from the `mxid_mapping` of their
+    /// observed `m.room.member` events.
+    #[serde(default)]
+    members: BTreeMap<String, MemberName>,
+    /// The room's name (`m.room.name`), for prompts.
+    #[serde(default)]
+    name: Option<String>,
     /// Before round 2 the view kept bare IDs, including IDs only named as
     /// `prev_events`; those are not evidence of anything and are dropped.
     #[serde(default, skip_serializing)]
     #[allow(dead_code)]
     known: Option<serde_json::Value>,
+}
+
+/// A member's Matrix ID, and whether its server's signature on the mapping
+/// verified with a key given to `rooms.observe` (else the homeserver only
+/// claims it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberName {
+    pub user_id: String,
+    pub verified: bool,
+}
+
+/// Server keys given to `rooms.observe`: `{server: {key_id: key}}`.
+pub type ServerKeys = BTreeMap<String, BTreeMap<String, String>>;
+
+/// The name an `m.room.member` event's `mxid_mapping` gives its state key,
+/// if the mapping is for that cryptoID; verified when the user's server
+/// signed it with a key in `keys`.
+pub fn mxid_mapping(state_key: &str, content: &Object, keys: &ServerKeys) -> Option<MemberName> {
+    let m = content.get("mxid_mapping")?.as_object()?;
+    let user_id = m.get("user_id")?.as_str()?;
+    if m.get("user_room_key")?.as_str()? != state_key || !user_id.starts_with('@') {
+        return None;
+    }
+    let server = user_id.split_once(':')?.1;
+    let verified = keys.get(server).is_some_and(|ks| {
+        ks.iter().any(|(key_id, key)| {
+            cryptoid_protocol::keys::PublicKey::from_base64(key)
+                .is_ok_and(|k| cryptoid_protocol::event::verify_json(m, server, key_id, &k).is_ok())
+        })
+    });
+    Some(MemberName { user_id: user_id.to_owned(), verified })
 }
 
 /// State types the authorization rules read (an `auth_events` candidate).
@@ -177,6 +216,11 @@ impl RoomState {
         self.events.insert(e.event_id.to_owned(), e.depth);
         self.max_depth = Some(self.max_depth.map_or(e.depth, |d| d.max(e.depth)));
         let (Some(ty), Some(sk)) = (e.event_type, e.state_key) else { return };
+        if ty == "m.room.name" && sk.is_empty() {
+            // Shown to people only (escaped there), never decided on.
+            let name = e.content.and_then(|c| c.get("name")).and_then(Value::as_str);
+            self.name = name.filter(|n| !n.is_empty()).map(|n| n.chars().take(100).collect());
+        }
         if !AUTH_TYPES.contains(&ty) {
             return;
         }
@@ -300,6 +344,17 @@ impl Rooms {
             }
             let mut events: Vec<_> = p.events.iter().collect();
             events.sort_by_key(|e| e.depth);
+            for e in &events {
+                if let (Some("m.room.member"), Some(sk), Some(c)) = (
+                    e.event_type.as_deref(),
+                    e.state_key.as_deref(),
+                    e.content.as_ref().and_then(Value::as_object),
+                ) {
+                    if let Some(name) = mxid_mapping(sk, c, &p.server_keys) {
+                        r.members.insert(sk.to_owned(), name);
+                    }
+                }
+            }
             for e in events {
                 r.see(&Seen {
                     event_id: &e.event_id,
@@ -327,6 +382,11 @@ impl Rooms {
         self.dirty.locked().insert(room_id.to_owned());
     }
 
+    /// The room's name, if an `m.room.name` was observed or signed.
+    pub fn name(&self, room_id: &str) -> Option<String> {
+        self.lock().get(room_id).and_then(|r| r.name.clone())
+    }
+
     /// Runs `f` with what the agent knows of `room_id`.
     pub fn with_facts<R>(&self, room_id: &str, f: impl FnOnce(&RoomFacts<'_>) -> R) -> R {
         let rooms = self.lock();
@@ -337,6 +397,7 @@ impl Rooms {
                 let own = |id: &str| r.own.get(id).is_some();
                 let superseded =
                     |id: &str| r.superseded.get(id).is_some() || r.superseded_rules.get(id).is_some();
+                let member = |id: &str| r.members.get(id).map(|m| (m.user_id.clone(), m.verified));
                 f(&RoomFacts {
                     exists: true,
                     observed: r.observed,
@@ -350,6 +411,7 @@ impl Rooms {
                         what: &a.what,
                     }),
                     is_superseded: &superseded,
+                    member: &member,
                 })
             }
         }
@@ -439,7 +501,14 @@ mod tests {
     }
 
     fn observe(rooms: &Rooms, events: Vec<ObservedEvent>) -> RoomView {
-        rooms.observe(&ObserveParams { room_id: "!r:x".into(), room_version: None, events }).expect("observe")
+        rooms
+            .observe(&ObserveParams {
+                room_id: "!r:x".into(),
+                room_version: None,
+                events,
+                server_keys: Default::default(),
+            })
+            .expect("observe")
     }
 
     #[test]

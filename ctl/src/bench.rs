@@ -145,8 +145,12 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> Result<ExitCode> {
     };
     // Sign just above the room's frontier: the agent's anti-replay window
     // refuses depths far below the newest it knows (earlier runs included).
-    let view =
-        c.call::<Observe>(&ObserveParams { room_id: BENCH_ROOM.into(), room_version: None, events: vec![] })?;
+    let view = c.call::<Observe>(&ObserveParams {
+        room_id: BENCH_ROOM.into(),
+        room_version: None,
+        events: vec![],
+        server_keys: Default::default(),
+    })?;
     let depth = view.max_depth.map_or(1, |d| i64::try_from(d).unwrap_or(i64::MAX - 1) + 1);
     let result = match a.transport {
         Transport::Socket => load(ctx, &a, &rv, &template, &cryptoid, depth),

@@ -130,7 +130,15 @@ fn observations(doc: &Object) -> Result<(Vec<ObserveParams>, usize)> {
         (doc.get("room_id").and_then(Value::as_str), doc.get("events").and_then(Value::as_array))
     {
         let events = observed(events, &mut skipped);
-        return Ok((vec![ObserveParams { room_id: room.to_owned(), room_version: None, events }], skipped));
+        return Ok((
+            vec![ObserveParams {
+                room_id: room.to_owned(),
+                room_version: None,
+                events,
+                server_keys: Default::default(),
+            }],
+            skipped,
+        ));
     }
     let Some(rooms) = doc.get("rooms").and_then(Value::as_object) else {
         bail!("expected {{room_id, events}} or a /sync response with `rooms`");
@@ -151,7 +159,12 @@ fn observations(doc: &Object) -> Result<(Vec<ObserveParams>, usize)> {
                 }
             }
             if !events.is_empty() {
-                out.push(ObserveParams { room_id: room_id.clone(), room_version: None, events });
+                out.push(ObserveParams {
+                    room_id: room_id.clone(),
+                    room_version: None,
+                    events,
+                    server_keys: Default::default(),
+                });
             }
         }
     }

@@ -61,6 +61,7 @@ fn world() -> &'static World {
             room_id: ROOM.into(),
             room_version: None,
             events: vec![frontier],
+            server_keys: Default::default(),
         })
         .expect("observe");
         let rt =

@@ -32,6 +32,8 @@ pub struct Batch<'a> {
     /// Signing the create binds its sender's key (a fresh key from
     /// `keys.create {}`), as a createRoom must.
     pub binds_creator: bool,
+    /// The Matrix user the creator's key belongs to, when its record says.
+    pub key_user: Option<&'a str>,
 }
 
 fn s<'a>(o: &'a Object, k: &str) -> Option<&'a str> {

@@ -42,6 +42,8 @@ pub struct SignRequest<'a> {
     pub binds_key: bool,
     /// Initial state of a room being created (`sign.batch`).
     pub initial_state: bool,
+    /// The Matrix user the signing key belongs to, when its record says.
+    pub key_user: Option<&'a str>,
 }
 
 /// Who asks.
@@ -77,6 +79,24 @@ pub struct RoomFacts<'a> {
     pub anchor: Option<Anchor<'a>>,
     /// An authorization event a newer one replaced.
     pub is_superseded: &'a dyn Fn(&str) -> bool,
+    /// A member's Matrix ID by cryptoID, and whether its server signed the
+    /// mapping (else the homeserver only claims it).
+    pub member: &'a dyn Fn(&str) -> Option<(String, bool)>,
+}
+
+impl RoomFacts<'_> {
+    /// A cryptoID as a person reads it: `@bob:example.org (3TPraTczVkDP…)`
+    /// when the room view knows the member, marked when only the homeserver
+    /// claims the name; else the short cryptoID.
+    pub fn name(&self, cryptoid: &str) -> String {
+        match (self.member)(cryptoid) {
+            Some((user, true)) => format!("{} ({})", user, power::short(cryptoid)),
+            Some((user, false)) => {
+                format!("{} ({}, name claimed by the homeserver)", user, power::short(cryptoid))
+            }
+            None => power::short(cryptoid),
+        }
+    }
 }
 
 impl RoomFacts<'_> {
@@ -91,6 +111,7 @@ impl RoomFacts<'_> {
             power_levels: None,
             anchor: None,
             is_superseded: &|_| false,
+            member: &|_| None,
         }
     }
 }
@@ -239,6 +260,7 @@ pub fn evaluate_batch(
             room_version: batch.room_version,
             binds_key: i == 0,
             initial_state: true,
+            key_user: batch.key_user,
         };
         let ty = pdu.get("type").and_then(Value::as_str).unwrap_or("?");
         let (f, c) = judge_pdu(&req, room, cfg, now_ms);

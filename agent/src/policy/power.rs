@@ -18,6 +18,37 @@ pub fn short(id: &str) -> String {
     }
 }
 
+/// The user's own join: its `mxid_mapping` (the homeserver's claim of who
+/// this cryptoID is) must name the signing key and, when the key's record
+/// names its user, that user. Signing another mapping would let the
+/// homeserver present the user's key under someone else's name, or
+/// someone else's key under the user's.
+fn own_join_mapping(sender: &str, content: Option<&Object>, key_user: Option<&str>) -> Option<Finding> {
+    let m = content?.get("mxid_mapping")?;
+    let Some(m) = m.as_object() else {
+        return Some(Finding::new(Action::Deny, "the join's mxid_mapping is not an object"));
+    };
+    let field = |k: &str| m.get(k).and_then(Value::as_str);
+    if field("user_room_key") != Some(sender) {
+        return Some(Finding::new(
+            Action::Deny,
+            format!(
+                "the join's mxid_mapping names cryptoID {}, not the key that signs it ({})",
+                field("user_room_key").map_or("(none)".to_owned(), short),
+                short(sender)
+            ),
+        ));
+    }
+    match (field("user_id"), key_user) {
+        (Some(u), Some(k)) if u != k => Some(Finding::new(
+            Action::Deny,
+            format!("the join's mxid_mapping names {u}, but this cryptoID belongs to {k}"),
+        )),
+        (None, _) => Some(Finding::new(Action::Deny, "the join's mxid_mapping has no user_id")),
+        _ => None,
+    }
+}
+
 /// The event a redaction targets: top-level `redacts` in room versions
 /// 1–10, `content.redacts` from 11 on.
 pub fn redaction_target<'a>(req: &SignRequest<'a>) -> Option<&'a str> {
@@ -46,12 +77,16 @@ pub fn check(req: &SignRequest<'_>, room: &RoomFacts<'_>, cfg: &PolicyConfig) ->
             let membership = content.and_then(|c| c.get("membership")).and_then(Value::as_str).unwrap_or("?");
             if target == sender {
                 changes.push(format!("own membership → {membership}"));
+                if membership == "join" {
+                    findings.extend(own_join_mapping(sender, content, req.key_user));
+                }
             } else {
+                let who = room.name(target);
                 let what = match membership {
-                    "ban" => format!("ban {}", short(target)),
-                    "leave" => format!("kick (or unban) {}", short(target)),
-                    "invite" => format!("invite {}", short(target)),
-                    other => format!("set the membership of {} to {other}", short(target)),
+                    "ban" => format!("ban {who}"),
+                    "leave" => format!("kick (or unban) {who}"),
+                    "invite" => format!("invite {who}"),
+                    other => format!("set the membership of {who} to {other}"),
                 };
                 over_others(what, &mut changes);
             }
@@ -77,7 +112,16 @@ pub fn check(req: &SignRequest<'_>, room: &RoomFacts<'_>, cfg: &PolicyConfig) ->
                 old.diff(&new).into_iter().partition(|c| c.user.as_deref() == Some(sender));
             // Effects on others first: they are what a prompt must show.
             for c in others {
-                over_others(c.describe(), &mut changes);
+                // Members by Matrix ID where the room view knows them.
+                let named = match &c.user {
+                    Some(u) if (room.member)(u).is_some() => c.describe().replacen(
+                        &format!("users[{}]", short(u)),
+                        &format!("users[{}]", room.name(u)),
+                        1,
+                    ),
+                    _ => c.describe(),
+                };
+                over_others(named, &mut changes);
             }
             changes.extend(own.iter().map(|c| format!("own {}", c.describe())));
         }

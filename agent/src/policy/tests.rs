@@ -22,7 +22,7 @@ fn trusted() -> ClientFacts<'static> {
 const RV: RoomVersion = RoomVersion::MSC4080;
 
 fn sr<'a>(pdu: &'a Object, intent: Option<&'a Value>) -> SignRequest<'a> {
-    SignRequest { pdu, intent, room_version: &RV, binds_key: false, initial_state: false }
+    SignRequest { pdu, intent, room_version: &RV, binds_key: false, initial_state: false, key_user: None }
 }
 
 fn decide_with(p: &Object, cfg: &PolicyConfig, room: &RoomFacts<'_>, initial: bool) -> Decision {
@@ -515,8 +515,14 @@ fn room_batch(power: &str, extra: &[(&str, &str, &str)]) -> (Vec<Object>, Vec<St
 fn judge_batch(events: &[Object], ids: &[String], intent: Option<&Value>, room: &RoomFacts<'_>) -> Decision {
     let pdus: Vec<&Object> = events.iter().collect();
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-    let batch =
-        create_room::Batch { pdus: &pdus, event_ids: &ids, intent, room_version: &RV, binds_creator: true };
+    let batch = create_room::Batch {
+        pdus: &pdus,
+        event_ids: &ids,
+        intent,
+        room_version: &RV,
+        binds_creator: true,
+        key_user: None,
+    };
     evaluate_batch(&batch, &trusted(), room, RateFacts::default(), &PolicyConfig::default(), NOW)
 }
 

@@ -92,11 +92,18 @@ impl Service {
             1 => ty.clone().unwrap_or_default(),
             n => format!("a createRoom batch of {n} events"),
         };
+        let room_shown = match room.as_deref() {
+            Some(r) => match self.rooms.name(r) {
+                Some(name) => format!("{name:?} ({r})"),
+                None => r.to_owned(),
+            },
+            None => "?".to_owned(),
+        };
         let mut prompt = format!(
             "{} (pid {}) asks to sign {what} in {} with cryptoID {}",
             exe_of(client),
             client.pid.map_or("?".to_owned(), |p| p.to_string()),
-            room.as_deref().unwrap_or("?"),
+            room_shown,
             cryptoid.as_deref().map(policy::power::short).unwrap_or_default(),
         );
         if !decision.changes.is_empty() {

@@ -32,6 +32,7 @@ impl Service {
             room_version: &c.room_version,
             binds_key: c.binds,
             initial_state: false,
+            key_user: c.record.info.user_id.as_deref(),
         };
         let facts = self.client_facts(client);
         self.rooms.with_facts(&c.room_id, |room| {
@@ -58,6 +59,7 @@ impl Service {
             intent,
             room_version: &rv,
             binds_creator,
+            key_user: checked.first().and_then(|c| c.record.info.user_id.as_deref()),
         };
         let facts = self.client_facts(client);
         let room_id = checked.first().map_or("", |c| c.room_id.as_str());

@@ -19,6 +19,12 @@ pub struct ObserveParams {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room_version: Option<String>,
     pub events: Vec<ObservedEvent>,
+    /// Server signing keys, `{server: {key_id: public key (Base64)}}`, for
+    /// checking the server signatures of members' `mxid_mapping`: a mapping
+    /// that verifies names its member by Matrix ID; one that does not is
+    /// shown as claimed by the homeserver.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub server_keys: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
 }
 
 /// An event seen in the room (federation format carries depth and

@@ -93,7 +93,13 @@ fn plain(id: &str, depth: u64, prev: &[&str]) -> ObservedEvent {
 }
 
 fn observe(c: &mut Client, events: Vec<ObservedEvent>) {
-    c.call::<Observe>(&ObserveParams { room_id: ROOM.into(), room_version: None, events }).expect("observe");
+    c.call::<Observe>(&ObserveParams {
+        room_id: ROOM.into(),
+        room_version: None,
+        events,
+        server_keys: Default::default(),
+    })
+    .expect("observe");
 }
 
 /// A message at `depth` on `prevs`, citing `auths`.
@@ -246,6 +252,7 @@ fn an_approved_request_is_judged_again_after_the_wait() {
                 room_id: ROOM.into(),
                 room_version: None,
                 events: vec![state_ev(&newer, 4, "m.room.power_levels", "", "{}")],
+                server_keys: Default::default(),
             })
             .expect("observe");
     });

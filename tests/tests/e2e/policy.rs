@@ -35,7 +35,13 @@ fn check(c: &mut Client, pdu: Value) -> CheckResult {
 }
 
 fn observe(c: &mut Client, events: Vec<ObservedEvent>) {
-    c.call::<Observe>(&ObserveParams { room_id: ROOM.into(), room_version: None, events }).expect("observe");
+    c.call::<Observe>(&ObserveParams {
+        room_id: ROOM.into(),
+        room_version: None,
+        events,
+        server_keys: Default::default(),
+    })
+    .expect("observe");
 }
 
 fn seen(id: &str, depth: u64) -> ObservedEvent {
@@ -346,4 +352,116 @@ fn unknown_clients_are_confirmed_once_per_session() {
     let err = c.call::<Delete>(&KeyRef { cryptoid: k.clone() }).expect_err("declined");
     assert_eq!(err.kind(), Some(ErrorKind::ConfirmationDenied));
     assert!(answering.join().expect("answer")[0].contains("delete cryptoID"));
+}
+
+/// A member observed with a server-signed `mxid_mapping` is named by Matrix
+/// ID in what the policy shows; one whose signature does not verify (or
+/// whose server key was not given) is marked as the homeserver's claim.
+#[test]
+fn members_are_named_by_matrix_id_and_unverified_names_are_marked() {
+    use cryptoid_protocol::keys::KeyPair;
+    let agent = policy_agent("");
+    let mut c = agent.unlocked();
+    let k = create(&mut c, Some(ROOM));
+    let server = KeyPair::from_seed(&[9; 32]);
+    let mapping = |user: &str, key: &KeyPair| {
+        let mut m = json::from_str(&format!(r#"{{"user_room_key":"{OTHER}","user_id":"{user}"}}"#))
+            .expect("mapping")
+            .into_object()
+            .expect("object");
+        cryptoid_protocol::event::sign_json(&mut m, "example.org", "ed25519:1", key).expect("sign");
+        m
+    };
+    let member_event = |m: Object| ObservedEvent {
+        event_id: pdus::event_id('m'),
+        depth: 3,
+        prev_events: vec![],
+        event_type: Some("m.room.member".into()),
+        state_key: Some(OTHER.into()),
+        content: Some(Value::Object(Object::from_iter([
+            ("membership".to_owned(), Value::from("join")),
+            ("mxid_mapping".to_owned(), Value::Object(m)),
+        ]))),
+    };
+    let keys = std::collections::BTreeMap::from([(
+        "example.org".to_owned(),
+        std::collections::BTreeMap::from([("ed25519:1".to_owned(), server.public_key().to_base64())]),
+    )]);
+    let ban = pdus::state(&k, ROOM, "m.room.member", OTHER, r#"{"membership":"ban"}"#, &pdus::event_id('b'));
+    let observe_with = |c: &mut Client, m: Object, keys: &std::collections::BTreeMap<_, _>| {
+        c.call::<Observe>(&ObserveParams {
+            room_id: ROOM.into(),
+            room_version: None,
+            events: vec![member_event(m)],
+            server_keys: keys.clone(),
+        })
+        .expect("observe");
+    };
+    // Verified: the server's key was given and its signature holds.
+    observe_with(&mut c, mapping("@bob:example.org", &server), &keys);
+    assert_eq!(check(&mut c, ban.clone()).changes, ["ban @bob:example.org (3TPraTczVkDP…)"]);
+    // The person is asked with the names: the member's and the room's.
+    let mut named = seen(&pdus::event_id('n'), 5);
+    named.event_type = Some("m.room.name".into());
+    named.state_key = Some(String::new());
+    named.content = Some(json::from_str(r#"{"name":"Team room\u202e"}"#).expect("name"));
+    observe(&mut c, vec![named]);
+    let after_name = with(&ban, |o| {
+        o.insert("prev_events".into(), Value::Array(vec![Value::from(pdus::event_id('n'))]));
+        o.insert("depth".into(), int(6));
+    });
+    let answering = answer_from_another_client(&agent, false, None);
+    let err = try_sign(&mut c, after_name).expect_err("declined");
+    assert_eq!(err.kind(), Some(ErrorKind::ConfirmationDenied), "{err:?}");
+    let shown = answering.join().expect("answer").join("\n");
+    assert!(shown.contains("ban @bob:example.org (3TPraTczVkDP…)"), "{shown}");
+    assert!(shown.contains("\"Team room\\u{202e}\" (!policy:x)"), "the room by name, escaped: {shown}");
+    // Attack: a mapping the homeserver made up (signed by another key).
+    observe_with(&mut c, mapping("@alice:example.org", &KeyPair::from_seed(&[7; 32])), &keys);
+    assert_eq!(
+        check(&mut c, ban.clone()).changes,
+        ["ban @alice:example.org (3TPraTczVkDP…, name claimed by the homeserver)"]
+    );
+    // No server key given at all: a claim too.
+    observe_with(&mut c, mapping("@bob:example.org", &server), &Default::default());
+    assert!(check(&mut c, ban).changes[0].contains("name claimed by the homeserver"));
+}
+
+/// The user's own join carries the homeserver's `mxid_mapping`: one that
+/// names another cryptoID, or another user than the key's, is denied.
+#[test]
+fn an_own_join_whose_mxid_mapping_names_someone_else_is_denied() {
+    let agent = policy_agent("");
+    let mut c = agent.unlocked();
+    let k = c
+        .call::<cryptoid_protocol::wire::keys::Create>(&cryptoid_protocol::wire::keys::CreateParams {
+            room_id: Some(ROOM.into()),
+            user_id: Some("@alice:example.org".into()),
+            backend: None,
+        })
+        .expect("key")
+        .cryptoid;
+    let join = |key: &str, user: &str| {
+        let content = format!(
+            r#"{{"membership":"join","mxid_mapping":{{"user_room_key":"{key}","user_id":"{user}","signatures":{{}}}}}}"#
+        );
+        pdus::state(&k, ROOM, "m.room.member", &k, &content, &pdus::event_id('j'))
+    };
+    let r = check(&mut c, join(OTHER, "@alice:example.org"));
+    assert_eq!(r.decision, Verdict::Deny, "{r:?}");
+    assert!(
+        r.reasons.iter().any(|x| x.contains("names cryptoID 3TPraTczVkDP…, not the key that signs it")),
+        "{r:?}"
+    );
+    let r = check(&mut c, join(&k, "@eve:example.org"));
+    assert_eq!(r.decision, Verdict::Deny, "{r:?}");
+    assert!(
+        r.reasons
+            .iter()
+            .any(|x| x.contains("names @eve:example.org, but this cryptoID belongs to @alice:example.org")),
+        "{r:?}"
+    );
+    // Control: the honest mapping.
+    let r = check(&mut c, join(&k, "@alice:example.org"));
+    assert_ne!(r.decision, Verdict::Deny, "{r:?}");
 }
