@@ -42,6 +42,11 @@ pub struct Question {
     /// the socket and a D-Bus prompter are any process of the user,
     /// including the one that asked (used where secret keys move).
     pub person_only: bool,
+    /// pinentry may show on the client's display or terminal. Off where
+    /// the client must not answer its own question (`person_only`, or
+    /// `socket_confirm = false`): it picks its own `DISPLAY` and terminal,
+    /// so the dialog goes to the agent's own display instead.
+    pub on_client_display: bool,
 }
 
 /// Longest prompt shown, in characters.
@@ -223,7 +228,8 @@ impl Prompts {
                 }
             }))
         });
-        let display = pinentry::display_for(q.client_pid);
+        let display =
+            if q.on_client_display { pinentry::display_for(q.client_pid) } else { pinentry::agent_display() };
         if pinentry.is_some() && !display.is_usable() {
             tracing::info!(id, "no display or terminal to show pinentry on; not asked there");
         }

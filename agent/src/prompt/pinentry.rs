@@ -59,6 +59,14 @@ pub fn display_for(pid: Option<i32>) -> Display {
             return d;
         }
     }
+    agent_display()
+}
+
+/// The agent's own display (its session's, as systemd or the desktop gave
+/// it): the only one for questions the client must not be able to answer
+/// itself. A client chooses its own `DISPLAY` and terminal, so a dialog
+/// there may be one it runs (an Xvfb, a pty) and answers.
+pub fn agent_display() -> Display {
     let vars = DISPLAY_VARS
         .iter()
         .filter_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()).map(|v| ((*k).to_owned(), v)))

@@ -132,6 +132,7 @@ impl Service {
             scope: if events.len() == 1 { scope } else { None },
             rememberable: events.len() == 1,
             person_only: false,
+            on_client_display: self.config.policy.socket_confirm,
         };
         let (by, r) = self.confirm(q).await;
         j.confirmed_by = by;
@@ -194,6 +195,7 @@ impl Service {
             scope: None,
             rememberable: false,
             person_only: stakes == policy::Stakes::MovesSecrets,
+            on_client_display: self.config.policy.socket_confirm && stakes != policy::Stakes::MovesSecrets,
         };
         let (by, r) = self.confirm(q).await;
         j.confirmed_by = by;

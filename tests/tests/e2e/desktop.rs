@@ -12,7 +12,7 @@ use cryptoid_tests::pdus;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-const POLICY: &str = "[policy]\nunknown_clients = \"allow\"\nconfirm_delete = true\nsocket_confirm = false\nconfirm_timeout_secs = 30\n[policy.rate]\nper_room = 0\nper_client = 0\n";
+const POLICY: &str = "[policy]\nunknown_clients = \"allow\"\nconfirm_delete = true\nconfirm_timeout_secs = 30\n[policy.rate]\nper_room = 0\nper_client = 0\n";
 
 /// The answer line a client wrote, once it is there.
 fn answer_of(path: &Path) -> serde_json::Value {
@@ -95,6 +95,65 @@ fn a_pinentry_with_nowhere_to_show_is_not_taken_for_a_no() {
     assert!(agent.log().contains("no display or terminal to show pinentry on"), "{}", agent.log());
 }
 
+/// Clicks the "Allow" button of a pinentry-gtk-2 dialog (bottom right; the
+/// focus is on "Deny", so Enter would deny), as a person would.
+fn click_allow(x: &Xvfb, window: &str) {
+    let geometry = x.xdotool(&["getwindowgeometry", "--shell", window]).expect("geometry");
+    let dim = |k: &str| -> i64 {
+        geometry.lines().find_map(|l| l.strip_prefix(k)).and_then(|v| v.parse().ok()).expect("dimension")
+    };
+    let (w, h) = (dim("WIDTH="), dim("HEIGHT="));
+    let (bx, by) = ((w - 55).to_string(), (h - 26).to_string());
+    x.xdotool(&["mousemove", "--window", window, &bx, &by]).expect("move");
+    x.xdotool(&["click", "1"]).expect("click");
+}
+
+/// Attack: a client that wants every seed asks for `share.export` from a
+/// display it runs itself (its own Xvfb, its own `DISPLAY`), to click
+/// "Allow" there. The question goes to the agent's display, the person's;
+/// nothing appears on the client's. Control: the person allows it there.
+#[test]
+fn a_share_is_asked_on_the_agent_s_display_never_the_client_s() {
+    use cryptoid_protocol::secret_storage::{recovery_key, KeyDescription, SecretKey};
+    if !desktop::available(&["Xvfb", "xdotool", "pinentry-gtk-2", "python3"]) {
+        return;
+    }
+    let person = Xvfb::start();
+    let attacker = Xvfb::start();
+    let agent = Agent::start_with_env(
+        Some(POLICY),
+        &[("CRYPTOID_PINENTRY", "/usr/bin/pinentry-gtk-2"), ("DISPLAY", &person.display)],
+    );
+    let mut c = agent.unlocked();
+    create(&mut c, Some("!seeds:example.org"));
+    let key = SecretKey::from_bytes([3; 32]);
+    let request = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "share.export", "params": {
+        "recovery_key": recovery_key::encode(&key).as_str(), "key_id": "mine",
+        "key_description": KeyDescription::new(&key, [1; 16], None)}});
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (req, answer) = (dir.path().join("request"), dir.path().join("answer"));
+    std::fs::write(&req, request.to_string()).expect("request");
+    let script = client_script(dir.path());
+    let mut client = Command::new("python3")
+        .args([script.as_path(), &agent.socket(), &req, &answer])
+        .env("DISPLAY", &attacker.display)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("client");
+    let window = person.wait_for_window("cryptoid-agent");
+    assert!(
+        attacker.xdotool(&["search", "--onlyvisible", "--name", "cryptoid-agent"]).is_none(),
+        "the dialog must not appear on the client's display"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    click_allow(&person, &window);
+    let a = answer_of(&answer);
+    let _ = client.kill();
+    let _ = client.wait();
+    assert!(a["result"]["account_data"].is_array(), "{a}");
+}
+
 fn start_dunst(x: &Xvfb, bus: &Bus) -> Child {
     let child = Command::new("dunst")
         .env("DISPLAY", &x.display)
@@ -159,16 +218,8 @@ fn pinentry_gtk_on_the_desktop_confirms_a_power_levels_change_and_dunst_tells_wh
         std::env::var_os("CRYPTOID_SCREENSHOT").map_or_else(|| dir.path().join("dialog.png"), Into::into);
     x.screenshot(Path::new(&shot));
     assert!(std::fs::metadata(&shot).expect("screenshot").len() > 1000);
-    // The person reads it and clicks "Allow" (bottom right; the focus is
-    // on "Deny", so Enter would deny).
-    let geometry = x.xdotool(&["getwindowgeometry", "--shell", &window]).expect("geometry");
-    let dim = |k: &str| -> i64 {
-        geometry.lines().find_map(|l| l.strip_prefix(k)).and_then(|v| v.parse().ok()).expect("dimension")
-    };
-    let (w, h) = (dim("WIDTH="), dim("HEIGHT="));
-    let (bx, by) = ((w - 55).to_string(), (h - 26).to_string());
-    x.xdotool(&["mousemove", "--window", &window, &bx, &by]).expect("move");
-    x.xdotool(&["click", "1"]).expect("click");
+    // The person reads it and clicks "Allow".
+    click_allow(&x, &window);
     let a = answer_of(&answer);
     let _ = client.kill();
     let _ = client.wait();
