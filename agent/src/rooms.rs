@@ -167,7 +167,7 @@ pub type ServerKeys = BTreeMap<String, BTreeMap<String, String>>;
 pub fn mxid_mapping(state_key: &str, content: &Object, keys: &ServerKeys) -> Option<MemberName> {
     let m = content.get("mxid_mapping")?.as_object()?;
     let user_id = m.get("user_id")?.as_str()?;
-    if m.get("user_room_key")?.as_str()? != state_key || !user_id.starts_with('@') {
+    if m.get("user_room_key")?.as_str()? != state_key || !is_user_id(user_id) {
         return None;
     }
     let server = user_id.split_once(':')?.1;
@@ -178,6 +178,18 @@ pub fn mxid_mapping(state_key: &str, content: &Object, keys: &ServerKeys) -> Opt
         })
     });
     Some(MemberName { user_id: user_id.to_owned(), verified })
+}
+
+/// A Matrix user ID by the grammar (`@localpart:server`, at most 255
+/// bytes, no spaces, brackets or controls): nothing that could dress up as
+/// other prompt text.
+fn is_user_id(u: &str) -> bool {
+    let Some((local, server)) = u.strip_prefix('@').and_then(|r| r.split_once(':')) else { return false };
+    let local_ok =
+        !local.is_empty() && local.chars().all(|c| c.is_ascii_alphanumeric() || "._=-/+".contains(c));
+    let server_ok =
+        !server.is_empty() && server.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c));
+    u.len() <= 255 && local_ok && server_ok
 }
 
 /// State types the authorization rules read (an `auth_events` candidate).
@@ -283,7 +295,12 @@ pub struct Rooms {
     dir: PathBuf,
     rooms: Mutex<HashMap<String, RoomState>>,
     dirty: Mutex<HashSet<String>>,
+    /// Server keys pinned on first sight (`server_keys.json`): a later
+    /// `rooms.observe` cannot swap one and so upgrade a forged mapping.
+    pinned: Mutex<ServerKeys>,
 }
+
+const PINNED_KEYS: &str = "server_keys.json";
 
 impl Rooms {
     /// Loads every room file; returns the journal sequence number they cover.
@@ -292,12 +309,18 @@ impl Rooms {
         fsutil::remove_stale_temps(&dir)?;
         let mut rooms = HashMap::new();
         let mut seq = 0;
+        let mut pinned = ServerKeys::new();
         for entry in std::fs::read_dir(&dir)? {
             let path = entry?.path();
             let bytes = std::fs::read(&path)?;
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
             if name == "state.json" {
                 seq = serde_json::from_slice::<Marker>(&bytes).map(|m| m.seq).unwrap_or(0);
+            } else if name == PINNED_KEYS {
+                pinned = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "ignoring damaged pinned server keys");
+                    ServerKeys::new()
+                });
             } else if name.ends_with(".json") {
                 match serde_json::from_slice::<RoomState>(&bytes) {
                     Ok(r) => {
@@ -311,7 +334,13 @@ impl Rooms {
                 }
             }
         }
-        Ok((Rooms { dir, rooms: Mutex::new(rooms), dirty: Mutex::new(HashSet::new()) }, seq))
+        let rooms = Rooms {
+            dir,
+            rooms: Mutex::new(rooms),
+            dirty: Mutex::new(HashSet::new()),
+            pinned: Mutex::new(pinned),
+        };
+        Ok((rooms, seq))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, RoomState>> {
@@ -333,6 +362,7 @@ impl Rooms {
     /// applied in depth order, so a `/sync` batch in any order ends with the
     /// newest state current.
     pub fn observe(&self, p: &ObserveParams) -> Result<RoomView> {
+        let keys = self.pin(&p.server_keys)?;
         let snapshot = {
             let mut rooms = self.lock();
             let r = rooms
@@ -350,7 +380,7 @@ impl Rooms {
                     e.state_key.as_deref(),
                     e.content.as_ref().and_then(Value::as_object),
                 ) {
-                    if let Some(name) = mxid_mapping(sk, c, &p.server_keys) {
+                    if let Some(name) = mxid_mapping(sk, c, &keys) {
                         r.members.insert(sk.to_owned(), name);
                     }
                 }
@@ -368,6 +398,33 @@ impl Rooms {
         };
         self.write(&snapshot)?;
         Ok(snapshot.view())
+    }
+
+    /// Pins server keys not seen before (durably); returns every pinned key.
+    /// A different key under a pinned (server, key ID) is ignored, loudly.
+    fn pin(&self, offered: &ServerKeys) -> Result<ServerKeys> {
+        let mut pinned = self.pinned.locked();
+        let mut changed = false;
+        for (server, keys) in offered {
+            for (id, key) in keys {
+                let slot = pinned.entry(server.clone()).or_default();
+                match slot.get(id) {
+                    None => {
+                        slot.insert(id.clone(), key.clone());
+                        changed = true;
+                    }
+                    Some(k) if k != key => {
+                        tracing::warn!(server, key_id = id, "ignoring another key for a pinned server key");
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        if changed {
+            let bytes = serde_json::to_vec(&*pinned).map_err(crate::error::Error::internal)?;
+            fsutil::write_atomic(&self.dir.join(PINNED_KEYS), &bytes)?;
+        }
+        Ok(pinned.clone())
     }
 
     /// Records an event the agent signed (memory now, disk at the next flush).

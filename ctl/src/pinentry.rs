@@ -23,6 +23,9 @@ fn program() -> Option<PathBuf> {
     }
 }
 
+/// Seconds the dialog may take in all.
+const DEADLINE_SECS: u64 = 130;
+
 /// Asks for one secret; `prompt` is the line a terminal would show.
 pub fn ask(prompt: &str) -> Result<Zeroizing<String>> {
     let Some(program) = program() else {
@@ -41,32 +44,51 @@ pub fn ask(prompt: &str) -> Result<Zeroizing<String>> {
         title: "cryptoidctl".into(),
         description: prompt.trim_end_matches([':', ' ']).to_owned(),
         prompt: Some(prompt.trim_end().to_owned()),
-        timeout_secs: 120,
+        timeout_secs: DEADLINE_SECS - 10,
         wants_pin: true,
         ..Default::default()
     };
-    let mut dialog = Dialog::new(&req);
-    let mut reader = BufReader::new(stdout.take(64 * 1024));
-    let mut line = Zeroizing::new(Vec::new());
-    let outcome = loop {
-        line.clear();
-        if reader.read_until(b'\n', &mut line)? == 0 {
-            break Outcome::Failed(format!(
-                "pinentry {} exited without answering (no display?)",
-                program.display()
-            ));
-        }
-        match dialog.next(line.strip_suffix(b"\n").unwrap_or(&line)) {
-            Step::Send(s) if s.is_empty() => {}
-            Step::Send(s) => stdin.write_all(s.as_bytes())?,
-            Step::Done(o) => {
-                let _ = stdin.write_all(b"BYE\n");
-                break o;
+    // A deadline of our own: a pinentry that ignores SETTIMEOUT is killed,
+    // and so the read below ends.
+    let child = std::sync::Arc::new(std::sync::Mutex::new(child));
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let watched = child.clone();
+    std::thread::spawn(move || {
+        if finished.recv_timeout(std::time::Duration::from_secs(DEADLINE_SECS)).is_err() {
+            if let Ok(mut c) = watched.lock() {
+                let _ = c.kill();
             }
         }
-    };
+    });
+    let mut dialog = Dialog::new(&req);
+    let mut reader = BufReader::new(stdout.take(64 * 1024));
+    let mut line = Zeroizing::new(Vec::with_capacity(8 * 1024));
+    let outcome = (|| -> Result<Outcome> {
+        loop {
+            line.clear();
+            if reader.read_until(b'\n', &mut line)? == 0 {
+                return Ok(Outcome::Failed(format!(
+                    "pinentry {} exited without answering (no display? or it timed out)",
+                    program.display()
+                )));
+            }
+            match dialog.next(line.strip_suffix(b"\n").unwrap_or(&line)) {
+                Step::Send(s) if s.is_empty() => {}
+                Step::Send(s) => stdin.write_all(s.as_bytes())?,
+                Step::Done(o) => {
+                    let _ = stdin.write_all(b"BYE\n");
+                    return Ok(o);
+                }
+            }
+        }
+    })();
     drop(stdin);
-    let _ = child.wait();
+    let _ = done.send(());
+    if let Ok(mut c) = child.lock() {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    let outcome = outcome?;
     match outcome {
         Outcome::Pin(p) if !p.is_empty() => Ok(p),
         Outcome::Pin(_) => bail!("nothing was entered"),

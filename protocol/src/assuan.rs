@@ -23,6 +23,26 @@ pub fn escape(text: &str) -> String {
     out
 }
 
+/// Longest escaped parameter sent: Assuan lines are at most 1000 bytes.
+const MAX_PARAM: usize = 900;
+
+/// Cuts escaped text to `max` bytes, on a character and escape boundary,
+/// marking the cut.
+fn cut(text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max - "…".len();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    // Never split a %XX escape.
+    if let Some(p) = text[..end].rfind('%').filter(|p| end - p < 3) {
+        end = p;
+    }
+    format!("{}…", &text[..end])
+}
+
 /// Decodes `%XX` escapes of a data line; `None` for a malformed escape.
 pub fn unescape(data: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
     let mut out = Zeroizing::new(Vec::with_capacity(data.len()));
@@ -76,8 +96,8 @@ pub fn parse(line: &[u8]) -> Line {
     Line::Other
 }
 
-/// How a dialog ended.
-#[derive(Debug, PartialEq, Eq)]
+/// How a dialog ended (`Debug` never shows a PIN).
+#[derive(PartialEq, Eq)]
 pub enum Outcome {
     /// `CONFIRM` accepted, or `GETPIN` answered (the PIN, wiped on drop).
     Confirmed,
@@ -86,6 +106,18 @@ pub enum Outcome {
     TimedOut,
     /// Any other `ERR`, or a malformed PIN.
     Failed(String),
+}
+
+impl std::fmt::Debug for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Confirmed => f.write_str("Confirmed"),
+            Outcome::Pin(_) => f.write_str("Pin(<redacted>)"),
+            Outcome::Cancelled => f.write_str("Cancelled"),
+            Outcome::TimedOut => f.write_str("TimedOut"),
+            Outcome::Failed(why) => f.debug_tuple("Failed").field(why).finish(),
+        }
+    }
 }
 
 impl Outcome {
@@ -140,7 +172,7 @@ impl Dialog {
             c.push(format!("OPTION ttyname={}\n", escape(tty)));
         }
         c.push(format!("SETTITLE {}\n", escape(&r.title)));
-        c.push(format!("SETDESC {}\n", escape(&r.description)));
+        c.push(format!("SETDESC {}\n", cut(escape(&r.description), MAX_PARAM)));
         if let Some(p) = &r.prompt {
             c.push(format!("SETPROMPT {}\n", escape(p)));
         }
@@ -207,6 +239,17 @@ mod tests {
             }
         }
         (sent, None)
+    }
+
+    #[test]
+    fn a_long_description_is_cut_to_fit_an_assuan_line() {
+        let long = "é%".repeat(400);
+        let c = cut(escape(&long), MAX_PARAM);
+        assert!(c.len() <= MAX_PARAM && c.ends_with('…'), "{}", c.len());
+        assert!(!c.trim_end_matches('…').ends_with('%') && !c.trim_end_matches('…').ends_with("%2"));
+        let r = Request { description: long, ..Default::default() };
+        let (sent, _) = run(&r, &["OK", "OK", "OK"]);
+        assert!(sent.iter().all(|l| l.len() < 1000));
     }
 
     #[test]

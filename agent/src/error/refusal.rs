@@ -27,4 +27,9 @@ pub enum Refusal {
     PersonOnly(u64),
     #[error("moving secret keys needs a dialog the agent runs itself to ask you in: install pinentry (e.g. pinentry-gnome3 or pinentry-tty) or set `askpass` in config.toml")]
     NoDialog,
+    #[error(
+        "{} confirmations are waiting already; this one was not asked: answer those first",
+        crate::prompt::MAX_PENDING
+    )]
+    Busy,
 }

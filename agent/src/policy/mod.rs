@@ -91,8 +91,9 @@ impl RoomFacts<'_> {
     pub fn name(&self, cryptoid: &str) -> String {
         match (self.member)(cryptoid) {
             Some((user, true)) => format!("{} ({})", user, power::short(cryptoid)),
+            // The marker first: a long name cannot push it out of sight.
             Some((user, false)) => {
-                format!("{} ({}, name claimed by the homeserver)", user, power::short(cryptoid))
+                format!("{} (name claimed by the homeserver: {})", power::short(cryptoid), user)
             }
             None => power::short(cryptoid),
         }

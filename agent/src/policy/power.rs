@@ -79,6 +79,14 @@ pub fn check(req: &SignRequest<'_>, room: &RoomFacts<'_>, cfg: &PolicyConfig) ->
                 changes.push(format!("own membership → {membership}"));
                 if membership == "join" {
                     findings.extend(own_join_mapping(sender, content, req.key_user));
+                    let named = content
+                        .and_then(|c| c.get("mxid_mapping"))
+                        .and_then(Value::as_object)
+                        .and_then(|m| m.get("user_id"))
+                        .and_then(Value::as_str);
+                    if let Some(u) = named {
+                        changes.push(format!("join as {u}"));
+                    }
                 }
             } else {
                 let who = room.name(target);

@@ -105,10 +105,20 @@ pub struct Answer {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    Allowed { by: String },
-    Denied { by: String },
+    Allowed {
+        by: String,
+    },
+    Denied {
+        by: String,
+    },
     TimedOut,
+    /// Too many questions wait already: this one is not asked.
+    Busy,
 }
+
+/// Most questions waiting at once: a client cannot bury the person in
+/// dialogs (nor the agent in dialog processes).
+pub const MAX_PENDING: usize = 16;
 
 /// What a prompter resolves to: `Some((allow, remember_secs))`.
 pub type PrompterAnswer = std::pin::Pin<Box<dyn std::future::Future<Output = Option<(bool, u32)>> + Send>>;
@@ -139,6 +149,9 @@ pub struct Prompts {
     prompter: Mutex<Option<Arc<dyn Prompter>>>,
     /// `(id, prompt)` of each new request, for D-Bus signals.
     requested: tokio::sync::broadcast::Sender<(u64, String)>,
+    /// One pinentry dialog on screen at a time, the others queued (as
+    /// gpg-agent does).
+    one_dialog: Arc<tokio::sync::Semaphore>,
 }
 
 impl Prompts {
@@ -151,6 +164,7 @@ impl Prompts {
             session: Mutex::new(HashSet::new()),
             prompter: Mutex::new(None),
             requested: tokio::sync::broadcast::channel(64).0,
+            one_dialog: Arc::new(tokio::sync::Semaphore::new(1)),
         }
     }
 
@@ -196,6 +210,10 @@ impl Prompts {
         let raw_type = q.event_type.clone();
         let raw_exe = q.client_exe.clone();
         let q = q.sanitized();
+        if self.waiting().len() >= MAX_PENDING {
+            tracing::warn!(pending = MAX_PENDING, "too many confirmations waiting; not asking another");
+            return Outcome::Busy;
+        }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         let deadline = self.clock.monotonic() + timeout;
@@ -243,13 +261,17 @@ impl Prompts {
                 timeout_secs: timeout.as_secs(),
                 ..Default::default()
             };
+            let one_dialog = self.one_dialog.clone();
             AbortOnDrop(tokio::spawn(async move {
                 use cryptoid_protocol::assuan::Outcome as P;
+                // Queued behind the dialog on screen; dropped unasked if
+                // the question is answered elsewhere meanwhile.
+                let Ok(_on_screen) = one_dialog.acquire_owned().await else { return };
                 let by = format!("pinentry {} on {}", program.display(), display.describe());
                 match pinentry::run(&program, &req, &display, timeout + Duration::from_secs(1)).await {
                     Ok(P::Confirmed) => drop(me.answer(id, Answer { allow: true, remember: None, by })),
                     Ok(P::Cancelled) => drop(me.answer(id, Answer { allow: false, remember: None, by })),
-                    Ok(other) => tracing::info!(id, ?other, %by, "pinentry gave no answer"),
+                    Ok(other) => tracing::info!(id, outcome = ?other, %by, "pinentry gave no answer"),
                     Err(e) => tracing::warn!(id, error = %e, "pinentry gave no answer"),
                 }
             }))

@@ -35,7 +35,7 @@ impl Display {
     /// Without one a pinentry cannot ask, and some answer "cancelled",
     /// which must not count as the person's "no".
     pub fn is_usable(&self) -> bool {
-        !self.vars.is_empty() || self.tty.is_some()
+        self.vars.iter().any(|(k, _)| k == "DISPLAY" || k == "WAYLAND_DISPLAY") || self.tty.is_some()
     }
 
     /// Says where the dialog went, e.g. `DISPLAY=:0 of client pid 42`.

@@ -92,9 +92,31 @@ impl Service {
             1 => ty.clone().unwrap_or_default(),
             n => format!("a createRoom batch of {n} events"),
         };
+        // The ID first, the homeserver's name after it, labelled, short
+        // and without quote look-alikes: a name cannot pass for the
+        // agent's own words.
         let room_shown = match room.as_deref() {
             Some(r) => match self.rooms.name(r) {
-                Some(name) => format!("{name:?} ({r})"),
+                Some(name) => {
+                    let clean: String = name
+                        .chars()
+                        .filter(|c| {
+                            !matches!(
+                                c,
+                                '"' | '\u{201c}'
+                                    | '\u{201d}'
+                                    | '\u{ab}'
+                                    | '\u{bb}'
+                                    | '\u{2018}'
+                                    | '\u{2019}'
+                                    | '('
+                                    | ')'
+                            )
+                        })
+                        .take(40)
+                        .collect();
+                    format!("{r} (named \u{ab}{clean}\u{bb})")
+                }
                 None => r.to_owned(),
             },
             None => "?".to_owned(),
@@ -149,6 +171,7 @@ impl Service {
                 (Some(by), Err(e))
             }
             Outcome::TimedOut => (None, Err(Refusal::TimedOut { secs: timeout.as_secs() }.into())),
+            Outcome::Busy => (None, Err(Refusal::Busy.into())),
         }
     }
 
@@ -174,7 +197,9 @@ impl Service {
         }
         // Only a dialog the agent runs may answer: with none, say so now
         // rather than after the timeout.
-        if stakes == policy::Stakes::MovesSecrets && self.askpass().is_none() && self.pinentry().is_none() {
+        let pinentry_can_ask =
+            self.pinentry().is_some() && crate::prompt::pinentry::agent_display().is_usable();
+        if stakes == policy::Stakes::MovesSecrets && self.askpass().is_none() && !pinentry_can_ask {
             return (j, Err(Refusal::NoDialog.into()));
         }
         let (room_id, cryptoid) = about;

@@ -12,6 +12,12 @@ use zbus::zvariant::Value;
 const DEST: &str = "org.freedesktop.Notifications";
 const PATH: &str = "/org/freedesktop/Notifications";
 
+/// Notification bodies may be read as markup: text from the homeserver is
+/// escaped.
+fn escaped(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
 async fn notify(
     conn: &zbus::Connection,
     replaces: u32,
@@ -19,6 +25,8 @@ async fn notify(
     body: &str,
     expire_ms: i32,
 ) -> Option<u32> {
+    let body = escaped(body);
+    let body = body.as_str();
     let hints: HashMap<&str, Value<'_>> = HashMap::from([("urgency", Value::U8(1))]);
     let actions: Vec<&str> = Vec::new();
     let args = ("cryptoid-agent", replaces, "dialog-password", summary, body, actions, hints, expire_ms);

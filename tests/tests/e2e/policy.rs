@@ -415,16 +415,51 @@ fn members_are_named_by_matrix_id_and_unverified_names_are_marked() {
     assert_eq!(err.kind(), Some(ErrorKind::ConfirmationDenied), "{err:?}");
     let shown = answering.join().expect("answer").join("\n");
     assert!(shown.contains("ban @bob:example.org (3TPraTczVkDP…)"), "{shown}");
-    assert!(shown.contains("\"Team room\\u{202e}\" (!policy:x)"), "the room by name, escaped: {shown}");
+    assert!(shown.contains("!policy:x (named «Team room\\u202e»)"), "the room by name, escaped: {shown}");
+    // Attack: a user ID that dresses up as a verified name with the key in
+    // brackets is no user ID; it names nobody.
+    observe_with(&mut c, mapping("@bob:example.org (3TPraTczVkDP…)", &server), &keys);
+    assert_eq!(
+        check(
+            &mut c,
+            pdus::state(&k, ROOM, "m.room.member", OTHER, r#"{"membership":"ban"}"#, &pdus::event_id('b'))
+        )
+        .changes,
+        ["ban @bob:example.org (3TPraTczVkDP…)"],
+        "the earlier name stays"
+    );
     // Attack: a mapping the homeserver made up (signed by another key).
     observe_with(&mut c, mapping("@alice:example.org", &KeyPair::from_seed(&[7; 32])), &keys);
     assert_eq!(
         check(&mut c, ban.clone()).changes,
-        ["ban @alice:example.org (3TPraTczVkDP…, name claimed by the homeserver)"]
+        ["ban 3TPraTczVkDP… (name claimed by the homeserver: @alice:example.org)"]
     );
-    // No server key given at all: a claim too.
+    // Attack: a client offers its own key for the server, to make its
+    // forged mapping verify: the key pinned first stands.
+    let forger = KeyPair::from_seed(&[7; 32]);
+    let forged_keys = std::collections::BTreeMap::from([(
+        "example.org".to_owned(),
+        std::collections::BTreeMap::from([("ed25519:1".to_owned(), forger.public_key().to_base64())]),
+    )]);
+    observe_with(&mut c, mapping("@alice:example.org", &forger), &forged_keys);
+    assert_eq!(
+        check(&mut c, ban.clone()).changes,
+        ["ban 3TPraTczVkDP… (name claimed by the homeserver: @alice:example.org)"]
+    );
+    // Observed again without keys: checked against the keys pinned before.
     observe_with(&mut c, mapping("@bob:example.org", &server), &Default::default());
-    assert!(check(&mut c, ban).changes[0].contains("name claimed by the homeserver"));
+    assert_eq!(check(&mut c, ban.clone()).changes, ["ban @bob:example.org (3TPraTczVkDP…)"]);
+    // A server whose key was never given: a claim.
+    let mut other = json::from_str(&format!(r#"{{"user_room_key":"{OTHER}","user_id":"@carol:other.org"}}"#))
+        .expect("mapping")
+        .into_object()
+        .expect("object");
+    cryptoid_protocol::event::sign_json(&mut other, "other.org", "ed25519:1", &server).expect("sign");
+    observe_with(&mut c, other, &Default::default());
+    assert_eq!(
+        check(&mut c, ban).changes,
+        ["ban 3TPraTczVkDP… (name claimed by the homeserver: @carol:other.org)"]
+    );
 }
 
 /// The user's own join carries the homeserver's `mxid_mapping`: one that
