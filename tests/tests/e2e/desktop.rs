@@ -234,3 +234,46 @@ fn pinentry_gtk_on_the_desktop_confirms_a_power_levels_change_and_dunst_tells_wh
     let _ = dunst.kill();
     let _ = dunst.wait();
 }
+
+/// `cryptoidctl unlock` started with no terminal (a launcher, a desktop
+/// session) asks for the passphrase in pinentry on the desktop; the person
+/// types it there.
+#[test]
+fn cryptoidctl_unlock_with_no_terminal_asks_in_pinentry_on_the_desktop() {
+    if !desktop::available(&["Xvfb", "xdotool", "pinentry-gtk-2", "setsid"]) {
+        return;
+    }
+    let x = Xvfb::start();
+    let mut agent = Agent::start_with(&[], Some(POLICY));
+    agent.unlocked(); // the passphrase is set
+    agent.restart(); // and the agent locked again
+    let mut unlock = Command::new("setsid") // no controlling terminal
+        .arg(cryptoid_tests::bin("cryptoidctl"))
+        .args(["--socket", agent.socket().to_str().expect("utf-8"), "unlock"])
+        .env("DISPLAY", &x.display)
+        .env("CRYPTOID_PINENTRY", "/usr/bin/pinentry-gtk-2")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cryptoidctl");
+    let window = x.wait_for_window("cryptoidctl");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // Typed as a person does: into the focused dialog (it grabs the
+    // keyboard).
+    x.xdotool(&["windowfocus", &window]);
+    x.xdotool(&["type", cryptoid_tests::agent::PASSPHRASE]).expect("type");
+    x.xdotool(&["key", "Return"]).expect("enter");
+    let out = wait_for(30, "cryptoidctl to finish", || unlock.try_wait().ok().flatten());
+    let mut stdout = String::new();
+    let _ = std::io::Read::read_to_string(&mut unlock.stdout.take().expect("stdout"), &mut stdout);
+    assert!(out.success(), "{stdout}");
+    assert!(stdout.contains("unlocked"), "{stdout}");
+    assert!(
+        !agent
+            .client()
+            .call::<cryptoid_protocol::wire::agent::Hello>(&cryptoid_protocol::wire::NoParams {})
+            .expect("hello")
+            .locked
+    );
+}

@@ -451,3 +451,43 @@ fn pinentry_tty_takes_the_pin_in_the_client_s_terminal_or_a_cancel() {
     let a = read(&answer);
     assert_eq!(a["error"]["data"]["kind"], "pin_required", "{a}");
 }
+
+/// Keys on a token never leave it: `share.export` lists them under
+/// `stays`, with the reason, and exports the software keys beside them.
+#[test]
+fn share_export_leaves_token_keys_on_the_token() {
+    use cryptoid_protocol::secret_storage::{recovery_key, KeyDescription, SecretKey};
+    use cryptoid_protocol::wire::share::{Export, StorageKey};
+    use std::os::unix::fs::PermissionsExt;
+    let token = Token::new();
+    let askpass = token.dir.path().join("askpass");
+    std::fs::write(&askpass, "#!/bin/sh\nexit 0\n").expect("askpass");
+    std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let conf = token.conf().display().to_string();
+    let agent = Agent::start_with_env(
+        None,
+        &[("SOFTHSM2_CONF", &conf), ("CRYPTOID_ASKPASS", askpass.to_str().expect("p"))],
+    );
+    let mut c = agent.unlocked();
+    init(&mut c, MODULE, PIN).expect("init");
+    let on_token = pkcs11_key(&mut c, "!hw:x");
+    let soft = create(&mut c, Some("!sw:x"));
+    let key = SecretKey::from_bytes([4; 32]);
+    let r = c
+        .call::<Export>(&StorageKey {
+            recovery_key: Some(recovery_key::encode(&key).to_string()),
+            passphrase: None,
+            key_id: "k".into(),
+            key_description: KeyDescription::new(&key, [0; 16], None),
+        })
+        .expect("export");
+    assert_eq!(r.rooms, 1, "the software key: {r:?}");
+    let stays = r.stays.iter().find(|s| s.cryptoid == on_token).expect("the token key stays");
+    assert_eq!(stays.backend, "pkcs11");
+    assert!(
+        stays.reason.contains("never leaves its token") && stays.reason.contains("--wrap-with"),
+        "{}",
+        stays.reason
+    );
+    assert!(r.stays.iter().all(|s| s.cryptoid != soft));
+}
