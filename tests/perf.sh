@@ -4,7 +4,12 @@
 # over the socket (1 and 8 connections, and 1 with both pinned to one CPU),
 # over D-Bus (a private dbus-daemon; 1 and 4 connections) and, when SoftHSM2
 # is installed, with keys on a fresh SoftHSM2 token (1 and 4 connections).
-# Prints one JSON report a line, then a summary table.
+# Beside them, in the same run: OpenSSH's ssh-agent (Debian openssh-client)
+# with an Ed25519 key, loaded by the same bench client over the same kind of
+# socket (sign at 1 and 8 connections, and REQUEST_IDENTITIES, its no-crypto
+# round trip), and the agent's own round trip (agent.hello).
+# Prints one JSON report a line, then a summary table with each figure as a
+# ratio to its peer or floor.
 #
 #   tests/perf.sh [SECONDS]      default 5 s a run
 set -euo pipefail
@@ -14,7 +19,7 @@ seconds=${1:-5}
 cargo build --release --bins --locked -q
 bin=$PWD/target/release
 work=$(mktemp -d)
-cleanup() { kill "${agent:-}" "${bus:-}" 2>/dev/null || true; rm -rf "$work"; }
+cleanup() { kill "${agent:-}" "${bus:-}" "${sshagent:-}" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 export CRYPTOID_AUTH_SOCK=$work/run/agent.sock
 module=/usr/lib/softhsm/libsofthsm2.so
@@ -34,6 +39,13 @@ if [ -e "$module" ]; then
     echo 123456 >"$work/pin"
 fi
 
+# The peer: a private ssh-agent with one Ed25519 key.
+ssh-agent -a "$work/ssh.sock" -D >/dev/null 2>&1 &
+sshagent=$!
+for _ in $(seq 50); do [ -S "$work/ssh.sock" ] && break; sleep 0.1; done
+ssh-keygen -q -t ed25519 -N '' -f "$work/id_ed25519"
+SSH_AUTH_SOCK=$work/ssh.sock ssh-add -q "$work/id_ed25519"
+
 "$bin/cryptoid-agent" --socket "$CRYPTOID_AUTH_SOCK" --data-dir "$work/data" --config tests/bench.toml \
     >"$work/agent.out" 2>"$work/agent.log" &
 agent=$!
@@ -41,6 +53,10 @@ for _ in $(seq 100); do [ -S "$CRYPTOID_AUTH_SOCK" ] && break; sleep 0.1; done
 echo "perf passphrase" | "$bin/cryptoidctl" unlock --passphrase-file - >/dev/null
 
 run() { "$bin/cryptoidctl" bench --seconds "$seconds" --json "$@" | tee -a "$work/reports"; }
+run --connections 1 --ssh-agent "$work/ssh.sock" --ssh-op identities
+run --connections 1 --op hello
+run --connections 1 --ssh-agent "$work/ssh.sock" --ssh-op sign
+run --connections 8 --ssh-agent "$work/ssh.sock" --ssh-op sign
 run --connections 1
 run --connections 8
 # Pinned: the agent's threads and the bench on CPU 0.
@@ -58,9 +74,24 @@ fi
 echo
 python3 - "$work/reports" <<'PY'
 import json, sys
-print(f"{'run':<34} {'sigs/s':>9} {'p50 us':>7} {'p99 us':>7} {'floor/s':>9} {'ratio':>6}")
-for line in open(sys.argv[1]):
-    r = json.loads(line)
+rows = [json.loads(l) for l in open(sys.argv[1])]
+def peer(op, conns):
+    return next((r for r in rows if r.get("peer") == "ssh-agent" and r["op"] == op and r["connections"] == conns), None)
+print(f"{'run':<40} {'per s':>9} {'p50 us':>7} {'p99 us':>7}  ratio")
+for r in rows:
+    if "peer" in r:
+        name = f"{r['peer']} {r['op']} {r['connections']} conn"
+        ratio = ""
+        if r["peer"] == "cryptoid-agent":
+            p = peer("request_identities", r["connections"])
+            if p and r["ops_per_sec"]:
+                ratio = f"round trip {p['ops_per_sec'] / r['ops_per_sec']:.2f}x ssh-agent's REQUEST_IDENTITIES"
+        print(f"{name:<40} {r['ops_per_sec']:>9,.0f} {r['p50_us']:>7} {r['p99_us']:>7}  {ratio}")
+        continue
     name = f"{r['transport']} {r['backend']} {r['connections']} conn" + (" pinned" if r.get("pinned") else "")
-    print(f"{name:<34} {r['sigs_per_sec']:>9,.0f} {r['p50_us']:>7} {r['p99_us']:>7} {r['floor_sigs_per_sec']:>9,.0f} {r['ratio_to_floor']:>6.2f}")
+    ratio = f"{r['ratio_to_floor']:.2f}x floor ({r['floor_sigs_per_sec']:,.0f}/s)"
+    p = peer("sign", r["connections"]) if r["transport"] == "socket" and r["backend"] == "soft" and not r.get("pinned") else None
+    if p:
+        ratio += f", {r['sigs_per_sec'] / p['ops_per_sec']:.1f}x ssh-agent's sign"
+    print(f"{name:<40} {r['sigs_per_sec']:>9,.0f} {r['p50_us']:>7} {r['p99_us']:>7}  {ratio}")
 PY

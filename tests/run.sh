@@ -24,7 +24,7 @@ stage() { printf '== [%s +%ds] %s\n' "$(date -u +%H:%M:%S)" "$SECONDS" "$*"; }
 # to and pull from. The desktop tests ask a person through real programs:
 # pinentry-tty in a tmux terminal, pinentry-gtk-2 on an Xvfb display
 # (clicked with xdotool, photographed with ImageMagick's import), and the
-# dunst notification daemon.
+# dunst notification daemon. OpenSSH's ssh-agent is the bench's peer.
 # A key is a command (or `file:` a path) whose absence means the package is
 # missing. The build's own needs (cc, libc headers, pkg-config, libpcsclite)
 # are packaging/first-run.sh's too: tests/check-deps.sh keeps them in step.
@@ -38,7 +38,8 @@ declare -A NEEDS=([python3]=python3 [setpriv]=util-linux [dbus-daemon]=dbus-daem
                [file:/usr/include/PCSC/winscard.h]=libpcsclite-dev
                [node]=nodejs [npm]=npm [python:ensurepip]=python3-venv
                [tmux]=tmux [pinentry-tty]=pinentry-tty [pinentry-gtk-2]=pinentry-gtk2
-               [Xvfb]=xvfb [xdotool]=xdotool [dunst]=dunst [import]=imagemagick)
+               [Xvfb]=xvfb [xdotool]=xdotool [dunst]=dunst [import]=imagemagick
+               [ssh-agent]=openssh-client)
 
 # shellcheck source=../packaging/install-missing.sh
 . packaging/install-missing.sh

@@ -64,6 +64,75 @@ pub struct BenchArgs {
     /// File (or `-`) with the token's user PIN, for the pkcs11 floor.
     #[arg(long, value_name = "F")]
     pin_file: Option<PathBuf>,
+    /// `hello`: the agent's round trip without signing (`agent.hello`), to
+    /// compare with ssh-agent's `--ssh-op identities`.
+    #[arg(long, value_enum, default_value = "sign")]
+    op: Op,
+    /// Load OpenSSH's ssh-agent at this socket instead, with the same
+    /// client threads and clock (a peer for the agent's figures).
+    #[arg(long, value_name = "SOCKET")]
+    ssh_agent: Option<PathBuf>,
+    /// What ssh-agent is asked (with --ssh-agent).
+    #[arg(long, value_enum, default_value = "sign")]
+    ssh_op: crate::peer::SshOp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Op {
+    Sign,
+    Hello,
+}
+
+/// A peer's or a round trip's figures (no floor: they sign nothing of
+/// ours, or nothing at all).
+#[derive(Serialize)]
+struct PeerReport {
+    peer: &'static str,
+    op: &'static str,
+    connections: usize,
+    seconds: f64,
+    ops: u64,
+    errors: u64,
+    ops_per_sec: f64,
+    p50_us: u64,
+    p99_us: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_error: Option<String>,
+}
+
+fn peer_report(
+    ctx: &Ctx,
+    peer: &'static str,
+    op: &'static str,
+    connections: usize,
+    r: LoadResult,
+) -> Result<ExitCode> {
+    let (ops, errors, elapsed, mut latencies, first_error) = r;
+    if ops == 0 {
+        bail!("no request succeeded: {}", first_error.unwrap_or_else(|| "no answer".into()));
+    }
+    latencies.sort_unstable();
+    let report = PeerReport {
+        peer,
+        op,
+        connections,
+        seconds: elapsed.as_secs_f64(),
+        ops,
+        errors,
+        ops_per_sec: ops as f64 / elapsed.as_secs_f64(),
+        p50_us: percentile(&latencies, 50),
+        p99_us: percentile(&latencies, 99),
+        first_error,
+    };
+    if ctx.json {
+        output::json(&report)?;
+    } else {
+        output::line(&format!(
+            "{peer} {op}, {connections} connection(s), {:.1} s: {:.0}/s, p50 {} µs, p99 {} µs, {errors} error(s)",
+            report.seconds, report.ops_per_sec, report.p50_us, report.p99_us
+        ))?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -117,6 +186,18 @@ fn percentile(sorted: &[u32], pct: usize) -> u64 {
 pub fn run(ctx: &Ctx, a: BenchArgs) -> Result<ExitCode> {
     if a.connections == 0 || a.seconds == 0 {
         bail!("--connections and --seconds must be at least 1");
+    }
+    if let Some(sock) = &a.ssh_agent {
+        let op = match a.ssh_op {
+            crate::peer::SshOp::Identities => "request_identities",
+            crate::peer::SshOp::Sign => "sign",
+        };
+        let r = crate::peer::ssh_agent(sock, a.ssh_op, a.connections, a.seconds)?;
+        return peer_report(ctx, "ssh-agent", op, a.connections, r);
+    }
+    if a.op == Op::Hello {
+        let r = crate::peer::hello(ctx, a.connections, a.seconds)?;
+        return peer_report(ctx, "cryptoid-agent", "agent.hello", a.connections, r);
     }
     let rv = RoomVersion::from_id(&a.room_version)?;
     let template = match &a.pdu {
@@ -217,12 +298,12 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-type LoadResult = (u64, u64, Duration, Vec<u32>, Option<String>);
+pub(crate) type LoadResult = (u64, u64, Duration, Vec<u32>, Option<String>);
 /// One connection's tally: signatures, errors, latencies (µs), first error.
-type Tally = (u64, u64, Vec<u32>, Option<String>);
+pub(crate) type Tally = (u64, u64, Vec<u32>, Option<String>);
 
 /// Counts one call that started at `t0`.
-fn record<T, E: std::fmt::Display>(t: &mut Tally, t0: Instant, r: std::result::Result<T, E>) {
+pub(crate) fn record<T, E: std::fmt::Display>(t: &mut Tally, t0: Instant, r: std::result::Result<T, E>) {
     let us = t0.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
     match r {
         Ok(_) => {
@@ -236,7 +317,7 @@ fn record<T, E: std::fmt::Display>(t: &mut Tally, t0: Instant, r: std::result::R
     }
 }
 
-fn merge(into: &mut Tally, from: Tally) {
+pub(crate) fn merge(into: &mut Tally, from: Tally) {
     into.0 += from.0;
     into.1 += from.1;
     into.2.extend(from.2);
@@ -251,42 +332,24 @@ fn load(
     cryptoid: &str,
     depth: i64,
 ) -> Result<LoadResult> {
-    let deadline = Instant::now() + Duration::from_secs(a.seconds);
-    let start = Instant::now();
-    let results: Vec<Result<Tally>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..a.connections)
-            .map(|_| {
-                s.spawn(move || -> Result<Tally> {
-                    let mut client = ctx.connect()?;
-                    let mut tally: Tally = (0, 0, Vec::with_capacity(1 << 16), None);
-                    while Instant::now() < deadline {
-                        // All at one depth, as siblings: concurrent
-                        // connections cannot fall behind the window.
-                        let pdu = Value::Object(fresh(template, cryptoid, depth));
-                        let t0 = Instant::now();
-                        let r = client.call::<SignPdu>(&SignPduParams {
-                            room_version: rv.id().to_owned(),
-                            pdu,
-                            event_id: None,
-                            intent: None,
-                        });
-                        record(&mut tally, t0, r);
-                    }
-                    Ok(tally)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a bench thread panicked"))))
-            .collect()
-    });
-    let elapsed = start.elapsed();
-    let mut all: Tally = (0, 0, Vec::new(), None);
-    for r in results {
-        merge(&mut all, r?);
-    }
-    Ok((all.0, all.1, elapsed, all.2, all.3))
+    crate::peer::threads(a.connections, a.seconds, |deadline| {
+        let mut client = ctx.connect()?;
+        let mut tally: Tally = (0, 0, Vec::with_capacity(1 << 16), None);
+        while Instant::now() < deadline {
+            // All at one depth, as siblings: concurrent connections cannot
+            // fall behind the window.
+            let pdu = Value::Object(fresh(template, cryptoid, depth));
+            let t0 = Instant::now();
+            let r = client.call::<SignPdu>(&SignPduParams {
+                room_version: rv.id().to_owned(),
+                pdu,
+                event_id: None,
+                intent: None,
+            });
+            record(&mut tally, t0, r);
+        }
+        Ok(tally)
+    })
 }
 
 /// The same load over D-Bus: one bus connection per "connection", each

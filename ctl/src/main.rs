@@ -17,6 +17,7 @@ mod keyfile;
 mod keys;
 mod output;
 mod pdu;
+mod peer;
 mod pinentry;
 mod policy;
 mod selfconfirm;

@@ -133,6 +133,50 @@ fn bench_reports_rates_and_floor() {
     assert_eq!(states, ["retired"]);
 }
 
+/// The peers of the performance figures, measured by the same client:
+/// OpenSSH's ssh-agent (a real one, with an Ed25519 key) and the agent's
+/// own round trip. Rates are not asserted (no timed assertions in tests).
+#[test]
+fn bench_measures_ssh_agent_and_the_agent_round_trip_beside_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sock = dir.path().join("ssh.sock");
+    let mut ssh_agent = Command::new("ssh-agent")
+        .arg("-a")
+        .arg(&sock)
+        .arg("-D")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("ssh-agent (package openssh-client)");
+    let key = dir.path().join("id");
+    assert!(run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&key), b"")
+        .status
+        .success());
+    cryptoid_tests::desktop::wait_for(10, "ssh-agent's socket", || sock.exists().then_some(()));
+    assert!(run(Command::new("ssh-add").arg("-q").arg(&key).env("SSH_AUTH_SOCK", &sock), b"")
+        .status
+        .success());
+    let agent = Agent::start();
+    agent.unlocked();
+    for (args, peer, op) in [
+        (vec!["--ssh-agent", sock.to_str().expect("p"), "--ssh-op", "sign"], "ssh-agent", "sign"),
+        (
+            vec!["--ssh-agent", sock.to_str().expect("p"), "--ssh-op", "identities"],
+            "ssh-agent",
+            "request_identities",
+        ),
+        (vec!["--op", "hello"], "cryptoid-agent", "agent.hello"),
+    ] {
+        let out = agent.ctl(&[&["bench", "--seconds", "1", "--json"][..], &args].concat(), b"");
+        assert!(out.status.success(), "{}", stderr(&out));
+        let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("bench JSON");
+        assert_eq!((v["peer"].as_str(), v["op"].as_str()), (Some(peer), Some(op)), "{v}");
+        assert!(v["ops"].as_u64().is_some_and(|n| n > 0) && v["errors"] == 0, "{v}");
+    }
+    let _ = ssh_agent.kill();
+    let _ = ssh_agent.wait();
+}
+
 #[test]
 fn setup_runs_without_questions_for_scripts() {
     let agent = Agent::start();
