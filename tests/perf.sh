@@ -58,11 +58,13 @@ run --connections 1 --op hello
 run --connections 1 --ssh-agent "$work/ssh.sock" --ssh-op sign
 run --connections 8 --ssh-agent "$work/ssh.sock" --ssh-op sign
 run --connections 1
+run --connections 1 --pipeline 16
 run --connections 8
 # Pinned: the agent's threads and the bench on CPU 0.
 taskset -a -p -c 0 "$agent" >/dev/null
 taskset -c 0 "$bin/cryptoidctl" bench --seconds "$seconds" --json --connections 1 | sed 's/^{/{"pinned":true,/' | tee -a "$work/reports"
 taskset -a -p -c 0-1 "$agent" >/dev/null
+run --connections 1 --transport dbus --op ping
 run --connections 1 --transport dbus
 run --connections 4 --transport dbus
 if [ -e "$module" ]; then
@@ -88,10 +90,13 @@ for r in rows:
                 ratio = f"round trip {p['ops_per_sec'] / r['ops_per_sec']:.2f}x ssh-agent's REQUEST_IDENTITIES"
         print(f"{name:<40} {r['ops_per_sec']:>9,.0f} {r['p50_us']:>7} {r['p99_us']:>7}  {ratio}")
         continue
-    name = f"{r['transport']} {r['backend']} {r['connections']} conn" + (" pinned" if r.get("pinned") else "")
+    name = f"{r['transport']} {r['backend']} {r['connections']} conn" + (" pinned" if r.get("pinned") else "") + (f" pipeline {r['pipeline']}" if r.get("pipeline", 1) > 1 else "")
     ratio = f"{r['ratio_to_floor']:.2f}x floor ({r['floor_sigs_per_sec']:,.0f}/s)"
-    p = peer("sign", r["connections"]) if r["transport"] == "socket" and r["backend"] == "soft" and not r.get("pinned") else None
+    p = peer("sign", r["connections"]) if r["transport"] == "socket" and r["backend"] == "soft" and not r.get("pinned") and r.get("pipeline", 1) == 1 else None
     if p:
         ratio += f", {r['sigs_per_sec'] / p['ops_per_sec']:.1f}x ssh-agent's sign"
+    ping = next((q for q in rows if q.get("peer") == "dbus-daemon" and q["connections"] == 1), None)
+    if r["transport"] == "dbus" and ping:
+        ratio += f", {r['sigs_per_sec'] / ping['ops_per_sec']:.2f}x the bus's ping"
     print(f"{name:<40} {r['sigs_per_sec']:>9,.0f} {r['p50_us']:>7} {r['p99_us']:>7}  {ratio}")
 PY

@@ -64,8 +64,14 @@ pub struct BenchArgs {
     /// File (or `-`) with the token's user PIN, for the pkcs11 floor.
     #[arg(long, value_name = "F")]
     pin_file: Option<PathBuf>,
+    /// Requests in flight on each socket connection (pipelined, answers
+    /// matched by id).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pipeline: usize,
     /// `hello`: the agent's round trip without signing (`agent.hello`), to
-    /// compare with ssh-agent's `--ssh-op identities`.
+    /// compare with ssh-agent's `--ssh-op identities`; `ping` (with
+    /// `--transport dbus`): the bus's own round trip to the agent
+    /// (`org.freedesktop.DBus.Peer.Ping`), the floor of any D-Bus call.
     #[arg(long, value_enum, default_value = "sign")]
     op: Op,
     /// Load OpenSSH's ssh-agent at this socket instead, with the same
@@ -81,6 +87,7 @@ pub struct BenchArgs {
 pub enum Op {
     Sign,
     Hello,
+    Ping,
 }
 
 /// A peer's or a round trip's figures (no floor: they sign nothing of
@@ -146,6 +153,8 @@ struct Report {
     transport: &'static str,
     backend: String,
     connections: usize,
+    /// Requests in flight per connection.
+    pipeline: usize,
     seconds: f64,
     signatures: u64,
     errors: u64,
@@ -198,6 +207,13 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> Result<ExitCode> {
     if a.op == Op::Hello {
         let r = crate::peer::hello(ctx, a.connections, a.seconds)?;
         return peer_report(ctx, "cryptoid-agent", "agent.hello", a.connections, r);
+    }
+    if a.op == Op::Ping {
+        let r = dbus_ping(&a)?;
+        return peer_report(ctx, "dbus-daemon", "Peer.Ping", a.connections, r);
+    }
+    if a.pipeline == 0 || (a.pipeline > 1 && a.transport != Transport::Socket) {
+        bail!("--pipeline is 1 or more, and over the socket only");
     }
     let rv = RoomVersion::from_id(&a.room_version)?;
     let template = match &a.pdu {
@@ -265,6 +281,7 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> Result<ExitCode> {
         },
         backend: a.backend.clone(),
         connections: a.connections,
+        pipeline: a.pipeline,
         seconds: elapsed.as_secs_f64(),
         signatures,
         errors,
@@ -335,20 +352,68 @@ fn load(
     crate::peer::threads(a.connections, a.seconds, |deadline| {
         let mut client = ctx.connect()?;
         let mut tally: Tally = (0, 0, Vec::with_capacity(1 << 16), None);
-        while Instant::now() < deadline {
+        let params = || SignPduParams {
+            room_version: rv.id().to_owned(),
             // All at one depth, as siblings: concurrent connections cannot
             // fall behind the window.
-            let pdu = Value::Object(fresh(template, cryptoid, depth));
-            let t0 = Instant::now();
-            let r = client.call::<SignPdu>(&SignPduParams {
-                room_version: rv.id().to_owned(),
-                pdu,
-                event_id: None,
-                intent: None,
-            });
-            record(&mut tally, t0, r);
+            pdu: Value::Object(fresh(template, cryptoid, depth)),
+            event_id: None,
+            intent: None,
+        };
+        while Instant::now() < deadline {
+            if a.pipeline > 1 {
+                let batch: Vec<SignPduParams> = (0..a.pipeline).map(|_| params()).collect();
+                let t0 = Instant::now();
+                for r in client.call_pipelined::<SignPdu>(&batch) {
+                    record(&mut tally, t0, r);
+                }
+            } else {
+                let p = params();
+                let t0 = Instant::now();
+                record(&mut tally, t0, client.call::<SignPdu>(&p));
+            }
         }
         Ok(tally)
+    })
+}
+
+/// `org.freedesktop.DBus.Peer.Ping` to the agent, in a loop per bus
+/// connection: what any D-Bus call costs before the agent does anything.
+fn dbus_ping(a: &BenchArgs) -> Result<LoadResult> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(async {
+        let mut tasks = Vec::new();
+        let start = Instant::now();
+        let deadline = start + Duration::from_secs(a.seconds);
+        for _ in 0..a.connections {
+            let builder = match &a.dbus_address {
+                Some(addr) => zbus::connection::Builder::address(addr.as_str())?,
+                None => zbus::connection::Builder::session()?,
+            };
+            let conn = builder.build().await.context("cannot connect to the D-Bus session bus")?;
+            tasks.push(tokio::spawn(async move {
+                let mut tally: Tally = (0, 0, Vec::with_capacity(1 << 16), None);
+                while Instant::now() < deadline {
+                    let t0 = Instant::now();
+                    let r = conn
+                        .call_method(
+                            Some("org.cryptoid.Agent1"),
+                            "/org/cryptoid/Agent1",
+                            Some("org.freedesktop.DBus.Peer"),
+                            "Ping",
+                            &(),
+                        )
+                        .await;
+                    record(&mut tally, t0, r);
+                }
+                tally
+            }));
+        }
+        let mut all: Tally = (0, 0, Vec::new(), None);
+        for t in tasks {
+            merge(&mut all, t.await?);
+        }
+        Ok((all.0, all.1, start.elapsed(), all.2, all.3))
     })
 }
 

@@ -173,6 +173,12 @@ fn bench_measures_ssh_agent_and_the_agent_round_trip_beside_it() {
         assert_eq!((v["peer"].as_str(), v["op"].as_str()), (Some(peer), Some(op)), "{v}");
         assert!(v["ops"].as_u64().is_some_and(|n| n > 0) && v["errors"] == 0, "{v}");
     }
+    // Pipelined signing: 8 requests in flight, every answer matched.
+    let out = agent.ctl(&["bench", "--seconds", "1", "--json", "--pipeline", "8"], b"");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("bench JSON");
+    assert_eq!((v["pipeline"].as_u64(), v["errors"].as_u64()), (Some(8), Some(0)), "{v}");
+    assert!(v["signatures"].as_u64().is_some_and(|n| n >= 8), "{v}");
     let _ = ssh_agent.kill();
     let _ = ssh_agent.wait();
 }

@@ -504,6 +504,26 @@ fn bench_over_dbus() {
     assert_eq!(v["transport"], "dbus");
     assert_eq!(v["errors"].as_u64(), Some(0), "{v}");
     assert!(v["signatures"].as_u64().unwrap_or(0) > 0, "{v}");
+    // The bus's own floor: Peer.Ping to the agent, through the same bus.
+    let out = cryptoid_tests::run(
+        std::process::Command::new(cryptoid_tests::bin("cryptoidctl")).args([
+            "bench",
+            "--transport",
+            "dbus",
+            "--op",
+            "ping",
+            "--dbus-address",
+            &bus.address,
+            "--seconds",
+            "1",
+            "--json",
+        ]),
+        b"",
+    );
+    assert!(out.status.success(), "{}", cryptoid_tests::stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&cryptoid_tests::stdout(&out)).expect("ping JSON");
+    assert_eq!((v["peer"].as_str(), v["errors"].as_u64()), (Some("dbus-daemon"), Some(0)), "{v}");
+    assert!(v["ops"].as_u64().unwrap_or(0) > 0, "{v}");
 }
 
 #[test]
