@@ -95,8 +95,10 @@ for r in rows:
     p = peer("sign", r["connections"]) if r["transport"] == "socket" and r["backend"] == "soft" and not r.get("pinned") and r.get("pipeline", 1) == 1 else None
     if p:
         ratio += f", {r['sigs_per_sec'] / p['ops_per_sec']:.1f}x ssh-agent's sign"
+    if r["backend"] == "pkcs11":
+        ratio += f", {1e6 / r['sigs_per_sec'] - 1e6 / r['floor_sigs_per_sec']:.0f} us a signature over the token"
     ping = next((q for q in rows if q.get("peer") == "dbus-daemon" and q["connections"] == 1), None)
-    if r["transport"] == "dbus" and ping:
+    if r["transport"] == "dbus" and ping and r["connections"] == 1:
         ratio += f", {r['sigs_per_sec'] / ping['ops_per_sec']:.2f}x the bus's ping"
     print(f"{name:<40} {r['sigs_per_sec']:>9,.0f} {r['p50_us']:>7} {r['p99_us']:>7}  {ratio}")
 PY
