@@ -377,9 +377,13 @@ fn load(
     })
 }
 
-/// `org.freedesktop.DBus.Peer.Ping` to the agent, in a loop per bus
-/// connection: what any D-Bus call costs before the agent does anything.
-fn dbus_ping(a: &BenchArgs) -> Result<LoadResult> {
+/// Runs `per_connection` on `--connections` D-Bus connections (the session
+/// bus, or `--dbus-address`) until the deadline; the tallies merged.
+fn dbus_load<F, Fut>(a: &BenchArgs, per_connection: F) -> Result<LoadResult>
+where
+    F: Fn(zbus::Connection, Instant) -> Fut,
+    Fut: std::future::Future<Output = Tally> + Send + 'static,
+{
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async {
         let mut tasks = Vec::new();
@@ -391,29 +395,35 @@ fn dbus_ping(a: &BenchArgs) -> Result<LoadResult> {
                 None => zbus::connection::Builder::session()?,
             };
             let conn = builder.build().await.context("cannot connect to the D-Bus session bus")?;
-            tasks.push(tokio::spawn(async move {
-                let mut tally: Tally = (0, 0, Vec::with_capacity(1 << 16), None);
-                while Instant::now() < deadline {
-                    let t0 = Instant::now();
-                    let r = conn
-                        .call_method(
-                            Some("org.cryptoid.Agent1"),
-                            "/org/cryptoid/Agent1",
-                            Some("org.freedesktop.DBus.Peer"),
-                            "Ping",
-                            &(),
-                        )
-                        .await;
-                    record(&mut tally, t0, r);
-                }
-                tally
-            }));
+            tasks.push(tokio::spawn(per_connection(conn, deadline)));
         }
         let mut all: Tally = (0, 0, Vec::new(), None);
         for t in tasks {
-            merge(&mut all, t.await?);
+            merge(&mut all, t.await.map_err(|e| anyhow::anyhow!("bench task failed: {e}"))?);
         }
         Ok((all.0, all.1, start.elapsed(), all.2, all.3))
+    })
+}
+
+/// `org.freedesktop.DBus.Peer.Ping` to the agent, in a loop per bus
+/// connection: what any D-Bus call costs before the agent does anything.
+fn dbus_ping(a: &BenchArgs) -> Result<LoadResult> {
+    dbus_load(a, |conn, deadline| async move {
+        let mut tally: Tally = (0, 0, Vec::with_capacity(1 << 16), None);
+        while Instant::now() < deadline {
+            let t0 = Instant::now();
+            let r = conn
+                .call_method(
+                    Some("org.cryptoid.Agent1"),
+                    "/org/cryptoid/Agent1",
+                    Some("org.freedesktop.DBus.Peer"),
+                    "Ping",
+                    &(),
+                )
+                .await;
+            record(&mut tally, t0, r);
+        }
+        tally
     })
 }
 
@@ -426,44 +436,28 @@ fn load_dbus(
     cryptoid: &str,
     depth: i64,
 ) -> Result<LoadResult> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    runtime.block_on(async {
-        let mut tasks = Vec::new();
-        let start = Instant::now();
-        let deadline = start + Duration::from_secs(a.seconds);
-        for _ in 0..a.connections {
-            let builder = match &a.dbus_address {
-                Some(addr) => zbus::connection::Builder::address(addr.as_str())?,
-                None => zbus::connection::Builder::session()?,
-            };
-            let conn = builder.build().await.context("cannot connect to the D-Bus session bus")?;
-            let (template, cryptoid, rv) = (template.clone(), cryptoid.to_owned(), rv.id().to_owned());
-            tasks.push(tokio::spawn(async move {
-                let mut tally: Tally = (0, 0, Vec::with_capacity(1 << 16), None);
-                let opts: std::collections::HashMap<&str, zbus::zvariant::Value<'_>> =
-                    std::collections::HashMap::new();
-                while Instant::now() < deadline {
-                    let pdu = json::to_canonical_string(&Value::Object(fresh(&template, &cryptoid, depth)));
-                    let t0 = Instant::now();
-                    let r = conn
-                        .call_method(
-                            Some("org.cryptoid.Agent1"),
-                            "/org/cryptoid/Agent1",
-                            Some("org.cryptoid.Agent1"),
-                            "SignPdu",
-                            &(rv.as_str(), pdu.as_str(), &opts),
-                        )
-                        .await;
-                    record(&mut tally, t0, r);
-                }
-                Ok::<Tally, anyhow::Error>(tally)
-            }));
+    dbus_load(a, |conn, deadline| {
+        let (template, cryptoid, rv) = (template.clone(), cryptoid.to_owned(), rv.id().to_owned());
+        async move {
+            let mut tally: Tally = (0, 0, Vec::with_capacity(1 << 16), None);
+            let opts: std::collections::HashMap<&str, zbus::zvariant::Value<'_>> =
+                std::collections::HashMap::new();
+            while Instant::now() < deadline {
+                let pdu = json::to_canonical_string(&Value::Object(fresh(&template, &cryptoid, depth)));
+                let t0 = Instant::now();
+                let r = conn
+                    .call_method(
+                        Some("org.cryptoid.Agent1"),
+                        "/org/cryptoid/Agent1",
+                        Some("org.cryptoid.Agent1"),
+                        "SignPdu",
+                        &(rv.as_str(), pdu.as_str(), &opts),
+                    )
+                    .await;
+                record(&mut tally, t0, r);
+            }
+            tally
         }
-        let mut all: Tally = (0, 0, Vec::new(), None);
-        for t in tasks {
-            merge(&mut all, t.await.map_err(|e| anyhow::anyhow!("bench task failed: {e}"))??);
-        }
-        Ok((all.0, all.1, start.elapsed(), all.2, all.3))
     })
 }
 

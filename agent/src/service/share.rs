@@ -71,13 +71,10 @@ impl Service {
         let key = storage_key(p)?;
         let soft = self.backends.soft.clone();
         let (mut keys, mut stays, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
-        let retired: Vec<String> = self
-            .registry
-            .find(|r| r.info.state == KeyState::Retired)
-            .into_iter()
-            .map(|r| r.info.cryptoid)
-            .collect();
-        let mut recs = self.registry.find(|r| r.info.state != KeyState::Retired);
+        // One pass over the records: the deleted ones become tombstones.
+        let (retired, mut recs): (Vec<KeyRecord>, Vec<KeyRecord>) =
+            self.registry.find(|_| true).into_iter().partition(|r| r.info.state == KeyState::Retired);
+        let retired: Vec<String> = retired.into_iter().map(|r| r.info.cryptoid).collect();
         recs.sort_by(|a, b| {
             (a.info.created_at, &a.info.cryptoid).cmp(&(b.info.created_at, &b.info.cryptoid))
         });
