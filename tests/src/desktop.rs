@@ -109,28 +109,33 @@ pub struct Xvfb {
 }
 
 impl Xvfb {
+    /// Starts Xvfb on a display it picks itself (`-displayfd`): the X
+    /// server skips displays in use and clears locks whose owner is dead, so
+    /// an Xvfb killed with SIGKILL earlier (a test or session cut short)
+    /// cannot use up the displays, as a scan of `/tmp/.X*-lock` could.
     pub fn start() -> Xvfb {
-        for n in 90..140u32 {
-            if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
-                || Path::new(&format!("/tmp/.X{n}-lock")).exists()
-            {
-                continue;
+        use std::io::BufRead;
+        let mut child = Command::new("Xvfb")
+            .args(["-displayfd", "1", "-screen", "0", "1024x768x24", "-nolisten", "tcp"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Xvfb");
+        let stdout = child.stdout.take().expect("Xvfb's stdout");
+        let mut line = String::new();
+        // Xvfb writes the display number once it listens; EOF means it died.
+        let read = std::io::BufReader::new(stdout).read_line(&mut line);
+        let n: u32 = match (read, line.trim().parse()) {
+            (Ok(_), Ok(n)) => n,
+            _ => {
+                let _ = child.kill();
+                panic!("Xvfb did not say which display it took (read {line:?})");
             }
-            let child = Command::new("Xvfb")
-                .args([&format!(":{n}"), "-screen", "0", "1024x768x24", "-nolisten", "tcp"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("Xvfb");
-            let display = format!(":{n}");
-            let socket = format!("/tmp/.X11-unix/X{n}");
-            let up = wait_for(20, "Xvfb", || {
-                Some(Path::new(&socket).exists()).filter(|b| *b).or(Some(false)).filter(|b| *b)
-            });
-            assert!(up);
-            return Xvfb { child, display };
-        }
-        panic!("no free X display between :90 and :139");
+        };
+        let display = format!(":{n}");
+        let socket = format!("/tmp/.X11-unix/X{n}");
+        wait_for(20, "Xvfb's socket", || Path::new(&socket).exists().then_some(()));
+        Xvfb { child, display }
     }
 
     /// Runs xdotool with these arguments on this display; its output.
@@ -159,8 +164,13 @@ impl Xvfb {
 }
 
 impl Drop for Xvfb {
+    /// SIGTERM, so Xvfb removes its lock and socket; SIGKILL would leave
+    /// them behind.
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32);
+        if pid.and_then(|p| rustix::process::kill_process(p, rustix::process::Signal::TERM).ok()).is_none() {
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
     }
 }
