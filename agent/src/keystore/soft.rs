@@ -67,6 +67,16 @@ enum KeystoreFile {
     },
 }
 
+impl KeystoreFile {
+    fn protection(&self) -> Protection {
+        match self {
+            KeystoreFile::Plaintext { .. } => Protection::None,
+            KeystoreFile::Passphrase { .. } => Protection::Passphrase,
+            KeystoreFile::Pkcs11Wrapped { .. } | KeystoreFile::YubikeyWrapped { .. } => Protection::Pin,
+        }
+    }
+}
+
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Kdf {
@@ -92,6 +102,10 @@ pub struct SoftBackend {
     /// must not both create a data key (keys sealed under the loser's would
     /// be lost).
     file_lock: Mutex<()>,
+    /// How `keystore.json` protects the data key (`None`: no file yet),
+    /// kept in memory so `agent.hello` reads no file: the agent is the
+    /// file's only writer, and `write_file` keeps this current.
+    protection: Mutex<Option<Protection>>,
 }
 
 fn corrupt(path: &Path, why: impl Into<String>) -> KeystoreError {
@@ -155,8 +169,11 @@ impl SoftBackend {
             module_dirs,
             state: RwLock::new(State { data_key: None, cache: HashMap::new() }),
             file_lock: Mutex::new(()),
+            protection: Mutex::new(None),
         };
-        match b.read_file()? {
+        let file = b.read_file()?;
+        *b.protection.locked() = file.as_ref().map(KeystoreFile::protection);
+        match file {
             None if no_passphrase => {
                 let key: DataKey = Zeroizing::new(random());
                 b.write_file(&KeystoreFile::Plaintext {
@@ -180,18 +197,15 @@ impl SoftBackend {
 
     /// Whether a keystore file exists (a passphrase has been set).
     pub fn initialized(&self) -> bool {
-        self.path.exists()
+        self.protection.locked().is_some()
     }
 
     pub fn is_plaintext(&self) -> bool {
-        matches!(self.read_file(), Ok(Some(KeystoreFile::Plaintext { .. })))
+        *self.protection.locked() == Some(Protection::None)
     }
 
     pub fn is_token_wrapped(&self) -> bool {
-        matches!(
-            self.read_file(),
-            Ok(Some(KeystoreFile::Pkcs11Wrapped { .. } | KeystoreFile::YubikeyWrapped { .. }))
-        )
+        *self.protection.locked() == Some(Protection::Pin)
     }
 
     /// The data key to wrap: the unlocked one, or a new one for a new
@@ -259,6 +273,7 @@ impl SoftBackend {
     fn write_file(&self, f: &KeystoreFile) -> Result<(), KeystoreError> {
         let bytes = serde_json::to_vec(f).map_err(|e| corrupt(&self.path, e.to_string()))?;
         fsutil::write_atomic(&self.path, &bytes)?;
+        *self.protection.locked() = Some(f.protection());
         Ok(())
     }
 
@@ -458,13 +473,8 @@ impl Backend for SoftBackend {
             name: "soft".into(),
             available: true,
             locked: self.is_locked(),
-            protection: if self.is_plaintext() {
-                Protection::None
-            } else if self.is_token_wrapped() {
-                Protection::Pin
-            } else {
-                Protection::Passphrase
-            },
+            // A keystore not made yet gets a passphrase by default.
+            protection: self.protection.locked().unwrap_or(Protection::Passphrase),
             algorithms: vec!["ed25519".into()],
             max_message_len: None,
             capacity: None,

@@ -27,6 +27,9 @@ pub(super) struct Backends {
     pub(super) hooks: crate::keystore::yubikey::Hooks,
     /// `backends.json`.
     file: PathBuf,
+    /// Its contents once read: the agent is its only writer
+    /// (`update_file`), so `agent.hello` need not read it again.
+    contents: Mutex<Option<BackendsFile>>,
     module_dirs: Vec<PathBuf>,
     locked: AtomicBool,
 }
@@ -47,6 +50,7 @@ impl Backends {
             #[cfg(feature = "yubikey")]
             hooks,
             file,
+            contents: Mutex::new(None),
             module_dirs,
             locked: AtomicBool::new(locked),
         }
@@ -78,7 +82,7 @@ impl Backends {
     }
 
     pub(super) fn read_file(&self) -> Result<BackendsFile> {
-        read_backends(&self.file)
+        loaded(&mut self.contents.locked(), &self.file).cloned()
     }
 
     /// The PKCS#11 backend, opened on first use (and again after its token
@@ -147,10 +151,13 @@ impl Backends {
 
     /// Rewrites `backends.json` (atomically) with `f` applied.
     pub(super) fn update_file(&self, f: impl FnOnce(&mut BackendsFile)) -> Result<()> {
-        let mut all = self.read_file()?;
+        // Held across the write: two updates must not lose one another's.
+        let mut cached = self.contents.locked();
+        let mut all = loaded(&mut cached, &self.file)?.clone();
         f(&mut all);
         let bytes = serde_json::to_vec(&all).map_err(Error::internal)?;
         crate::fsutil::write_atomic(&self.file, &bytes)?;
+        *cached = Some(all);
         Ok(())
     }
 
@@ -194,13 +201,21 @@ impl Backends {
 }
 
 /// `backends.json`: hardware backends set up with `backend.init`.
-#[derive(Default, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Default, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct BackendsFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) pkcs11: Option<Pkcs11Settings>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) yubikey: Option<crate::keystore::YubiKeySettings>,
+}
+
+/// The cached contents of `backends.json`, read on first use.
+fn loaded<'a>(cached: &'a mut Option<BackendsFile>, path: &Path) -> Result<&'a BackendsFile> {
+    if cached.is_none() {
+        *cached = Some(read_backends(path)?);
+    }
+    cached.as_ref().ok_or_else(|| Error::internal("backends.json not loaded"))
 }
 
 fn read_backends(path: &Path) -> Result<BackendsFile> {
