@@ -100,6 +100,6 @@ for name, pct in sorted(totals.items(), key=lambda kv: -kv[1]):
     if pct >= 0.5:
         print(f"    {agent_us * pct / 100:6.1f} µs  {pct:5.1f}%  {name}")
 print("\n  top symbols:")
-for pct, dso, sym in top[:25]:
+for pct, dso, sym in [t for t in top if not t[1].startswith("[kernel")][:int(__import__("os").environ.get("TOP", "25"))]:
     print(f"    {pct:5.1f}%  {dso:24.24}  {sym[:100]}")
 PY

@@ -9,7 +9,15 @@
 //!
 //! Durability without making signing fsync-bound: an entry is `write(2)`n
 //! before the request is answered, so it survives a crash of the agent; a
-//! background thread fsyncs at most every `fsync_interval` (group commit).
+//! background thread fsyncs at most every `fsync_interval`.
+//!
+//! Group commit without stalling other connections: an entry is encoded
+//! by its caller, outside any lock, into the parts around `prev`, `seq` and
+//! `ts` (canonical JSON sorts keys, so where those go is known). Callers
+//! queue their entries; whoever then holds the writer lock writes every
+//! queued entry, chained, in one `write(2)`, and the callers whose entries
+//! it wrote find them done when they get the lock. Each caller still returns
+//! only once its own line is written.
 //! A torn last line left by `kill -9` is cut off at start-up and the repair
 //! is journaled. Segments rotate by size; the chain runs across them.
 
@@ -18,6 +26,7 @@ use crate::sync::MutexExt;
 use cryptoid_protocol::base64;
 use cryptoid_protocol::json::{self, Int, Object, Value, MAX_SAFE_INT};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -49,12 +58,84 @@ struct Writer {
     size: u64,
     seq: u64,
     head: [u8; 32],
+    /// Outcomes of entries another caller wrote in its batch, by ticket,
+    /// until their callers collect them.
+    done: HashMap<u64, Result<u64, (io::ErrorKind, String)>>,
+}
+
+/// Entries waiting for the writer, in ticket order.
+#[derive(Default)]
+struct Queue {
+    next_ticket: u64,
+    waiting: Vec<Queued>,
+}
+
+struct Queued {
+    ticket: u64,
+    body: Body,
+    now_ms: u64,
+}
+
+/// An entry's canonical JSON without `prev`, `seq` and `ts`: its members in
+/// the four runs those keys split them into (keys sort by code point).
+struct Body {
+    runs: [Vec<u8>; 4],
+}
+
+/// The keys the journal adds, in the order canonical JSON puts them.
+const ADDED: [&str; 3] = ["prev", "seq", "ts"];
+
+impl Body {
+    fn encode(fields: &Object) -> Body {
+        let mut runs: [Vec<u8>; 4] = Default::default();
+        // The journal's own keys are set by the writer, never by a caller.
+        for (k, v) in fields.iter().filter(|(k, _)| !ADDED.contains(&k.as_str())) {
+            let run = &mut runs[ADDED.iter().filter(|added| k.as_str() > **added).count()];
+            if !run.is_empty() {
+                run.push(b',');
+            }
+            json::write_str(run, k);
+            run.push(b':');
+            json::write_value(run, v);
+        }
+        Body { runs }
+    }
+
+    /// The whole line (no newline) with the chain fields spliced in.
+    fn line(&self, prev: &[u8; 32], seq: u64, ts: u64, out: &mut Vec<u8>) {
+        let added = [Value::String(base64::encode(prev)), Value::Int(int(seq)), Value::Int(int(ts))];
+        out.push(b'{');
+        let mut first = true;
+        let mut member = |out: &mut Vec<u8>, bytes: &dyn Fn(&mut Vec<u8>)| {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            bytes(out);
+        };
+        for (i, run) in self.runs.iter().enumerate() {
+            if !run.is_empty() {
+                member(out, &|o| o.extend_from_slice(run));
+            }
+            if let (Some(key), Some(value)) = (ADDED.get(i), added.get(i)) {
+                member(out, &|o| {
+                    json::write_str(o, key);
+                    o.push(b':');
+                    json::write_value(o, value);
+                });
+            }
+        }
+        out.push(b'}');
+    }
 }
 
 pub struct Journal {
     dir: PathBuf,
     opts: Options,
+    queue: Mutex<Queue>,
     writer: Mutex<Writer>,
+    /// `write(2)` calls made (each writes one batch).
+    writes: std::sync::atomic::AtomicU64,
     /// The current segment, shared with the fsync thread.
     current: Arc<Mutex<Arc<File>>>,
     dirty: Arc<AtomicBool>,
@@ -185,7 +266,16 @@ impl Journal {
             dir,
             opts,
             current: Arc::new(Mutex::new(file.clone())),
-            writer: Mutex::new(Writer { file, segment, size: bytes.len() as u64, seq, head }),
+            queue: Mutex::new(Queue::default()),
+            writes: Default::default(),
+            writer: Mutex::new(Writer {
+                file,
+                segment,
+                size: bytes.len() as u64,
+                seq,
+                head,
+                done: HashMap::new(),
+            }),
             dirty: Arc::new(AtomicBool::new(false)),
             stop: Arc::new(AtomicBool::new(false)),
             flusher: Mutex::new(None),
@@ -226,37 +316,79 @@ impl Journal {
     }
 
     /// Appends an entry with `fields` (which must not hold `seq`, `ts` or
-    /// `prev`). Returns once the line is written (not yet fsynced).
-    pub fn append(&self, mut fields: Object, now_ms: u64) -> io::Result<u64> {
+    /// `prev`). Returns its sequence number once its line is written (not
+    /// yet fsynced), by this caller or by another in the same batch.
+    pub fn append(&self, fields: Object, now_ms: u64) -> io::Result<u64> {
+        let body = Body::encode(&fields);
+        drop(fields);
+        let ticket = {
+            let mut q = self.queue.locked();
+            q.next_ticket += 1;
+            let ticket = q.next_ticket;
+            q.waiting.push(Queued { ticket, body, now_ms });
+            ticket
+        };
         let mut w = self.lock();
-        let seq = w.seq + 1;
-        fields.insert("seq".into(), Value::Int(int(seq)));
-        fields.insert("ts".into(), Value::Int(int(now_ms)));
-        fields.insert("prev".into(), Value::String(base64::encode(&w.head)));
-        let mut line = json::to_canonical_vec(&Value::Object(fields));
-        let head = hash(&line);
-        line.push(b'\n');
-        // One write(2) per line: O_APPEND keeps lines whole between writers,
-        // and a crash can tear only the last one.
-        if let Err(e) = (&*w.file).write_all(&line) {
-            // A short write (a full disk) leaves part of the line; cut it
+        if let Some(outcome) = w.done.remove(&ticket) {
+            return outcome.map_err(|(kind, why)| io::Error::new(kind, why));
+        }
+        // Ours is still queued: write it, and whatever queued meanwhile.
+        let batch = std::mem::take(&mut self.queue.locked().waiting);
+        let outcome = self.write_batch(&mut w, &batch);
+        let mut mine = None;
+        for (i, q) in batch.iter().enumerate() {
+            let r = match &outcome {
+                Ok(first) => Ok(first + i as u64),
+                Err(e) => Err((e.kind(), e.to_string())),
+            };
+            if q.ticket == ticket {
+                mine = Some(r);
+            } else {
+                w.done.insert(q.ticket, r);
+            }
+        }
+        match mine {
+            Some(r) => r.map_err(|(kind, why)| io::Error::new(kind, why)),
+            None => Err(io::Error::other("journal entry lost from the write queue")),
+        }
+    }
+
+    /// Chains and writes `batch` in one `write(2)`; the first entry's
+    /// sequence number. On failure nothing of the batch stays in the file
+    /// and the chain is where it was.
+    fn write_batch(&self, w: &mut Writer, batch: &[Queued]) -> io::Result<u64> {
+        let (mut seq, mut head) = (w.seq, w.head);
+        let mut lines = Vec::with_capacity(batch.len() * 512);
+        for q in batch {
+            seq += 1;
+            let start = lines.len();
+            q.body.line(&head, seq, q.now_ms, &mut lines);
+            head = hash(&lines[start..]);
+            lines.push(b'\n');
+        }
+        // One write(2): O_APPEND keeps lines whole between writers, and a
+        // crash can tear only the last one.
+        if let Err(e) = (&*w.file).write_all(&lines) {
+            // A short write (a full disk) leaves part of the batch; cut it
             // off, or the next entry would be glued to it and break the chain.
             if let Err(t) = w.file.set_len(w.size) {
                 tracing::error!(error = %t, "cannot cut a partly written journal line; the next start repairs it");
             }
             return Err(e);
         }
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        let first = w.seq + 1;
         w.seq = seq;
         w.head = head;
-        w.size += line.len() as u64;
+        w.size += lines.len() as u64;
         self.dirty.store(true, Ordering::Release);
         if w.size >= self.opts.max_segment_bytes {
-            // The entry is written; a failed rotation is retried on the next.
-            if let Err(e) = self.rotate(&mut w) {
+            // The entries are written; a failed rotation is retried on the next.
+            if let Err(e) = self.rotate(w) {
                 tracing::error!(error = %e, "journal rotation failed; will retry");
             }
         }
-        Ok(seq)
+        Ok(first)
     }
 
     fn rotate(&self, w: &mut Writer) -> io::Result<()> {
@@ -285,6 +417,12 @@ impl Journal {
             let _ = h.join();
         }
         self.flush()
+    }
+
+    /// How many `write(2)` calls wrote the entries so far (fewer than the
+    /// entries when concurrent callers were committed together).
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
     }
 
     /// The sequence number of the last entry.

@@ -8,6 +8,7 @@ use super::value::{Int, Object, Value};
 use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::cell::Cell;
 use std::fmt;
 
 impl Serialize for Value {
@@ -35,9 +36,22 @@ impl Serialize for Value {
     }
 }
 
+/// The newtype name a [`Value`] is deserialized under. A `Value` that is
+/// itself the deserializer (a request's params, a response's result) hands
+/// itself over whole instead of being rebuilt node by node, so a PDU inside
+/// typed params is parsed once and then only moved. Any other deserializer
+/// sees a plain newtype and goes on as usual.
+const HANDOVER_NAME: &str = "$cryptoid_protocol::json::Value";
+
+thread_local! {
+    /// The value being handed over: put by the `Value` deserializer right
+    /// before it calls the visitor, taken by that visitor.
+    static HANDOVER: Cell<Option<Value>> = const { Cell::new(None) };
+}
+
 impl<'de> Deserialize<'de> for Value {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(ValueVisitor)
+        d.deserialize_newtype_struct(HANDOVER_NAME, ValueVisitor)
     }
 }
 
@@ -83,7 +97,13 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
-        Ok(Value::Null)
+        // A handed-over value arrives here (see `HANDOVER_NAME`); a real
+        // null finds nothing waiting.
+        Ok(HANDOVER.take().unwrap_or(Value::Null))
+    }
+
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
     }
 
     fn visit_none<E: de::Error>(self) -> Result<Value, E> {
@@ -178,10 +198,18 @@ impl<'de> Deserializer<'de> for Value {
 
     fn deserialize_newtype_struct<V: Visitor<'de>>(
         self,
-        _name: &'static str,
+        name: &'static str,
         visitor: V,
     ) -> Result<V::Value, DeError> {
-        visitor.visit_newtype_struct(self)
+        if name != HANDOVER_NAME {
+            return visitor.visit_newtype_struct(self);
+        }
+        HANDOVER.set(Some(self));
+        let r = visitor.visit_unit();
+        // Only `ValueVisitor` asks by that name and it takes the value; make
+        // sure nothing is left for a later null to pick up.
+        drop(HANDOVER.take());
+        r
     }
 
     fn deserialize_enum<V: Visitor<'de>>(
@@ -319,5 +347,39 @@ mod tests {
         assert!(serde_json::from_str::<Value>(r#"{"a":1,"a":2}"#).is_err());
         assert!(serde_json::from_str::<Value>(r#"{"a":1.5}"#).is_err());
         assert!(serde_json::from_str::<Value>(r#"{"a":9007199254740992}"#).is_err());
+    }
+
+    /// A `Value` field of typed params is the very value that was parsed,
+    /// moved (its heap buffers keep their addresses), not rebuilt: a
+    /// rebuilt array would have a new buffer.
+    #[test]
+    fn a_value_inside_typed_params_is_moved_not_rebuilt() {
+        let mut v = from_str(r#"{"room_id":"!r","pdu":{"prev_events":["$a","$b"]}}"#).expect("json");
+        let buffer = |pdu: &Value| {
+            pdu.as_object().and_then(|o| o.get("prev_events")).and_then(Value::as_array).map(|a| a.as_ptr())
+        };
+        let before = v.as_object().and_then(|o| o.get("pdu")).and_then(buffer);
+        let p: Params = std::mem::replace(&mut v, Value::Null).deserialize_into().expect("typed");
+        assert!(before.is_some());
+        assert_eq!(before, buffer(&p.pdu));
+        assert_eq!(p.pdu.to_string(), r#"{"prev_events":["$a","$b"]}"#);
+    }
+
+    /// The hand-over leaves nothing behind: a null read afterwards, by any
+    /// deserializer, is a null.
+    #[test]
+    fn a_null_after_a_handover_is_still_null() {
+        let p: Params =
+            from_str(r#"{"room_id":"!r","pdu":{"x":1}}"#).expect("json").deserialize_into().expect("p");
+        assert_eq!(p.pdu.to_string(), r#"{"x":1}"#);
+        let n: Value = Value::Null.deserialize_into().expect("null");
+        assert_eq!(n, Value::Null);
+        let n: Value = serde_json::from_str("null").expect("null");
+        assert_eq!(n, Value::Null);
+        let nested: Value = serde_json::from_str(r#"{"a":[null,{"b":null}]}"#).expect("nested");
+        assert_eq!(nested.to_string(), r#"{"a":[null,{"b":null}]}"#);
+        let whole: Value =
+            from_str(r#"[1,"x",{"y":null}]"#).expect("json").deserialize_into().expect("whole");
+        assert_eq!(whole.to_string(), r#"[1,"x",{"y":null}]"#);
     }
 }
