@@ -203,7 +203,12 @@ fn json_text<T: serde::Serialize>(v: &T) -> DResult<String> {
     Ok(text(&value))
 }
 
-#[interface(name = "org.cryptoid.Agent1")]
+// `spawn = true` (zbus's default, stated because it matters): every call
+// runs in a task of its own, so calls in flight on one bus connection, or
+// from many clients (all arrive on the agent's one connection to the bus),
+// do not wait for each other: a sign waiting for a confirmation holds up
+// nothing else. The in-flight test fails without it.
+#[interface(name = "org.cryptoid.Agent1", spawn = true)]
 impl AgentObject {
     /// Protocol version, agent version, backends, lock state (JSON).
     #[zbus(out_args("hello_json"))]

@@ -85,7 +85,21 @@ fn write_int(out: &mut Vec<u8>, v: i64) {
     out.extend_from_slice(&buf[pos..]);
 }
 
-/// Appends a canonically escaped JSON string.
+/// Bytes a JSON string must escape: controls, `"` and `\\`.
+const ESCAPED: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = true;
+        b += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
+/// Appends a canonically escaped JSON string. Runs without escapes (all of
+/// most strings) are copied whole.
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = s.as_bytes();
@@ -93,6 +107,10 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
+        if !ESCAPED[b as usize] {
+            continue;
+        }
+        out.extend_from_slice(&bytes[start..i]);
         let esc: &[u8] = match b {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -101,22 +119,9 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
             b'\t' => b"\\t",
             0x08 => b"\\b",
             0x0c => b"\\f",
-            0x00..=0x1f => &[],
-            _ => continue,
+            _ => &[b'\\', b'u', b'0', b'0', HEX[(b >> 4) as usize], HEX[(b & 0xf) as usize]],
         };
-        out.extend_from_slice(&bytes[start..i]);
-        if esc.is_empty() {
-            out.extend_from_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[(b >> 4) as usize],
-                HEX[(b & 0xf) as usize],
-            ]);
-        } else {
-            out.extend_from_slice(esc);
-        }
+        out.extend_from_slice(esc);
         start = i + 1;
     }
     out.extend_from_slice(&bytes[start..]);

@@ -162,8 +162,11 @@ pub fn encode_result<R: Serialize>(id: &Value, result: &R) -> Vec<u8> {
         id: &'a Value,
         result: &'a R,
     }
-    match serde_json::to_vec(&Out { jsonrpc: "2.0", id, result }) {
-        Ok(mut line) => {
+    // Sized for a signed PDU at once: growing from serde_json's default
+    // 128 bytes would copy the line four times.
+    let mut line = Vec::with_capacity(2048);
+    match serde_json::to_writer(&mut line, &Out { jsonrpc: "2.0", id, result }) {
+        Ok(()) => {
             line.push(b'\n');
             line
         }

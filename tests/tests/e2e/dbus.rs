@@ -5,6 +5,8 @@
 use super::agent_sign::{assert_verifies, RV};
 use cryptoid_protocol::event;
 use cryptoid_protocol::json::{self, Value};
+use cryptoid_protocol::wire::confirm::{Answer, AnswerParams, Pending};
+use cryptoid_protocol::wire::NoParams;
 use cryptoid_protocol::RoomVersion;
 use cryptoid_tests::agent::{Agent, Bus, PASSPHRASE};
 use cryptoid_tests::pdus;
@@ -484,26 +486,21 @@ fn bench_over_dbus() {
     let bus = Bus::start();
     let agent = Agent::start_on_bus(&bus.address, None);
     agent.unlocked();
-    let out = cryptoid_tests::run(
-        std::process::Command::new(cryptoid_tests::bin("cryptoidctl"))
-            .env("CRYPTOID_AUTH_SOCK", agent.socket())
-            .args([
-                "bench",
-                "--transport",
-                "dbus",
-                "--dbus-address",
-                &bus.address,
-                "--seconds",
-                "1",
-                "--json",
-            ]),
-        b"",
-    );
-    assert!(out.status.success(), "{}", cryptoid_tests::stderr(&out));
-    let v: serde_json::Value = serde_json::from_str(&cryptoid_tests::stdout(&out)).expect("bench JSON");
-    assert_eq!(v["transport"], "dbus");
-    assert_eq!(v["errors"].as_u64(), Some(0), "{v}");
-    assert!(v["signatures"].as_u64().unwrap_or(0) > 0, "{v}");
+    // One call at a time, then 4 in flight on each bus connection.
+    for pipeline in ["1", "4"] {
+        let out = cryptoid_tests::run(
+            std::process::Command::new(cryptoid_tests::bin("cryptoidctl"))
+                .env("CRYPTOID_AUTH_SOCK", agent.socket())
+                .args(["bench", "--transport", "dbus", "--dbus-address", &bus.address])
+                .args(["--pipeline", pipeline, "--seconds", "1", "--json"]),
+            b"",
+        );
+        assert!(out.status.success(), "{}", cryptoid_tests::stderr(&out));
+        let v: serde_json::Value = serde_json::from_str(&cryptoid_tests::stdout(&out)).expect("bench JSON");
+        assert_eq!((v["transport"].as_str(), v["pipeline"].to_string()), (Some("dbus"), pipeline.to_owned()));
+        assert_eq!(v["errors"].as_u64(), Some(0), "{v}");
+        assert!(v["signatures"].as_u64().unwrap_or(0) > 0, "{v}");
+    }
     // The bus's own floor: Peer.Ping to the agent, through the same bus.
     let out = cryptoid_tests::run(
         std::process::Command::new(cryptoid_tests::bin("cryptoidctl")).args([
@@ -617,5 +614,82 @@ fn share_export_and_import_over_dbus() {
         let report: String = call(&c, "ShareImport", &(import.to_string(),)).await.expect("ShareImport");
         let report: serde_json::Value = serde_json::from_str(&report).expect("json");
         assert_eq!(report["same"][0]["cryptoid"], cryptoid.as_str(), "{report}");
+    });
+}
+
+/// Several calls in flight on one bus connection are served side by side:
+/// while a ban waits for its confirmation, a `Hello` and a message sent on
+/// the same connection are answered; then the ban is approved and its
+/// answer, matched by serial, is the signed ban. (Were the agent to serve a
+/// connection's calls one at a time, the message would wait for the ban.)
+#[test]
+fn calls_in_flight_on_one_connection_do_not_wait_for_each_other() {
+    let bus = Bus::start();
+    let agent = Agent::start_on_bus(
+        &bus.address,
+        Some("[policy]\nunknown_clients = \"allow\"\nconfirm_timeout_secs = 20\n"),
+    );
+    let mut c = agent.unlocked();
+    let k = super::agent_sign::create(&mut c, Some("!f:x"));
+    let mut answerer = agent.client();
+    run(async {
+        let conn = connect(&bus).await;
+        let ban = json::to_canonical_string(&pdus::state(
+            &k,
+            "!f:x",
+            "m.room.member",
+            OTHER,
+            r#"{"membership":"ban"}"#,
+            &pdus::event_id('b'),
+        ));
+        let waiting = {
+            let conn = conn.clone();
+            tokio::spawn(async move {
+                call::<_, String>(&conn, "SignPdu", &(RV, ban.as_str(), Opts::new())).await
+            })
+        };
+        // The ban is in flight once its question is pending.
+        let (pending, answerer) = tokio::task::spawn_blocking(move || {
+            for _ in 0..100 {
+                let p = answerer.call::<Pending>(&NoParams {}).expect("pending").pending;
+                if let Some(p) = p.first() {
+                    return (p.id, answerer);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            panic!("the ban's confirmation never appeared");
+        })
+        .await
+        .expect("poll");
+
+        let quick = Duration::from_secs(5);
+        let hello: String = tokio::time::timeout(quick, call(&conn, "Hello", &()))
+            .await
+            .expect("Hello waited")
+            .expect("Hello");
+        assert!(parse(&hello).as_object().is_some_and(|o| o.contains_key("protocol")), "{hello}");
+        let msg = json::to_canonical_string(&pdus::message(&k, "!f:x", "while the ban waits"));
+        let signed: String =
+            tokio::time::timeout(quick, call(&conn, "SignPdu", &(RV, msg.as_str(), Opts::new())))
+                .await
+                .expect("the message waited for the ban")
+                .expect("message signed");
+        assert_verifies(&parse(&signed), &k);
+        assert!(!waiting.is_finished(), "the ban was answered before anyone approved it");
+
+        tokio::task::spawn_blocking(move || {
+            let mut answerer = answerer;
+            answerer
+                .call::<Answer>(&AnswerParams { id: pending, allow: true, remember_secs: None })
+                .expect("answer")
+        })
+        .await
+        .expect("answer");
+        let banned =
+            tokio::time::timeout(quick, waiting).await.expect("ban answered").expect("task").expect("ban");
+        let banned = parse(&banned);
+        assert_verifies(&banned, &k);
+        let membership = banned.as_object().and_then(|o| o.get("content")).and_then(|c| c.as_object());
+        assert_eq!(membership.and_then(|c| c.get("membership")).and_then(Value::as_str), Some("ban"));
     });
 }
