@@ -406,6 +406,16 @@ where
     })
 }
 
+/// Calls `method` of `interface` on the agent's object.
+async fn call_agent<B>(conn: &zbus::Connection, interface: &str, method: &str, body: &B) -> zbus::Result<()>
+where
+    B: serde::Serialize + zbus::zvariant::DynamicType,
+{
+    conn.call_method(Some("org.cryptoid.Agent1"), "/org/cryptoid/Agent1", Some(interface), method, body)
+        .await
+        .map(drop)
+}
+
 /// `org.freedesktop.DBus.Peer.Ping` to the agent, in a loop per bus
 /// connection: what any D-Bus call costs before the agent does anything.
 fn dbus_ping(a: &BenchArgs) -> Result<LoadResult> {
@@ -413,15 +423,7 @@ fn dbus_ping(a: &BenchArgs) -> Result<LoadResult> {
         let mut tally: Tally = (0, 0, Vec::with_capacity(1 << 16), None);
         while Instant::now() < deadline {
             let t0 = Instant::now();
-            let r = conn
-                .call_method(
-                    Some("org.cryptoid.Agent1"),
-                    "/org/cryptoid/Agent1",
-                    Some("org.freedesktop.DBus.Peer"),
-                    "Ping",
-                    &(),
-                )
-                .await;
+            let r = call_agent(&conn, "org.freedesktop.DBus.Peer", "Ping", &()).await;
             record(&mut tally, t0, r);
         }
         tally
@@ -455,15 +457,8 @@ fn load_dbus(
                             let pdu =
                                 json::to_canonical_string(&Value::Object(fresh(&template, &cryptoid, depth)));
                             let t0 = Instant::now();
-                            let r = conn
-                                .call_method(
-                                    Some("org.cryptoid.Agent1"),
-                                    "/org/cryptoid/Agent1",
-                                    Some("org.cryptoid.Agent1"),
-                                    "SignPdu",
-                                    &(rv.as_str(), pdu.as_str(), &opts),
-                                )
-                                .await;
+                            let body = (rv.as_str(), pdu.as_str(), &opts);
+                            let r = call_agent(&conn, "org.cryptoid.Agent1", "SignPdu", &body).await;
                             record(&mut tally, t0, r);
                         }
                         tally

@@ -251,15 +251,26 @@ impl TestPrompter {
     }
 }
 
+/// An unlocked agent on `bus` that trusts every client and asks with a
+/// `timeout` (s), and a cryptoID for `room`.
+fn asking_agent(bus: &Bus, room: &str, timeout: u32) -> (Agent, String) {
+    let policy = format!("[policy]\nunknown_clients = \"allow\"\nconfirm_timeout_secs = {timeout}\n");
+    let agent = Agent::start_on_bus(&bus.address, Some(&policy));
+    let mut c = agent.unlocked();
+    let k = super::agent_sign::create(&mut c, Some(room));
+    (agent, k)
+}
+
+/// `k` banning `OTHER` from `room` (a change the policy asks about), as text.
+fn ban_of_other(k: &str, room: &str) -> String {
+    let ban = pdus::state(k, room, "m.room.member", OTHER, r#"{"membership":"ban"}"#, &pdus::event_id('b'));
+    json::to_canonical_string(&ban)
+}
+
 #[test]
 fn a_registered_prompter_approves_and_denies() {
     let bus = Bus::start();
-    let agent = Agent::start_on_bus(
-        &bus.address,
-        Some("[policy]\nunknown_clients = \"allow\"\nconfirm_timeout_secs = 5\n"),
-    );
-    let mut c = agent.unlocked();
-    let k = super::agent_sign::create(&mut c, Some("!p:x"));
+    let (_agent, k) = asking_agent(&bus, "!p:x", 5);
     run(async {
         let allow = Arc::new(AtomicBool::new(true));
         let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -279,14 +290,7 @@ fn a_registered_prompter_approves_and_denies() {
             .build();
         let mut requested = zbus::MessageStream::for_match_rule(rule, &ui, None).await.expect("match");
 
-        let ban = json::to_canonical_string(&pdus::state(
-            &k,
-            "!p:x",
-            "m.room.member",
-            OTHER,
-            r#"{"membership":"ban"}"#,
-            &pdus::event_id('b'),
-        ));
+        let ban = ban_of_other(&k, "!p:x");
         let signed: String =
             call(&ui, "SignPdu", &(RV, ban.as_str(), Opts::new())).await.expect("approved by the prompter");
         assert_verifies(&parse(&signed), &k);
@@ -625,23 +629,11 @@ fn share_export_and_import_over_dbus() {
 #[test]
 fn calls_in_flight_on_one_connection_do_not_wait_for_each_other() {
     let bus = Bus::start();
-    let agent = Agent::start_on_bus(
-        &bus.address,
-        Some("[policy]\nunknown_clients = \"allow\"\nconfirm_timeout_secs = 20\n"),
-    );
-    let mut c = agent.unlocked();
-    let k = super::agent_sign::create(&mut c, Some("!f:x"));
+    let (agent, k) = asking_agent(&bus, "!f:x", 20);
     let mut answerer = agent.client();
     run(async {
         let conn = connect(&bus).await;
-        let ban = json::to_canonical_string(&pdus::state(
-            &k,
-            "!f:x",
-            "m.room.member",
-            OTHER,
-            r#"{"membership":"ban"}"#,
-            &pdus::event_id('b'),
-        ));
+        let ban = ban_of_other(&k, "!f:x");
         let waiting = {
             let conn = conn.clone();
             tokio::spawn(async move {
