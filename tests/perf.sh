@@ -2,7 +2,8 @@
 # The README's "through the agent" figures, in one go (not in CI): a release
 # agent on a temp dir with tests/bench.toml, loaded by `cryptoidctl bench`
 # over the socket (1 and 8 connections, and 1 with both pinned to one CPU),
-# over D-Bus (a private dbus-daemon; 1 and 4 connections) and, when SoftHSM2
+# over D-Bus (a private dbus-daemon; 1 connection with 1 and 4 calls in
+# flight, and 4 connections) and, when SoftHSM2
 # is installed, with keys on a fresh SoftHSM2 token (1 and 4 connections).
 # Beside them, in the same run: OpenSSH's ssh-agent (Debian openssh-client)
 # with an Ed25519 key, loaded by the same bench client over the same kind of
@@ -66,6 +67,7 @@ taskset -c 0 "$bin/cryptoidctl" bench --seconds "$seconds" --json --connections 
 taskset -a -p -c 0-1 "$agent" >/dev/null
 run --connections 1 --transport dbus --op ping
 run --connections 1 --transport dbus
+run --connections 1 --transport dbus --pipeline 4
 run --connections 4 --transport dbus
 if [ -e "$module" ]; then
     "$bin/cryptoidctl" backend init pkcs11 --module "$module" --token cryptoid --pin-file "$work/pin" >/dev/null
@@ -98,7 +100,7 @@ for r in rows:
     if r["backend"] == "pkcs11":
         ratio += f", {1e6 / r['sigs_per_sec'] - 1e6 / r['floor_sigs_per_sec']:.0f} us a signature over the token"
     ping = next((q for q in rows if q.get("peer") == "dbus-daemon" and q["connections"] == 1), None)
-    if r["transport"] == "dbus" and ping and r["connections"] == 1:
+    if r["transport"] == "dbus" and ping and r["connections"] == 1 and r.get("pipeline", 1) == 1:
         ratio += f", {r['sigs_per_sec'] / ping['ops_per_sec']:.2f}x the bus's ping"
     print(f"{name:<40} {r['sigs_per_sec']:>9,.0f} {r['p50_us']:>7} {r['p99_us']:>7}  {ratio}")
 PY

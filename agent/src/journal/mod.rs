@@ -17,7 +17,9 @@
 //! queue their entries; whoever then holds the writer lock writes every
 //! queued entry, chained, in one `write(2)`, and the callers whose entries
 //! it wrote find them done when they get the lock. Each caller still returns
-//! only once its own line is written.
+//! only once its own line is written. A connection that answers several
+//! pipelined requests at once queues their entries (`enqueue`) and commits
+//! them in one write before it sends any of the answers.
 //! A torn last line left by `kill -9` is cut off at start-up and the repair
 //! is journaled. Segments rotate by size; the chain runs across them.
 
@@ -62,6 +64,10 @@ struct Writer {
     /// until their callers collect them.
     done: HashMap<u64, Result<u64, (io::ErrorKind, String)>>,
 }
+
+/// An entry's place in the write queue (see [`Journal::enqueue`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ticket(u64);
 
 /// Entries waiting for the writer, in ticket order.
 #[derive(Default)]
@@ -319,38 +325,60 @@ impl Journal {
     /// `prev`). Returns its sequence number once its line is written (not
     /// yet fsynced), by this caller or by another in the same batch.
     pub fn append(&self, fields: Object, now_ms: u64) -> io::Result<u64> {
+        let ticket = self.enqueue(fields, now_ms);
+        self.commit(ticket)
+    }
+
+    /// Queues an entry (encoded here, outside any lock) without writing it:
+    /// the next [`Journal::commit`] by anyone writes it. Its caller must
+    /// not act on the outcome before committing its ticket.
+    pub fn enqueue(&self, fields: Object, now_ms: u64) -> Ticket {
         let body = Body::encode(&fields);
         drop(fields);
-        let ticket = {
-            let mut q = self.queue.locked();
-            q.next_ticket += 1;
-            let ticket = q.next_ticket;
-            q.waiting.push(Queued { ticket, body, now_ms });
-            ticket
-        };
+        let mut q = self.queue.locked();
+        q.next_ticket += 1;
+        let ticket = q.next_ticket;
+        q.waiting.push(Queued { ticket, body, now_ms });
+        Ticket(ticket)
+    }
+
+    /// Makes sure the entry of `ticket` is written (with every entry queued
+    /// before it, and any queued since); its sequence number.
+    pub fn commit(&self, ticket: Ticket) -> io::Result<u64> {
         let mut w = self.lock();
-        if let Some(outcome) = w.done.remove(&ticket) {
-            return outcome.map_err(|(kind, why)| io::Error::new(kind, why));
+        if !w.done.contains_key(&ticket.0) {
+            // Still queued: write it, and whatever queued meanwhile. Its
+            // outcome is recorded whether or not the write worked.
+            let _ = self.write_queued(&mut w);
         }
-        // Ours is still queued: write it, and whatever queued meanwhile.
+        match w.done.remove(&ticket.0) {
+            Some(outcome) => outcome.map_err(|(kind, why)| io::Error::new(kind, why)),
+            None => Err(io::Error::other("journal entry lost from the write queue")),
+        }
+    }
+
+    /// Writes every queued entry now; their owners find them done.
+    pub fn flush_queue(&self) -> io::Result<()> {
+        let mut w = self.lock();
+        self.write_queued(&mut w)
+    }
+
+    /// Writes the queue as one batch and records each entry's outcome for
+    /// its owner's `commit`.
+    fn write_queued(&self, w: &mut Writer) -> io::Result<()> {
         let batch = std::mem::take(&mut self.queue.locked().waiting);
-        let outcome = self.write_batch(&mut w, &batch);
-        let mut mine = None;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let outcome = self.write_batch(w, &batch);
         for (i, q) in batch.iter().enumerate() {
             let r = match &outcome {
                 Ok(first) => Ok(first + i as u64),
                 Err(e) => Err((e.kind(), e.to_string())),
             };
-            if q.ticket == ticket {
-                mine = Some(r);
-            } else {
-                w.done.insert(q.ticket, r);
-            }
+            w.done.insert(q.ticket, r);
         }
-        match mine {
-            Some(r) => r.map_err(|(kind, why)| io::Error::new(kind, why)),
-            None => Err(io::Error::other("journal entry lost from the write queue")),
-        }
+        outcome.map(drop)
     }
 
     /// Chains and writes `batch` in one `write(2)`; the first entry's

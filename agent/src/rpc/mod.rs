@@ -68,6 +68,95 @@ pub async fn handle_line(svc: &Arc<Service>, client: &ClientInfo, line: &[u8]) -
     }
 }
 
+/// An answer of [`handle_line_queued`]: ready, or waiting for its journal
+/// entry to be written.
+pub enum Answer {
+    Ready(Vec<u8>),
+    /// A `sign` class answer whose entry is queued: [`Answer::release`]
+    /// commits it and then gives the bytes to send.
+    Queued {
+        ticket: crate::journal::Ticket,
+        id: Value,
+        /// The answer once the entry is written.
+        line: Vec<u8>,
+        /// A result that must not be released unless its entry is written
+        /// (a refusal is sent either way).
+        withhold_unwritten: bool,
+        announce: Announce,
+    },
+}
+
+impl Answer {
+    /// The bytes to send: for a queued answer, only once its journal entry
+    /// is written (one write for every entry queued so far).
+    pub fn release(self, svc: &Service) -> Vec<u8> {
+        match self {
+            Answer::Ready(bytes) => bytes,
+            Answer::Queued { ticket, id, line, withhold_unwritten, announce } => {
+                match svc.journal_commit(ticket) {
+                    Ok(()) => {
+                        svc.announce(announce);
+                        line
+                    }
+                    Err(e) if withhold_unwritten => {
+                        tracing::error!(error = %e, "journal write failed; withholding the result");
+                        wire::encode_error(&id, &e.to_rpc())
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot journal a refused request");
+                        line
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// As [`handle_line`], for a connection that answers several requests at
+/// once (pipelined lines read together): a `sign` class request's journal
+/// entry is queued rather than written, so the batch's entries are written
+/// together when the answers are released ([`Answer::release`], before any
+/// of them is sent). Any other method runs as in [`handle_line`], after the
+/// entries queued before it are written (it may read the journal).
+pub async fn handle_line_queued(svc: &Arc<Service>, client: &ClientInfo, line: &[u8]) -> Answer {
+    let req = match wire::decode_request(line) {
+        Ok(r) if class_of(&r.method) == Some(Class::Sign) => r,
+        _ => {
+            if let Err(e) = svc.journal_flush_queue() {
+                tracing::error!(error = %e, "cannot write queued journal entries");
+            }
+            return Answer::Ready(handle_line(svc, client, line).await);
+        }
+    };
+    let id = req.id.clone();
+    let method = req.method.clone();
+    let mut audit = Audit::default();
+    let result = route(svc, client, req, &mut audit).await;
+    let ticket = svc.journal_request_queued(&method, client, &audit, result.as_ref().map(|_| ()));
+    match result {
+        // As `finish`: a change whose intent is on record is released even
+        // if its outcome cannot be written.
+        Ok(reply) => Answer::Queued {
+            line: reply.line(&id),
+            id,
+            ticket,
+            withhold_unwritten: !audit.intended,
+            announce: announces(&method),
+        },
+        Err(e) => Answer::Queued {
+            line: wire::encode_error(&id, &e.to_rpc()),
+            id,
+            ticket,
+            withhold_unwritten: false,
+            announce: Announce::Nothing,
+        },
+    }
+}
+
+fn class_of(method: &str) -> Option<Class> {
+    METHODS.iter().find(|(name, _)| *name == method).map(|(_, class)| *class)
+}
+
 /// A method's result, encodable by any transport.
 pub trait Reply: Send {
     /// A JSON-RPC response line.

@@ -307,17 +307,32 @@ impl Service {
         audit: &Audit,
         outcome: Result<(), &Error>,
     ) -> Result<()> {
-        let mut e = request_entry(method, client, audit);
-        match outcome {
-            Ok(()) => {
-                e.insert("outcome".into(), Value::from("ok"));
-            }
-            Err(err) => {
-                e.insert("outcome".into(), Value::from(err.kind().as_str()));
-                e.insert("reason".into(), Value::from(err.to_string()));
-            }
-        }
-        self.journal.append(e, self.now())?;
+        self.journal.append(outcome_entry(method, client, audit, outcome), self.now())?;
+        Ok(())
+    }
+
+    /// As [`Service::journal_request`], but only queued: the entry is
+    /// written by the next commit (several requests answered together,
+    /// one write). Commit the ticket before releasing anything.
+    pub fn journal_request_queued(
+        &self,
+        method: &str,
+        client: &ClientInfo,
+        audit: &Audit,
+        outcome: Result<(), &Error>,
+    ) -> journal::Ticket {
+        self.journal.enqueue(outcome_entry(method, client, audit, outcome), self.now())
+    }
+
+    /// Writes every queued journal entry now.
+    pub fn journal_flush_queue(&self) -> Result<()> {
+        self.journal.flush_queue()?;
+        Ok(())
+    }
+
+    /// Writes the queued entry of `ticket` (and every one queued before).
+    pub fn journal_commit(&self, ticket: journal::Ticket) -> Result<()> {
+        self.journal.commit(ticket)?;
         Ok(())
     }
 
@@ -406,6 +421,21 @@ fn int(v: u64) -> Int {
 }
 
 /// A request's journal entry, without its outcome.
+/// The journal entry of a request's outcome.
+fn outcome_entry(method: &str, client: &ClientInfo, audit: &Audit, outcome: Result<(), &Error>) -> Object {
+    let mut e = request_entry(method, client, audit);
+    match outcome {
+        Ok(()) => {
+            e.insert("outcome".into(), Value::from("ok"));
+        }
+        Err(err) => {
+            e.insert("outcome".into(), Value::from(err.kind().as_str()));
+            e.insert("reason".into(), Value::from(err.to_string()));
+        }
+    }
+    e
+}
+
 fn request_entry(method: &str, client: &ClientInfo, audit: &Audit) -> Object {
     let mut e = Object::new();
 

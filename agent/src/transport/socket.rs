@@ -1,7 +1,9 @@
 //! The UNIX socket transport: JSON-RPC 2.0, one request per line.
 //!
 //! One task per connection. Requests on a connection are answered in order
-//! (pipelining: a client may send many before reading). A line over 1 MiB,
+//! (pipelining: a client may send many before reading); the journal
+//! entries of the requests read together are written in one write before
+//! their answers are sent. A line over 1 MiB,
 //! a line left unfinished for `line_timeout`, or a silence of `idle_timeout`
 //! closes that connection and no other. Peers are identified with
 //! `SO_PEERCRED`; another uid (root too, unless allowed) is refused and
@@ -90,17 +92,27 @@ async fn connection(
     let mut buf: Vec<u8> = Vec::with_capacity(8 * 1024);
     let mut out: Vec<u8> = Vec::with_capacity(8 * 1024);
     let mut partial_since: Option<Instant> = None;
+    let mut answers: Vec<rpc::Answer> = Vec::new();
     loop {
-        // Answer every complete line buffered so far, in order.
+        // Answer every complete line buffered so far, in order. Their
+        // journal entries are written together (one write) before any
+        // answer is sent.
         let mut start = 0;
+        let mut too_large = false;
         while let Some(nl) = buf[start..].iter().position(|&b| b == b'\n') {
             let line = &buf[start..start + nl];
             if line.len() > MAX_LINE {
-                return close_too_large(&mut wr, &mut out, limits).await;
+                too_large = true;
+                break;
             }
-            let response = rpc::handle_line(&svc, &client, line).await;
-            out.extend_from_slice(&response);
+            answers.push(rpc::handle_line_queued(&svc, &client, line).await);
             start += nl + 1;
+        }
+        for a in answers.drain(..) {
+            out.extend_from_slice(&a.release(&svc));
+        }
+        if too_large {
+            return close_too_large(&mut wr, &mut out, limits).await;
         }
         buf.drain(..start);
         if !out.is_empty() {

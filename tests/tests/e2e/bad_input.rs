@@ -208,3 +208,55 @@ fn a_stalled_client_does_not_delay_others_and_is_cut_off() {
     let err = try_sign(&mut c, pdus::message("AAAA", "!r:x", "x")).expect_err("unknown");
     assert_eq!(err.kind(), Some(ErrorKind::UnknownKey));
 }
+
+/// Pipelined signs have their journal entries written together before
+/// their answers are sent, in request order; a journal read pipelined after
+/// them sees them (entries queued before another method are written first),
+/// and the chain verifies.
+#[test]
+fn pipelined_signs_are_journaled_in_order_and_seen_by_a_journal_read_behind_them() {
+    use cryptoid_protocol::wire::journal::Verify;
+    let agent = Agent::start();
+    let mut c = agent.unlocked();
+    let k = create(&mut c, Some("!pipe:x"));
+    let mut raw = Raw::open(&agent);
+    let sign_of = |id: u32, body: &str| {
+        let pdu = pdus::message(&k, "!pipe:x", body);
+        sign_line(&pdu, "").replacen(r#""id":1"#, &format!(r#""id":{id}"#), 1)
+    };
+    let mut batch = [sign_of(1, "one"), sign_of(2, "two")].join("\n");
+    batch.push_str("\n{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"journal.tail\",\"params\":{\"limit\":2}}\n");
+    batch.push_str(&sign_of(4, "four"));
+    batch.push('\n');
+    raw.send(batch.as_bytes());
+    let answers: Vec<Value> = (0..4).map(|_| raw.line()).collect();
+    let field = |v: &Value, path: &[&str]| {
+        let mut cur = Some(v);
+        for p in path {
+            cur = cur.and_then(|c| c.as_object()).and_then(|o| o.get(*p));
+        }
+        cur.cloned()
+    };
+    let ids: Vec<i64> = answers.iter().filter_map(|a| field(a, &["id"]).and_then(|i| i.as_int())).collect();
+    assert_eq!(ids, [1, 2, 3, 4]);
+    for a in [&answers[0], &answers[1], &answers[3]] {
+        assert!(field(a, &["result", "event_id"]).is_some(), "not signed: {a}");
+    }
+    // The read behind the two signs sees both, in order.
+    let tail =
+        field(&answers[2], &["result", "entries"]).and_then(|e| e.as_array().cloned()).expect("entries");
+    let seen: Vec<(String, Option<String>)> = tail
+        .iter()
+        .map(|e| {
+            let s = |f: &str| field(e, &[f]).and_then(|v| v.as_str().map(str::to_owned));
+            (s("method").unwrap_or_default(), s("event_id"))
+        })
+        .collect();
+    let signed = |a: &Value| field(a, &["result", "event_id"]).and_then(|v| v.as_str().map(str::to_owned));
+    assert_eq!(
+        seen,
+        [("sign.pdu".to_owned(), signed(&answers[0])), ("sign.pdu".to_owned(), signed(&answers[1]))]
+    );
+    let v = c.call::<Verify>(&NoParams {}).expect("verify");
+    assert!(v.ok, "{:?}", v.error);
+}
