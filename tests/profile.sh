@@ -16,7 +16,7 @@ command -v perf >/dev/null || { echo "perf is needed (Debian: linux-perf)" >&2; 
 cargo build --release --bins --locked -q
 bin=$PWD/target/release
 work=$(mktemp -d)
-cleanup() { kill "${agent:-}" 2>/dev/null || true; rm -rf "$work"; }
+cleanup() { kill "${agent:-}" 2>/dev/null && wait "${agent:-}" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 export CRYPTOID_AUTH_SOCK=$work/run/agent.sock
 
@@ -39,8 +39,8 @@ hz=$(getconf CLK_TCK)
 before=$(ticks "$agent")
 perf record -q -F 1999 -e cpu-clock -p "$agent" -o "$work/perf.data" -- sleep "$((seconds + 1))" 2>/dev/null &
 recorder=$!
-/usr/bin/time -f '%U %S' -o "$work/bench.time" \
-    "$bin/cryptoidctl" bench --seconds "$seconds" --floor-seconds 1 --json "${args[@]}" >"$work/report"
+TIMEFORMAT='%U %S'
+{ time "$bin/cryptoidctl" bench --seconds "$seconds" --floor-seconds 1 --json "${args[@]}" >"$work/report"; } 2>"$work/bench.time"
 after=$(ticks "$agent")
 wait "$recorder" || true
 cat "$work/report"
