@@ -63,10 +63,15 @@ struct Writer {
     /// Outcomes of entries another caller wrote in its batch, by ticket,
     /// until their callers collect them.
     done: HashMap<u64, Result<u64, (io::ErrorKind, String)>>,
+    /// A failed write could not be cut off: anything appended now would
+    /// follow broken bytes mid-file, so nothing is until a restart repairs
+    /// the tail.
+    broken: bool,
 }
 
 /// An entry's place in the write queue (see [`Journal::enqueue`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use = "commit the ticket before acting on the outcome it journals"]
 pub struct Ticket(u64);
 
 /// Entries waiting for the writer, in ticket order.
@@ -281,6 +286,7 @@ impl Journal {
                 seq,
                 head,
                 done: HashMap::new(),
+                broken: false,
             }),
             dirty: Arc::new(AtomicBool::new(false)),
             stop: Arc::new(AtomicBool::new(false)),
@@ -359,6 +365,9 @@ impl Journal {
 
     /// Writes every queued entry now; their owners find them done.
     pub fn flush_queue(&self) -> io::Result<()> {
+        if self.queue.locked().waiting.is_empty() {
+            return Ok(());
+        }
         let mut w = self.lock();
         self.write_queued(&mut w)
     }
@@ -385,6 +394,11 @@ impl Journal {
     /// sequence number. On failure nothing of the batch stays in the file
     /// and the chain is where it was.
     fn write_batch(&self, w: &mut Writer, batch: &[Queued]) -> io::Result<u64> {
+        if w.broken {
+            return Err(io::Error::other(
+                "the journal's last write could not be cut off; restart the agent to repair it",
+            ));
+        }
         let (mut seq, mut head) = (w.seq, w.head);
         let mut lines = Vec::with_capacity(batch.len() * 512);
         for q in batch {
@@ -401,6 +415,7 @@ impl Journal {
             // off, or the next entry would be glued to it and break the chain.
             if let Err(t) = w.file.set_len(w.size) {
                 tracing::error!(error = %t, "cannot cut a partly written journal line; the next start repairs it");
+                w.broken = true;
             }
             return Err(e);
         }
@@ -438,13 +453,14 @@ impl Journal {
         file.sync_data()
     }
 
-    /// Stops the fsync thread and fsyncs.
+    /// Writes what is queued, stops the fsync thread and fsyncs.
     pub fn close(&self) -> io::Result<()> {
+        let queued = self.flush_queue();
         self.stop.store(true, Ordering::Release);
         if let Some(h) = self.flusher.locked().take() {
             let _ = h.join();
         }
-        self.flush()
+        queued.and(self.flush())
     }
 
     /// How many `write(2)` calls wrote the entries so far (fewer than the

@@ -272,8 +272,14 @@ impl SoftBackend {
 
     fn write_file(&self, f: &KeystoreFile) -> Result<(), KeystoreError> {
         let bytes = serde_json::to_vec(f).map_err(|e| corrupt(&self.path, e.to_string()))?;
-        fsutil::write_atomic(&self.path, &bytes)?;
-        *self.protection.locked() = Some(f.protection());
+        let written = fsutil::write_atomic(&self.path, &bytes);
+        // A write that failed late (the directory's fsync, after the rename)
+        // may have replaced the file all the same: ask the file again.
+        *self.protection.locked() = match &written {
+            Ok(()) => Some(f.protection()),
+            Err(_) => self.read_file().ok().flatten().as_ref().map(KeystoreFile::protection),
+        };
+        written?;
         Ok(())
     }
 

@@ -51,16 +51,24 @@ impl Class {
 
 /// Handles one request line (without its newline); returns the response line.
 pub async fn handle_line(svc: &Arc<Service>, client: &ClientInfo, line: &[u8]) -> Vec<u8> {
-    let req = match wire::decode_request(line) {
-        Ok(r) => r,
-        Err(bad) => {
-            let err = Error::from(bad.error.clone());
-            if let Err(e) = svc.journal_request("(invalid)", client, &Audit::default(), Err(&err)) {
-                tracing::error!(error = %e, "cannot journal an invalid request");
-            }
-            return wire::encode_error(&bad.id, &bad.error);
+    match decode(svc, client, line) {
+        Ok(req) => handle_request(svc, client, req).await,
+        Err(answer) => answer,
+    }
+}
+
+/// Parses a request line; a malformed one is journaled and answered here.
+fn decode(svc: &Service, client: &ClientInfo, line: &[u8]) -> Result<wire::Request, Vec<u8>> {
+    wire::decode_request(line).map_err(|bad| {
+        let err = Error::from(bad.error.clone());
+        if let Err(e) = svc.journal_request("(invalid)", client, &Audit::default(), Err(&err)) {
+            tracing::error!(error = %e, "cannot journal an invalid request");
         }
-    };
+        wire::encode_error(&bad.id, &bad.error)
+    })
+}
+
+async fn handle_request(svc: &Arc<Service>, client: &ClientInfo, req: wire::Request) -> Vec<u8> {
     let id = req.id.clone();
     match call(svc, client, req).await {
         Ok(reply) => reply.line(&id),
@@ -70,6 +78,7 @@ pub async fn handle_line(svc: &Arc<Service>, client: &ClientInfo, line: &[u8]) -
 
 /// An answer of [`handle_line_queued`]: ready, or waiting for its journal
 /// entry to be written.
+#[must_use = "release the answer: it commits the request's journal entry"]
 pub enum Answer {
     Ready(Vec<u8>),
     /// A `sign` class answer whose entry is queued: [`Answer::release`]
@@ -102,8 +111,11 @@ impl Answer {
                         tracing::error!(error = %e, "journal write failed; withholding the result");
                         wire::encode_error(&id, &e.to_rpc())
                     }
+                    // As `finish`: a refusal is sent anyway, and so is a
+                    // change whose intent is on record.
                     Err(e) => {
-                        tracing::error!(error = %e, "cannot journal a refused request");
+                        tracing::error!(error = %e, "the outcome of a request could not be journaled");
+                        svc.announce(announce);
                         line
                     }
                 }
@@ -119,14 +131,15 @@ impl Answer {
 /// of them is sent). Any other method runs as in [`handle_line`], after the
 /// entries queued before it are written (it may read the journal).
 pub async fn handle_line_queued(svc: &Arc<Service>, client: &ClientInfo, line: &[u8]) -> Answer {
-    let req = match wire::decode_request(line) {
+    let req = match decode(svc, client, line) {
         Ok(r) if class_of(&r.method) == Some(Class::Sign) => r,
-        _ => {
+        Ok(r) => {
             if let Err(e) = svc.journal_flush_queue() {
                 tracing::error!(error = %e, "cannot write queued journal entries");
             }
-            return Answer::Ready(handle_line(svc, client, line).await);
+            return Answer::Ready(handle_request(svc, client, r).await);
         }
+        Err(answer) => return Answer::Ready(answer),
     };
     let id = req.id.clone();
     let method = req.method.clone();

@@ -156,6 +156,9 @@ impl Backends {
         let mut all = loaded(&mut cached, &self.file)?.clone();
         f(&mut all);
         let bytes = serde_json::to_vec(&all).map_err(Error::internal)?;
+        // A write that failed late may have replaced the file all the same:
+        // read it again next time rather than trust either version.
+        *cached = None;
         crate::fsutil::write_atomic(&self.file, &bytes)?;
         *cached = Some(all);
         Ok(())

@@ -163,6 +163,7 @@ impl Service {
 
     /// Asks; the outcome, and who answered.
     async fn confirm(&self, q: Question) -> (Option<String>, Result<()>) {
+        self.flush_journal_before_waiting();
         let timeout = Duration::from_secs(self.config.policy.confirm_timeout_secs);
         match self.prompts.ask(q, self.askpass(), self.pinentry(), timeout).await {
             Outcome::Allowed { by } => (Some(by), Ok(())),

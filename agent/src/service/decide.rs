@@ -108,6 +108,7 @@ impl Service {
         client: &ClientInfo,
         prompt: &str,
     ) -> Option<(zeroize::Zeroizing<String>, String)> {
+        self.flush_journal_before_waiting();
         use crate::prompt::pinentry;
         let wait = Duration::from_secs(self.config.policy.confirm_timeout_secs);
         let (askpass, program) = (self.askpass(), self.pinentry());

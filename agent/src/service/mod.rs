@@ -330,6 +330,17 @@ impl Service {
         Ok(())
     }
 
+    /// Before waiting for a person or a token (seconds, perhaps minutes):
+    /// the entries of requests answered together with this one (pipelined)
+    /// are written now, so that what they did (a room view change, a key
+    /// bound) is not left unjournaled for the wait.
+    pub(super) fn flush_journal_before_waiting(&self) {
+        if let Err(e) = self.journal.flush_queue() {
+            // Their owners get the error when they commit, and withhold.
+            tracing::error!(error = %e, "cannot write queued journal entries");
+        }
+    }
+
     /// Writes the queued entry of `ticket` (and every one queued before).
     pub fn journal_commit(&self, ticket: journal::Ticket) -> Result<()> {
         self.journal.commit(ticket)?;

@@ -282,8 +282,14 @@ impl Service {
             let backend = self.backend(Some(&c.record.info.backend))?;
             let public = c.record.public_key()?;
             let sign = || backend.sign(&public, &c.record.handle, c.prepared.signing_bytes());
-            // Hardware calls block: keep them off the async workers' queue.
-            let sig = if backend.name() == "soft" { sign() } else { tokio::task::block_in_place(sign) };
+            // Hardware calls block (a touch may take seconds): keep them off
+            // the async workers' queue, with nothing left unjournaled.
+            let sig = if backend.name() == "soft" {
+                sign()
+            } else {
+                self.flush_journal_before_waiting();
+                tokio::task::block_in_place(sign)
+            };
             sigs.push(sig.map_err(Error::from).inspect_err(|e| self.drop_pkcs11_if_gone(e))?);
         }
         // Deleted or locked while signing: release nothing, and take the

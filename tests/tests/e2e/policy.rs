@@ -500,3 +500,60 @@ fn an_own_join_whose_mxid_mapping_names_someone_else_is_denied() {
     let r = check(&mut c, join(&k, "@alice:example.org"));
     assert_ne!(r.decision, Verdict::Deny, "{r:?}");
 }
+
+/// A sign pipelined in front of one that waits for a person is journaled
+/// before the wait, not after it: its journal entry is on disk while the
+/// question is open (found by review: it sat in the write queue for the
+/// whole wait, while its room-view change could already reach the disk).
+#[test]
+fn a_sign_pipelined_before_a_confirmation_is_journaled_before_the_wait() {
+    let agent = policy_agent("confirm_timeout_secs = 20\n");
+    let mut c = agent.unlocked();
+    let k = create(&mut c, Some(ROOM));
+    let line = |id: u32, pdu: &Value| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"sign.pdu","params":{{"room_version":"{RV}","pdu":{pdu}}}}}"#
+        )
+    };
+    let message = pdus::message(&k, ROOM, "before the ban");
+    let ban = pdus::state(&k, ROOM, "m.room.member", OTHER, r#"{"membership":"ban"}"#, &pdus::event_id('b'));
+    let mut raw = cryptoid_tests::raw::Raw::open(&agent);
+    raw.send(format!("{}\n{}\n", line(1, &message), line(2, &ban)).as_bytes());
+    // While the ban's question is open (nobody asks the agent anything
+    // meanwhile: any other request would write the queue itself), the
+    // message's entry reaches the disk.
+    let journal = agent.data_dir().join("journal");
+    let signed_on_disk = || {
+        let mut signed = Vec::new();
+        for f in std::fs::read_dir(&journal).expect("journal dir").flatten() {
+            for l in std::fs::read_to_string(f.path()).unwrap_or_default().lines() {
+                let e = json::from_str(l).expect("journal line");
+                let s =
+                    |k: &str| e.as_object().and_then(|o| o.get(k)).and_then(Value::as_str).map(str::to_owned);
+                if s("method").as_deref() == Some("sign.pdu") {
+                    signed.push((s("type").unwrap_or_default(), s("outcome").unwrap_or_default()));
+                }
+            }
+        }
+        signed
+    };
+    let seen = (0..50).find_map(|_| {
+        let s = signed_on_disk();
+        if s.is_empty() {
+            std::thread::sleep(Duration::from_millis(100));
+            return None;
+        }
+        Some(s)
+    });
+    assert_eq!(seen, Some(vec![("m.room.message".to_owned(), "ok".to_owned())]));
+    answer_after(&agent, true, None, |_| {}).join().expect("answered");
+    let answers: Vec<Value> = (0..2).map(|_| raw.line()).collect();
+    for a in &answers {
+        let pdu = a
+            .as_object()
+            .and_then(|o| o.get("result"))
+            .and_then(|r| r.as_object())
+            .and_then(|r| r.get("pdu"));
+        assert_verifies(pdu.expect("signed"), &k);
+    }
+}
