@@ -202,6 +202,18 @@ pub fn client_script(dir: &Path) -> PathBuf {
 }
 
 /// The command line running the client for one request.
+/// Starts the client script on an X display (its `DISPLAY`), in the
+/// background, as a desktop program would run.
+pub fn spawn_client_on(display: &str, script: &Path, socket: &Path, request: &Path, answer: &Path) -> Child {
+    Command::new("python3")
+        .args([script, socket, request, answer])
+        .env("DISPLAY", display)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("client")
+}
+
 pub fn client_command(script: &Path, socket: &Path, request: &Path, answer: &Path) -> String {
     format!("python3 {} {} {} {}", script.display(), socket.display(), request.display(), answer.display())
 }

@@ -69,6 +69,23 @@ impl Error {
         Error::Internal(msg.to_string())
     }
 
+    /// Reads a JSON state file the agent wrote; a missing one is the
+    /// default, one that no longer parses is `Damaged` with `fix`.
+    pub fn read_state<T: serde::de::DeserializeOwned + Default>(
+        path: &std::path::Path,
+        fix: &'static str,
+    ) -> Result<T> {
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::Damaged {
+                path: path.display().to_string(),
+                why: e.to_string(),
+                fix,
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Its wire identity: `(data.kind, data.cause)`. The one place.
     pub fn identity(&self) -> (ErrorKind, &str) {
         use ErrorKind as K;

@@ -222,15 +222,7 @@ fn loaded<'a>(cached: &'a mut Option<BackendsFile>, path: &Path) -> Result<&'a B
 }
 
 fn read_backends(path: &Path) -> Result<BackendsFile> {
-    match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::Damaged {
-            path: path.display().to_string(),
-            why: e.to_string(),
-            fix: "run `cryptoidctl backend init` again",
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BackendsFile::default()),
-        Err(e) => Err(e.into()),
-    }
+    Error::read_state(path, "run `cryptoidctl backend init` again")
 }
 
 /// A hardware backend opened on first use, kept while it works (and opened

@@ -318,15 +318,7 @@ impl SeenExports {
     }
 
     fn load(path: &std::path::Path) -> Result<SeenExports> {
-        match std::fs::read(path) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| Error::Damaged {
-                path: path.display().to_string(),
-                why: e.to_string(),
-                fix: "remove it (it only guards against old exports served again)",
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(SeenExports::default()),
-            Err(e) => Err(e.into()),
-        }
+        Error::read_state(path, "remove it (it only guards against old exports served again)")
     }
 
     fn check(&self, key_id: &str, exported_at: Option<u64>) -> Result<()> {

@@ -1,7 +1,7 @@
 //! Start, restart, lock, shutdown, file modes, other users.
 
-use super::agent_sign::{assert_verifies, create, sign, try_sign};
-use cryptoid_protocol::wire::agent::{Hello, Passwd, PasswdParams, Unlock, UnlockParams};
+use super::agent_sign::{assert_verifies, create, sign, soft_protection, try_sign};
+use cryptoid_protocol::wire::agent::{Hello, Passwd, PasswdParams, Protection, Unlock, UnlockParams};
 use cryptoid_protocol::wire::journal::{Tail, TailParams, Verify};
 use cryptoid_protocol::wire::keys::{List, ListParams};
 use cryptoid_protocol::wire::{ErrorKind, NoParams};
@@ -25,6 +25,7 @@ fn restart_keeps_keys_and_starts_locked() {
     let err = c.call::<cryptoid_protocol::wire::keys::Create>(&Default::default()).expect_err("locked");
     assert_eq!(err.kind(), Some(ErrorKind::Locked));
     unlock(&mut c, PASSPHRASE).expect("first unlock sets the passphrase");
+    assert_eq!(soft_protection(&mut c), (Protection::Passphrase, true), "hello knows at once");
     let k = create(&mut c, Some("!r:x"));
     let before = sign(&mut c, pdus::message(&k, "!r:x", "before"));
 
@@ -160,6 +161,7 @@ fn no_passphrase_mode_starts_unlocked() {
     let mut agent = Agent::start_with(&["--no-passphrase"], None);
     let mut c = agent.client();
     assert!(!c.call::<Hello>(&NoParams {}).expect("hello").locked);
+    assert_eq!(soft_protection(&mut c), (Protection::None, true));
     let k = create(&mut c, Some("!r:x"));
     agent.restart();
     let mut c = agent.client();

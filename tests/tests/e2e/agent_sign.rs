@@ -19,6 +19,33 @@ pub fn create(c: &mut cryptoid_protocol::client::blocking::Client, room: Option<
         .cryptoid
 }
 
+/// What `agent.hello` says protects the software keystore, and whether a
+/// passphrase (or other protection) has been set up.
+pub fn soft_protection(
+    c: &mut cryptoid_protocol::client::blocking::Client,
+) -> (cryptoid_protocol::wire::agent::Protection, bool) {
+    use cryptoid_protocol::wire::agent::Hello;
+    let hello = c.call::<Hello>(&cryptoid_protocol::wire::NoParams {}).expect("hello");
+    let soft = hello.backends.iter().find(|b| b.name == "soft").expect("the soft backend");
+    (soft.protection, hello.passphrase_set)
+}
+
+/// Gives `events` of `room` to the agent's room view (`rooms.observe`).
+pub fn observe(
+    c: &mut cryptoid_protocol::client::blocking::Client,
+    room: &str,
+    events: Vec<cryptoid_protocol::wire::rooms::ObservedEvent>,
+) {
+    use cryptoid_protocol::wire::rooms::{Observe, ObserveParams};
+    c.call::<Observe>(&ObserveParams {
+        room_id: room.into(),
+        room_version: None,
+        events,
+        server_keys: Default::default(),
+    })
+    .expect("observe");
+}
+
 pub fn try_sign(
     c: &mut cryptoid_protocol::client::blocking::Client,
     pdu: Value,

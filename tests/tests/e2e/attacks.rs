@@ -93,13 +93,7 @@ fn plain(id: &str, depth: u64, prev: &[&str]) -> ObservedEvent {
 }
 
 fn observe(c: &mut Client, events: Vec<ObservedEvent>) {
-    c.call::<Observe>(&ObserveParams {
-        room_id: ROOM.into(),
-        room_version: None,
-        events,
-        server_keys: Default::default(),
-    })
-    .expect("observe");
+    super::agent_sign::observe(c, ROOM, events);
 }
 
 /// A message at `depth` on `prevs`, citing `auths`.

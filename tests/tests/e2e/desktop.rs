@@ -134,13 +134,7 @@ fn a_share_is_asked_on_the_agent_s_display_never_the_client_s() {
     let (req, answer) = (dir.path().join("request"), dir.path().join("answer"));
     std::fs::write(&req, request.to_string()).expect("request");
     let script = client_script(dir.path());
-    let mut client = Command::new("python3")
-        .args([script.as_path(), &agent.socket(), &req, &answer])
-        .env("DISPLAY", &attacker.display)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("client");
+    let mut client = desktop::spawn_client_on(&attacker.display, &script, &agent.socket(), &req, &answer);
     let window = person.wait_for_window("cryptoid-agent");
     assert!(
         attacker.xdotool(&["search", "--onlyvisible", "--name", "cryptoid-agent"]).is_none(),
@@ -205,13 +199,7 @@ fn pinentry_gtk_on_the_desktop_confirms_a_power_levels_change_and_dunst_tells_wh
     let answer = dir.path().join("answer");
     // The client runs on the desktop (its DISPLAY), in the background.
     let script = client_script(dir.path());
-    let mut client = Command::new("python3")
-        .args([script.as_path(), &agent.socket(), &request, &answer])
-        .env("DISPLAY", &x.display)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("client");
+    let mut client = desktop::spawn_client_on(&x.display, &script, &agent.socket(), &request, &answer);
     let window = x.wait_for_window("cryptoid-agent");
     std::thread::sleep(std::time::Duration::from_millis(700)); // drawn
     let shot =

@@ -1,9 +1,9 @@
 //! The PKCS#11 backend against a real SoftHSM2 token (a fresh token per
 //! test, `SOFTHSM2_CONF` pointing into a temp dir).
 
-use super::agent_sign::{assert_verifies, create, sign, try_sign};
+use super::agent_sign::{assert_verifies, create, sign, soft_protection, try_sign};
 use cryptoid_protocol::client::blocking::Client;
-use cryptoid_protocol::wire::agent::{Hello, Unlock, UnlockParams};
+use cryptoid_protocol::wire::agent::{Hello, Protection, Unlock, UnlockParams};
 use cryptoid_protocol::wire::backend::{Init, InitParams};
 use cryptoid_protocol::wire::keys::{Create, CreateParams, List, ListParams};
 use cryptoid_protocol::wire::otk::{Generate, GenerateParams};
@@ -226,6 +226,7 @@ fn wrap_mode_binds_the_software_keystore_to_the_token() {
     let mut agent = token.agent();
     let mut c = agent.unlocked();
     let k = create(&mut c, Some("!wrap:x"));
+    assert_eq!(soft_protection(&mut c), (Protection::Passphrase, true));
     let out = agent.ctl(
         &[
             "backend",
@@ -243,6 +244,8 @@ fn wrap_mode_binds_the_software_keystore_to_the_token() {
         format!("{PIN}\n").as_bytes(),
     );
     assert!(out.status.success(), "{}", cryptoid_tests::stderr(&out));
+    // hello tells the new protection at once (the agent keeps it in memory)…
+    assert_eq!(soft_protection(&mut c), (Protection::Pin, true));
     let keystore = std::fs::read_to_string(agent.data_dir().join("keystore.json")).expect("keystore");
     assert!(
         keystore.contains("\"mode\":\"pkcs11_wrapped\"") && !keystore.contains("passphrase"),
@@ -261,6 +264,8 @@ fn wrap_mode_binds_the_software_keystore_to_the_token() {
     // the keys made before wrapping still sign.
     agent.restart();
     let mut c = agent.client();
+    // …and after a restart, from the file.
+    assert_eq!(soft_protection(&mut c), (Protection::Pin, true));
     let err = c
         .call::<Unlock>(&UnlockParams {
             passphrase: Some(cryptoid_tests::agent::PASSPHRASE.into()),

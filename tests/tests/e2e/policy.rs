@@ -35,13 +35,7 @@ fn check(c: &mut Client, pdu: Value) -> CheckResult {
 }
 
 fn observe(c: &mut Client, events: Vec<ObservedEvent>) {
-    c.call::<Observe>(&ObserveParams {
-        room_id: ROOM.into(),
-        room_version: None,
-        events,
-        server_keys: Default::default(),
-    })
-    .expect("observe");
+    super::agent_sign::observe(c, ROOM, events);
 }
 
 fn seen(id: &str, depth: u64) -> ObservedEvent {
