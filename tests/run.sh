@@ -23,6 +23,8 @@ stage() { printf '== [%s +%ds] %s\n' "$(date -u +%H:%M:%S)" "$SECONDS" "$*"; }
 # ensurepip make the venv of the Synapse homeserver the sharing tests push
 # to and pull from. The desktop tests ask a person through real programs:
 # pinentry-tty in a tmux terminal, pinentry-gtk-2 on an Xvfb display
+# (and, with pinentry-curses, as the `pinentry` of the newcomer's first
+# minute in a terminal, which needs the release build of the first-run stage)
 # (clicked with xdotool, photographed with ImageMagick's import), and the
 # dunst notification daemon. OpenSSH's ssh-agent is the bench's peer.
 # A key is a command (or `file:` a path) whose absence means the package is
@@ -38,6 +40,7 @@ declare -A NEEDS=([python3]=python3 [setpriv]=util-linux [dbus-daemon]=dbus-daem
                [file:/usr/include/PCSC/winscard.h]=libpcsclite-dev
                [node]=nodejs [npm]=npm [python:ensurepip]=python3-venv
                [tmux]=tmux [pinentry-tty]=pinentry-tty [pinentry-gtk-2]=pinentry-gtk2
+               [pinentry-curses]=pinentry-curses
                [Xvfb]=xvfb [xdotool]=xdotool [dunst]=dunst [import]=imagemagick
                [ssh-agent]=openssh-client)
 

@@ -31,6 +31,23 @@ pub enum PduCommand {
     /// Check an event's content hash and signature: exit 0 when valid, 1 when
     /// not (with the reason), 2 on invalid input.
     Verify(VerifyArgs),
+    /// Print an unsigned m.room.message PDU as a homeserver builds one (now's
+    /// timestamp, placeholder auth and prev events), to try `cryptoidctl
+    /// sign` with before a client is wired up.
+    Example(ExampleArgs),
+}
+
+#[derive(Args)]
+pub struct ExampleArgs {
+    /// The room, e.g. `!room:example.org`.
+    #[arg(long, value_name = "R")]
+    room: String,
+    /// The sender: your cryptoID in that room (`cryptoidctl keys list --room R`).
+    #[arg(long, value_name = "CRYPTOID")]
+    sender: String,
+    /// The message text.
+    #[arg(long, value_name = "TEXT", default_value = "hello from cryptoid-agent")]
+    body: String,
 }
 
 #[derive(Args)]
@@ -160,8 +177,39 @@ pub fn run(cmd: PduCommand) -> Result<ExitCode> {
                 }
             };
         }
+        PduCommand::Example(a) => print_json(&Value::Object(example(&a)?))?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The PDU of `pdu example`. Its references are placeholders of the right
+/// shape: the agent cannot tell them from real ones without a room view.
+fn example(a: &ExampleArgs) -> Result<json::Object> {
+    PublicKey::from_base64(&a.sender).context("--sender must be a cryptoID (unpadded Base64 of 32 bytes)")?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .context("the system clock is before 1970")?
+        .as_millis();
+    let reference =
+        |c: char| Value::Array(vec![Value::from(format!("${}", c.to_string().repeat(43)).as_str())]);
+    let mut content = json::Object::new();
+    content.insert("msgtype".into(), Value::from("m.text"));
+    content.insert("body".into(), Value::from(a.body.as_str()));
+    let mut e = json::Object::new();
+    e.insert("auth_events".into(), reference('a'));
+    e.insert("content".into(), Value::Object(content));
+    e.insert("depth".into(), Value::Int(json::Int::new(2).context("depth")?));
+    e.insert("origin".into(), Value::from(a.sender.as_str()));
+    e.insert(
+        "origin_server_ts".into(),
+        Value::Int(json::Int::new(i64::try_from(now).context("time")?).context("time")?),
+    );
+    e.insert("prev_events".into(), reference('b'));
+    e.insert("room_id".into(), Value::from(a.room.as_str()));
+    e.insert("sender".into(), Value::from(a.sender.as_str()));
+    e.insert("type".into(), Value::from("m.room.message"));
+    e.insert("unsigned".into(), Value::Object(json::Object::new()));
+    Ok(e)
 }
 
 fn print_json(v: &Value) -> Result<()> {

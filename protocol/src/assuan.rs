@@ -68,7 +68,10 @@ pub enum Line {
     /// `ERR code text`: the low 16 bits of the code are the gpg-error code
     /// (99 cancelled, 62 timeout).
     Err(u32, String),
-    /// A `D` line, unescaped (the PIN): wiped when dropped.
+    /// A `D` line's data, still percent-escaped (part of the PIN): wiped
+    /// when dropped. Data is a stream: a long PIN comes in several `D`
+    /// lines, and an escape may be split between two of them, so lines are
+    /// joined before they are decoded ([`Dialog`] does).
     Data(Zeroizing<Vec<u8>>),
     /// `S`, `#`, `INQUIRE` or anything else: ignored.
     Other,
@@ -91,7 +94,7 @@ pub fn parse(line: &[u8]) -> Line {
         return Line::Err(code.parse().unwrap_or(0), msg.to_owned());
     }
     if let Some(rest) = line.strip_prefix(b"D ") {
-        return unescape(rest).map_or(Line::Other, Line::Data);
+        return Line::Data(Zeroizing::new(rest.to_vec()));
     }
     Line::Other
 }
@@ -153,8 +156,13 @@ pub struct Dialog {
     commands: std::vec::IntoIter<String>,
     final_command: &'static str,
     sent_final: bool,
-    pin: Option<Zeroizing<Vec<u8>>>,
+    /// The `D` lines so far, joined, still escaped.
+    data: Option<Zeroizing<Vec<u8>>>,
 }
+
+/// Most data taken from pinentry (escaped): far above any passphrase, and
+/// a bound on what a broken pinentry can make us hold.
+pub const MAX_DATA: usize = 64 * 1024;
 
 /// What to do after a line.
 #[derive(Debug, PartialEq, Eq)]
@@ -189,7 +197,7 @@ impl Dialog {
             commands: c.into_iter(),
             final_command: if r.wants_pin { "GETPIN\n" } else { "CONFIRM\n" },
             sent_final: false,
-            pin: None,
+            data: None,
         }
     }
 
@@ -198,7 +206,13 @@ impl Dialog {
         match parse(line) {
             Line::Other => Step::Send(String::new()),
             Line::Data(d) => {
-                self.pin = Some(d);
+                let data = self.data.get_or_insert_with(|| Zeroizing::new(Vec::with_capacity(256)));
+                if data.len() + d.len() > MAX_DATA {
+                    return Step::Done(Outcome::Failed(format!(
+                        "pinentry sent more than {MAX_DATA} bytes of data"
+                    )));
+                }
+                data.extend_from_slice(&d);
                 Step::Send(String::new())
             }
             Line::Err(code, text) => Step::Done(Outcome::of_err(code, text)),
@@ -209,15 +223,18 @@ impl Dialog {
                     Step::Send(self.final_command.to_owned())
                 }
             },
-            Line::Ok => Step::Done(match self.pin.take() {
+            Line::Ok => Step::Done(match self.data.take() {
                 None if self.final_command.starts_with("CONFIRM") => Outcome::Confirmed,
                 None => Outcome::Pin(Zeroizing::new(String::new())),
-                Some(pin) => match String::from_utf8(pin.to_vec()) {
-                    Ok(s) => Outcome::Pin(Zeroizing::new(s)),
-                    Err(e) => {
-                        zeroize::Zeroize::zeroize(&mut e.into_bytes());
-                        Outcome::Failed("pinentry returned a PIN that is not UTF-8".into())
-                    }
+                Some(escaped) => match unescape(&escaped) {
+                    None => Outcome::Failed("pinentry returned a PIN with a malformed %-escape".into()),
+                    Some(pin) => match String::from_utf8(pin.to_vec()) {
+                        Ok(s) => Outcome::Pin(Zeroizing::new(s)),
+                        Err(e) => {
+                            zeroize::Zeroize::zeroize(&mut e.into_bytes());
+                            Outcome::Failed("pinentry returned a PIN that is not UTF-8".into())
+                        }
+                    },
                 },
             }),
         }
@@ -311,5 +328,43 @@ mod tests {
         let (sent, end) = run(&r, &["OK", "OK", "OK", "OK", "S PASSWORD_FROMCACHE", "D 12%2534", "OK"]);
         assert_eq!(sent.last().map(String::as_str), Some("GETPIN\n"));
         assert_eq!(end, Some(Outcome::Pin(Zeroizing::new("12%34".into()))));
+    }
+
+    /// Regression: only the last `D` line was kept, so a passphrase longer
+    /// than one Assuan line (pinentry splits data at about 1000 bytes) was
+    /// cut, set as the passphrase by the first unlock, and the user locked
+    /// out. Lines are joined, and escapes decoded after joining (one may
+    /// be split between two lines).
+    #[test]
+    fn a_long_pin_comes_in_several_data_lines_and_is_joined_before_decoding() {
+        let r = Request { wants_pin: true, ..Default::default() };
+        let secret = format!("{}%ü\n{}", "a".repeat(990), "b".repeat(1500));
+        let escaped = escape(&secret);
+        // Split at 900 bytes, and once in the middle of an escape.
+        let mut lines: Vec<String> = vec!["OK".into(), "OK".into(), "OK".into()];
+        let mut rest = escaped.as_str();
+        let split_escape = rest.find('%').map(|p| p + 1).unwrap_or(1);
+        lines.push(format!("D {}", &rest[..split_escape]));
+        rest = &rest[split_escape..];
+        while !rest.is_empty() {
+            let mut n = rest.len().min(900);
+            while !rest.is_char_boundary(n) {
+                n -= 1;
+            }
+            lines.push(format!("D {}", &rest[..n]));
+            rest = &rest[n..];
+        }
+        assert!(lines.len() >= 6, "several D lines: {}", lines.len());
+        lines.push("OK".into());
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let (_, end) = run(&r, &refs);
+        assert_eq!(end, Some(Outcome::Pin(Zeroizing::new(secret))));
+        // A malformed escape across the whole stream is an error, not a
+        // different PIN.
+        let (_, end) = run(&r, &["OK", "OK", "OK", "D ab%", "D 4", "OK"]);
+        assert!(matches!(end, Some(Outcome::Failed(_))), "{end:?}");
+        // Control: one line still works.
+        let (_, end) = run(&r, &["OK", "OK", "OK", "D ab%2", "D 5cd", "OK"]);
+        assert_eq!(end, Some(Outcome::Pin(Zeroizing::new("ab%cd".into()))));
     }
 }

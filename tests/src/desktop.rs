@@ -70,19 +70,53 @@ impl Tmux {
 
     /// What the window shows now.
     pub fn screen(&self) -> String {
-        let out = Command::new("tmux")
-            .args(["-L", &self.socket, "capture-pane", "-p"])
-            .output()
-            .expect("capture-pane");
+        self.capture(None)
+    }
+
+    /// Opens a second window named `name` running `command`, in the
+    /// background: keys still go to the first window.
+    pub fn open_window(&self, name: &str, command: &str) {
+        let status = Command::new("tmux")
+            .args(["-L", &self.socket, "new-window", "-d", "-n", name, command])
+            .status()
+            .expect("tmux new-window");
+        assert!(status.success(), "tmux new-window failed");
+    }
+
+    /// What window `name` shows now.
+    pub fn screen_of(&self, name: &str) -> String {
+        self.capture(Some(name))
+    }
+
+    fn capture(&self, window: Option<&str>) -> String {
+        let mut cmd = Command::new("tmux");
+        cmd.args(["-L", &self.socket, "capture-pane", "-p"]);
+        if let Some(w) = window {
+            cmd.args(["-t", &format!(":{w}")]);
+        }
+        let out = cmd.output().expect("capture-pane");
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Waits until the window shows `text`; returns the screen.
     pub fn wait_for_text(&self, text: &str) -> String {
-        wait_for(20, &format!("{text:?} in the terminal"), || {
+        self.wait_for_text_within(20, text)
+    }
+
+    /// Waits up to `secs` until the window shows `text`; returns the screen.
+    /// On failure the panic shows the last screen.
+    pub fn wait_for_text_within(&self, secs: u64, text: &str) -> String {
+        let end = Instant::now() + Duration::from_secs(secs);
+        loop {
             let s = self.screen();
-            s.contains(text).then_some(s)
-        })
+            if s.contains(text) {
+                return s;
+            }
+            if Instant::now() > end {
+                panic!("gave up waiting for {text:?} in the terminal; it shows:\n{s}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Types `keys` (tmux key names, e.g. `"a"`, `"Enter"`).

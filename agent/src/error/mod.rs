@@ -136,7 +136,7 @@ impl Error {
                 Refusal::NoSuchPending(_) => (K::InvalidParams, "no_such_confirmation"),
                 Refusal::PersonOnly(_) => (K::NotPermitted, "person_only"),
                 Refusal::NoDialog => (K::ConfirmationTimeout, "no_dialog"),
-                Refusal::Busy => (K::ConfirmationTimeout, "too_many_pending"),
+                Refusal::Busy { .. } => (K::ConfirmationTimeout, "too_many_pending"),
             },
             Error::Keystore(e) => keystore_identity(e),
             Error::Share(e) => match e {

@@ -15,12 +15,14 @@ pub enum Refusal {
     OtherUser { uid: u32, own: u32 },
     #[error("socket_confirm = false: confirmations are seen and answered by the askpass program only")]
     SocketConfirmOff,
-    #[error("the user declined ({by})")]
-    Declined { by: String },
+    /// `undone` says what did not happen, for the method at hand ("no
+    /// cryptoID was created"), as declared in the method table.
+    #[error("the user declined ({by}); {undone}")]
+    Declined { by: String, undone: &'static str },
     #[error(
-        "no answer within {secs} s; nothing was signed (answer with `cryptoidctl confirm` or an askpass program)"
+        "no answer within {secs} s; {undone} (answer in the dialog, with `cryptoidctl confirm`, or in an askpass program)"
     )]
-    TimedOut { secs: u64 },
+    TimedOut { secs: u64, undone: &'static str },
     #[error("no pending confirmation {0} (answered or expired)")]
     NoSuchPending(u64),
     #[error("confirmation {0} moves secret keys: only you answer it, in the agent's dialog (pinentry or askpass), never a client over the socket")]
@@ -28,8 +30,8 @@ pub enum Refusal {
     #[error("moving secret keys needs a dialog the agent runs itself to ask you in: install pinentry (e.g. pinentry-gnome3 or pinentry-tty) or set `askpass` in config.toml")]
     NoDialog,
     #[error(
-        "{} confirmations are waiting already; this one was not asked: answer those first",
+        "{} confirmations are waiting already; this one was not asked and {undone}: answer those first",
         crate::prompt::MAX_PENDING
     )]
-    Busy,
+    Busy { undone: &'static str },
 }

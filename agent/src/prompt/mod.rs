@@ -4,11 +4,14 @@
 //! the list that `confirm.pending`/`confirm.answer` (and `cryptoidctl
 //! confirm`) serve. The first answer wins and the others are cancelled
 //! (their dialogs killed); none within the timeout is
-//! `confirmation_timeout`.
+//! `confirmation_timeout`. A client that asks the person on its own
+//! terminal (`confirm.ask_here`, see [`self_askers`]) gets no pinentry
+//! beside it: one question per terminal.
 
 pub mod approvals;
 pub mod askpass;
 pub mod pinentry;
+pub mod self_askers;
 
 use crate::clock::Clock;
 use crate::sync::MutexExt;
@@ -152,6 +155,8 @@ pub struct Prompts {
     /// One pinentry dialog on screen at a time, the others queued (as
     /// gpg-agent does).
     one_dialog: Arc<tokio::sync::Semaphore>,
+    /// Clients that ask on their own terminal.
+    self_askers: Mutex<self_askers::SelfAskers>,
 }
 
 impl Prompts {
@@ -165,7 +170,14 @@ impl Prompts {
             prompter: Mutex::new(None),
             requested: tokio::sync::broadcast::channel(64).0,
             one_dialog: Arc::new(tokio::sync::Semaphore::new(1)),
+            self_askers: Mutex::new(self_askers::SelfAskers::default()),
         }
+    }
+
+    /// Leaves the asking to client `pid` for its own questions (see
+    /// [`self_askers`]); false when the process cannot be identified.
+    pub fn register_self_asker(&self, pid: i32) -> bool {
+        self.self_askers.locked().register(pid)
     }
 
     /// Sets (or clears) the desktop prompter.
@@ -246,6 +258,15 @@ impl Prompts {
                 }
             }))
         });
+        // A client that asks on its own terminal is the one asker there:
+        // a pinentry beside it would split the person's keystrokes.
+        let client_asks = q.on_client_display && self.self_askers.locked().asks_itself(q.client_pid);
+        let pinentry = if client_asks {
+            tracing::info!(id, pid = ?q.client_pid, "the client asks on its own terminal; pinentry not run");
+            None
+        } else {
+            pinentry
+        };
         let display =
             if q.on_client_display { pinentry::display_for(q.client_pid) } else { pinentry::agent_display() };
         if pinentry.is_some() && !display.is_usable() {
@@ -350,6 +371,7 @@ impl Prompts {
                 changes: w.question.changes.clone(),
                 reasons: w.question.reasons.clone(),
                 expires_in_ms: w.deadline.saturating_sub(now).as_millis() as u64,
+                person_only: w.question.person_only,
             })
             .collect();
         out.sort_by_key(|p| p.id);

@@ -300,6 +300,7 @@ methods![
     rooms::Observe,
     confirm::Pending,
     confirm::Answer,
+    confirm::AskHere,
     journal::Tail,
     journal::Verify,
     share::Export,
@@ -331,7 +332,8 @@ async fn execute<M: Handler>(
         Class::Read | Class::Lock | Class::Sign => {}
         Class::Manage => {
             let about = (audit.room_id.clone(), audit.cryptoid.clone());
-            let (judged, r) = svc.authorize_management(client, M::NAME, what, M::STAKES, about).await;
+            let (judged, r) =
+                svc.authorize_management(client, M::NAME, M::UNDONE, what, M::STAKES, about).await;
             audit.judged(judged);
             r?
         }

@@ -48,6 +48,9 @@ pub trait Handler:
     const STAKES: Stakes = Stakes::Ordinary;
     /// What transports announce after it succeeds (D-Bus signals).
     const ANNOUNCES: Announce = Announce::Nothing;
+    /// What did not happen when the person says no or does not answer,
+    /// for the error message ("no cryptoID was created").
+    const UNDONE: &'static str = "nothing was changed";
 
     /// What the request asks, for prompts and the journal; records what it
     /// names (room, cryptoID, count) in `audit` before anything runs.
@@ -86,6 +89,7 @@ impl Handler for agent::Unlock {
 
 impl Handler for agent::Passwd {
     const CLASS: Class = Class::Manage;
+    const UNDONE: &'static str = "the passphrase was not changed";
     const CHANGES: bool = true;
     const BLOCKING: bool = true;
     fn describe(_: &Self::Params, _: &mut Audit) -> String {
@@ -98,6 +102,7 @@ impl Handler for agent::Passwd {
 
 impl Handler for backend::Init {
     const CLASS: Class = Class::Manage;
+    const UNDONE: &'static str = "no backend was set up";
     const CHANGES: bool = true;
     const BLOCKING: bool = true;
     fn describe(p: &Self::Params, _: &mut Audit) -> String {
@@ -110,6 +115,7 @@ impl Handler for backend::Init {
 
 impl Handler for keys::Create {
     const CLASS: Class = Class::Manage;
+    const UNDONE: &'static str = "no cryptoID was created";
     const ANNOUNCES: Announce = Announce::Keys;
     const CHANGES: bool = true;
     const BLOCKING: bool = true;
@@ -147,6 +153,7 @@ impl Handler for keys::Get {
 
 impl Handler for keys::Delete {
     const CLASS: Class = Class::Manage;
+    const UNDONE: &'static str = "the cryptoID was not deleted";
     const ANNOUNCES: Announce = Announce::Keys;
     const CHANGES: bool = true;
     const BLOCKING: bool = true;
@@ -166,6 +173,7 @@ impl Handler for keys::Delete {
 
 impl Handler for otk::Generate {
     const CLASS: Class = Class::Manage;
+    const UNDONE: &'static str = "no one-time cryptoIDs were generated";
     const ANNOUNCES: Announce = Announce::Keys;
     const CHANGES: bool = true;
     const BLOCKING: bool = true;
@@ -194,6 +202,7 @@ impl Handler for otk::UploadBody {
 
 impl Handler for otk::MarkPublished {
     const CLASS: Class = Class::Manage;
+    const UNDONE: &'static str = "nothing was marked published";
     const ANNOUNCES: Announce = Announce::Keys;
     const CHANGES: bool = true;
     const BLOCKING: bool = true;
@@ -208,6 +217,7 @@ impl Handler for otk::MarkPublished {
 
 impl Handler for otk::Claim {
     const CLASS: Class = Class::Manage;
+    const UNDONE: &'static str = "no one-time cryptoID was claimed";
     const ANNOUNCES: Announce = Announce::Keys;
     const CHANGES: bool = true;
     const BLOCKING: bool = true;
@@ -263,6 +273,7 @@ impl Handler for policy::Show {
 
 impl Handler for rooms::Observe {
     const CLASS: Class = Class::Manage;
+    const UNDONE: &'static str = "the room view was not changed";
     const CHANGES: bool = true;
     const BLOCKING: bool = true;
     fn describe(p: &Self::Params, audit: &mut Audit) -> String {
@@ -282,6 +293,13 @@ impl Handler for confirm::Pending {
     }
 }
 
+impl Handler for confirm::AskHere {
+    const CLASS: Class = Class::Confirm;
+    fn run(c: Call<'_, Self::Params>) -> impl Fut<'_, Self::Result> {
+        ready(c.svc.confirm_ask_here(c.client))
+    }
+}
+
 impl Handler for confirm::Answer {
     const CLASS: Class = Class::Confirm;
     fn run(c: Call<'_, Self::Params>) -> impl Fut<'_, Self::Result> {
@@ -292,6 +310,7 @@ impl Handler for confirm::Answer {
 impl Handler for journal::Tail {
     /// The journal tells which rooms the user is in and who asked what.
     const CLASS: Class = Class::Manage;
+    const UNDONE: &'static str = "no journal entries were shown";
     const BLOCKING: bool = true;
     fn describe(p: &Self::Params, _: &mut Audit) -> String {
         match &p.room_id {
@@ -306,6 +325,7 @@ impl Handler for journal::Tail {
 
 impl Handler for journal::Verify {
     const CLASS: Class = Class::Manage;
+    const UNDONE: &'static str = "the journal was not checked";
     const BLOCKING: bool = true;
     fn describe(_: &Self::Params, _: &mut Audit) -> String {
         "check the journal's hash chain".into()
@@ -317,6 +337,7 @@ impl Handler for journal::Verify {
 
 impl Handler for share::Export {
     const CLASS: Class = Class::Manage;
+    const UNDONE: &'static str = "no keys were exported";
     const STAKES: Stakes = Stakes::MovesSecrets;
     // PBKDF2 and encrypting every key: off the async workers.
     const BLOCKING: bool = true;
@@ -333,6 +354,7 @@ impl Handler for share::Export {
 
 impl Handler for share::Import {
     const CLASS: Class = Class::Manage;
+    const UNDONE: &'static str = "no keys were imported";
     const STAKES: Stakes = Stakes::MovesSecrets;
     const CHANGES: bool = true;
     const BLOCKING: bool = true;

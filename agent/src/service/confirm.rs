@@ -8,7 +8,7 @@ use super::{ClientInfo, Judged, Service};
 use crate::error::{Refusal, Result};
 use crate::policy::{self, Action, Decision};
 use crate::prompt::{Answer, ClientAnswer, Outcome, Question};
-use cryptoid_protocol::wire::confirm::{AnswerParams, PendingList};
+use cryptoid_protocol::wire::confirm::{AnswerParams, AskHereResult, PendingList};
 use std::time::Duration;
 
 /// What a remembered approval covers for these events: the exact change
@@ -156,23 +156,24 @@ impl Service {
             person_only: false,
             on_client_display: self.config.policy.socket_confirm,
         };
-        let (by, r) = self.confirm(q).await;
+        let (by, r) = self.confirm(q, "nothing was signed").await;
         j.confirmed_by = by;
         (j, r)
     }
 
-    /// Asks; the outcome, and who answered.
-    async fn confirm(&self, q: Question) -> (Option<String>, Result<()>) {
+    /// Asks; the outcome, and who answered. `undone` says what did not
+    /// happen when the answer is no or none.
+    async fn confirm(&self, q: Question, undone: &'static str) -> (Option<String>, Result<()>) {
         self.flush_journal_before_waiting();
         let timeout = Duration::from_secs(self.config.policy.confirm_timeout_secs);
         match self.prompts.ask(q, self.askpass(), self.pinentry(), timeout).await {
             Outcome::Allowed { by } => (Some(by), Ok(())),
             Outcome::Denied { by } => {
-                let e = Refusal::Declined { by: by.clone() }.into();
+                let e = Refusal::Declined { by: by.clone(), undone }.into();
                 (Some(by), Err(e))
             }
-            Outcome::TimedOut => (None, Err(Refusal::TimedOut { secs: timeout.as_secs() }.into())),
-            Outcome::Busy => (None, Err(Refusal::Busy.into())),
+            Outcome::TimedOut => (None, Err(Refusal::TimedOut { secs: timeout.as_secs(), undone }.into())),
+            Outcome::Busy => (None, Err(Refusal::Busy { undone }.into())),
         }
     }
 
@@ -180,11 +181,12 @@ impl Service {
     /// judged by the client rules; deleting may need confirmation, sharing
     /// always does.
     /// `room_id` and `cryptoid` name what the request is about, for the
-    /// prompt.
+    /// prompt; `undone` what does not happen when it is refused.
     pub async fn authorize_management(
         &self,
         client: &ClientInfo,
         method: &str,
+        undone: &'static str,
         what: String,
         stakes: policy::Stakes,
         about: (Option<String>, Option<String>),
@@ -223,9 +225,24 @@ impl Service {
             person_only: stakes == policy::Stakes::MovesSecrets,
             on_client_display: self.config.policy.socket_confirm && stakes != policy::Stakes::MovesSecrets,
         };
-        let (by, r) = self.confirm(q).await;
+        let (by, r) = self.confirm(q, undone).await;
         j.confirmed_by = by;
         (j, r)
+    }
+
+    /// `confirm.ask_here`: the client asks the person on its own terminal,
+    /// so no pinentry is started beside it (needs `socket_confirm`, as
+    /// answering does: checked by the method's class).
+    pub fn confirm_ask_here(&self, client: &ClientInfo) -> Result<AskHereResult> {
+        let registered = client.pid.is_some_and(|pid| self.prompts.register_self_asker(pid));
+        match client.pid {
+            Some(pid) if registered => Ok(AskHereResult { pid }),
+            _ => Err(crate::error::RequestError::param(
+                "pid",
+                "the agent cannot identify the calling process (no pid in its credentials, or it is gone); its dialog will ask instead",
+            )
+            .into()),
+        }
     }
 
     pub fn confirm_pending(&self) -> PendingList {

@@ -37,6 +37,29 @@ pub struct PendingConfirmation {
     pub changes: Vec<String>,
     pub reasons: Vec<String>,
     pub expires_in_ms: u64,
+    /// Only the agent's own dialog (pinentry, askpass) answers this one:
+    /// a client must not offer to answer it (`confirm.answer` is refused).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub person_only: bool,
+}
+
+/// A terminal client (`cryptoidctl`) says it asks the person itself, on
+/// its own terminal, for the questions its requests raise: while this
+/// process lives, the agent does not also start pinentry on that client's
+/// terminal or display, so the person sees one question and their first
+/// keystroke answers it. Refused (`socket_confirm_off`) where clients may
+/// not answer: then the agent's dialog is the only asker.
+pub struct AskHere;
+impl Method for AskHere {
+    const NAME: &'static str = "confirm.ask_here";
+    type Params = NoParams;
+    type Result = AskHereResult;
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AskHereResult {
+    /// The process the agent will leave the asking to (the caller).
+    pub pid: i32,
 }
 
 pub struct Answer;

@@ -242,3 +242,34 @@ fn completions_and_man_page() {
     let out = run(Command::new(cryptoid_tests::bin("cryptoid-agent")).arg("--print-man-page"), b"");
     assert!(stdout(&out).contains(".TH cryptoid-agent 1"));
 }
+
+/// Regression: a `keys.create` nobody confirmed said "nothing was signed",
+/// which is not what did not happen. Each method's refusal names its own
+/// undone work; a signature's still says nothing was signed (control).
+#[test]
+fn a_refusal_names_what_did_not_happen_for_the_method_at_hand() {
+    let ctl = cryptoid_tests::bin("cryptoidctl");
+    let config = format!(
+        "[policy]\nunknown_clients = \"confirm\"\nconfirm_timeout_secs = 1\n\
+         [[policy.clients]]\nexe = {:?}\nsign = \"confirm\"\nmanage = \"confirm\"\n\
+         [[policy.clients]]\nexe = {:?}\nsign = \"allow\"\nmanage = \"allow\"\n",
+        ctl.display().to_string(),
+        std::env::current_exe().expect("exe").display().to_string(),
+    );
+    let agent = Agent::start_with(&[], Some(&config));
+    let mut c = agent.unlocked();
+    let out = agent.ctl(&["keys", "create", "--room", "!r:x"], b"");
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("no cryptoID was created") && !err.contains("signed"), "{err}");
+    assert!(err.ends_with("[confirmation_timeout]\n"), "{err}");
+    let key = super::agent_sign::create(&mut c, Some("!r:x"));
+    let pdu = json::to_canonical_string(&pdus::message(&key, "!r:x", "unconfirmed"));
+    let out = agent.ctl(&["sign", "--room-version", "org.matrix.msc4080"], pdu.as_bytes());
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(stderr(&out).contains("nothing was signed"), "{}", stderr(&out));
+    // `pdu example` checks its sender.
+    let out = agent.ctl(&["pdu", "example", "--room", "!r:x", "--sender", "not a key"], b"");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--sender must be a cryptoID"), "{}", stderr(&out));
+}

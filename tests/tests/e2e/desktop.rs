@@ -223,6 +223,21 @@ fn pinentry_gtk_on_the_desktop_confirms_a_power_levels_change_and_dunst_tells_wh
     let _ = dunst.wait();
 }
 
+/// `cryptoidctl unlock` with no controlling terminal, on display `x` with
+/// pinentry-gtk-2.
+fn unlock_with_no_terminal(agent: &Agent, x: &Xvfb) -> Child {
+    Command::new("setsid") // no controlling terminal
+        .arg(cryptoid_tests::bin("cryptoidctl"))
+        .args(["--socket", agent.socket().to_str().expect("utf-8"), "unlock"])
+        .env("DISPLAY", &x.display)
+        .env("CRYPTOID_PINENTRY", "/usr/bin/pinentry-gtk-2")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cryptoidctl")
+}
+
 /// `cryptoidctl unlock` started with no terminal (a launcher, a desktop
 /// session) asks for the passphrase in pinentry on the desktop; the person
 /// types it there.
@@ -235,16 +250,7 @@ fn cryptoidctl_unlock_with_no_terminal_asks_in_pinentry_on_the_desktop() {
     let mut agent = Agent::start_with(&[], Some(POLICY));
     agent.unlocked(); // the passphrase is set
     agent.restart(); // and the agent locked again
-    let mut unlock = Command::new("setsid") // no controlling terminal
-        .arg(cryptoid_tests::bin("cryptoidctl"))
-        .args(["--socket", agent.socket().to_str().expect("utf-8"), "unlock"])
-        .env("DISPLAY", &x.display)
-        .env("CRYPTOID_PINENTRY", "/usr/bin/pinentry-gtk-2")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cryptoidctl");
+    let mut unlock = unlock_with_no_terminal(&agent, &x);
     let window = x.wait_for_window("cryptoidctl");
     std::thread::sleep(std::time::Duration::from_millis(500));
     // Typed as a person does: into the focused dialog (it grabs the
@@ -264,4 +270,41 @@ fn cryptoidctl_unlock_with_no_terminal_asks_in_pinentry_on_the_desktop() {
             .expect("hello")
             .locked
     );
+}
+
+/// Regression: pinentry sends a passphrase longer than one Assuan line in
+/// several `D` lines, and only the last was kept: the first `cryptoidctl
+/// unlock` set a cut passphrase and the person was locked out. Typed into
+/// pinentry-gtk-2 twice (set, repeat), then the whole passphrase unlocks
+/// the restarted agent and a cut one does not.
+#[test]
+fn a_long_passphrase_typed_into_pinentry_unlocks() {
+    use cryptoid_protocol::wire::agent::{Unlock, UnlockParams};
+    if !desktop::available(&["Xvfb", "xdotool", "pinentry-gtk-2", "setsid"]) {
+        return;
+    }
+    let x = Xvfb::start();
+    let mut agent = Agent::start_with(&[], Some(POLICY));
+    let long: String = (0..1500).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+    let mut unlock = unlock_with_no_terminal(&agent, &x);
+    for _ in 0..2 {
+        let window = x.wait_for_window("cryptoidctl");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        x.xdotool(&["windowfocus", &window]);
+        x.xdotool(&["type", "--delay", "1", &long]).expect("type");
+        x.xdotool(&["key", "Return"]).expect("enter");
+        wait_for(20, "the dialog to close", || {
+            x.xdotool(&["search", "--onlyvisible", "--name", "cryptoidctl"]).is_none().then_some(())
+        });
+    }
+    let out = wait_for(30, "cryptoidctl to finish", || unlock.try_wait().ok().flatten());
+    let mut stderr = String::new();
+    let _ = std::io::Read::read_to_string(&mut unlock.stderr.take().expect("stderr"), &mut stderr);
+    assert!(out.success(), "{stderr}");
+    agent.restart();
+    let mut c = agent.client();
+    let cut = UnlockParams { passphrase: Some(long[..1000].to_owned()), backend: None, pin: None };
+    assert!(c.call::<Unlock>(&cut).is_err(), "a cut passphrase must not unlock");
+    let whole = UnlockParams { passphrase: Some(long), backend: None, pin: None };
+    assert!(!c.call::<Unlock>(&whole).expect("the whole passphrase unlocks").locked);
 }

@@ -11,6 +11,7 @@ mod cli_pdu;
 mod crash;
 mod dbus;
 mod desktop;
+mod first_minute;
 mod full_disk;
 mod load;
 mod pkcs11;
