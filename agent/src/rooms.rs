@@ -17,7 +17,7 @@
 //! (the signatures, each with its event ID, depth, type, state key and
 //! membership) are replayed, so a crash loses nothing the journal has.
 
-use crate::error::Result;
+use crate::error::{PduError, Result};
 use crate::fsutil;
 use crate::policy::{Anchor, RoomFacts};
 use crate::sync::MutexExt;
@@ -228,12 +228,22 @@ impl RoomState {
         self.events.insert(e.event_id.to_owned(), e.depth);
         self.max_depth = Some(self.max_depth.map_or(e.depth, |d| d.max(e.depth)));
         let (Some(ty), Some(sk)) = (e.event_type, e.state_key) else { return };
+        if ty == "m.room.create" && sk.is_empty() && self.room_version.is_none() {
+            // Servers read the version from the create event (absent: "1").
+            let v = e.content.and_then(|c| c.get("room_version")).and_then(Value::as_str).unwrap_or("1");
+            self.room_version = Some(v.to_owned());
+        }
         if ty == "m.room.name" && sk.is_empty() {
             // Shown to people only (escaped there), never decided on.
             let name = e.content.and_then(|c| c.get("name")).and_then(Value::as_str);
             self.name = name.filter(|n| !n.is_empty()).map(|n| n.chars().take(100).collect());
         }
-        if !AUTH_TYPES.contains(&ty) {
+        // Only the empty state key makes a create, power levels or join
+        // rules event the room's: under "x" it is a state event no server
+        // reads for authorization. Memberships and third-party invites are
+        // keyed by their state key.
+        let keyed = matches!(ty, "m.room.member" | "m.room.third_party_invite");
+        if !AUTH_TYPES.contains(&ty) || (!keyed && !sk.is_empty()) {
             return;
         }
         let membership = e.content.and_then(|c| c.get("membership")).and_then(Value::as_str);
@@ -363,14 +373,52 @@ impl Rooms {
     /// newest state current.
     pub fn observe(&self, p: &ObserveParams) -> Result<RoomView> {
         let keys = self.pin(&p.server_keys)?;
+        // The version the call implies: its `room_version`, and the
+        // version its create event names; they must agree with each other
+        // and with what the agent already knows.
+        let from_create = p.events.iter().find_map(|e| {
+            (e.event_type.as_deref() == Some("m.room.create") && e.state_key.as_deref() == Some("")).then(
+                || {
+                    e.content
+                        .as_ref()
+                        .and_then(Value::as_object)
+                        .and_then(|c| c.get("room_version"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("1")
+                },
+            )
+        });
+        if let (Some(given), Some(create)) = (p.room_version.as_deref(), from_create) {
+            if given != create {
+                return Err(PduError::RoomVersionMismatch {
+                    room: p.room_id.clone(),
+                    known: create.to_owned(),
+                    given: given.to_owned(),
+                }
+                .into());
+            }
+        }
+        let implied = p.room_version.as_deref().or(from_create);
         let snapshot = {
             let mut rooms = self.lock();
+            if let (Some(known), Some(given)) =
+                (rooms.get(&p.room_id).and_then(|r| r.room_version.as_deref()), implied)
+            {
+                if known != given {
+                    return Err(PduError::RoomVersionMismatch {
+                        room: p.room_id.clone(),
+                        known: known.to_owned(),
+                        given: given.to_owned(),
+                    }
+                    .into());
+                }
+            }
             let r = rooms
                 .entry(p.room_id.clone())
                 .or_insert_with(|| RoomState { room_id: p.room_id.clone(), ..Default::default() });
             r.observed = true;
-            if p.room_version.is_some() {
-                r.room_version = p.room_version.clone();
+            if let Some(v) = implied {
+                r.room_version = Some(v.to_owned());
             }
             let mut events: Vec<_> = p.events.iter().collect();
             events.sort_by_key(|e| e.depth);
@@ -427,16 +475,32 @@ impl Rooms {
         Ok(pinned.clone())
     }
 
-    /// Records an event the agent signed (memory now, disk at the next flush).
-    pub fn record_signed(&self, room_id: &str, e: &Seen<'_>) {
+    /// Records an event the agent signed (memory now, disk at the next flush)
+    /// under `room_version` (its first signature there fixes the room's
+    /// version when nothing else has). It counts as the user's own only
+    /// when `own`: its event ID was computed from what was signed (room
+    /// versions 1 and 2 carry an ID the homeserver chose, which may be
+    /// someone else's event).
+    pub fn record_signed(&self, room_id: &str, e: &Seen<'_>, room_version: Option<&str>, own: bool) {
         let mut rooms = self.lock();
         let r = rooms
             .entry(room_id.to_owned())
             .or_insert_with(|| RoomState { room_id: room_id.to_owned(), ..Default::default() });
+        if r.room_version.is_none() {
+            r.room_version = room_version.map(str::to_owned);
+        }
         r.see(e);
-        r.own.insert(e.event_id.to_owned(), e.depth);
+        if own {
+            r.own.insert(e.event_id.to_owned(), e.depth);
+        }
         drop(rooms);
         self.dirty.locked().insert(room_id.to_owned());
+    }
+
+    /// The room's version, once known (create event, `rooms.observe`, or
+    /// the first PDU signed there).
+    pub fn version_of(&self, room_id: &str) -> Option<String> {
+        self.lock().get(room_id).and_then(|r| r.room_version.clone())
     }
 
     /// The room's name, if an `m.room.name` was observed or signed.
@@ -514,6 +578,12 @@ impl Rooms {
                     c.insert("membership".into(), m.clone());
                     c
                 });
+                // Entries before round 3 have no version: their IDs were
+                // recorded as own then, and are again.
+                let version = s.get("room_version").and_then(Value::as_str);
+                let own = version
+                    .and_then(|v| cryptoid_protocol::RoomVersion::from_id(v).ok())
+                    .is_none_or(|rv| rv.event_id_format() != cryptoid_protocol::EventIdFormat::Carried);
                 self.record_signed(
                     room,
                     &Seen {
@@ -523,6 +593,8 @@ impl Rooms {
                         state_key: s.get("state_key").and_then(Value::as_str),
                         content: content.as_ref(),
                     },
+                    version,
+                    own,
                 );
                 n += 1;
             }
@@ -579,6 +651,8 @@ mod tests {
         rooms.record_signed(
             "!r:x",
             &Seen { event_id: "$b", depth: 11, event_type: None, state_key: None, content: None },
+            None,
+            true,
         );
         rooms.with_facts("!r:x", |f| {
             assert_eq!(f.max_depth, Some(11));

@@ -206,7 +206,9 @@ impl Dialog {
         match parse(line) {
             Line::Other => Step::Send(String::new()),
             Line::Data(d) => {
-                let data = self.data.get_or_insert_with(|| Zeroizing::new(Vec::with_capacity(256)));
+                // Reserved whole: growing would leave copies of the secret in
+                // freed memory that nobody wipes.
+                let data = self.data.get_or_insert_with(|| Zeroizing::new(Vec::with_capacity(MAX_DATA)));
                 if data.len() + d.len() > MAX_DATA {
                     return Step::Done(Outcome::Failed(format!(
                         "pinentry sent more than {MAX_DATA} bytes of data"

@@ -53,4 +53,4 @@ pub mod share;
 pub mod text;
 pub mod wire;
 
-pub use room_version::{MemberRedaction, RoomVersion, UnknownRoomVersion};
+pub use room_version::{EventIdFormat, MemberRedaction, RoomVersion, UnknownRoomVersion};

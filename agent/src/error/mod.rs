@@ -111,6 +111,7 @@ impl Error {
                 PduError::BadRef { .. } => (K::BadPdu, "bad_event_ref"),
                 PduError::DuplicateRef { .. } => (K::BadPdu, "duplicate_event_ref"),
                 PduError::AlreadySigned(_) => (K::BadPdu, "already_signed"),
+                PduError::RoomVersionMismatch { .. } => (K::BadPdu, "room_version_mismatch"),
                 PduError::BatchMixesRooms { .. } => (K::BadPdu, "batch_mixes_rooms"),
             },
             Error::Key(e) => match e {

@@ -31,6 +31,8 @@ pub enum PduError {
     EventIdMismatch { announced: String, computed: String },
     #[error("{0}")]
     UnsupportedRoomVersion(String),
+    #[error("room {room} is room version {known} to the agent (from its create event, rooms.observe or the first PDU signed there), but this is version {given}: a room has one version")]
+    RoomVersionMismatch { room: String, known: String, given: String },
     #[error("PDU {index} is for room {room} but the batch is for {batch_room}")]
     BatchMixesRooms { index: usize, room: String, batch_room: String },
 }

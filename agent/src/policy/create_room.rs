@@ -371,7 +371,9 @@ fn with_intent(
             continue;
         }
         match ty {
-            "m.room.power_levels" => {}
+            // Room state only under the empty state key: under "x" these
+            // are not what they seem, and fall to the denial below.
+            "m.room.power_levels" if sk.is_empty() => {}
             "m.room.member" if sk == creator => {
                 if field("membership") != Some("join") {
                     deny(out, format!("the creator's membership is {:?}, not join", field("membership")));
@@ -385,7 +387,7 @@ fn with_intent(
                     changes.push(format!("invite {user}"));
                 }
             }
-            "m.room.name" => {
+            "m.room.name" if sk.is_empty() => {
                 if body.get("name").and_then(Value::as_str) != field("name") {
                     deny(
                         out,
@@ -397,7 +399,7 @@ fn with_intent(
                     );
                 }
             }
-            "m.room.topic" => {
+            "m.room.topic" if sk.is_empty() => {
                 if body.get("topic").and_then(Value::as_str) != field("topic") {
                     deny(
                         out,
@@ -409,7 +411,7 @@ fn with_intent(
                     );
                 }
             }
-            "m.room.canonical_alias" => {
+            "m.room.canonical_alias" if sk.is_empty() => {
                 let ok = s(body, "room_alias_name").is_some_and(|n| {
                     field("alias").is_some_and(|a| {
                         a.strip_prefix('#')
@@ -432,7 +434,9 @@ fn with_intent(
             // encryption_enabled_by_default_for_room_type): allowed only with
             // the standard algorithm and nothing else.
             "m.room.encryption"
-                if content.len() == 1 && field("algorithm") == Some("m.megolm.v1.aes-sha2") =>
+                if sk.is_empty()
+                    && content.len() == 1
+                    && field("algorithm") == Some("m.megolm.v1.aes-sha2") =>
             {
                 changes.push("encryption on (the server's default)".into());
             }

@@ -15,8 +15,8 @@ const FIELDS: [&str; 6] = ["type", "room_id", "state_key", "membership", "redact
 /// compared; `content` is compared whole (canonical equality) and
 /// `membership` against `content.membership` (a join's content carries the
 /// server's `mxid_mapping`, which the client cannot know in advance), and
-/// `redacts` against the top-level `redacts` (room versions 1–10; from 11
-/// the target is in `content`, which `content` pins).
+/// `redacts` against every target field the PDU carries (top-level in room
+/// versions 1–10, `content.redacts` from 11; both when both are there).
 pub fn check(intent: &Value, pdu: &Object) -> Result<(), Mismatch> {
     let Value::Object(intent) = intent else {
         return Err(Mismatch(
@@ -33,7 +33,19 @@ pub fn check(intent: &Value, pdu: &Object) -> Result<(), Mismatch> {
         return Err(Mismatch("intent must name the event `type`".into()));
     }
     let membership = pdu.get("content").and_then(Value::as_object).and_then(|c| c.get("membership"));
-    for field in FIELDS {
+    // A redaction's target: both fields where both are present (they must
+    // agree with each other too, see `power`), else whichever is there.
+    if let Some(want) = intent.get("redacts") {
+        let inner = pdu.get("content").and_then(Value::as_object).and_then(|c| c.get("redacts"));
+        let targets: Vec<&Value> = [pdu.get("redacts"), inner].into_iter().flatten().collect();
+        if targets.is_empty() {
+            return Err(Mismatch(format!("PDU has no redacts but the client asked for {want}")));
+        }
+        if let Some(got) = targets.iter().find(|t| **t != want) {
+            return Err(Mismatch(format!("PDU redacts {got} but the client asked for {want}")));
+        }
+    }
+    for field in FIELDS.iter().copied().filter(|f| *f != "redacts") {
         let Some(want) = intent.get(field) else { continue };
         let got = if field == "membership" { membership } else { pdu.get(field) };
         match got {
@@ -97,7 +109,13 @@ mod tests {
         // v1–10 redactions: the top-level target is pinned too.
         let redaction = obj(r#"{"type":"m.room.redaction","redacts":"$theirs","content":{}}"#);
         let mine = from_str(r#"{"type":"m.room.redaction","redacts":"$mine"}"#).expect("json");
-        assert!(check(&mine, &redaction).expect_err("target").0.starts_with("PDU redacts is"));
+        assert!(check(&mine, &redaction).expect_err("target").0.starts_with("PDU redacts \"$theirs\""));
+        // v11+: the target is in content; an intent naming it matches, and
+        // a second, different top-level field does not.
+        let v11 = obj(r#"{"type":"m.room.redaction","content":{"redacts":"$mine"}}"#);
+        assert_eq!(check(&mine, &v11), Ok(()));
+        let both = obj(r#"{"type":"m.room.redaction","redacts":"$theirs","content":{"redacts":"$mine"}}"#);
+        assert!(check(&mine, &both).is_err());
         let same = from_str(r#"{"type":"m.room.redaction","redacts":"$theirs"}"#).expect("json");
         assert_eq!(check(&same, &redaction), Ok(()));
     }

@@ -197,10 +197,12 @@ fn judge_pdu(
             )),
             (None, false) => {}
         }
-        if cryptoid_protocol::event::is_create(req.pdu) {
+        // Under any state key: one under "x" is no room's create to a
+        // server, but a view or client that reads the type alone may take it.
+        if ty == Some("m.room.create") {
             findings.push(Finding::new(
                 Action::Deny,
-                "m.room.create is signed only as the first PDU of a createRoom batch (sign.batch)",
+                "m.room.create (under any state key) is signed only as the first PDU of a createRoom batch (sign.batch)",
             ));
         } else if req.binds_key && !intent::names_own_join(req.intent, req.pdu) {
             let room_id = req.pdu.get("room_id").and_then(Value::as_str).unwrap_or("?");

@@ -49,15 +49,26 @@ fn own_join_mapping(sender: &str, content: Option<&Object>, key_user: Option<&st
     }
 }
 
-/// The event a redaction targets: top-level `redacts` in room versions
-/// 1–10, `content.redacts` from 11 on.
-pub fn redaction_target<'a>(req: &SignRequest<'a>) -> Option<&'a str> {
-    if req.room_version.redacts_in_content() {
-        req.pdu.get("content").and_then(Value::as_object).and_then(|c| c.get("redacts"))
+/// A redaction's two target fields: (the room version's, the other one).
+/// The version's is top-level `redacts` in room versions 1–10,
+/// `content.redacts` from 11 on; the other is what older code and some
+/// clients read, so the two may not disagree.
+pub fn redaction_targets<'a>(
+    pdu: &'a Object,
+    rv: &cryptoid_protocol::RoomVersion,
+) -> (Option<&'a Value>, Option<&'a Value>) {
+    let top = pdu.get("redacts");
+    let inner = pdu.get("content").and_then(Value::as_object).and_then(|c| c.get("redacts"));
+    if rv.redacts_in_content() {
+        (inner, top)
     } else {
-        req.pdu.get("redacts")
+        (top, inner)
     }
-    .and_then(Value::as_str)
+}
+
+/// The event a redaction targets, by the room version's rules.
+pub fn redaction_target<'a>(req: &SignRequest<'a>) -> Option<&'a str> {
+    redaction_targets(req.pdu, req.room_version).0.and_then(Value::as_str)
 }
 
 pub fn check(req: &SignRequest<'_>, room: &RoomFacts<'_>, cfg: &PolicyConfig) -> (Vec<Finding>, Vec<String>) {
@@ -132,6 +143,24 @@ pub fn check(req: &SignRequest<'_>, room: &RoomFacts<'_>, cfg: &PolicyConfig) ->
                 over_others(named, &mut changes);
             }
             changes.extend(own.iter().map(|c| format!("own {}", c.describe())));
+        }
+        Some("m.room.redaction")
+            if redaction_targets(pdu, req.room_version)
+                .1
+                .is_some_and(|other| Some(other) != redaction_targets(pdu, req.room_version).0) =>
+        {
+            let (real, other) = redaction_targets(pdu, req.room_version);
+            let field =
+                if req.room_version.redacts_in_content() { "top-level redacts" } else { "content.redacts" };
+            findings.push(Finding::new(
+                Action::Deny,
+                format!(
+                    "the redaction's {field} names {} but room version {} redacts {}: clients and older code read the other field, so the person would see another event removed",
+                    other.map_or("nothing".to_owned(), Value::to_string),
+                    req.room_version,
+                    real.map_or("nothing".to_owned(), Value::to_string),
+                ),
+            ));
         }
         Some("m.room.redaction") => match redaction_target(req) {
             Some(t) if (room.is_own)(t) => {

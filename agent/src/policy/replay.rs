@@ -3,7 +3,8 @@
 //! (before a ban or a power change). Checks, in order:
 //!
 //! - **depth rule**: when the depths of all `prev_events` are known, `depth`
-//!   must be exactly their maximum + 1 (the spec's rule);
+//!   must be exactly their maximum + 1 (the spec's rule); when only some
+//!   are, above every known one;
 //! - **anchor**: the room's newest authorization-relevant event (create,
 //!   power levels, join rules, a membership change that is not a join) must
 //!   lie behind the new event: `depth` above the anchor's, and some known
@@ -53,6 +54,17 @@ pub fn check(req: &SignRequest<'_>, room: &RoomFacts<'_>, cfg: &PolicyConfig) ->
     let mut out = Vec::new();
 
     let known: Vec<(&str, i64)> = prevs.iter().filter_map(|(id, d)| d.map(|d| (*id, d))).collect();
+    if !known.is_empty() && known.len() < prevs.len() {
+        // Some parents unknown: depth must still exceed every known one
+        // (an event cannot be older than its parent).
+        let (id, highest) = known.iter().max_by_key(|(_, d)| *d).copied().unwrap_or(("?", 0));
+        if depth <= highest {
+            deny(
+                &mut out,
+                format!("depth {depth} is not above the depth {highest} of its prev_event {id}: an event comes after its parents"),
+            );
+        }
+    }
     if !prevs.is_empty() && known.len() == prevs.len() {
         let expected = known.iter().map(|(_, d)| *d).max().unwrap_or(0).saturating_add(1);
         if depth != expected {

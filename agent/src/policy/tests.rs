@@ -365,18 +365,31 @@ fn power_levels_as_strings_are_parsed_by_room_version() {
 fn redaction_targets_by_room_version() {
     let own = |id: &str| id == "$mine";
     let room = RoomFacts { is_own: &own, ..RoomFacts::unknown() };
-    // v10: the top-level `redacts` is the target; content.redacts is not.
-    let mut p = pdu("m.room.redaction", None, r#"{"redacts":"$mine"}"#);
-    p.insert("redacts".into(), Value::from("$theirs"));
     let v10 = |p: &Object| {
         let req = SignRequest { room_version: &RoomVersion::V10, ..sr(p, None) };
         evaluate(&req, &trusted(), &room, RateFacts::default(), &PolicyConfig::default(), NOW)
     };
-    assert_eq!(v10(&p).action, Action::Confirm, "v10 reads the top-level $theirs");
-    // v11+: content.redacts ($mine) is the target.
-    assert_eq!(decide_with(&p, &PolicyConfig::default(), &room, false).action, Action::Allow);
-    p.insert("redacts".into(), Value::from("$mine"));
-    assert_eq!(v10(&p).action, Action::Allow);
+    let v11 = |p: &Object| decide_with(p, &PolicyConfig::default(), &room, false);
+    // Each version's own field alone: its target decides.
+    let inner = pdu("m.room.redaction", None, r#"{"redacts":"$mine"}"#);
+    assert_eq!(v11(&inner).action, Action::Allow, "v11+ reads content.redacts");
+    let mut top = pdu("m.room.redaction", None, "{}");
+    top.insert("redacts".into(), Value::from("$theirs"));
+    assert_eq!(v10(&top).action, Action::Confirm, "v10 reads the top-level $theirs");
+    top.insert("redacts".into(), Value::from("$mine"));
+    assert_eq!(v10(&top).action, Action::Allow);
+    // Attack: both fields, naming different events. Clients and older code
+    // read the other field than the room version: denied in either version.
+    let mut both = inner.clone();
+    both.insert("redacts".into(), Value::from("$theirs"));
+    let d = v11(&both);
+    assert_eq!(d.action, Action::Deny, "{:?}", d.reasons());
+    assert!(d.decisive_reasons()[0].contains("top-level redacts"), "{:?}", d.reasons());
+    assert_eq!(v10(&both).action, Action::Deny);
+    // Control: both fields naming the same event sign as before.
+    both.insert("redacts".into(), Value::from("$mine"));
+    assert_eq!(v11(&both).action, Action::Allow);
+    assert_eq!(v10(&both).action, Action::Allow);
 }
 
 #[test]

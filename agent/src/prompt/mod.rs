@@ -176,8 +176,8 @@ impl Prompts {
 
     /// Leaves the asking to client `pid` for its own questions (see
     /// [`self_askers`]); false when the process cannot be identified.
-    pub fn register_self_asker(&self, pid: i32) -> bool {
-        self.self_askers.locked().register(pid)
+    pub fn register_self_asker(&self, pid: i32, exe: Option<&str>) -> bool {
+        self.self_askers.locked().register(pid, exe)
     }
 
     /// Sets (or clears) the desktop prompter.
@@ -221,6 +221,10 @@ impl Prompts {
         let raw_room = q.room_id.clone();
         let raw_type = q.event_type.clone();
         let raw_exe = q.client_exe.clone();
+        // A client that asks on its own terminal is the one asker there:
+        // a pinentry beside it would split the person's keystrokes.
+        let client_asks =
+            q.on_client_display && self.self_askers.locked().asks_itself(q.client_pid, raw_exe.as_deref());
         let q = q.sanitized();
         if self.waiting().len() >= MAX_PENDING {
             tracing::warn!(pending = MAX_PENDING, "too many confirmations waiting; not asking another");
@@ -258,9 +262,6 @@ impl Prompts {
                 }
             }))
         });
-        // A client that asks on its own terminal is the one asker there:
-        // a pinentry beside it would split the person's keystrokes.
-        let client_asks = q.on_client_display && self.self_askers.locked().asks_itself(q.client_pid);
         let pinentry = if client_asks {
             tracing::info!(id, pid = ?q.client_pid, "the client asks on its own terminal; pinentry not run");
             None

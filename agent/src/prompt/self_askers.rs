@@ -4,11 +4,14 @@
 //! display: two askers on one terminal split the keystrokes between them,
 //! and the person's first answer goes nowhere.
 //!
-//! A process is known by its pid and its start time (`/proc/<pid>/stat`),
-//! so a pid reused by another process is not taken for the one that
-//! registered. A process can only register itself (the pid comes from the
-//! connection's credentials), and only where clients may answer at all
-//! (`socket_confirm = true`).
+//! A process is known by its pid, its start time (`/proc/<pid>/stat`) and
+//! its executable: a pid reused by another process is not taken for the one
+//! that registered, and neither is another program it execs (same pid and
+//! start time), which would otherwise get no dialog and not ask either. A
+//! process can only register itself (the pid comes from the connection's
+//! credentials, and its executable then must still be the one seen when it
+//! connected), and only where clients may answer at all (`socket_confirm =
+//! true`).
 
 use std::collections::HashMap;
 
@@ -17,33 +20,42 @@ const MAX: usize = 1024;
 
 #[derive(Debug, Default)]
 pub struct SelfAskers {
-    started: HashMap<i32, u64>,
+    /// pid → (start time, executable).
+    started: HashMap<i32, (u64, String)>,
 }
 
 impl SelfAskers {
-    /// Registers `pid`; false if its start time cannot be read (gone).
-    pub fn register(&mut self, pid: i32) -> bool {
-        let Some(start) = start_time(pid) else { return false };
+    /// Registers `pid`, whose executable was `exe` when it connected;
+    /// false if it is gone or no longer runs `exe`.
+    pub fn register(&mut self, pid: i32, exe: Option<&str>) -> bool {
+        let (Some(start), Some(exe)) = (start_time(pid), exe) else { return false };
+        if exe_of(pid).as_deref() != Some(exe) {
+            return false;
+        }
         if self.started.len() >= MAX {
-            self.started.retain(|p, s| start_time(*p) == Some(*s));
+            self.started.retain(|p, (s, _)| start_time(*p) == Some(*s));
         }
         if self.started.len() >= MAX {
             return false;
         }
-        self.started.insert(pid, start);
+        self.started.insert(pid, (start, exe.to_owned()));
         true
     }
 
-    /// Whether `pid` registered and is still the same process.
-    pub fn asks_itself(&mut self, pid: Option<i32>) -> bool {
+    /// Whether `pid`, running `exe`, registered and is still that process.
+    pub fn asks_itself(&mut self, pid: Option<i32>, exe: Option<&str>) -> bool {
         let Some(pid) = pid else { return false };
-        let Some(&start) = self.started.get(&pid) else { return false };
-        if start_time(pid) == Some(start) {
-            return true;
+        let Some((start, registered)) = self.started.get(&pid) else { return false };
+        if start_time(pid) != Some(*start) {
+            self.started.remove(&pid);
+            return false;
         }
-        self.started.remove(&pid);
-        false
+        exe == Some(registered.as_str())
     }
+}
+
+fn exe_of(pid: i32) -> Option<String> {
+    std::fs::read_link(format!("/proc/{pid}/exe")).ok().map(|p| p.display().to_string())
 }
 
 /// Field 22 of `/proc/<pid>/stat`: the process's start time in clock ticks
@@ -67,15 +79,19 @@ mod tests {
     fn a_registered_process_asks_itself_until_it_is_gone() {
         let mut child = std::process::Command::new("sleep").arg("30").spawn().expect("sleep");
         let pid = child.id() as i32;
+        let exe = exe_of(pid).expect("exe");
         let mut s = SelfAskers::default();
-        assert!(!s.asks_itself(Some(pid)), "not before it registers");
-        assert!(s.register(pid));
-        assert!(s.asks_itself(Some(pid)));
-        assert!(!s.asks_itself(None));
+        assert!(!s.asks_itself(Some(pid), Some(&exe)), "not before it registers");
+        assert!(!s.register(pid, Some("/usr/bin/another")), "not under another executable");
+        assert!(s.register(pid, Some(&exe)));
+        assert!(s.asks_itself(Some(pid), Some(&exe)));
+        assert!(!s.asks_itself(None, Some(&exe)));
+        // The same process after an exec is another program.
+        assert!(!s.asks_itself(Some(pid), Some("/usr/bin/another")));
         let _ = child.kill();
         let _ = child.wait();
         // Its pid may be reused, but not with its start time.
-        assert!(!s.asks_itself(Some(pid)), "a dead process no longer asks");
+        assert!(!s.asks_itself(Some(pid), Some(&exe)), "a dead process no longer asks");
     }
 
     #[test]

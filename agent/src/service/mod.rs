@@ -109,6 +109,8 @@ pub struct Audit {
 /// view (depth, and the anchor for authorization events).
 #[derive(Clone, Debug, Default)]
 pub struct SignedNote {
+    /// Replay restores the room's version, and whether the ID was computed.
+    pub room_version: String,
     pub event_id: String,
     pub depth: i64,
     pub event_type: Option<String>,
@@ -488,6 +490,7 @@ fn request_entry(method: &str, client: &ClientInfo, audit: &Audit) -> Object {
             .map(|n| {
                 let mut o = Object::new();
                 o.insert("event_id".into(), Value::from(n.event_id.as_str()));
+                o.insert("room_version".into(), Value::from(n.room_version.as_str()));
                 o.insert("depth".into(), Value::Int(int(u64::try_from(n.depth).unwrap_or(0))));
                 for (k, v) in
                     [("type", &n.event_type), ("state_key", &n.state_key), ("membership", &n.membership)]

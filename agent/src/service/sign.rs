@@ -208,6 +208,14 @@ impl Service {
             str_field(&pdu, "room_id")?.to_owned()
         };
         learned.room_id = Some(room_id.clone());
+        // One room, one version: a PDU under another version would be
+        // hashed, redacted and authorized by other rules than the room's
+        // (and, in versions 1-2, carry an event ID of its own choosing).
+        if let Some(known) = self.rooms.version_of(&room_id).filter(|v| v != rv.id()) {
+            return Err(
+                PduError::RoomVersionMismatch { room: room_id, known, given: rv.id().to_owned() }.into()
+            );
+        }
         let ty = str_field(&pdu, "type")?.to_owned();
         learned.event_type = Some(ty.clone());
         if ty.is_empty() {
@@ -313,7 +321,8 @@ impl Service {
         for (c, sig) in checked.into_iter().zip(sigs) {
             self.registry.touch(&c.record.info.cryptoid, now);
             let seen = Seen::of_pdu(&c.event_id, c.depth, c.prepared.event());
-            self.rooms.record_signed(&c.room_id, &seen);
+            let computed_id = c.room_version.event_id_format() != cryptoid_protocol::EventIdFormat::Carried;
+            self.rooms.record_signed(&c.room_id, &seen, Some(c.room_version.id()), computed_id);
             if self.config.notifications.notify_signed && seen.state_key.is_some() {
                 let what = cryptoid_protocol::text::sanitize_default(&format!(
                     "signed {} in {}",
@@ -324,6 +333,7 @@ impl Service {
                 let _ = self.events.send(super::Event::StateSigned(what));
             }
             notes.push(SignedNote {
+                room_version: c.room_version.id().to_owned(),
                 event_id: c.event_id.clone(),
                 depth: c.depth,
                 event_type: seen.event_type.map(str::to_owned),

@@ -18,10 +18,10 @@ use cryptoid_protocol::{client::ClientError, event, RoomVersion};
 use cryptoid_tests::agent::Agent;
 use cryptoid_tests::pdus;
 
-const ROOM: &str = "!attacked:x";
-const OTHER: &str = "3TPraTczVkDPTRaX4K+AfUuyx7Mzq1UafTXypnl0t2k";
+pub(super) const ROOM: &str = "!attacked:x";
+pub(super) const OTHER: &str = "3TPraTczVkDPTRaX4K+AfUuyx7Mzq1UafTXypnl0t2k";
 
-fn agent(policy: &str) -> Agent {
+pub(super) fn agent(policy: &str) -> Agent {
     let timeout = if policy.contains("confirm_timeout_secs") { "" } else { "confirm_timeout_secs = 2\n" };
     Agent::start_with(
         &[],
@@ -29,48 +29,52 @@ fn agent(policy: &str) -> Agent {
     )
 }
 
-fn set(pdu: &Value, key: &str, v: Value) -> Value {
+pub(super) fn set(pdu: &Value, key: &str, v: Value) -> Value {
     let mut o = pdu.as_object().expect("object").clone();
     o.insert(key.into(), v);
     Value::Object(o)
 }
 
-fn int(v: i64) -> Value {
+pub(super) fn int(v: i64) -> Value {
     Value::Int(Int::new(v).expect("int"))
 }
 
-fn ids(v: &[&str]) -> Value {
+pub(super) fn ids(v: &[&str]) -> Value {
     Value::Array(v.iter().map(|s| Value::from(*s)).collect())
 }
 
-fn id(c: char) -> String {
+pub(super) fn id(c: char) -> String {
     pdus::event_id(c)
 }
 
-fn batch(c: &mut Client, pdus: Vec<Value>, intent: Option<Value>) -> Result<SignedBatch, ClientError> {
+pub(super) fn batch(
+    c: &mut Client,
+    pdus: Vec<Value>,
+    intent: Option<Value>,
+) -> Result<SignedBatch, ClientError> {
     c.call::<SignBatch>(&SignBatchParams { room_version: RV.into(), pdus, event_ids: None, intent })
 }
 
-fn sign_with(c: &mut Client, pdu: Value, intent: Value) -> Result<(), ClientError> {
+pub(super) fn sign_with(c: &mut Client, pdu: Value, intent: Value) -> Result<(), ClientError> {
     c.call::<SignPdu>(&SignPduParams { room_version: RV.into(), pdu, event_id: None, intent: Some(intent) })
         .map(drop)
 }
 
 /// Refused by the policy, with a decisive reason that names `needle` (the
 /// rule or the field).
-fn denied(r: Result<impl std::fmt::Debug, ClientError>, needle: &str) {
+pub(super) fn denied(r: Result<impl std::fmt::Debug, ClientError>, needle: &str) {
     let e = r.expect_err("the attack must be refused");
     assert_eq!(e.kind(), Some(ErrorKind::PolicyDenied), "{e}");
     assert!(e.reasons().iter().any(|r| r.contains(needle)), "{needle:?} in the reasons of {e:?}");
 }
 
 /// Refused with this kind and cause (`data.kind`, `data.cause`).
-fn refused(r: Result<impl std::fmt::Debug, ClientError>, kind: ErrorKind, cause: &str) {
+pub(super) fn refused(r: Result<impl std::fmt::Debug, ClientError>, kind: ErrorKind, cause: &str) {
     let e = r.expect_err("the attack must be refused");
     assert_eq!((e.kind(), e.cause()), (Some(kind), Some(cause)), "{e}");
 }
 
-fn state_ev(id: &str, depth: u64, ty: &str, sk: &str, content: &str) -> ObservedEvent {
+pub(super) fn state_ev(id: &str, depth: u64, ty: &str, sk: &str, content: &str) -> ObservedEvent {
     ObservedEvent {
         event_id: id.into(),
         depth,
@@ -81,7 +85,7 @@ fn state_ev(id: &str, depth: u64, ty: &str, sk: &str, content: &str) -> Observed
     }
 }
 
-fn plain(id: &str, depth: u64, prev: &[&str]) -> ObservedEvent {
+pub(super) fn plain(id: &str, depth: u64, prev: &[&str]) -> ObservedEvent {
     ObservedEvent {
         event_id: id.into(),
         depth,
@@ -92,12 +96,12 @@ fn plain(id: &str, depth: u64, prev: &[&str]) -> ObservedEvent {
     }
 }
 
-fn observe(c: &mut Client, events: Vec<ObservedEvent>) {
+pub(super) fn observe(c: &mut Client, events: Vec<ObservedEvent>) {
     super::agent_sign::observe(c, ROOM, events);
 }
 
 /// A message at `depth` on `prevs`, citing `auths`.
-fn message(k: &str, depth: i64, prevs: &[&str], auths: &[&str]) -> Value {
+pub(super) fn message(k: &str, depth: i64, prevs: &[&str], auths: &[&str]) -> Value {
     let m = pdus::message(k, ROOM, "hi");
     set(&set(&set(&m, "depth", int(depth)), "prev_events", ids(prevs)), "auth_events", ids(auths))
 }
@@ -260,7 +264,7 @@ fn an_approved_request_is_judged_again_after_the_wait() {
     t.join().expect("answer");
 }
 
-fn body(text: &str) -> Value {
+pub(super) fn body(text: &str) -> Value {
     intent::create_room(json::from_str(text).expect("createRoom body"))
 }
 
@@ -341,7 +345,8 @@ fn anchoring_before_a_ban_and_breaking_the_depth_rule_are_refused() {
     observe(
         &mut c,
         vec![
-            state_ev(&id('c'), 1, "m.room.create", "", "{}"),
+            // Its room version (a create without one is version 1).
+            state_ev(&id('c'), 1, "m.room.create", "", r#"{"room_version":"org.matrix.msc4080"}"#),
             plain(&e4, 4, &[]),
             state_ev(&ban, 5, "m.room.member", OTHER, r#"{"membership":"ban"}"#),
             plain(&m6, 6, &[&ban]),

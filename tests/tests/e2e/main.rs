@@ -5,6 +5,7 @@ mod agent_keys;
 mod agent_lifecycle;
 mod agent_sign;
 mod attacks;
+mod attacks_round3;
 mod bad_input;
 mod cli_agent;
 mod cli_pdu;

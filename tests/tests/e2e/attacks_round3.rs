@@ -1,0 +1,219 @@
+//! Policy round 3 against the real agent over its socket: state keys,
+//! one version per room, redaction targets, depth with unknown parents,
+//! prompts a person can decide on, and createRoom details. One test per
+//! class, each with a control beside it that must still sign.
+
+use super::agent_sign::{assert_verifies, create, sign, try_sign, RV};
+use super::attacks::{
+    agent, batch, body, denied, id, ids, int, observe, plain, refused, set, sign_with, state_ev, OTHER, ROOM,
+};
+use cryptoid_protocol::client::blocking::Client;
+use cryptoid_protocol::json::{self, Value};
+use cryptoid_protocol::wire::policy::{Check, CheckResult, Verdict};
+use cryptoid_protocol::wire::rooms::{Observe, ObserveParams};
+use cryptoid_protocol::wire::sign::{SignPdu, SignPduParams};
+use cryptoid_protocol::wire::ErrorKind;
+use cryptoid_tests::pdus;
+
+fn check(c: &mut Client, pdu: Value) -> CheckResult {
+    c.call::<Check>(&SignPduParams { room_version: RV.into(), pdu, event_id: None, intent: None })
+        .expect("policy.check")
+}
+
+/// A state event at `depth` on `prevs`, citing `auths`.
+fn state_at(k: &str, ty: &str, sk: &str, content: &str, depth: i64, prevs: &[&str], auths: &[&str]) -> Value {
+    let e = pdus::state(k, ROOM, ty, sk, content, "");
+    set(&set(&set(&e, "depth", int(depth)), "prev_events", ids(prevs)), "auth_events", ids(auths))
+}
+
+/// Attack: power levels under state key "x" that already give OTHER 100
+/// are fed to the view; then the real power levels grant OTHER 100. To
+/// every server that is a grant, and the prompt must say so. Also a create
+/// under "x" through sign.pdu, and an extra power levels under "x" in a
+/// createRoom batch. Controls: the grant is shown against the real power
+/// levels, and the batch without the extra state signs.
+#[test]
+fn a_state_key_other_than_empty_is_not_room_state() {
+    let agent = agent("");
+    let mut c = agent.unlocked();
+    let k = create(&mut c, Some(ROOM));
+    let (pl, fake, tip) = (id('p'), id('f'), id('t'));
+    observe(
+        &mut c,
+        vec![
+            state_ev(&pl, 2, "m.room.power_levels", "", &format!(r#"{{"users":{{"{k}":100}}}}"#)),
+            state_ev(
+                &fake,
+                3,
+                "m.room.power_levels",
+                "x",
+                &format!(r#"{{"users":{{"{k}":100,"{OTHER}":100}}}}"#),
+            ),
+            plain(&tip, 4, &[&fake]),
+        ],
+    );
+    let grant = state_at(
+        &k,
+        "m.room.power_levels",
+        "",
+        &format!(r#"{{"users":{{"{k}":100,"{OTHER}":100}}}}"#),
+        5,
+        &[&tip],
+        &[&pl],
+    );
+    let r = check(&mut c, grant);
+    assert_eq!(r.decision, Verdict::Confirm, "{r:?}");
+    assert!(r.changes.iter().any(|ch| ch.contains("users[3TPraTczVkDP…]") && ch.contains("100")), "{r:?}");
+    // Attack: a create under "x" signed one by one (it would become the
+    // room's anchor to a view that reads the type alone).
+    let create_x =
+        state_at(&k, "m.room.create", "x", r#"{"room_version":"org.matrix.msc4080"}"#, 5, &[&tip], &[]);
+    denied(try_sign(&mut c, create_x), "m.room.create (under any state key)");
+    // Control: a message on the same tip signs.
+    sign(&mut c, set(&set(&pdus::message(&k, ROOM, "hi"), "depth", int(5)), "prev_events", ids(&[&tip])));
+
+    // createRoom: an extra power levels under "x", not implied.
+    let k2 = create(&mut c, None);
+    let asked = body(r#"{"preset":"private_chat"}"#);
+    let private = [
+        ("m.room.join_rules", "", r#"{"join_rule":"invite"}"#),
+        ("m.room.history_visibility", "", r#"{"history_visibility":"shared"}"#),
+        ("m.room.guest_access", "", r#"{"guest_access":"can_join"}"#),
+    ];
+    let mut extra = private.to_vec();
+    let sneaky = format!(r#"{{"users":{{"{OTHER}":100}}}}"#);
+    extra.push(("m.room.power_levels", "x", &sneaky));
+    let (events, _) = pdus::create_room(&k2, "!sk1:x", &pdus::default_power(&k2), &extra);
+    denied(batch(&mut c, events, Some(asked.clone())), "m.room.power_levels (\"x\")");
+    // Control: the batch as implied signs.
+    let (events, _) = pdus::create_room(&k2, "!sk2:x", &pdus::default_power(&k2), &private);
+    batch(&mut c, events, Some(asked)).expect("as asked");
+}
+
+/// Attack: once the room is msc4080 to the agent, a version-1 PDU for it
+/// carrying another member's event ID (v1 PDUs carry their own) would be
+/// recorded as the user's own event, and a later redaction of it signed
+/// with no question. Refused as `room_version_mismatch`; so is observing
+/// the room as another version. Control: the room's own version signs, and
+/// the other member's event still needs the person to redact it.
+#[test]
+fn one_room_one_room_version() {
+    let agent = agent("");
+    let mut c = agent.unlocked();
+    let k = create(&mut c, Some(ROOM));
+    sign(&mut c, pdus::message(&k, ROOM, "the room is msc4080"));
+    let victim = "$someone-elses-event:x";
+    let v1 = set(&pdus::message(&k, ROOM, "v1"), "event_id", Value::from(victim));
+    let r =
+        c.call::<SignPdu>(&SignPduParams { room_version: "1".into(), pdu: v1, event_id: None, intent: None });
+    refused(r, ErrorKind::BadPdu, "room_version_mismatch");
+    let r = c.call::<Observe>(&ObserveParams {
+        room_id: ROOM.into(),
+        room_version: Some("1".into()),
+        events: vec![],
+        server_keys: Default::default(),
+    });
+    refused(r, ErrorKind::BadPdu, "room_version_mismatch");
+    // The other member's event is not the user's: redacting it is a
+    // question nobody answers here (timeout), not a silent signature.
+    let redaction =
+        pdus::state(&k, ROOM, "m.room.redaction", "", r#"{"redacts":"$someone-elses-event:x"}"#, "");
+    let mut redaction = redaction.as_object().expect("object").clone();
+    redaction.remove("state_key");
+    refused(try_sign(&mut c, Value::Object(redaction)), ErrorKind::ConfirmationTimeout, "timed_out");
+    // Control: the room's version signs.
+    assert_verifies(&sign(&mut c, pdus::message(&k, ROOM, "still msc4080")).pdu, &k);
+}
+
+/// In a room of version 1 or 2 the event ID is the one the PDU carries:
+/// the homeserver's choice, not computed from what was signed, so it is
+/// never recorded as the user's own. Control: in an msc4080 room the
+/// user's own event is redacted without a question.
+#[test]
+fn a_carried_event_id_is_never_the_user_s_own() {
+    let agent = agent("");
+    let mut c = agent.unlocked();
+    let room = "!old:x";
+    let k = create(&mut c, Some(room));
+    let victim = "$victim:x";
+    let m = set(&pdus::message(&k, room, "v1"), "event_id", Value::from(victim));
+    let m = set(&m, "prev_events", json::from_str(r#"[["$prev:x",{"sha256":"x"}]]"#).expect("prev"));
+    let m = set(&m, "auth_events", json::from_str(r#"[["$auth:x",{"sha256":"x"}]]"#).expect("auth"));
+    c.call::<SignPdu>(&SignPduParams {
+        room_version: "1".into(),
+        pdu: m.clone(),
+        event_id: None,
+        intent: None,
+    })
+    .expect("a v1 message signs");
+    let mut redaction = m.as_object().expect("object").clone();
+    redaction.insert("type".into(), Value::from("m.room.redaction"));
+    redaction.insert("redacts".into(), Value::from(victim));
+    redaction.insert("event_id".into(), Value::from("$redaction:x"));
+    redaction.insert("content".into(), json::from_str("{}").expect("content"));
+    let r = c.call::<SignPdu>(&SignPduParams {
+        room_version: "1".into(),
+        pdu: Value::Object(redaction),
+        event_id: None,
+        intent: None,
+    });
+    refused(r, ErrorKind::ConfirmationTimeout, "timed_out");
+    // Control: msc4080 computes the ID; the user's own event is redacted.
+    let k2 = create(&mut c, Some(ROOM));
+    let own = sign(&mut c, pdus::message(&k2, ROOM, "mine")).event_id;
+    let mut redaction =
+        pdus::state(&k2, ROOM, "m.room.redaction", "", &format!(r#"{{"redacts":"{own}"}}"#), "")
+            .as_object()
+            .expect("object")
+            .clone();
+    redaction.remove("state_key");
+    sign(&mut c, Value::Object(redaction));
+}
+
+/// Attack: from v11 the target is `content.redacts`; a top-level `redacts`
+/// naming another event is what clients and older code read. Control: the
+/// content target alone signs, also against an intent naming it.
+#[test]
+fn a_redaction_names_one_target() {
+    let agent = agent("");
+    let mut c = agent.unlocked();
+    let k = create(&mut c, Some(ROOM));
+    let own = sign(&mut c, pdus::message(&k, ROOM, "mine")).event_id;
+    let redaction = |top: Option<&str>| {
+        let mut r = pdus::state(&k, ROOM, "m.room.redaction", "", &format!(r#"{{"redacts":"{own}"}}"#), "")
+            .as_object()
+            .expect("object")
+            .clone();
+        r.remove("state_key");
+        if let Some(t) = top {
+            r.insert("redacts".into(), Value::from(t));
+        }
+        Value::Object(r)
+    };
+    let theirs = id('z');
+    denied(try_sign(&mut c, redaction(Some(&theirs))), "top-level redacts");
+    // An intent naming the content target does not cover a second one.
+    let asked: Value =
+        json::from_str(&format!(r#"{{"type":"m.room.redaction","redacts":"{own}"}}"#)).expect("intent");
+    denied(sign_with(&mut c, redaction(Some(&theirs)), asked.clone()), "redacts");
+    // Controls: the content target alone, and with an intent naming it.
+    sign(&mut c, redaction(None));
+    sign_with(&mut c, redaction(None), asked).expect("the intent's target");
+}
+
+/// Attack: a parent the agent knows at depth 10 and one it does not; the
+/// event claims depth 5, older than its own parent. Control: above it signs.
+#[test]
+fn depth_is_above_every_known_parent_even_when_some_are_unknown() {
+    let agent = agent("");
+    let mut c = agent.unlocked();
+    let k = create(&mut c, Some(ROOM));
+    let (tip, unknown) = (id('t'), id('u'));
+    observe(&mut c, vec![plain(&tip, 10, &[])]);
+    let m = |depth: i64| {
+        set(&set(&pdus::message(&k, ROOM, "hi"), "depth", int(depth)), "prev_events", ids(&[&tip, &unknown]))
+    };
+    denied(try_sign(&mut c, m(5)), "is not above the depth 10");
+    denied(try_sign(&mut c, m(10)), "is not above the depth 10");
+    sign(&mut c, m(11));
+}
