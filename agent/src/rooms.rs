@@ -141,6 +141,11 @@ struct RoomState {
     /// The room's name (`m.room.name`), for prompts.
     #[serde(default)]
     name: Option<String>,
+    /// The current content of its security settings (join rules, ACL,
+    /// encryption…; `policy::settings::TYPES`) by `type\u{0}state_key`,
+    /// with its depth (the newest wins), for prompts' old → new.
+    #[serde(default)]
+    settings: BTreeMap<String, (i64, Value)>,
     /// Before round 2 the view kept bare IDs, including IDs only named as
     /// `prev_events`; those are not evidence of anything and are dropped.
     #[serde(default, skip_serializing)]
@@ -192,6 +197,10 @@ fn is_user_id(u: &str) -> bool {
     u.len() <= 255 && local_ok && server_ok
 }
 
+/// Most settings kept per room (space children are keyed by room): a
+/// homeserver cannot grow a room's view without bound through them.
+const MAX_SETTINGS: usize = 1024;
+
 /// State types the authorization rules read (an `auth_events` candidate).
 const AUTH_TYPES: [&str; 5] = [
     "m.room.create",
@@ -237,6 +246,16 @@ impl RoomState {
             // Shown to people only (escaped there), never decided on.
             let name = e.content.and_then(|c| c.get("name")).and_then(Value::as_str);
             self.name = name.filter(|n| !n.is_empty()).map(|n| n.chars().take(100).collect());
+        }
+        if crate::policy::settings::TYPES.contains(&ty) {
+            let keyed = matches!(ty, "m.room.third_party_invite" | "m.space.child" | "m.space.parent");
+            if let (Some(c), true) = (e.content, keyed || sk.is_empty()) {
+                let key = format!("{ty}\u{0}{sk}");
+                let newer = self.settings.get(&key).is_none_or(|(d, _)| *d <= e.depth);
+                if newer && (self.settings.contains_key(&key) || self.settings.len() < MAX_SETTINGS) {
+                    self.settings.insert(key, (e.depth, Value::Object(c.clone())));
+                }
+            }
         }
         // Only the empty state key makes a create, power levels or join
         // rules event the room's: under "x" it is a state event no server
@@ -519,6 +538,9 @@ impl Rooms {
                 let superseded =
                     |id: &str| r.superseded.get(id).is_some() || r.superseded_rules.get(id).is_some();
                 let member = |id: &str| r.members.get(id).map(|m| (m.user_id.clone(), m.verified));
+                let setting = |ty: &str, sk: &str| {
+                    r.settings.get(&format!("{ty}\u{0}{sk}")).and_then(|(_, v)| v.as_object())
+                };
                 f(&RoomFacts {
                     exists: true,
                     observed: r.observed,
@@ -526,6 +548,7 @@ impl Rooms {
                     depth_of: &depth_of,
                     is_own: &own,
                     power_levels: r.power_levels.as_ref().and_then(Value::as_object),
+                    setting: &setting,
                     anchor: r.anchor.as_ref().map(|a| Anchor {
                         event_id: &a.event_id,
                         depth: a.depth,

@@ -18,7 +18,7 @@
 
 use super::config::Action;
 use super::levels::{Change, Levels};
-use super::{Finding, RoomFacts};
+use super::{Finding, RoomFacts, Weight};
 use cryptoid_protocol::json::{Int, Object, Value};
 use cryptoid_protocol::RoomVersion;
 use std::collections::{BTreeMap, BTreeSet};
@@ -51,7 +51,7 @@ fn int(v: i64) -> Value {
 /// What a batch's later PDUs set, by (type, state key); the last one wins.
 type State<'a> = BTreeMap<(&'a str, &'a str), &'a Object>;
 
-pub fn check(b: &Batch<'_>, room: &RoomFacts<'_>) -> (Vec<Finding>, Vec<String>) {
+pub fn check(b: &Batch<'_>, room: &RoomFacts<'_>) -> (Vec<Finding>, Vec<(Weight, String)>) {
     let mut out = Vec::new();
     let deny = |out: &mut Vec<Finding>, why: String| out.push(Finding::new(Action::Deny, why));
     let Some(create) = b.pdus.first().copied() else {
@@ -153,7 +153,7 @@ pub fn check(b: &Batch<'_>, room: &RoomFacts<'_>) -> (Vec<Finding>, Vec<String>)
         .unwrap_or_default();
     let mut creators: BTreeSet<&str> = additional.clone();
     creators.insert(creator);
-    let mut changes = Vec::new();
+    let mut changes: Vec<(Weight, String)> = Vec::new();
     match b.intent {
         Some(intent) => {
             with_intent(b, intent, creator, &creators, &additional, &state, &mut out, &mut changes)
@@ -177,7 +177,7 @@ pub fn check(b: &Batch<'_>, room: &RoomFacts<'_>) -> (Vec<Finding>, Vec<String>)
             }
             if let Some(pl) = state.get(&("m.room.power_levels", "")) {
                 for c in power_grants(&baseline, pl, b.room_version, &creators, &BTreeSet::new(), &mut out) {
-                    changes.push(c.describe());
+                    changes.push((Weight::Opens, c.describe()));
                     out.push(Finding::new(
                         Action::Confirm,
                         format!("{} gives power beyond the creator's (no createRoom intent)", c.describe()),
@@ -263,7 +263,7 @@ fn with_intent(
     additional: &BTreeSet<&str>,
     state: &State<'_>,
     out: &mut Vec<Finding>,
-    changes: &mut Vec<String>,
+    changes: &mut Vec<(Weight, String)>,
 ) {
     let deny = |out: &mut Vec<Finding>, why: String| out.push(Finding::new(Action::Deny, why));
     let body = match intent.as_object().map(|i| (i.len(), i.get("create_room"))) {
@@ -294,7 +294,8 @@ fn with_intent(
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-    changes.push(format!("createRoom ({preset})"));
+    let weight = if preset == "public_chat" { Weight::Opens } else { Weight::Others };
+    changes.push((weight, format!("createRoom ({preset})")));
 
     // Expected state by (type, state key), initial_state last (it wins).
     let mut expected: BTreeMap<(String, String), Value> = BTreeMap::new();
@@ -384,7 +385,7 @@ fn with_intent(
                 if field("membership") != Some("invite") || !invite.contains(&user) {
                     deny(out, format!("{} sets the membership of {} to {:?}, which the createRoom request did not ask for", shown(), super::power::short(sk), field("membership")));
                 } else {
-                    changes.push(format!("invite {user}"));
+                    changes.push((Weight::Opens, format!("invite {user}")));
                 }
             }
             "m.room.name" if sk.is_empty() => {
@@ -438,7 +439,7 @@ fn with_intent(
                     && content.len() == 1
                     && field("algorithm") == Some("m.megolm.v1.aes-sha2") =>
             {
-                changes.push("encryption on (the server's default)".into());
+                changes.push((Weight::Own, "encryption on (the server's default)".into()));
             }
             _ => {
                 deny(out, format!("the batch sets {} which the createRoom request did not ask for", shown()))

@@ -7,6 +7,7 @@
 //! |---|---|
 //! | [`rules`] | ordered rules on room, event type, state-ness; the defaults |
 //! | [`power`] | events that affect others: kick, ban, unban, invite, power levels, redactions |
+//! | [`settings`] | the room's security settings (join rules, ACL, encryption…) old → new, for prompts |
 //! | [`levels`] | power levels parsed (strings in v1–9) and diffed field by field |
 //! | [`intent`] | the PDU matches what the client asked for; joins that bind a key |
 //! | [`create_room`] | `sign.batch`: only a new room's createRoom batch, as its intent implies |
@@ -25,6 +26,7 @@ pub mod power;
 pub mod rate;
 pub mod replay;
 pub mod rules;
+pub mod settings;
 pub mod time;
 
 pub use config::{Action, PolicyConfig, ReplayMode};
@@ -76,6 +78,9 @@ pub struct RoomFacts<'a> {
     pub is_own: &'a dyn Fn(&str) -> bool,
     /// The newest `m.room.power_levels` content signed or observed.
     pub power_levels: Option<&'a Object>,
+    /// The current content of a setting ([`settings::TYPES`]) by (type,
+    /// state key), when observed or signed.
+    pub setting: &'a dyn Fn(&str, &str) -> Option<&'a Object>,
     pub anchor: Option<Anchor<'a>>,
     /// An authorization event a newer one replaced.
     pub is_superseded: &'a dyn Fn(&str) -> bool,
@@ -102,7 +107,7 @@ impl RoomFacts<'_> {
 
 impl RoomFacts<'_> {
     /// A room the agent knows nothing about.
-    pub fn unknown() -> RoomFacts<'static> {
+    pub fn unknown<'x>() -> RoomFacts<'x> {
         RoomFacts {
             exists: false,
             observed: false,
@@ -110,6 +115,7 @@ impl RoomFacts<'_> {
             depth_of: &|_| None,
             is_own: &|_| false,
             power_levels: None,
+            setting: &|_, _| None,
             anchor: None,
             is_superseded: &|_| false,
             member: &|_| None,
@@ -122,6 +128,27 @@ impl RoomFacts<'_> {
 pub struct RateFacts {
     pub room: u32,
     pub client: u32,
+}
+
+/// How much a change matters to others: a prompt shows what gives power
+/// to others or opens the room first, then what else affects others, then
+/// the rest, so a padded list cannot push a grant out of sight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Weight {
+    /// Gives power to others, or lets more people in or read more.
+    Opens,
+    /// Affects others otherwise (a ban, a kick, a lowered level, an ACL).
+    Others,
+    /// The signer's own (their membership, their level), or a note.
+    Own,
+}
+
+/// Changes in prompt order (stable within a weight); returns them and how
+/// many open the room or give power (they come first).
+fn ordered(mut changes: Vec<(Weight, String)>) -> (Vec<String>, usize) {
+    changes.sort_by_key(|(w, _)| *w);
+    let opens = changes.iter().filter(|(w, _)| *w == Weight::Opens).count();
+    (changes.into_iter().map(|(_, c)| c).collect(), opens)
 }
 
 /// One check's verdict.
@@ -142,8 +169,12 @@ impl Finding {
 pub struct Decision {
     pub action: Action,
     pub findings: Vec<Finding>,
-    /// Readable description of what the event changes (for prompts).
+    /// Readable description of what the event changes (for prompts), in
+    /// [`Weight`] order.
     pub changes: Vec<String>,
+    /// How many of `changes` (the first ones) give power to others or
+    /// open the room: a prompt that cuts its list says how many it hid.
+    pub opening: usize,
     /// A remembered approval must cover this exact change (target and new
     /// value), not every event of the type: state events, redactions and
     /// batches. Plain messages are remembered by type.
@@ -151,9 +182,10 @@ pub struct Decision {
 }
 
 impl Decision {
-    fn from(findings: Vec<Finding>, changes: Vec<String>, exact_scope: bool) -> Decision {
+    fn from(findings: Vec<Finding>, changes: Vec<(Weight, String)>, exact_scope: bool) -> Decision {
         let action = findings.iter().map(|f| f.action).max().unwrap_or(Action::Allow);
-        Decision { action, findings, changes, exact_scope }
+        let (changes, opening) = ordered(changes);
+        Decision { action, findings, changes, opening, exact_scope }
     }
 
     /// Reasons, strictest first, each prefixed with its verdict.
@@ -175,16 +207,29 @@ fn judge_pdu(
     room: &RoomFacts<'_>,
     cfg: &PolicyConfig,
     now_ms: u64,
-) -> (Vec<Finding>, Vec<String>) {
+) -> (Vec<Finding>, Vec<(Weight, String)>) {
     let mut findings = vec![rules::check(req, cfg)];
     let ty = req.pdu.get("type").and_then(Value::as_str);
     // A batch's power levels are judged against what createRoom implies.
-    let (power_findings, changes) = if req.initial_state && ty == Some("m.room.power_levels") {
+    let (power_findings, mut changes) = if req.initial_state && ty == Some("m.room.power_levels") {
         (Vec::new(), Vec::new())
     } else {
         power::check(req, room, cfg)
     };
     findings.extend(power_findings);
+    if let (Some(ty), Some(sk), Some(content)) = (
+        ty,
+        req.pdu.get("state_key").and_then(Value::as_str),
+        req.pdu.get("content").and_then(Value::as_object),
+    ) {
+        let old = if req.initial_state { None } else { (room.setting)(ty, sk) };
+        let mut lines = settings::describe(ty, sk, old, content);
+        if req.initial_state {
+            // A new room has no old value to compare with.
+            lines.retain(|(w, _)| *w != Weight::Own);
+        }
+        changes.extend(lines);
+    }
     if !req.initial_state {
         match (req.intent, cfg.require_intent) {
             (Some(i), _) => findings.push(match intent::check(i, req.pdu) {

@@ -5,7 +5,7 @@
 
 use super::config::{Action, PolicyConfig};
 use super::levels::Levels;
-use super::{Finding, RoomFacts, SignRequest};
+use super::{Finding, RoomFacts, SignRequest, Weight};
 use cryptoid_protocol::json::{Object, Value};
 
 /// A cryptoID shortened for prompts: `XGX0JRS2Af3b…`. Twelve characters
@@ -71,23 +71,27 @@ pub fn redaction_target<'a>(req: &SignRequest<'a>) -> Option<&'a str> {
     redaction_targets(req.pdu, req.room_version).0.and_then(Value::as_str)
 }
 
-pub fn check(req: &SignRequest<'_>, room: &RoomFacts<'_>, cfg: &PolicyConfig) -> (Vec<Finding>, Vec<String>) {
+pub fn check(
+    req: &SignRequest<'_>,
+    room: &RoomFacts<'_>,
+    cfg: &PolicyConfig,
+) -> (Vec<Finding>, Vec<(Weight, String)>) {
     let pdu = req.pdu;
     let s = |k: &str| pdu.get(k).and_then(Value::as_str);
     let sender = s("sender").unwrap_or("");
     let content = pdu.get("content").and_then(Value::as_object);
     let mut findings = Vec::new();
-    let mut changes = Vec::new();
-    let mut over_others = |what: String, changes: &mut Vec<String>| {
+    let mut changes: Vec<(Weight, String)> = Vec::new();
+    let mut over_others = |weight: Weight, what: String, changes: &mut Vec<(Weight, String)>| {
         findings.push(Finding::new(cfg.power_over_others, format!("{what} affects someone else")));
-        changes.push(what);
+        changes.push((weight, what));
     };
     match s("type") {
         Some("m.room.member") => {
             let target = s("state_key").unwrap_or("");
             let membership = content.and_then(|c| c.get("membership")).and_then(Value::as_str).unwrap_or("?");
             if target == sender {
-                changes.push(format!("own membership → {membership}"));
+                changes.push((Weight::Own, format!("own membership → {membership}")));
                 if membership == "join" {
                     findings.extend(own_join_mapping(sender, content, req.key_user));
                     let named = content
@@ -96,18 +100,18 @@ pub fn check(req: &SignRequest<'_>, room: &RoomFacts<'_>, cfg: &PolicyConfig) ->
                         .and_then(|m| m.get("user_id"))
                         .and_then(Value::as_str);
                     if let Some(u) = named {
-                        changes.push(format!("join as {u}"));
+                        changes.push((Weight::Own, format!("join as {u}")));
                     }
                 }
             } else {
                 let who = room.name(target);
-                let what = match membership {
-                    "ban" => format!("ban {who}"),
-                    "leave" => format!("kick (or unban) {who}"),
-                    "invite" => format!("invite {who}"),
-                    other => format!("set the membership of {who} to {other}"),
+                let (weight, what) = match membership {
+                    "ban" => (Weight::Others, format!("ban {who}")),
+                    "leave" => (Weight::Others, format!("kick (or unban) {who}")),
+                    "invite" => (Weight::Opens, format!("invite {who}")),
+                    other => (Weight::Opens, format!("set the membership of {who} to {other}")),
                 };
-                over_others(what, &mut changes);
+                over_others(weight, what, &mut changes);
             }
         }
         Some("m.room.power_levels") if pdu.get("state_key").and_then(Value::as_str) == Some("") => {
@@ -121,10 +125,11 @@ pub fn check(req: &SignRequest<'_>, room: &RoomFacts<'_>, cfg: &PolicyConfig) ->
             };
             let known = room.power_levels.and_then(|o| Levels::new(o, req.room_version).ok());
             if known.is_none() {
-                changes.push(
+                changes.push((
+                    Weight::Others,
                     "(the agent does not know the room's current power levels: compared with the defaults; feed /sync to rooms.observe)"
                         .to_owned(),
-                );
+                ));
             }
             let old = known.unwrap_or_else(|| Levels::defaults(req.room_version));
             let (own, others): (Vec<_>, Vec<_>) =
@@ -140,9 +145,10 @@ pub fn check(req: &SignRequest<'_>, room: &RoomFacts<'_>, cfg: &PolicyConfig) ->
                     ),
                     _ => c.describe(),
                 };
-                over_others(named, &mut changes);
+                // Power given to others first: it is what a prompt must show.
+                over_others(if c.grants { Weight::Opens } else { Weight::Others }, named, &mut changes);
             }
-            changes.extend(own.iter().map(|c| format!("own {}", c.describe())));
+            changes.extend(own.iter().map(|c| (Weight::Own, format!("own {}", c.describe()))));
         }
         Some("m.room.redaction")
             if redaction_targets(pdu, req.room_version)
@@ -165,10 +171,14 @@ pub fn check(req: &SignRequest<'_>, room: &RoomFacts<'_>, cfg: &PolicyConfig) ->
         Some("m.room.redaction") => match redaction_target(req) {
             Some(t) if (room.is_own)(t) => {
                 findings.push(Finding::new(Action::Allow, format!("redacts {t}, one of your own events")));
-                changes.push(format!("redact own event {t}"));
+                changes.push((Weight::Own, format!("redact own event {t}")));
             }
-            Some(t) => over_others(format!("redact {t}, which is not one of your events"), &mut changes),
-            None => over_others("redaction without a target".to_owned(), &mut changes),
+            Some(t) => over_others(
+                Weight::Others,
+                format!("redact {t}, which is not one of your events"),
+                &mut changes,
+            ),
+            None => over_others(Weight::Others, "redaction without a target".to_owned(), &mut changes),
         },
         _ => {}
     }

@@ -130,13 +130,20 @@ impl Service {
         );
         if !decision.changes.is_empty() {
             // Bounded, so a padded list cannot push what matters out of a
-            // cut prompt: effects on others come first (policy order).
+            // cut prompt: what gives power to others or opens the room
+            // comes first (policy order), and a cut says how much of that
+            // it hid.
             const SHOWN: usize = 8;
             prompt.push_str(": ");
             prompt.push_str(&decision.changes.iter().take(SHOWN).cloned().collect::<Vec<_>>().join("; "));
             if decision.changes.len() > SHOWN {
+                let hidden_opening = decision.opening.saturating_sub(SHOWN);
+                let of_them = match hidden_opening {
+                    0 => String::new(),
+                    n => format!(", {n} of them giving power to others or opening the room"),
+                };
                 prompt.push_str(&format!(
-                    "; and {} more changes (all listed by `cryptoidctl confirm`)",
+                    "; and {} more changes{of_them} (all listed by `cryptoidctl confirm`)",
                     decision.changes.len() - SHOWN
                 ));
             }

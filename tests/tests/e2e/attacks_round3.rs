@@ -217,3 +217,96 @@ fn depth_is_above_every_known_parent_even_when_some_are_unknown() {
     denied(try_sign(&mut c, m(10)), "is not above the depth 10");
     sign(&mut c, m(11));
 }
+
+/// A cryptoID that sorts before OTHER ("3TPr…"): padding keys that came
+/// first in the list pushed a grant out of a cut prompt.
+fn padding_key(i: u8) -> String {
+    let mut k = format!("0{i:02}");
+    k.push_str(&"A".repeat(40));
+    k
+}
+
+/// Attack: eight lowered users whose keys sort first, and a grant of 100
+/// to OTHER: the grant was "and 1 more". It comes first, in the prompt the
+/// person reads. Control: approved, it signs.
+#[test]
+fn a_grant_is_never_hidden_behind_padding() {
+    let agent = agent("confirm_timeout_secs = 10\n");
+    let mut c = agent.unlocked();
+    let k = create(&mut c, Some(ROOM));
+    let (pl, tip) = (id('p'), id('t'));
+    let padded: String = (0..8).map(|i| format!(r#""{}":50,"#, padding_key(i))).collect();
+    observe(
+        &mut c,
+        vec![
+            state_ev(&pl, 2, "m.room.power_levels", "", &format!(r#"{{"users":{{{padded}"{k}":100}}}}"#)),
+            plain(&tip, 3, &[&pl]),
+        ],
+    );
+    let lowered: String = (0..8).map(|i| format!(r#""{}":10,"#, padding_key(i))).collect();
+    let new = format!(r#"{{"users":{{{lowered}"{k}":100,"{OTHER}":100}}}}"#);
+    let grant = state_at(&k, "m.room.power_levels", "", &new, 4, &[&tip], &[&pl]);
+    let r = check(&mut c, grant.clone());
+    assert!(r.changes[0].contains("users[3TPraTczVkDP…]") && r.changes[0].contains("→ 100"), "{r:?}");
+    let t = super::policy::answer_after(&agent, true, None, |_| {});
+    assert_verifies(&sign(&mut c, grant).pdu, &k);
+    let shown = t.join().expect("answer");
+    let prompt = &shown[0];
+    let grant_at = prompt.find("users[3TPraTczVkDP…]").expect("the grant is in the prompt");
+    assert!(prompt.find("users[000").is_none_or(|p| p > grant_at), "the grant comes first: {prompt}");
+    assert!(prompt.contains("and 1 more changes"), "{prompt}");
+}
+
+/// Attack: a join-rules change said only "asks to sign m.room.join_rules".
+/// Now every security setting shows old → new, in `changes` and the
+/// prompt. Control: approved, the change signs.
+#[test]
+fn security_settings_are_shown_old_to_new() {
+    let agent = agent("confirm_timeout_secs = 10\n");
+    let mut c = agent.unlocked();
+    let k = create(&mut c, Some(ROOM));
+    let (jr, acl, tip) = (id('j'), id('a'), id('t'));
+    observe(
+        &mut c,
+        vec![
+            state_ev(&jr, 2, "m.room.join_rules", "", r#"{"join_rule":"invite"}"#),
+            state_ev(&acl, 3, "m.room.server_acl", "", r#"{"allow":["*"],"deny":["evil.example"]}"#),
+            plain(&tip, 4, &[&acl]),
+        ],
+    );
+    let public = state_at(&k, "m.room.join_rules", "", r#"{"join_rule":"public"}"#, 5, &[&tip], &[&jr]);
+    let r = check(&mut c, public.clone());
+    assert!(r.changes.iter().any(|ch| ch == "join rule \"invite\" → \"public\""), "{r:?}");
+    let unban = state_at(&k, "m.room.server_acl", "", r#"{"allow":["*"],"deny":[]}"#, 5, &[&tip], &[&acl]);
+    let r = check(&mut c, unban);
+    assert!(r.changes.iter().any(|ch| ch == "server ACL deny: − \"evil.example\""), "{r:?}");
+    let restricted = state_at(
+        &k,
+        "m.room.join_rules",
+        "",
+        r#"{"join_rule":"restricted","allow":[{"type":"m.room_membership","room_id":"!space:x"}]}"#,
+        5,
+        &[&tip],
+        &[&jr],
+    );
+    let r = check(&mut c, restricted);
+    assert!(r.changes.iter().any(|ch| ch.contains("may join") && ch.contains("!space:x")), "{r:?}");
+    for (ty, sk, content, want) in [
+        ("m.room.history_visibility", "", r#"{"history_visibility":"world_readable"}"#, "history visibility"),
+        ("m.room.guest_access", "", r#"{"guest_access":"can_join"}"#, "guest access"),
+        ("m.room.encryption", "", r#"{"algorithm":"m.megolm.v1.aes-sha2"}"#, "encryption off →"),
+        ("m.room.tombstone", "", r#"{"replacement_room":"!new:x","body":"moved"}"#, "!new:x"),
+        ("m.room.canonical_alias", "", r##"{"alias":"#a:x","alt_aliases":["#b:x"]}"##, "alternative aliases"),
+        ("m.room.third_party_invite", "tok", r#"{"display_name":"b...@example.org"}"#, "third-party invite"),
+        ("m.space.child", "!c:x", r#"{"via":["x"]}"#, "space child"),
+        ("m.space.parent", "!p:x", r#"{"via":["x"]}"#, "space parent"),
+    ] {
+        let r = check(&mut c, state_at(&k, ty, sk, content, 5, &[&tip], &[]));
+        assert!(r.changes.iter().any(|ch| ch.contains(want)), "{ty}: {r:?}");
+    }
+    // The prompt shows it too; approved, it signs (control).
+    let t = super::policy::answer_after(&agent, true, None, |_| {});
+    assert_verifies(&sign(&mut c, public).pdu, &k);
+    let shown = t.join().expect("answer");
+    assert!(shown[0].contains("join rule \"invite\" → \"public\""), "{shown:?}");
+}
