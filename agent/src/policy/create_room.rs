@@ -176,7 +176,15 @@ pub fn check(b: &Batch<'_>, room: &RoomFacts<'_>) -> (Vec<Finding>, Vec<(Weight,
                 ));
             }
             if let Some(pl) = state.get(&("m.room.power_levels", "")) {
-                for c in power_grants(&baseline, pl, b.room_version, &creators, &BTreeSet::new(), &mut out) {
+                for c in power_grants(
+                    &baseline,
+                    pl,
+                    b.room_version,
+                    &creators,
+                    &BTreeSet::new(),
+                    Action::Confirm,
+                    &mut out,
+                ) {
                     changes.push((Weight::Opens, c.describe()));
                     out.push(Finding::new(
                         Action::Confirm,
@@ -228,13 +236,16 @@ fn default_levels(rv: &RoomVersion, creator: &str, trusted: &[&str], preset: &st
 
 /// Changes from `baseline` to `actual` that give power to someone other
 /// than the creators or take it from the creator, skipping fields in
-/// `named` (the client's override, checked exactly elsewhere).
+/// `named` (the client's override, checked exactly elsewhere). A threshold
+/// raised above the creator's own level (locking the creator out) is a
+/// `lockout` finding.
 fn power_grants(
     baseline: &Object,
     actual: &Object,
     rv: &RoomVersion,
     creators: &BTreeSet<&str>,
     named: &BTreeSet<&str>,
+    lockout: Action,
     out: &mut Vec<Finding>,
 ) -> Vec<Change> {
     let (base, new) = match (Levels::new(baseline, rv), Levels::new(actual, rv)) {
@@ -244,6 +255,19 @@ fn power_grants(
             return Vec::new();
         }
     };
+    // Raising a threshold above the creator's own level locks the creator
+    // out of what it guards (v12 creators stand above every level).
+    if !rv.creators_have_infinite_power() {
+        let creator_level = creators.iter().map(|c| new.user(c)).max().unwrap_or(0);
+        for field in new.raised_above(&base, creator_level) {
+            if !named.contains(field.split(['[', ' ']).next().unwrap_or("")) {
+                out.push(Finding::new(
+                    lockout,
+                    format!("power levels: {field} is above the creator's own level {creator_level}: the creator would be locked out of it, and the createRoom request did not ask for that"),
+                ));
+            }
+        }
+    }
     base.diff(&new)
         .into_iter()
         .filter(|c| !named.contains(c.field.split('[').next().unwrap_or("")))
@@ -354,6 +378,8 @@ fn with_intent(
 
     // The state the batch sets.
     let mut seen = BTreeSet::new();
+    // Invited user → the cryptoID (state key) the batch invites them as.
+    let mut invited: BTreeMap<&str, &str> = BTreeMap::new();
     for (&(ty, sk), content) in state {
         seen.insert((ty.to_owned(), sk.to_owned()));
         let shown = || format!("{ty} ({sk:?})");
@@ -380,52 +406,49 @@ fn with_intent(
                     deny(out, format!("the creator's membership is {:?}, not join", field("membership")));
                 }
             }
-            "m.room.member" => {
-                let user = obj(content, "mxid_mapping").and_then(|m| s(m, "user_id")).unwrap_or(sk);
-                if field("membership") != Some("invite") || !invite.contains(&user) {
-                    deny(out, format!("{} sets the membership of {} to {:?}, which the createRoom request did not ask for", shown(), super::power::short(sk), field("membership")));
-                } else {
-                    changes.push((Weight::Opens, format!("invite {user}")));
+            "m.room.member" => match invitee(sk, content, &invite, body) {
+                Ok(user) if invited.insert(user, sk).is_none() => {
+                    changes.push((Weight::Opens, format!("invite {user} ({})", super::power::short(sk))));
                 }
-            }
-            "m.room.name" if sk.is_empty() => {
-                if body.get("name").and_then(Value::as_str) != field("name") {
+                Ok(user) => deny(out, format!("{} invites {user} a second time", shown())),
+                Err(why) => deny(out, format!("{} {why}", shown())),
+            },
+            // Every key as the request implies it: no `m.topic`, no extra
+            // key a client would show and the person never asked for.
+            "m.room.name" | "m.room.topic" if sk.is_empty() => {
+                let key = if ty == "m.room.name" { "name" } else { "topic" };
+                let want = body.get(key).and_then(Value::as_str).map(|v| {
+                    let mut o = Object::new();
+                    o.insert(key.into(), Value::from(v));
+                    o
+                });
+                if want.as_ref() != Some(*content) {
                     deny(
                         out,
                         format!(
-                            "m.room.name is {:?} but the createRoom request asks for {:?}",
-                            field("name"),
-                            s(body, "name")
-                        ),
-                    );
-                }
-            }
-            "m.room.topic" if sk.is_empty() => {
-                if body.get("topic").and_then(Value::as_str) != field("topic") {
-                    deny(
-                        out,
-                        format!(
-                            "m.room.topic is {:?} but the createRoom request asks for {:?}",
-                            field("topic"),
-                            s(body, "topic")
+                            "{ty} is {} but the createRoom request implies {}",
+                            Value::Object((*content).clone()),
+                            want.map_or("none".to_owned(), |w| Value::Object(w).to_string())
                         ),
                     );
                 }
             }
             "m.room.canonical_alias" if sk.is_empty() => {
-                let ok = s(body, "room_alias_name").is_some_and(|n| {
-                    field("alias").is_some_and(|a| {
-                        a.strip_prefix('#')
-                            .and_then(|a| a.strip_prefix(n))
-                            .is_some_and(|r| r.starts_with(':'))
-                    })
-                });
+                // Only `alias`: createRoom asks for no alt_aliases.
+                let ok = content.len() == 1
+                    && s(body, "room_alias_name").is_some_and(|n| {
+                        field("alias").is_some_and(|a| {
+                            a.strip_prefix('#')
+                                .and_then(|a| a.strip_prefix(n))
+                                .is_some_and(|r| r.starts_with(':'))
+                        })
+                    });
                 if !ok {
                     deny(
                         out,
                         format!(
-                            "m.room.canonical_alias {:?} was not asked for (room_alias_name {:?})",
-                            field("alias"),
+                            "m.room.canonical_alias {} was not asked for (room_alias_name {:?}: exactly {{\"alias\": \"#<it>:<server>\"}})",
+                            Value::Object((*content).clone()),
                             s(body, "room_alias_name")
                         ),
                     );
@@ -461,7 +484,20 @@ fn with_intent(
     if expected.contains_key(&("m.room.power_levels".into(), String::new())) {
         return;
     }
-    let trusted: Vec<&str> = if preset == "trusted_private_chat" { invite.clone() } else { Vec::new() };
+    // trusted_private_chat: each invitee at 100, under the key the batch
+    // invites them as (MSC4080: the one-time cryptoID the server claimed
+    // for them; other versions: their user ID), and only those.
+    let trusted: Vec<&str> = if preset == "trusted_private_chat" {
+        for u in invite.iter().filter(|u| !invited.contains_key(*u)) {
+            deny(
+                out,
+                format!("trusted_private_chat gives {u} the creator's power, but the batch has no invite of {u} saying under which key: the grant could not be checked"),
+            );
+        }
+        invited.values().copied().collect()
+    } else {
+        Vec::new()
+    };
     let mut baseline = default_levels(b.room_version, creator, &trusted, preset);
     let over = body.get("power_level_content_override").and_then(Value::as_object);
     let mut named = BTreeSet::new();
@@ -478,12 +514,56 @@ fn with_intent(
             );
         }
     }
-    for c in power_grants(&baseline, pl, b.room_version, creators, &named, out) {
+    for c in power_grants(&baseline, pl, b.room_version, creators, &named, Action::Deny, out) {
         deny(
             out,
             format!("power levels: {} gives power the createRoom request did not ask for", c.describe()),
         );
     }
+}
+
+/// Checks an invite in a createRoom batch; the invited user ID.
+///
+/// The state key is the invitee's key in the room: in MSC4080 a one-time
+/// cryptoID the homeserver claimed for them, named in `mxid_mapping`
+/// (`user_room_key` the state key, `user_id` the invited user; claimed by
+/// the homeserver, as every mapping the agent cannot verify); in other
+/// versions the user ID itself. The content holds nothing the request did
+/// not imply: `is_direct` as asked, and the display name and avatar a
+/// server adds.
+fn invitee<'a>(sk: &'a str, content: &'a Object, invite: &[&str], body: &Object) -> Result<&'a str, String> {
+    if s(content, "membership") != Some("invite") {
+        return Err(format!(
+            "sets the membership of {} to {:?}, which the createRoom request did not ask for",
+            super::power::short(sk),
+            s(content, "membership")
+        ));
+    }
+    let user = match obj(content, "mxid_mapping") {
+        Some(m) if s(m, "user_room_key") != Some(sk) => {
+            return Err(format!(
+                "has an mxid_mapping for {} but invites {}",
+                s(m, "user_room_key").map_or("nobody".into(), super::power::short),
+                super::power::short(sk)
+            ))
+        }
+        Some(m) => s(m, "user_id").ok_or("has an mxid_mapping without a user_id")?,
+        None => sk,
+    };
+    if !invite.contains(&user) {
+        return Err(format!("invites {user}, whom the createRoom request does not invite"));
+    }
+    for (k, v) in content {
+        let fine = match k.as_str() {
+            "membership" | "mxid_mapping" | "displayname" | "avatar_url" => true,
+            "is_direct" => body.get("is_direct").unwrap_or(&Value::Bool(false)) == v,
+            _ => false,
+        };
+        if !fine {
+            return Err(format!("carries {k} = {v}, which the createRoom request did not ask for"));
+        }
+    }
+    Ok(user)
 }
 
 /// `creation_content` keys must be in the create event as asked; a key it

@@ -233,4 +233,24 @@ impl<'a> Levels<'a> {
         }
         out
     }
+
+    /// Fields of `self` raised from `base` above `level` (the creator's):
+    /// what the creator could no longer do, e.g. `state_default 50 → 101`.
+    pub fn raised_above(&self, base: &Levels<'_>, level: i64) -> Vec<String> {
+        let mut out = Vec::new();
+        for (k, _) in THRESHOLDS.iter().filter(|(k, _)| *k != "users_default") {
+            let (a, b) = (base.threshold(k), self.threshold(k));
+            if b > a && b > level {
+                out.push(format!("{k} {a} → {b}"));
+            }
+        }
+        let events: BTreeSet<&String> = base.keys("events").chain(self.keys("events")).collect();
+        for t in events {
+            let (a, b) = (base.event_both(t), self.event_both(t));
+            if b.0 > a.0 && b.0 > level {
+                out.push(format!("events[{t}] {} → {}", a.0, b.0));
+            }
+        }
+        out
+    }
 }

@@ -210,12 +210,12 @@ fn judge_pdu(
 ) -> (Vec<Finding>, Vec<(Weight, String)>) {
     let mut findings = vec![rules::check(req, cfg)];
     let ty = req.pdu.get("type").and_then(Value::as_str);
-    // A batch's power levels are judged against what createRoom implies.
-    let (power_findings, mut changes) = if req.initial_state && ty == Some("m.room.power_levels") {
-        (Vec::new(), Vec::new())
-    } else {
-        power::check(req, room, cfg)
-    };
+    // A batch's power levels are judged against what createRoom implies,
+    // and so are its invites when the batch has the request to match.
+    let by_request =
+        ty == Some("m.room.power_levels") || (ty == Some("m.room.member") && req.intent.is_some());
+    let (power_findings, mut changes) =
+        if req.initial_state && by_request { (Vec::new(), Vec::new()) } else { power::check(req, room, cfg) };
     findings.extend(power_findings);
     if let (Some(ty), Some(sk), Some(content)) = (
         ty,
@@ -304,7 +304,9 @@ pub fn evaluate_batch(
     for (i, pdu) in batch.pdus.iter().enumerate() {
         let req = SignRequest {
             pdu,
-            intent: None,
+            // Only to tell judge_pdu the batch is matched against a
+            // request ([`create_room`] did that).
+            intent: batch.intent,
             room_version: batch.room_version,
             binds_key: i == 0,
             initial_state: true,

@@ -574,7 +574,7 @@ fn create_room_batches_against_their_intent() {
         ("odd encryption", power.clone(), [private.to_vec(), vec![("m.room.encryption", "", r#"{"algorithm":"x.none"}"#)]].concat(), asked.clone(), Action::Deny, "m.room.encryption"),
         ("name as asked", power.clone(), [private.to_vec(), vec![("m.room.name", "", r#"{"name":"Team"}"#)]].concat(), intent(r#"{"name":"Team"}"#), Action::Allow, ""),
         ("name changed", power.clone(), [private.to_vec(), vec![("m.room.name", "", r#"{"name":"Evil"}"#)]].concat(), intent(r#"{"name":"Team"}"#), Action::Deny, "m.room.name"),
-        ("invite unasked", power.clone(), [private.to_vec(), vec![("m.room.member", OTHER, r#"{"membership":"invite"}"#)]].concat(), asked.clone(), Action::Deny, "did not ask for"),
+        ("invite unasked", power.clone(), [private.to_vec(), vec![("m.room.member", OTHER, r#"{"membership":"invite"}"#)]].concat(), asked.clone(), Action::Deny, "does not invite"),
         ("users_default", power.replace(r#""users_default":0"#, r#""users_default":50"#), private.to_vec(), asked.clone(), Action::Deny, "users_default 0 → 50"),
         ("state_default", power.replace(r#""state_default":50"#, r#""state_default":0"#), private.to_vec(), asked.clone(), Action::Deny, "state_default"),
         ("raised levels", power.replace(r#""kick":50"#, r#""kick":100"#), private.to_vec(), asked.clone(), Action::Allow, ""),

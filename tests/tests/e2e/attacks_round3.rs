@@ -310,3 +310,149 @@ fn security_settings_are_shown_old_to_new() {
     let shown = t.join().expect("answer");
     assert!(shown[0].contains("join rule \"invite\" → \"public\""), "{shown:?}");
 }
+
+const PRIVATE: [(&str, &str, &str); 3] = [
+    ("m.room.join_rules", "", r#"{"join_rule":"invite"}"#),
+    ("m.room.history_visibility", "", r#"{"history_visibility":"shared"}"#),
+    ("m.room.guest_access", "", r#"{"guest_access":"can_join"}"#),
+];
+
+/// A createRoom batch for `body` with the private state, `power` and
+/// `extra` state.
+fn try_create_room(
+    c: &mut Client,
+    room: &str,
+    body_text: &str,
+    power: impl FnOnce(&str) -> String,
+    extra: &[(&str, &str, &str)],
+) -> Result<(), cryptoid_protocol::client::ClientError> {
+    let k = create(c, None);
+    let mut state = PRIVATE.to_vec();
+    state.extend_from_slice(extra);
+    let (events, _) = pdus::create_room(&k, room, &power(&k), &state);
+    batch(c, events, Some(body(body_text))).map(drop)
+}
+
+/// Attack: thresholds raised above the creator's own level lock the
+/// creator out (here of all state, and of bans). Denied unless the
+/// request's override asked for exactly that value (the control).
+#[test]
+fn a_create_room_batch_cannot_lock_the_creator_out() {
+    let agent = agent("");
+    let mut c = agent.unlocked();
+    let raise = |field: &'static str| {
+        move |k: &str| {
+            pdus::default_power(k).replace(&format!(r#""{field}":50"#), &format!(r#""{field}":101"#))
+        }
+    };
+    let asked = r#"{"preset":"private_chat"}"#;
+    denied(try_create_room(&mut c, "!lock1:x", asked, raise("state_default"), &[]), "locked out");
+    denied(try_create_room(&mut c, "!lock2:x", asked, raise("ban"), &[]), "locked out");
+    let events_raised = |k: &str| {
+        pdus::default_power(k).replace(r#""m.room.power_levels":100"#, r#""m.room.power_levels":101"#)
+    };
+    denied(try_create_room(&mut c, "!lock3:x", asked, events_raised, &[]), "locked out");
+    // Control: asked for exactly that.
+    try_create_room(
+        &mut c,
+        "!lock4:x",
+        r#"{"preset":"private_chat","power_level_content_override":{"ban":101}}"#,
+        raise("ban"),
+        &[],
+    )
+    .expect("the override asked for it");
+}
+
+/// Attack: a name, topic or alias carrying keys nobody asked for (an
+/// `m.topic` with other text, an alias list). Control: exactly the
+/// request's content signs.
+#[test]
+fn create_room_name_topic_and_alias_are_exactly_what_was_asked() {
+    let agent = agent("");
+    let mut c = agent.unlocked();
+    let asked = r#"{"preset":"private_chat","name":"Team","topic":"plans","room_alias_name":"team"}"#;
+    let power = |k: &str| pdus::default_power(k);
+    let name = ("m.room.name", "", r#"{"name":"Team"}"#);
+    let topic = ("m.room.topic", "", r#"{"topic":"plans"}"#);
+    let alias = ("m.room.canonical_alias", "", r##"{"alias":"#team:x"}"##);
+    let bad_name = ("m.room.name", "", r#"{"name":"Team","x":1}"#);
+    denied(try_create_room(&mut c, "!n1:x", asked, power, &[bad_name, topic, alias]), "m.room.name");
+    let bad_topic = ("m.room.topic", "", r#"{"topic":"plans","m.topic":{"m.text":[{"body":"other"}]}}"#);
+    denied(try_create_room(&mut c, "!n2:x", asked, power, &[name, bad_topic, alias]), "m.room.topic");
+    let bad_alias = ("m.room.canonical_alias", "", r##"{"alias":"#team:x","alt_aliases":["#evil:x"]}"##);
+    denied(
+        try_create_room(&mut c, "!n3:x", asked, power, &[name, topic, bad_alias]),
+        "m.room.canonical_alias",
+    );
+    try_create_room(&mut c, "!n4:x", asked, power, &[name, topic, alias]).expect("as asked");
+}
+
+/// The invitee's one-time cryptoID, claimed by the homeserver for them.
+const BOB_KEY: &str = "l8Hft5qXKn1vfHrg3p4+W8gELQVo8N13JkluMfmn2sQ";
+
+fn invite_of(key: &str, user: &str) -> String {
+    format!(
+        r#"{{"membership":"invite","is_direct":true,"mxid_mapping":{{"user_room_key":"{key}","user_id":"{user}"}}}}"#
+    )
+}
+
+/// trusted_private_chat under MSC4080: the invitee's cryptoID is not known
+/// when the client asks, so the homeserver claims a one-time cryptoID for
+/// each invitee, invites it in the batch with an `mxid_mapping` naming the
+/// invited user, and gives that key 100. Control: such a batch signs.
+/// Attacks: 100 for a key no invite names, an invite of someone not asked
+/// for, and a trusted invitee with no invite (the grant cannot be checked).
+#[test]
+fn trusted_private_chat_gives_exactly_the_invited_keys_the_creator_s_power() {
+    let agent = agent("");
+    let mut c = agent.unlocked();
+    let asked = r#"{"preset":"trusted_private_chat","invite":["@bob:x"],"is_direct":true}"#;
+    let with = |extra_users: &'static str| {
+        move |k: &str| pdus::default_power(k).replace(r#""users":{"#, &format!(r#""users":{{{extra_users}"#))
+    };
+    let bob = invite_of(BOB_KEY, "@bob:x");
+    let invite = ("m.room.member", BOB_KEY, bob.as_str());
+    try_create_room(
+        &mut c,
+        "!t1:x",
+        asked,
+        with(r#""l8Hft5qXKn1vfHrg3p4+W8gELQVo8N13JkluMfmn2sQ":100,"#),
+        &[invite],
+    )
+    .expect("the trusted invitee at 100 under the key it is invited as");
+    // Attack: 100 for another key.
+    denied(
+        try_create_room(
+            &mut c,
+            "!t2:x",
+            asked,
+            with(r#""3TPraTczVkDPTRaX4K+AfUuyx7Mzq1UafTXypnl0t2k":100,"#),
+            &[invite],
+        ),
+        "did not ask for",
+    );
+    // Attack: the invite names someone else.
+    let eve = invite_of(BOB_KEY, "@eve:x");
+    denied(
+        try_create_room(
+            &mut c,
+            "!t3:x",
+            asked,
+            with(r#""l8Hft5qXKn1vfHrg3p4+W8gELQVo8N13JkluMfmn2sQ":100,"#),
+            &[("m.room.member", BOB_KEY, eve.as_str())],
+        ),
+        "does not invite",
+    );
+    // Attack: the trusted invitee's power with no invite saying whose key.
+    denied(
+        try_create_room(
+            &mut c,
+            "!t4:x",
+            asked,
+            with(r#""l8Hft5qXKn1vfHrg3p4+W8gELQVo8N13JkluMfmn2sQ":100,"#),
+            &[],
+        ),
+        "no invite of @bob:x",
+    );
+    let _ = OTHER;
+}
