@@ -90,6 +90,11 @@ impl Recent {
     fn len(&self) -> usize {
         self.order.len()
     }
+
+    fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+        self.order.retain(|id| keep(id));
+        self.map.retain(|id, _| keep(id));
+    }
 }
 
 /// The newest authorization-relevant event of a room.
@@ -352,7 +357,10 @@ impl Rooms {
                 });
             } else if name.ends_with(".json") {
                 match serde_json::from_slice::<RoomState>(&bytes) {
-                    Ok(r) => {
+                    Ok(mut r) => {
+                        // Views before round 3 may hold carried (v1/v2)
+                        // IDs as own: the homeserver chose those.
+                        r.own.retain(|id| !id.contains(':'));
                         rooms.insert(r.room_id.clone(), r);
                     }
                     // A damaged view only weakens anti-replay for one room
@@ -509,7 +517,10 @@ impl Rooms {
             r.room_version = room_version.map(str::to_owned);
         }
         r.see(e);
-        if own {
+        // Redacting one's own message is one's own business; redacting
+        // one's own state event (an ACL, the encryption) empties it for
+        // everyone, so it is not recorded as a silent "own" target.
+        if own && e.state_key.is_none() {
             r.own.insert(e.event_id.to_owned(), e.depth);
         }
         drop(rooms);
@@ -601,12 +612,12 @@ impl Rooms {
                     c.insert("membership".into(), m.clone());
                     c
                 });
-                // Entries before round 3 have no version: their IDs were
-                // recorded as own then, and are again.
                 let version = s.get("room_version").and_then(Value::as_str);
-                let own = version
-                    .and_then(|v| cryptoid_protocol::RoomVersion::from_id(v).ok())
-                    .is_none_or(|rv| rv.event_id_format() != cryptoid_protocol::EventIdFormat::Carried);
+                // Entries before round 3: a carried (v1/v2) ID has a ':'.
+                let own = match version.and_then(|v| cryptoid_protocol::RoomVersion::from_id(v).ok()) {
+                    Some(rv) => rv.event_id_format() != cryptoid_protocol::EventIdFormat::Carried,
+                    None => !id.contains(':'),
+                };
                 self.record_signed(
                     room,
                     &Seen {

@@ -151,7 +151,10 @@ pub fn check(b: &Batch<'_>, room: &RoomFacts<'_>) -> (Vec<Finding>, Vec<(Weight,
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-    let mut creators: BTreeSet<&str> = additional.clone();
+    // Before v12 servers give additional creators nothing: only the
+    // sender is the creator there.
+    let mut creators: BTreeSet<&str> =
+        if b.room_version.creators_have_infinite_power() { additional.clone() } else { BTreeSet::new() };
     creators.insert(creator);
     let mut changes: Vec<(Weight, String)> = Vec::new();
     match b.intent {
@@ -181,8 +184,7 @@ pub fn check(b: &Batch<'_>, room: &RoomFacts<'_>) -> (Vec<Finding>, Vec<(Weight,
                     pl,
                     b.room_version,
                     &creators,
-                    &BTreeSet::new(),
-                    Action::Confirm,
+                    Scope { named: &BTreeSet::new(), guarded: &[creator], lockout: Action::Confirm },
                     &mut out,
                 ) {
                     changes.push((Weight::Opens, c.describe()));
@@ -234,6 +236,15 @@ fn default_levels(rv: &RoomVersion, creator: &str, trusted: &[&str], preset: &st
     pl
 }
 
+/// What a power-levels comparison leaves out and guards: the override's
+/// fields (`named`, checked exactly elsewhere), who must keep full power
+/// (`guarded`), and what a lockout of them is (`lockout`).
+struct Scope<'a> {
+    named: &'a BTreeSet<&'a str>,
+    guarded: &'a [&'a str],
+    lockout: Action,
+}
+
 /// Changes from `baseline` to `actual` that give power to someone other
 /// than the creators or take it from the creator, skipping fields in
 /// `named` (the client's override, checked exactly elsewhere). A threshold
@@ -244,10 +255,10 @@ fn power_grants(
     actual: &Object,
     rv: &RoomVersion,
     creators: &BTreeSet<&str>,
-    named: &BTreeSet<&str>,
-    lockout: Action,
+    scope: Scope<'_>,
     out: &mut Vec<Finding>,
 ) -> Vec<Change> {
+    let Scope { named, guarded, lockout } = scope;
     let (base, new) = match (Levels::new(baseline, rv), Levels::new(actual, rv)) {
         (Ok(b), Ok(n)) => (b, n),
         (_, Err(e)) | (Err(e), _) => {
@@ -258,12 +269,14 @@ fn power_grants(
     // Raising a threshold above the creator's own level locks the creator
     // out of what it guards (v12 creators stand above every level).
     if !rv.creators_have_infinite_power() {
-        let creator_level = creators.iter().map(|c| new.user(c)).max().unwrap_or(0);
-        for field in new.raised_above(&base, creator_level) {
+        // The lowest of those who must keep full power: the creator and,
+        // in a trusted_private_chat, the invitees.
+        let level = guarded.iter().map(|c| new.user(c)).min().unwrap_or(0);
+        for field in new.raised_above(&base, level) {
             if !named.contains(field.split(['[', ' ']).next().unwrap_or("")) {
                 out.push(Finding::new(
                     lockout,
-                    format!("power levels: {field} is above the creator's own level {creator_level}: the creator would be locked out of it, and the createRoom request did not ask for that"),
+                    format!("power levels: {field} is above the level {level} of the creator (or a trusted invitee): they would be locked out of it, and the createRoom request did not ask for that"),
                 ));
             }
         }
@@ -405,10 +418,36 @@ fn with_intent(
                 if field("membership") != Some("join") {
                     deny(out, format!("the creator's membership is {:?}, not join", field("membership")));
                 }
+                let extra = content.keys().find(|k| {
+                    !matches!(k.as_str(), "membership" | "mxid_mapping" | "displayname" | "avatar_url")
+                });
+                if let Some(k) = extra {
+                    deny(
+                        out,
+                        format!(
+                            "the creator's join carries {k}, which the createRoom request did not ask for"
+                        ),
+                    );
+                }
             }
-            "m.room.member" => match invitee(sk, content, &invite, body) {
+            "m.room.member" => match invitee(sk, content, &invite, body, b.room_version) {
                 Ok(user) if invited.insert(user, sk).is_none() => {
-                    changes.push((Weight::Opens, format!("invite {user} ({})", super::power::short(sk))));
+                    if sk == user {
+                        changes.push((Weight::Opens, format!("invite {user}")));
+                    } else {
+                        // The key is the homeserver's choice, and a batch
+                        // brings no server keys to check the mapping with:
+                        // the person sees whose key it claims to be.
+                        let what = format!(
+                            "invite {} (name claimed by the homeserver: {user})",
+                            super::power::short(sk)
+                        );
+                        out.push(Finding::new(
+                            Action::Confirm,
+                            format!("{what}: the homeserver chose this key for {user}"),
+                        ));
+                        changes.push((Weight::Opens, what));
+                    }
                 }
                 Ok(user) => deny(out, format!("{} invites {user} a second time", shown())),
                 Err(why) => deny(out, format!("{} {why}", shown())),
@@ -498,6 +537,7 @@ fn with_intent(
     } else {
         Vec::new()
     };
+    let guarded: Vec<&str> = std::iter::once(creator).chain(trusted.iter().copied()).collect();
     let mut baseline = default_levels(b.room_version, creator, &trusted, preset);
     let over = body.get("power_level_content_override").and_then(Value::as_object);
     let mut named = BTreeSet::new();
@@ -514,7 +554,14 @@ fn with_intent(
             );
         }
     }
-    for c in power_grants(&baseline, pl, b.room_version, creators, &named, Action::Deny, out) {
+    for c in power_grants(
+        &baseline,
+        pl,
+        b.room_version,
+        creators,
+        Scope { named: &named, guarded: &guarded, lockout: Action::Deny },
+        out,
+    ) {
         deny(
             out,
             format!("power levels: {} gives power the createRoom request did not ask for", c.describe()),
@@ -531,7 +578,13 @@ fn with_intent(
 /// versions the user ID itself. The content holds nothing the request did
 /// not imply: `is_direct` as asked, and the display name and avatar a
 /// server adds.
-fn invitee<'a>(sk: &'a str, content: &'a Object, invite: &[&str], body: &Object) -> Result<&'a str, String> {
+fn invitee<'a>(
+    sk: &'a str,
+    content: &'a Object,
+    invite: &[&str],
+    body: &Object,
+    rv: &RoomVersion,
+) -> Result<&'a str, String> {
     if s(content, "membership") != Some("invite") {
         return Err(format!(
             "sets the membership of {} to {:?}, which the createRoom request did not ask for",
@@ -540,6 +593,13 @@ fn invitee<'a>(sk: &'a str, content: &'a Object, invite: &[&str], body: &Object)
         ));
     }
     let user = match obj(content, "mxid_mapping") {
+        // Outside cryptoID rooms the state key is the user ID: a mapping
+        // there would let any key pass for an invited user.
+        Some(_) if !rv.uses_cryptoids() => {
+            return Err(
+                "carries an mxid_mapping, which only cryptoID rooms have: the state key is the user".into()
+            )
+        }
         Some(m) if s(m, "user_room_key") != Some(sk) => {
             return Err(format!(
                 "has an mxid_mapping for {} but invites {}",

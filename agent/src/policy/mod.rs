@@ -212,8 +212,11 @@ fn judge_pdu(
     let ty = req.pdu.get("type").and_then(Value::as_str);
     // A batch's power levels are judged against what createRoom implies,
     // and so are its invites when the batch has the request to match.
-    let by_request =
-        ty == Some("m.room.power_levels") || (ty == Some("m.room.member") && req.intent.is_some());
+    // (Others' memberships only: the creator's own join is still checked
+    // here, its mxid_mapping above all.)
+    let others_member = ty == Some("m.room.member")
+        && req.pdu.get("state_key").and_then(Value::as_str) != req.pdu.get("sender").and_then(Value::as_str);
+    let by_request = ty == Some("m.room.power_levels") || (others_member && req.intent.is_some());
     let (power_findings, mut changes) =
         if req.initial_state && by_request { (Vec::new(), Vec::new()) } else { power::check(req, room, cfg) };
     findings.extend(power_findings);

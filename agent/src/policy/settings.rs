@@ -66,8 +66,9 @@ fn list_diff(old: &[&str], new: &[&str]) -> Option<String> {
 /// How open a join rule is, for ranking: higher lets more people in.
 fn openness(rule: Option<&str>) -> u8 {
     match rule {
-        Some("public") => 4,
-        Some("knock_restricted") | Some("restricted") => 3,
+        Some("public") => 5,
+        Some("knock_restricted") => 4,
+        Some("restricted") => 3,
         Some("knock") => 2,
         Some("invite") => 1,
         _ => 0,
@@ -244,7 +245,11 @@ pub fn describe(ty: &str, state_key: &str, old: Option<&Object>, new: &Object) -
         out.push((Weight::Own, format!("(the agent does not know the room's current {ty}: compared with unset; feed /sync to rooms.observe)")));
     }
     if out.is_empty() {
-        out.push((Weight::Own, format!("{ty}: no change to what the agent knows")));
+        // The old value is only what the homeserver let the agent see: say
+        // what the event sets, never just "no change".
+        let content = new.map(|n| Value::Object(n.clone()).to_string()).unwrap_or_default();
+        let content: String = content.chars().take(200).collect();
+        out.push((Weight::Others, format!("{ty} {content} (unchanged per the room view)")));
     }
     out
 }

@@ -192,6 +192,10 @@ fn a_redaction_names_one_target() {
     };
     let theirs = id('z');
     denied(try_sign(&mut c, redaction(Some(&theirs))), "top-level redacts");
+    // v11: an intent for one event, content.redacts naming another.
+    let other_intent: Value =
+        json::from_str(&format!(r#"{{"type":"m.room.redaction","redacts":"{theirs}"}}"#)).expect("intent");
+    denied(sign_with(&mut c, redaction(None), other_intent), "but the client asked for");
     // An intent naming the content target does not cover a second one.
     let asked: Value =
         json::from_str(&format!(r#"{{"type":"m.room.redaction","redacts":"{own}"}}"#)).expect("intent");
@@ -412,6 +416,8 @@ fn trusted_private_chat_gives_exactly_the_invited_keys_the_creator_s_power() {
     };
     let bob = invite_of(BOB_KEY, "@bob:x");
     let invite = ("m.room.member", BOB_KEY, bob.as_str());
+    // The key is the homeserver's choice: the person is asked, and told.
+    let t = super::policy::answer_after(&agent, true, None, |_| {});
     try_create_room(
         &mut c,
         "!t1:x",
@@ -420,6 +426,19 @@ fn trusted_private_chat_gives_exactly_the_invited_keys_the_creator_s_power() {
         &[invite],
     )
     .expect("the trusted invitee at 100 under the key it is invited as");
+    let shown = t.join().expect("answer");
+    assert!(shown[0].contains("name claimed by the homeserver: @bob:x"), "{shown:?}");
+    // Attack: the creator at 1000 and the invitee at 100, the ban level at
+    // 500: the trusted invitee is locked out of banning.
+    let lockout = |k: &str| {
+        pdus::default_power(k)
+            .replace(
+                &format!(r#""{k}":100"#),
+                &format!(r#""{k}":1000,"l8Hft5qXKn1vfHrg3p4+W8gELQVo8N13JkluMfmn2sQ":100"#),
+            )
+            .replace(r#""ban":50"#, r#""ban":500"#)
+    };
+    denied(try_create_room(&mut c, "!t5:x", asked, lockout, &[invite]), "locked out");
     // Attack: 100 for another key.
     denied(
         try_create_room(
@@ -455,4 +474,87 @@ fn trusted_private_chat_gives_exactly_the_invited_keys_the_creator_s_power() {
         "no invite of @bob:x",
     );
     let _ = OTHER;
+}
+
+/// Attack: the creator's own join in an intent batch naming another user,
+/// or another key (the user's key shown under someone else's name), was
+/// not checked once invites in such batches stopped being asked about.
+/// Control: the join naming the user and the key signs.
+#[test]
+fn the_creator_s_join_in_a_batch_names_the_creator() {
+    use cryptoid_protocol::wire::keys::{Create, CreateParams};
+    let agent = agent("");
+    let mut c = agent.unlocked();
+    let asked = body(r#"{"preset":"private_chat"}"#);
+    let mut with_join = |room: &str, mapping: &dyn Fn(&str) -> String| {
+        let k = c
+            .call::<Create>(&CreateParams { user_id: Some("@me:x".into()), ..Default::default() })
+            .expect("keys.create")
+            .cryptoid;
+        let (mut events, _) = pdus::create_room(&k, room, &pdus::default_power(&k), &PRIVATE);
+        let join = format!(r#"{{"membership":"join","mxid_mapping":{}}}"#, mapping(&k));
+        events[1] = set(&events[1], "content", json::from_str(&join).expect("join"));
+        let (events, _) = pdus::chain(events, &cryptoid_protocol::RoomVersion::MSC4080);
+        batch(&mut c, events, Some(asked.clone())).map(drop)
+    };
+    denied(
+        with_join("!j1:x", &|k| format!(r#"{{"user_room_key":"{k}","user_id":"@ceo:corp"}}"#)),
+        "belongs to @me:x",
+    );
+    denied(
+        with_join("!j2:x", &|_| format!(r#"{{"user_room_key":"{OTHER}","user_id":"@me:x"}}"#)),
+        "not the key that signs it",
+    );
+    with_join("!j3:x", &|k| format!(r#"{{"user_room_key":"{k}","user_id":"@me:x"}}"#))
+        .expect("the user's own join");
+}
+
+/// Attack: the homeserver fed a made-up "public" join rule, so making the
+/// room public "changes nothing" to the view. The prompt still says what
+/// the event sets. Control: it is a question, not a silent signature.
+#[test]
+fn an_unchanged_setting_still_says_what_it_sets() {
+    let agent = agent("");
+    let mut c = agent.unlocked();
+    let k = create(&mut c, Some(ROOM));
+    let (jr, tip) = (id('j'), id('t'));
+    observe(
+        &mut c,
+        vec![state_ev(&jr, 2, "m.room.join_rules", "", r#"{"join_rule":"public"}"#), plain(&tip, 3, &[&jr])],
+    );
+    let public = state_at(&k, "m.room.join_rules", "", r#"{"join_rule":"public"}"#, 4, &[&tip], &[&jr]);
+    let r = check(&mut c, public);
+    assert_eq!(r.decision, Verdict::Confirm, "{r:?}");
+    assert!(
+        r.changes
+            .iter()
+            .any(|ch| ch.contains(r#"{"join_rule":"public"}"#) && ch.contains("unchanged per the room view")),
+        "{r:?}"
+    );
+}
+
+/// Attack: redacting the user's own state event (here the room's ACL)
+/// empties it for everyone; it was allowed as "own". Control: the user's
+/// own message is still redacted without a question.
+#[test]
+fn redacting_one_s_own_state_event_is_asked() {
+    let agent = agent("");
+    let mut c = agent.unlocked();
+    let k = create(&mut c, Some(ROOM));
+    let acl = pdus::state(&k, ROOM, "m.room.server_acl", "", r#"{"allow":["*"]}"#, "");
+    let t = super::policy::answer_after(&agent, true, None, |_| {});
+    let acl = sign(&mut c, acl).event_id;
+    t.join().expect("answer");
+    let msg = sign(&mut c, pdus::message(&k, ROOM, "mine")).event_id;
+    let redaction = |target: &str| {
+        let mut r =
+            pdus::state(&k, ROOM, "m.room.redaction", "", &format!(r#"{{"redacts":"{target}"}}"#), "")
+                .as_object()
+                .expect("object")
+                .clone();
+        r.remove("state_key");
+        Value::Object(r)
+    };
+    refused(try_sign(&mut c, redaction(&acl)), ErrorKind::ConfirmationTimeout, "timed_out");
+    sign(&mut c, redaction(&msg));
 }
