@@ -53,6 +53,9 @@ pub enum Error {
     /// A bug or an impossible state; the message is for the bug report.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The room view would have to drop state a decision depends on.
+    #[error("room {room} reached the room view's limit of {limit} {what}: this rooms.observe was refused after {applied} of its events (they are kept); the policy treats the rest as unknown")]
+    RoomLimit { room: String, what: &'static str, limit: u64, applied: usize },
     /// An error of one PDU of a `sign.batch`.
     #[error("PDU {index} of the batch: {source}")]
     InBatch { index: usize, source: Box<Error> },
@@ -158,6 +161,7 @@ impl Error {
             Error::Storage(_) => (K::StorageError, "write_failed"),
             Error::Damaged { .. } => (K::InternalError, "damaged_file"),
             Error::Internal(_) => (K::InternalError, "internal"),
+            Error::RoomLimit { .. } => (K::InvalidParams, "room_limit"),
             Error::InBatch { source, .. } => source.identity(),
         }
     }

@@ -80,7 +80,7 @@ pub struct RoomFacts<'a> {
     pub power_levels: Option<&'a Object>,
     /// The current content of a setting ([`settings::TYPES`]) by (type,
     /// state key), when observed or signed.
-    pub setting: &'a dyn Fn(&str, &str) -> Option<&'a Object>,
+    pub setting: &'a dyn Fn(&str, &str) -> Option<Object>,
     pub anchor: Option<Anchor<'a>>,
     /// An authorization event a newer one replaced.
     pub is_superseded: &'a dyn Fn(&str) -> bool,
@@ -226,7 +226,7 @@ fn judge_pdu(
         req.pdu.get("content").and_then(Value::as_object),
     ) {
         let old = if req.initial_state { None } else { (room.setting)(ty, sk) };
-        let mut lines = settings::describe(ty, sk, old, content);
+        let mut lines = settings::describe(ty, sk, old.as_ref(), content);
         if req.initial_state {
             // A new room has no old value to compare with.
             lines.retain(|(w, _)| *w != Weight::Own);

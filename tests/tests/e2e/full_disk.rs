@@ -58,7 +58,9 @@ fn full_disk_gives_storage_errors_and_loses_nothing_acknowledged() {
     }
     let mut agent = Agent::start();
     agent.kill9();
-    let fs = Tmpfs::mount(&agent.data_dir(), "256k");
+    // Room for the room view's database (about 2 MiB when new) and a few
+    // hundred keys.
+    let fs = Tmpfs::mount(&agent.data_dir(), "4m");
     agent.spawn().expect("agent starts on the tmpfs");
     let mut c = agent.unlocked();
 
@@ -74,7 +76,7 @@ fn full_disk_gives_storage_errors_and_loses_nothing_acknowledged() {
 
     // Some space comes back, without a restart: the agent signs again, and
     // the line the full disk cut short did not break the journal.
-    fs.resize("384k");
+    fs.resize("4224k");
     signs_and_verifies(&mut c, &acked);
 
     // Full again, then a restart on the full disk: the agent starts; an

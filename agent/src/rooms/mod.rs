@@ -1,0 +1,593 @@
+//! The room view: per room, the events the agent has observed
+//! (`rooms.observe`) or signed with their depths, the events it signed
+//! itself, the last power levels, the current authorization state (create,
+//! power levels, join rules, memberships) with the events it superseded,
+//! the members' names, the room's security settings, and the *anchor*: the
+//! newest authorization-relevant event (create, power levels, join rules,
+//! a membership change that is not a join). The anti-replay, auth-event and
+//! redaction checks and the prompts read it.
+//!
+//! Only events actually observed or signed are known: an ID merely named in
+//! someone's `prev_events` is not, so a homeserver cannot make the agent
+//! "know" an event by citing it.
+//!
+//! | file | holds |
+//! |---|---|
+//! | `mod.rs` | [`Rooms`]: observe, record, read, flush, replay; member names |
+//! | [`store`] | the database's tables, bounded sets, per-room limits |
+//! | [`view`] | a room's in-memory summary and how one event changes the view |
+//! | [`migrate`] | the JSON files of older releases, imported on first start |
+//!
+//! **Storage.** One redb database (`rooms/rooms.redb`): a call writes what
+//! it changes, O(events), never a whole room. `rooms.observe` commits
+//! durably before answering, in chunks, so a signature elsewhere waits at
+//! most for one chunk. A signature commits without an fsync; every second a
+//! durable commit makes them durable with the journal sequence number they
+//! cover, and at start-up the journal entries after it (each signature with
+//! its event ID, depth, version, type, state key and membership) are
+//! replayed, so a crash loses nothing the journal has.
+//!
+//! **Memory.** Per room only a summary stays in memory ([`view::Meta`]:
+//! version, depths, anchor, power levels, name, counters); events, members,
+//! authorization state and settings live in the database (its cache is 16
+//! MiB). Past [`store::MAX_AUTH_STATE`] members a room's observe is refused
+//! with `room_limit`.
+//!
+//! **Locks.** Parsing and checking `mxid_mapping` signatures happen before
+//! any lock; a room's own lock is held while its changes are applied, and a
+//! reader of another room never waits for it.
+
+pub mod migrate;
+pub mod store;
+pub mod view;
+
+use crate::error::{Error, PduError, Result};
+use crate::fsutil;
+use crate::policy::{Anchor, RoomFacts};
+use crate::sync::MutexExt;
+use cryptoid_protocol::json::{Object, Value};
+use cryptoid_protocol::wire::rooms::{ObserveParams, RoomView};
+use redb::{Durability, ReadableTable};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use store::{db_err, Writer};
+use view::Meta;
+
+/// A member's Matrix ID, and whether its server's signature on the mapping
+/// verified with a key given to `rooms.observe` (else the homeserver only
+/// claims it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberName {
+    pub user_id: String,
+    pub verified: bool,
+}
+
+/// Server keys given to `rooms.observe`: `{server: {key_id: key}}`.
+pub type ServerKeys = BTreeMap<String, BTreeMap<String, String>>;
+
+/// The name an `m.room.member` event's `mxid_mapping` gives its state key,
+/// if the mapping is for that cryptoID; verified when the user's server
+/// signed it with a key in `keys`.
+pub fn mxid_mapping(state_key: &str, content: &Object, keys: &ServerKeys) -> Option<MemberName> {
+    let m = content.get("mxid_mapping")?.as_object()?;
+    let user_id = m.get("user_id")?.as_str()?;
+    if m.get("user_room_key")?.as_str()? != state_key || !is_user_id(user_id) {
+        return None;
+    }
+    let server = user_id.split_once(':')?.1;
+    let verified = keys.get(server).is_some_and(|ks| {
+        ks.iter().any(|(key_id, key)| {
+            cryptoid_protocol::keys::PublicKey::from_base64(key)
+                .is_ok_and(|k| cryptoid_protocol::event::verify_json(m, server, key_id, &k).is_ok())
+        })
+    });
+    Some(MemberName { user_id: user_id.to_owned(), verified })
+}
+
+/// A Matrix user ID by the grammar (`@localpart:server`, at most 255
+/// bytes, no spaces, brackets or controls): nothing that could dress up as
+/// other prompt text.
+fn is_user_id(u: &str) -> bool {
+    let Some((local, server)) = u.strip_prefix('@').and_then(|r| r.split_once(':')) else { return false };
+    let local_ok =
+        !local.is_empty() && local.chars().all(|c| c.is_ascii_alphanumeric() || "._=-/+".contains(c));
+    let server_ok =
+        !server.is_empty() && server.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c));
+    u.len() <= 255 && local_ok && server_ok
+}
+
+/// An event observed or signed, as the room view records it.
+pub struct Seen<'a> {
+    pub event_id: &'a str,
+    pub depth: i64,
+    pub event_type: Option<&'a str>,
+    pub state_key: Option<&'a str>,
+    pub content: Option<&'a Object>,
+}
+
+impl<'a> Seen<'a> {
+    /// The facts of a PDU.
+    pub fn of_pdu(event_id: &'a str, depth: i64, pdu: &'a Object) -> Seen<'a> {
+        Seen {
+            event_id,
+            depth,
+            event_type: pdu.get("type").and_then(Value::as_str),
+            state_key: pdu.get("state_key").and_then(Value::as_str),
+            content: pdu.get("content").and_then(Value::as_object),
+        }
+    }
+}
+
+const PINNED_KEYS: &str = "server_keys.json";
+const DATABASE: &str = "rooms.redb";
+/// The database's page cache: what the view may hold in memory beyond the
+/// summaries.
+const CACHE_BYTES: usize = 16 << 20;
+/// Events applied per write transaction of an observe: a signature in
+/// another room waits at most for one chunk.
+const CHUNK: usize = 500;
+
+pub struct Rooms {
+    dir: PathBuf,
+    db: redb::Database,
+    /// Each room's summary, behind its own lock.
+    rooms: RwLock<HashMap<String, Arc<Mutex<Meta>>>>,
+    /// Rooms with signatures not yet made durable.
+    dirty: Mutex<HashSet<String>>,
+    /// Server keys pinned on first sight (`server_keys.json`): a later
+    /// `rooms.observe` cannot swap one and so upgrade a forged mapping.
+    pinned: Mutex<ServerKeys>,
+    /// Authorization-state entries (members) a room may hold.
+    max_auth: u64,
+}
+
+impl Rooms {
+    /// Opens the view (migrating an older release's files); returns the
+    /// journal sequence number it covers.
+    pub fn load(dir: PathBuf) -> Result<(Rooms, u64)> {
+        Rooms::load_with_limit(dir, store::MAX_AUTH_STATE)
+    }
+
+    /// [`Rooms::load`] with another member limit (tests reach it).
+    pub fn load_with_limit(dir: PathBuf, max_auth: u64) -> Result<(Rooms, u64)> {
+        fsutil::private_dir(&dir)?;
+        fsutil::remove_stale_temps(&dir)?;
+        let path = dir.join(DATABASE);
+        let db = redb::Builder::new().set_cache_size(CACHE_BYTES).create(&path).map_err(db_err)?;
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        let pinned = match std::fs::read(dir.join(PINNED_KEYS)) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "ignoring damaged pinned server keys");
+                ServerKeys::new()
+            }),
+            Err(_) => ServerKeys::new(),
+        };
+        let (legacy, marker) = migrate::legacy_files(&dir)?;
+        if !legacy.is_empty() || marker.is_some() {
+            let n = migrate::import(&db, &legacy, marker.as_deref())?.len();
+            for p in legacy.iter().chain(marker.iter()) {
+                std::fs::remove_file(p)?;
+            }
+            fsutil::sync_dir(&dir)?;
+            tracing::info!(rooms = n, "room view moved from JSON files into {DATABASE}");
+        }
+        // Every table exists from the start: readers open them all. (On a
+        // full disk this may fail; readers then see an unknown view.)
+        let create_tables = || -> Result<()> {
+            let tx = db.begin_write().map_err(db_err)?;
+            drop(Writer::open(&tx)?);
+            drop(tx.open_table(store::MARKER).map_err(db_err)?);
+            tx.commit().map_err(db_err)
+        };
+        if let Err(e) = create_tables() {
+            tracing::warn!(error = %e, "could not prepare the room view's tables");
+        }
+        let mut rooms = HashMap::new();
+        let seq;
+        {
+            let tx = db.begin_read().map_err(db_err)?;
+            match tx.open_table(store::META) {
+                Ok(t) => {
+                    for r in t.iter().map_err(db_err)? {
+                        let (k, v) = r.map_err(db_err)?;
+                        match serde_json::from_slice::<Meta>(v.value()) {
+                            Ok(m) => {
+                                rooms.insert(k.value().to_owned(), Arc::new(Mutex::new(m)));
+                            }
+                            Err(e) => {
+                                tracing::warn!(room = k.value(), error = %e, "ignoring a damaged room summary")
+                            }
+                        }
+                    }
+                }
+                Err(redb::TableError::TableDoesNotExist(_)) => {}
+                Err(e) => return Err(db_err(e)),
+            }
+            seq = match tx.open_table(store::MARKER) {
+                Ok(t) => t.get("seq").map_err(db_err)?.map_or(0, |g| g.value()),
+                Err(redb::TableError::TableDoesNotExist(_)) => 0,
+                Err(e) => return Err(db_err(e)),
+            };
+        }
+        let rooms = Rooms {
+            dir,
+            db,
+            rooms: RwLock::new(rooms),
+            dirty: Mutex::new(HashSet::new()),
+            pinned: Mutex::new(pinned),
+            max_auth,
+        };
+        Ok((rooms, seq))
+    }
+
+    /// The room's summary, if the view holds it.
+    fn get(&self, room_id: &str) -> Option<Arc<Mutex<Meta>>> {
+        self.rooms.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(room_id).cloned()
+    }
+
+    fn get_or_create(&self, room_id: &str) -> Arc<Mutex<Meta>> {
+        if let Some(m) = self.get(room_id) {
+            return m;
+        }
+        let mut rooms = self.rooms.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        rooms.entry(room_id.to_owned()).or_default().clone()
+    }
+
+    /// Feeds observed events; durable before returning. Events are applied
+    /// in depth order, so a `/sync` batch in any order ends with the newest
+    /// state current.
+    pub fn observe(&self, p: &ObserveParams) -> Result<RoomView> {
+        let keys = self.pin(&p.server_keys)?;
+        // The version the call implies: its `room_version`, and the
+        // version its create event names; they must agree with each other
+        // and with what the agent already knows.
+        let from_create = p.events.iter().find_map(|e| {
+            (e.event_type.as_deref() == Some("m.room.create") && e.state_key.as_deref() == Some("")).then(
+                || {
+                    e.content
+                        .as_ref()
+                        .and_then(Value::as_object)
+                        .and_then(|c| c.get("room_version"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("1")
+                },
+            )
+        });
+        let mismatch = |known: &str, given: &str| -> Error {
+            PduError::RoomVersionMismatch {
+                room: p.room_id.clone(),
+                known: known.to_owned(),
+                given: given.to_owned(),
+            }
+            .into()
+        };
+        if let (Some(given), Some(create)) = (p.room_version.as_deref(), from_create) {
+            if given != create {
+                return Err(mismatch(create, given));
+            }
+        }
+        let implied = p.room_version.as_deref().or(from_create);
+        // Before any lock: the order, and the members' names (signature
+        // checks).
+        let mut events: Vec<_> = p.events.iter().collect();
+        events.sort_by_key(|e| e.depth);
+        let names: Vec<(&str, MemberName)> = events
+            .iter()
+            .filter_map(|e| match (e.event_type.as_deref(), e.state_key.as_deref(), e.content.as_ref()) {
+                (Some("m.room.member"), Some(sk), Some(Value::Object(c))) => {
+                    mxid_mapping(sk, c, &keys).map(|n| (sk, n))
+                }
+                _ => None,
+            })
+            .collect();
+        let slot = self.get_or_create(&p.room_id);
+        let mut meta = slot.locked();
+        if let (Some(known), Some(given)) = (meta.room_version.as_deref(), implied) {
+            if known != given {
+                return Err(mismatch(known, given));
+            }
+        }
+        let room = p.room_id.as_str();
+        let chunks: Vec<&[&cryptoid_protocol::wire::rooms::ObservedEvent]> =
+            if events.is_empty() { vec![&[]] } else { events.chunks(CHUNK).collect() };
+        let last = chunks.len() - 1;
+        let mut applied = 0;
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            let mut m = meta.clone();
+            m.observed = true;
+            if let Some(v) = implied {
+                m.room_version = Some(v.to_owned());
+            }
+            let mut tx = self.db.begin_write().map_err(db_err)?;
+            // The last chunk makes the whole call durable.
+            tx.set_durability(if i == last { Durability::Immediate } else { Durability::None });
+            {
+                let mut w = Writer::with_limit(&tx, self.max_auth)?;
+                if i == 0 {
+                    for (sk, name) in &names {
+                        if let Err(over) = m.name_member(&mut w, room, sk, name)? {
+                            return Err(limit(room, over, applied));
+                        }
+                    }
+                }
+                for e in chunk {
+                    let seen = Seen {
+                        event_id: &e.event_id,
+                        depth: i64::try_from(e.depth).unwrap_or(i64::MAX),
+                        event_type: e.event_type.as_deref(),
+                        state_key: e.state_key.as_deref(),
+                        content: e.content.as_ref().and_then(Value::as_object),
+                    };
+                    if let Err(over) = m.see(&mut w, room, &seen)? {
+                        return Err(limit(room, over, applied));
+                    }
+                }
+                m.store(&mut w, room)?;
+            }
+            tx.commit().map_err(db_err)?;
+            applied += chunk.len();
+            *meta = m;
+        }
+        Ok(RoomView {
+            room_id: p.room_id.clone(),
+            max_depth: meta.max_depth.and_then(|d| u64::try_from(d).ok()),
+            known_events: meta.events.len,
+            observed: meta.observed,
+        })
+    }
+
+    /// Pins server keys not seen before (durably); returns every pinned key.
+    /// A different key under a pinned (server, key ID) is ignored, loudly.
+    fn pin(&self, offered: &ServerKeys) -> Result<ServerKeys> {
+        let mut pinned = self.pinned.locked();
+        let mut changed = false;
+        for (server, keys) in offered {
+            for (id, key) in keys {
+                let slot = pinned.entry(server.clone()).or_default();
+                match slot.get(id) {
+                    None => {
+                        slot.insert(id.clone(), key.clone());
+                        changed = true;
+                    }
+                    Some(k) if k != key => {
+                        tracing::warn!(server, key_id = id, "ignoring another key for a pinned server key");
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        if changed {
+            let bytes = serde_json::to_vec(&*pinned).map_err(Error::internal)?;
+            fsutil::write_atomic(&self.dir.join(PINNED_KEYS), &bytes)?;
+        }
+        Ok(pinned.clone())
+    }
+
+    /// Records an event the agent signed under `room_version` (its first
+    /// signature there fixes the room's version when nothing else has),
+    /// without an fsync: the next flush makes it durable, and the journal
+    /// has it until then. It counts as the user's own only when `own`: its
+    /// event ID was computed from what was signed (room versions 1 and 2
+    /// carry an ID the homeserver chose, which may be someone else's
+    /// event).
+    pub fn record_signed(&self, room_id: &str, e: &Seen<'_>, room_version: Option<&str>, own: bool) {
+        if let Err(err) = self.try_record_signed(room_id, e, room_version, own) {
+            // The journal holds the signature; a restart replays it.
+            tracing::warn!(error = %err, room = room_id, "could not record a signature in the room view");
+        }
+    }
+
+    fn try_record_signed(
+        &self,
+        room_id: &str,
+        e: &Seen<'_>,
+        room_version: Option<&str>,
+        own: bool,
+    ) -> Result<()> {
+        let slot = self.get_or_create(room_id);
+        let mut meta = slot.locked();
+        let mut m = meta.clone();
+        if m.room_version.is_none() {
+            m.room_version = room_version.map(str::to_owned);
+        }
+        let mut tx = self.db.begin_write().map_err(db_err)?;
+        tx.set_durability(Durability::None);
+        {
+            let mut w = Writer::with_limit(&tx, self.max_auth)?;
+            if let Err(over) = m.see(&mut w, room_id, e)? {
+                tracing::warn!(
+                    room = room_id,
+                    what = over.what,
+                    "room view limit reached; a signed event is not in the authorization state"
+                );
+            }
+            // Redacting one's own message is one's own business; redacting
+            // one's own state event (an ACL, the encryption) empties it for
+            // everyone, so it is not recorded as a silent "own" target.
+            if own && e.state_key.is_none() {
+                w.insert(store::Set::Own, &mut m.own, room_id, e.event_id, e.depth)?;
+            }
+            m.store(&mut w, room_id)?;
+        }
+        tx.commit().map_err(db_err)?;
+        *meta = m;
+        drop(meta);
+        self.dirty.locked().insert(room_id.to_owned());
+        Ok(())
+    }
+
+    /// The room's version, once known (create event, `rooms.observe`, or
+    /// the first PDU signed there).
+    pub fn version_of(&self, room_id: &str) -> Option<String> {
+        self.get(room_id).and_then(|m| m.locked().room_version.clone())
+    }
+
+    /// The room's name, if an `m.room.name` was observed or signed.
+    pub fn name(&self, room_id: &str) -> Option<String> {
+        self.get(room_id).and_then(|m| m.locked().name.clone())
+    }
+
+    /// Runs `f` with what the agent knows of `room_id`. Holds that room's
+    /// lock only; lookups read a snapshot of the database.
+    pub fn with_facts<R>(&self, room_id: &str, f: impl FnOnce(&RoomFacts<'_>) -> R) -> R {
+        let Some(slot) = self.get(room_id) else { return f(&RoomFacts::unknown()) };
+        let meta = slot.locked();
+        let tables = self.db.begin_read().map_err(db_err).and_then(|tx| Tables::open(&tx));
+        let tables = match tables {
+            Ok(t) => Some(t),
+            Err(e) => {
+                // What cannot be read is unknown: the policy asks or denies.
+                tracing::warn!(error = %e, room = room_id, "room view unreadable; its events count as unknown");
+                None
+            }
+        };
+        let t = tables.as_ref();
+        let depth_of = |id: &str| t.and_then(|t| t.depth(&t.events, room_id, id));
+        let own = |id: &str| t.is_some_and(|t| t.depth(&t.own, room_id, id).is_some());
+        let superseded = |id: &str| {
+            t.is_some_and(|t| {
+                t.depth(&t.superseded, room_id, id).is_some()
+                    || t.depth(&t.superseded_rules, room_id, id).is_some()
+            })
+        };
+        let member = |id: &str| {
+            t.and_then(|t| t.members.get((room_id, id)).ok().flatten()).map(|g| {
+                let (u, v) = g.value();
+                (u.to_owned(), v)
+            })
+        };
+        let setting = |ty: &str, sk: &str| {
+            let key = format!("{ty}\u{0}{sk}");
+            t.and_then(|t| t.settings.get((room_id, key.as_str())).ok().flatten())
+                .and_then(|g| cryptoid_protocol::json::from_str(g.value().1).ok())
+                .and_then(Value::into_object)
+        };
+        f(&RoomFacts {
+            exists: true,
+            observed: meta.observed,
+            max_depth: meta.max_depth,
+            depth_of: &depth_of,
+            is_own: &own,
+            power_levels: meta.power_levels.as_ref().and_then(Value::as_object),
+            setting: &setting,
+            anchor: meta.anchor.as_ref().map(|a| Anchor {
+                event_id: &a.event_id,
+                depth: a.depth,
+                what: &a.what,
+            }),
+            is_superseded: &superseded,
+            member: &member,
+        })
+    }
+
+    /// Makes the signatures recorded since the last flush durable, with the
+    /// marker `seq` (read from the journal *before* calling, so replay
+    /// covers the rest). Returns how many rooms they touched.
+    pub fn flush(&self, seq: u64) -> Result<usize> {
+        let dirty: Vec<String> = self.dirty.locked().drain().collect();
+        if dirty.is_empty() {
+            return Ok(0);
+        }
+        let commit = || -> Result<()> {
+            let mut tx = self.db.begin_write().map_err(db_err)?;
+            tx.set_durability(Durability::Immediate);
+            tx.open_table(store::MARKER).map_err(db_err)?.insert("seq", seq).map_err(db_err)?;
+            tx.commit().map_err(db_err)
+        };
+        if let Err(e) = commit() {
+            // Still dirty; the journal still has them.
+            self.dirty.locked().extend(dirty);
+            return Err(e);
+        }
+        Ok(dirty.len())
+    }
+
+    /// Applies journaled signatures (start-up replay).
+    pub fn replay(&self, entries: &[Object]) -> usize {
+        let mut n = 0;
+        for e in entries {
+            let (Some(room), Some(signed)) =
+                (e.get("room_id").and_then(Value::as_str), e.get("signed").and_then(Value::as_array))
+            else {
+                continue;
+            };
+            for s in signed.iter().filter_map(Value::as_object) {
+                let (Some(id), Some(depth)) =
+                    (s.get("event_id").and_then(Value::as_str), s.get("depth").and_then(Value::as_int))
+                else {
+                    continue;
+                };
+                let content: Option<Object> = s.get("membership").map(|m| {
+                    let mut c = Object::new();
+                    c.insert("membership".into(), m.clone());
+                    c
+                });
+                let version = s.get("room_version").and_then(Value::as_str);
+                // Entries before round 3 have no version: a carried (v1/v2)
+                // ID has a ':'.
+                let own = match version.and_then(|v| cryptoid_protocol::RoomVersion::from_id(v).ok()) {
+                    Some(rv) => rv.event_id_format() != cryptoid_protocol::EventIdFormat::Carried,
+                    None => !id.contains(':'),
+                };
+                self.record_signed(
+                    room,
+                    &Seen {
+                        event_id: id,
+                        depth,
+                        event_type: s.get("type").and_then(Value::as_str),
+                        state_key: s.get("state_key").and_then(Value::as_str),
+                        content: content.as_ref(),
+                    },
+                    version,
+                    own,
+                );
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+/// `room_limit`, naming the limit and what was applied before it.
+fn limit(room: &str, over: view::OverLimit, applied: usize) -> Error {
+    Error::RoomLimit { room: room.to_owned(), what: over.what, limit: over.limit, applied }
+}
+
+/// The tables a reader looks things up in.
+struct Tables {
+    events: redb::ReadOnlyTable<(&'static str, &'static str), (i64, u64)>,
+    own: redb::ReadOnlyTable<(&'static str, &'static str), (i64, u64)>,
+    superseded: redb::ReadOnlyTable<(&'static str, &'static str), (i64, u64)>,
+    superseded_rules: redb::ReadOnlyTable<(&'static str, &'static str), (i64, u64)>,
+    members: redb::ReadOnlyTable<(&'static str, &'static str), (&'static str, bool)>,
+    settings: redb::ReadOnlyTable<(&'static str, &'static str), (i64, &'static str)>,
+}
+
+impl Tables {
+    fn open(tx: &redb::ReadTransaction) -> Result<Tables> {
+        let open = |d| tx.open_table(d).map_err(db_err);
+        Ok(Tables {
+            events: open(store::EVENTS.by_id)?,
+            own: open(store::OWN.by_id)?,
+            superseded: open(store::SUPERSEDED.by_id)?,
+            superseded_rules: open(store::SUPERSEDED_RULES.by_id)?,
+            members: tx.open_table(store::MEMBERS).map_err(db_err)?,
+            settings: tx.open_table(store::SETTINGS).map_err(db_err)?,
+        })
+    }
+
+    fn depth(
+        &self,
+        t: &redb::ReadOnlyTable<(&'static str, &'static str), (i64, u64)>,
+        room: &str,
+        id: &str,
+    ) -> Option<i64> {
+        t.get((room, id)).ok().flatten().map(|g| g.value().0)
+    }
+}
+
+#[cfg(test)]
+mod tests;
