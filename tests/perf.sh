@@ -12,6 +12,11 @@
 # Prints one JSON report a line, then a summary table with each figure as a
 # ratio to its peer or floor.
 #
+# Then the scale section (tests/scale.py): the room view fed to a
+# 50,000-member room, disk bytes per observe and per signature, sign p99
+# in another room during a feed, RSS under a 500,000-join flood and after
+# a restart, each beside its floor from the same run.
+#
 #   tests/perf.sh [SECONDS]      default 5 s a run
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -104,3 +109,7 @@ for r in rows:
         ratio += f", {r['sigs_per_sec'] / ping['ops_per_sec']:.2f}x the bus's ping"
     print(f"{name:<40} {r['sigs_per_sec']:>9,.0f} {r['p50_us']:>7} {r['p99_us']:>7}  {ratio}")
 PY
+
+echo
+echo "== scale (tests/scale.py)"
+python3 tests/scale.py "$bin" "$work/scale" --seconds "$seconds"

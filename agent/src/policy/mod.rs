@@ -67,6 +67,9 @@ pub struct Anchor<'a> {
 pub struct RoomFacts<'a> {
     /// The room view holds anything of this room (observed, signed, batched).
     pub exists: bool,
+    /// The room view could be read. False after a storage error until the
+    /// agent reopens it: then nothing is known, and nothing is signed.
+    pub readable: bool,
     /// `rooms.observe` has fed this room.
     pub observed: bool,
     /// Highest depth observed or signed; `None` when nothing is known.
@@ -110,6 +113,7 @@ impl RoomFacts<'_> {
     pub fn unknown<'x>() -> RoomFacts<'x> {
         RoomFacts {
             exists: false,
+            readable: true,
             observed: false,
             max_depth: None,
             depth_of: &|_| None,
@@ -209,6 +213,12 @@ fn judge_pdu(
     now_ms: u64,
 ) -> (Vec<Finding>, Vec<(Weight, String)>) {
     let mut findings = vec![rules::check(req, cfg)];
+    if !room.readable {
+        findings.push(Finding::new(
+            Action::Deny,
+            "the room view cannot be read after a storage error (the agent reopens it within a second): try again",
+        ));
+    }
     let ty = req.pdu.get("type").and_then(Value::as_str);
     // A batch's power levels are judged against what createRoom implies,
     // and so are its invites when the batch has the request to match.

@@ -10,6 +10,7 @@ use super::view::{AnchorState, Meta};
 use super::MemberName;
 use crate::error::Result;
 use cryptoid_protocol::json::Value;
+use redb::ReadableTable;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -109,6 +110,11 @@ pub fn import(db: &redb::Database, rooms: &[PathBuf], marker: Option<&Path>) -> 
                 }
                 Err(e) => return Err(e.into()),
             };
+            // Imported already (a crash came before the files were
+            // removed): the database's copy is the one to keep.
+            if w.meta.get(old.room_id.as_str()).map_err(db_err)?.is_some() {
+                continue;
+            }
             out.push((old.room_id.clone(), import_room(&mut w, old)?));
         }
         if let Some(m) = marker {

@@ -29,7 +29,7 @@
 //!
 //! **Memory.** Per room only a summary stays in memory ([`view::Meta`]:
 //! version, depths, anchor, power levels, name, counters); events, members,
-//! authorization state and settings live in the database (its cache is 16
+//! authorization state and settings live in the database (its cache is 4
 //! MiB). Past [`store::MAX_AUTH_STATE`] members a room's observe is refused
 //! with `room_limit`.
 //!
@@ -125,16 +125,24 @@ const PINNED_KEYS: &str = "server_keys.json";
 const DATABASE: &str = "rooms.redb";
 /// The database's page cache: what the view may hold in memory beyond the
 /// summaries.
-const CACHE_BYTES: usize = 16 << 20;
+const CACHE_BYTES: usize = 4 << 20;
 /// Events applied per write transaction of an observe: a signature in
 /// another room waits at most for one chunk.
 const CHUNK: usize = 500;
 
+/// Each room's summary, behind its own lock.
+type Summaries = HashMap<String, Arc<Mutex<Meta>>>;
+
 pub struct Rooms {
     dir: PathBuf,
-    db: redb::Database,
+    /// Reopened after a storage error (redb refuses every call until then);
+    /// `None` only while that happens.
+    db: RwLock<Option<redb::Database>>,
+    /// A write failed: reads are refused (the policy denies) until the
+    /// database is reopened and the journal replayed (see [`Rooms::recover`]).
+    broken: std::sync::atomic::AtomicBool,
     /// Each room's summary, behind its own lock.
-    rooms: RwLock<HashMap<String, Arc<Mutex<Meta>>>>,
+    rooms: RwLock<Summaries>,
     /// Rooms with signatures not yet made durable.
     dirty: Mutex<HashSet<String>>,
     /// Server keys pinned on first sight (`server_keys.json`): a later
@@ -156,8 +164,7 @@ impl Rooms {
         fsutil::private_dir(&dir)?;
         fsutil::remove_stale_temps(&dir)?;
         let path = dir.join(DATABASE);
-        let db = redb::Builder::new().set_cache_size(CACHE_BYTES).create(&path).map_err(db_err)?;
-        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        let db = open_db(&path)?;
         let pinned = match std::fs::read(dir.join(PINNED_KEYS)) {
             Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "ignoring damaged pinned server keys");
@@ -185,36 +192,11 @@ impl Rooms {
         if let Err(e) = create_tables() {
             tracing::warn!(error = %e, "could not prepare the room view's tables");
         }
-        let mut rooms = HashMap::new();
-        let seq;
-        {
-            let tx = db.begin_read().map_err(db_err)?;
-            match tx.open_table(store::META) {
-                Ok(t) => {
-                    for r in t.iter().map_err(db_err)? {
-                        let (k, v) = r.map_err(db_err)?;
-                        match serde_json::from_slice::<Meta>(v.value()) {
-                            Ok(m) => {
-                                rooms.insert(k.value().to_owned(), Arc::new(Mutex::new(m)));
-                            }
-                            Err(e) => {
-                                tracing::warn!(room = k.value(), error = %e, "ignoring a damaged room summary")
-                            }
-                        }
-                    }
-                }
-                Err(redb::TableError::TableDoesNotExist(_)) => {}
-                Err(e) => return Err(db_err(e)),
-            }
-            seq = match tx.open_table(store::MARKER) {
-                Ok(t) => t.get("seq").map_err(db_err)?.map_or(0, |g| g.value()),
-                Err(redb::TableError::TableDoesNotExist(_)) => 0,
-                Err(e) => return Err(db_err(e)),
-            };
-        }
+        let (rooms, seq) = read_summaries(&db)?;
         let rooms = Rooms {
             dir,
-            db,
+            db: RwLock::new(Some(db)),
+            broken: std::sync::atomic::AtomicBool::new(false),
             rooms: RwLock::new(rooms),
             dirty: Mutex::new(HashSet::new()),
             pinned: Mutex::new(pinned),
@@ -283,11 +265,12 @@ impl Rooms {
                 _ => None,
             })
             .collect();
+        let existed = self.get(&p.room_id).is_some();
         let slot = self.get_or_create(&p.room_id);
-        let mut meta = slot.locked();
-        if let (Some(known), Some(given)) = (meta.room_version.as_deref(), implied) {
+        let known_version = slot.locked().room_version.clone();
+        if let (Some(known), Some(given)) = (known_version, implied) {
             if known != given {
-                return Err(mismatch(known, given));
+                return Err(mismatch(&known, given));
             }
         }
         let room = p.room_id.as_str();
@@ -296,47 +279,116 @@ impl Rooms {
         let last = chunks.len() - 1;
         let mut applied = 0;
         for (i, chunk) in chunks.into_iter().enumerate() {
+            // The room's lock for one chunk at a time: a signature in this
+            // room waits for one chunk, not for the whole call.
+            let mut meta = slot.locked();
             let mut m = meta.clone();
             m.observed = true;
             if let Some(v) = implied {
                 m.room_version = Some(v.to_owned());
             }
-            let mut tx = self.db.begin_write().map_err(db_err)?;
-            // The last chunk makes the whole call durable.
-            tx.set_durability(if i == last { Durability::Immediate } else { Durability::None });
-            {
-                let mut w = Writer::with_limit(&tx, self.max_auth)?;
-                if i == 0 {
-                    for (sk, name) in &names {
-                        if let Err(over) = m.name_member(&mut w, room, sk, name)? {
-                            return Err(limit(room, over, applied));
+            let outcome = self.with_db(|db| {
+                let mut tx = db.begin_write().map_err(db_err)?;
+                // The last chunk makes the whole call durable.
+                tx.set_durability(if i == last { Durability::Immediate } else { Durability::None });
+                {
+                    let mut w = Writer::with_limit(&tx, self.max_auth)?;
+                    if i == 0 {
+                        // Names are for prompts only: past the limit a
+                        // member stays unnamed (shown by key), never wrong.
+                        for (sk, name) in &names {
+                            m.name_member(&mut w, room, sk, name)?;
                         }
                     }
-                }
-                for e in chunk {
-                    let seen = Seen {
-                        event_id: &e.event_id,
-                        depth: i64::try_from(e.depth).unwrap_or(i64::MAX),
-                        event_type: e.event_type.as_deref(),
-                        state_key: e.state_key.as_deref(),
-                        content: e.content.as_ref().and_then(Value::as_object),
-                    };
-                    if let Err(over) = m.see(&mut w, room, &seen)? {
-                        return Err(limit(room, over, applied));
+                    for e in chunk {
+                        let seen = Seen {
+                            event_id: &e.event_id,
+                            depth: i64::try_from(e.depth).unwrap_or(i64::MAX),
+                            event_type: e.event_type.as_deref(),
+                            state_key: e.state_key.as_deref(),
+                            content: e.content.as_ref().and_then(Value::as_object),
+                        };
+                        if let Err(over) = m.see(&mut w, room, &seen)? {
+                            return Ok(Err(over));
+                        }
                     }
+                    m.store(&mut w, room)?;
                 }
-                m.store(&mut w, room)?;
+                tx.commit().map_err(db_err)?;
+                Ok(Ok(()))
+            });
+            match outcome {
+                Ok(Ok(())) => {
+                    applied += chunk.len();
+                    *meta = m;
+                }
+                Ok(Err(over)) => {
+                    drop(meta);
+                    // What was kept is durable before the answer says so.
+                    self.with_db(|db| {
+                        let mut tx = db.begin_write().map_err(db_err)?;
+                        tx.set_durability(Durability::Immediate);
+                        tx.commit().map_err(db_err)
+                    })?;
+                    return Err(limit(room, over, applied));
+                }
+                Err(e) => {
+                    drop(meta);
+                    if !existed && applied == 0 {
+                        // Nothing of it was kept: the view does not hold it.
+                        self.rooms.write().unwrap_or_else(std::sync::PoisonError::into_inner).remove(room);
+                    }
+                    return Err(e);
+                }
             }
-            tx.commit().map_err(db_err)?;
-            applied += chunk.len();
-            *meta = m;
         }
+        let meta = slot.locked();
         Ok(RoomView {
             room_id: p.room_id.clone(),
             max_depth: meta.max_depth.and_then(|d| u64::try_from(d).ok()),
             known_events: meta.events.len,
             observed: meta.observed,
         })
+    }
+
+    /// Runs `f` on the database; a failure marks the view broken (redb
+    /// refuses every later call after an I/O error) until [`Rooms::recover`].
+    fn with_db<R>(&self, f: impl FnOnce(&redb::Database) -> Result<R>) -> Result<R> {
+        let guard = self.db.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let r = match guard.as_ref() {
+            Some(db) => f(db),
+            None => Err(db_err("closed after a storage error; it is being reopened")),
+        };
+        if r.is_err() {
+            self.broken.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        r
+    }
+
+    /// Whether a storage error left the view unusable until [`Rooms::recover`].
+    pub fn is_broken(&self) -> bool {
+        self.broken.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// After a storage error: reopens the database, reloads the summaries
+    /// (what non-durable commits held is gone) and replays the journal
+    /// entries after the durable marker. Returns the signatures replayed.
+    pub fn recover(&self, entries_since: impl FnOnce(u64) -> Result<Vec<Object>>) -> Result<usize> {
+        let seq = {
+            let mut guard = self.db.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            // redb opens a file once: the failed handle goes first.
+            drop(guard.take());
+            let db = open_db(&self.dir.join(DATABASE))?;
+            let (rooms, seq) = read_summaries(&db)?;
+            *guard = Some(db);
+            *self.rooms.write().unwrap_or_else(std::sync::PoisonError::into_inner) = rooms;
+            seq
+        };
+        self.dirty.locked().clear();
+        self.broken.store(false, std::sync::atomic::Ordering::SeqCst);
+        let n = self.replay(&entries_since(seq)?);
+        tracing::info!(replayed = n, "room view reopened after a storage error");
+        Ok(n)
     }
 
     /// Pins server keys not seen before (durably); returns every pinned key.
@@ -393,26 +445,28 @@ impl Rooms {
         if m.room_version.is_none() {
             m.room_version = room_version.map(str::to_owned);
         }
-        let mut tx = self.db.begin_write().map_err(db_err)?;
-        tx.set_durability(Durability::None);
-        {
-            let mut w = Writer::with_limit(&tx, self.max_auth)?;
-            if let Err(over) = m.see(&mut w, room_id, e)? {
-                tracing::warn!(
-                    room = room_id,
-                    what = over.what,
-                    "room view limit reached; a signed event is not in the authorization state"
-                );
+        self.with_db(|db| {
+            let mut tx = db.begin_write().map_err(db_err)?;
+            tx.set_durability(Durability::None);
+            {
+                let mut w = Writer::with_limit(&tx, self.max_auth)?;
+                if let Err(over) = m.see(&mut w, room_id, e)? {
+                    tracing::warn!(
+                        room = room_id,
+                        what = over.what,
+                        "room view limit reached; a signed event is not in the authorization state"
+                    );
+                }
+                // Redacting one's own message is one's own business;
+                // redacting one's own state event (an ACL, the encryption)
+                // empties it for everyone, so it is not a silent "own" target.
+                if own && e.state_key.is_none() {
+                    w.insert(store::Set::Own, &mut m.own, room_id, e.event_id, e.depth)?;
+                }
+                m.store(&mut w, room_id)?;
             }
-            // Redacting one's own message is one's own business; redacting
-            // one's own state event (an ACL, the encryption) empties it for
-            // everyone, so it is not recorded as a silent "own" target.
-            if own && e.state_key.is_none() {
-                w.insert(store::Set::Own, &mut m.own, room_id, e.event_id, e.depth)?;
-            }
-            m.store(&mut w, room_id)?;
-        }
-        tx.commit().map_err(db_err)?;
+            tx.commit().map_err(db_err)
+        })?;
         *meta = m;
         drop(meta);
         self.dirty.locked().insert(room_id.to_owned());
@@ -435,7 +489,11 @@ impl Rooms {
     pub fn with_facts<R>(&self, room_id: &str, f: impl FnOnce(&RoomFacts<'_>) -> R) -> R {
         let Some(slot) = self.get(room_id) else { return f(&RoomFacts::unknown()) };
         let meta = slot.locked();
-        let tables = self.db.begin_read().map_err(db_err).and_then(|tx| Tables::open(&tx));
+        let guard = self.db.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let tables = match (guard.as_ref(), self.is_broken()) {
+            (Some(db), false) => db.begin_read().map_err(db_err).and_then(|tx| Tables::open(&tx)),
+            _ => Err(db_err("unusable after a storage error until it is reopened")),
+        };
         let tables = match tables {
             Ok(t) => Some(t),
             Err(e) => {
@@ -467,6 +525,7 @@ impl Rooms {
         };
         f(&RoomFacts {
             exists: true,
+            readable: t.is_some(),
             observed: meta.observed,
             max_depth: meta.max_depth,
             depth_of: &depth_of,
@@ -491,13 +550,13 @@ impl Rooms {
         if dirty.is_empty() {
             return Ok(0);
         }
-        let commit = || -> Result<()> {
-            let mut tx = self.db.begin_write().map_err(db_err)?;
+        let commit = self.with_db(|db| {
+            let mut tx = db.begin_write().map_err(db_err)?;
             tx.set_durability(Durability::Immediate);
             tx.open_table(store::MARKER).map_err(db_err)?.insert("seq", seq).map_err(db_err)?;
             tx.commit().map_err(db_err)
-        };
-        if let Err(e) = commit() {
+        });
+        if let Err(e) = commit {
             // Still dirty; the journal still has them.
             self.dirty.locked().extend(dirty);
             return Err(e);
@@ -549,6 +608,45 @@ impl Rooms {
         }
         n
     }
+}
+
+/// Opens (or creates) the database, private to the user.
+fn open_db(path: &std::path::Path) -> Result<redb::Database> {
+    let db = redb::Builder::new().set_cache_size(CACHE_BYTES).create(path).map_err(db_err)?;
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    Ok(db)
+}
+
+/// Every room's summary, and the journal sequence number the view covers.
+fn read_summaries(db: &redb::Database) -> Result<(Summaries, u64)> {
+    let mut rooms = HashMap::new();
+    let seq;
+    {
+        let tx = db.begin_read().map_err(db_err)?;
+        match tx.open_table(store::META) {
+            Ok(t) => {
+                for r in t.iter().map_err(db_err)? {
+                    let (k, v) = r.map_err(db_err)?;
+                    match serde_json::from_slice::<Meta>(v.value()) {
+                        Ok(m) => {
+                            rooms.insert(k.value().to_owned(), Arc::new(Mutex::new(m)));
+                        }
+                        Err(e) => {
+                            tracing::warn!(room = k.value(), error = %e, "ignoring a damaged room summary")
+                        }
+                    }
+                }
+            }
+            Err(redb::TableError::TableDoesNotExist(_)) => {}
+            Err(e) => return Err(db_err(e)),
+        }
+        seq = match tx.open_table(store::MARKER) {
+            Ok(t) => t.get("seq").map_err(db_err)?.map_or(0, |g| g.value()),
+            Err(redb::TableError::TableDoesNotExist(_)) => 0,
+            Err(e) => return Err(db_err(e)),
+        };
+    }
+    Ok((rooms, seq))
 }
 
 /// `room_limit`, naming the limit and what was applied before it.

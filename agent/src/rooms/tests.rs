@@ -225,3 +225,29 @@ fn signatures_after_a_large_observe_are_recorded_and_flushed() {
     assert_eq!(rooms.flush(1).expect("flush"), 1);
     rooms.with_facts("!r:x", |f| assert!((f.is_own)("$s49") && f.max_depth == Some(3050)));
 }
+
+/// After a storage error the view refuses to be read (the policy denies)
+/// until it is reopened; reopening replays the journal since the durable
+/// marker, so a signature whose commit was not durable is back.
+#[test]
+fn a_broken_view_is_unreadable_until_recovered_from_the_journal() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let (rooms, _) = Rooms::load(d.path().to_path_buf()).expect("load");
+    observe(&rooms, vec![ev("$a", 10, &[])]);
+    rooms.broken.store(true, std::sync::atomic::Ordering::SeqCst);
+    rooms.with_facts("!r:x", |f| assert!(!f.readable && (f.depth_of)("$a").is_none()));
+    let entry = from_str(
+        r#"{"room_id":"!r:x","signed":[{"event_id":"$s1","depth":11,"room_version":"org.matrix.msc4080"}]}"#,
+    )
+    .expect("entry")
+    .into_object()
+    .expect("object");
+    let n = rooms.recover(|seq| {
+        assert_eq!(seq, 0, "nothing was flushed");
+        Ok(vec![entry])
+    });
+    assert_eq!(n.expect("recover"), 1);
+    rooms.with_facts("!r:x", |f| {
+        assert!(f.readable && (f.depth_of)("$a") == Some(10) && (f.is_own)("$s1") && f.max_depth == Some(11))
+    });
+}

@@ -121,10 +121,12 @@ impl Meta {
             (Set::SupersededRules, &mut self.superseded_rules)
         };
         let current = w.auth(room, &key)?;
-        if current.is_none() && self.auth_len >= w.max_auth {
-            return Ok(Err(OverLimit { what: "authorization state entries (members)", limit: w.max_auth }));
-        }
+        // Past the limit the entry is not kept (the caller refuses the
+        // call), but the anchor still moves: a ban is a ban.
+        let over = (current.is_none() && self.auth_len >= w.max_auth)
+            .then_some(OverLimit { what: "authorization state entries (members)", limit: w.max_auth });
         let newest = match &current {
+            _ if over.is_some() => false,
             Some((id, _)) if id == e.event_id => true,
             Some((_, d)) if *d > e.depth => {
                 w.insert(set, count, room, e.event_id, e.depth)?;
@@ -151,7 +153,9 @@ impl Meta {
             }
         }
         let what = match (ty, membership) {
-            ("m.room.member", Some("join")) | ("m.room.third_party_invite", _) => return Ok(Ok(())),
+            ("m.room.member", Some("join")) | ("m.room.third_party_invite", _) => {
+                return Ok(over.map_or(Ok(()), Err))
+            }
             ("m.room.member", m) => {
                 format!("{} of {}", m.unwrap_or("membership change"), crate::policy::power::short(sk))
             }
@@ -160,26 +164,26 @@ impl Meta {
         if self.anchor.as_ref().is_none_or(|a| a.depth < e.depth) {
             self.anchor = Some(AnchorState { event_id: e.event_id.to_owned(), depth: e.depth, what });
         }
-        Ok(Ok(()))
+        Ok(over.map_or(Ok(()), Err))
     }
 
-    /// Records a member's name; `Err(OverLimit)` past the room's limit.
+    /// Records a member's name; false (not kept) past the room's limit.
     pub fn name_member(
         &mut self,
         w: &mut Writer<'_>,
         room: &str,
         cryptoid: &str,
         name: &super::MemberName,
-    ) -> Result<Result<(), OverLimit>> {
+    ) -> Result<bool> {
         let known = w.members.get((room, cryptoid)).map_err(db_err)?.is_some();
         if !known && self.members_len >= w.max_auth {
-            return Ok(Err(OverLimit { what: "member names", limit: w.max_auth }));
+            return Ok(false);
         }
         w.members.insert((room, cryptoid), (name.user_id.as_str(), name.verified)).map_err(db_err)?;
         if !known {
             self.members_len += 1;
         }
-        Ok(Ok(()))
+        Ok(true)
     }
 
     /// Writes the summary itself.

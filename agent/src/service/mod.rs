@@ -247,7 +247,11 @@ impl Service {
         let mut e = Object::new();
         e.insert("event".into(), Value::from("agent.started"));
         e.insert("version".into(), Value::from(crate::VERSION));
-        svc.journal.append(e, svc.now())?;
+        // On a full disk the agent still starts: every request that needs
+        // the journal is refused with storage_error until space is back.
+        if let Err(err) = svc.journal.append(e, svc.now()) {
+            tracing::error!(error = %err, "could not journal the start; requests that need the journal will be refused");
+        }
         Ok(svc)
     }
 
