@@ -29,7 +29,7 @@
 //!
 //! **Memory.** Per room only a summary stays in memory ([`view::Meta`]:
 //! version, depths, anchor, power levels, name, counters); events, members,
-//! authorization state and settings live in the database (its cache is 4
+//! authorization state and settings live in the database (its cache is 2
 //! MiB). Past [`store::MAX_AUTH_STATE`] members a room's observe is refused
 //! with `room_limit`.
 //!
@@ -125,7 +125,7 @@ const PINNED_KEYS: &str = "server_keys.json";
 const DATABASE: &str = "rooms.redb";
 /// The database's page cache: what the view may hold in memory beyond the
 /// summaries.
-const CACHE_BYTES: usize = 4 << 20;
+const CACHE_BYTES: usize = 2 << 20;
 /// Events applied per write transaction of an observe: a signature in
 /// another room waits at most for one chunk.
 const CHUNK: usize = 500;
