@@ -29,6 +29,9 @@ pub struct Limits {
     pub allow_root: bool,
 }
 
+/// Buffer capacity a connection keeps between requests.
+const KEPT_BUFFER: usize = 64 * 1024;
+
 /// How long in-flight requests get to finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -115,9 +118,19 @@ async fn connection(
             return close_too_large(&mut wr, &mut out, limits).await;
         }
         buf.drain(..start);
+        // A connection that once sent a large request (a /sync feed of
+        // megabytes) does not keep its buffer for the rest of its life.
+        if buf.is_empty() && buf.capacity() > KEPT_BUFFER {
+            buf.shrink_to(KEPT_BUFFER);
+        }
         if !out.is_empty() {
             match timeout(limits.line_timeout, wr.write_all(&out)).await {
-                Ok(Ok(())) => out.clear(),
+                Ok(Ok(())) => {
+                    out.clear();
+                    if out.capacity() > KEPT_BUFFER {
+                        out.shrink_to(KEPT_BUFFER);
+                    }
+                }
                 _ => return, // the client stopped reading: drop it
             }
         }
