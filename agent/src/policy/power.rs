@@ -66,11 +66,6 @@ pub fn redaction_targets<'a>(
     }
 }
 
-/// The event a redaction targets, by the room version's rules.
-pub fn redaction_target<'a>(req: &SignRequest<'a>) -> Option<&'a str> {
-    redaction_targets(req.pdu, req.room_version).0.and_then(Value::as_str)
-}
-
 pub fn check(
     req: &SignRequest<'_>,
     room: &RoomFacts<'_>,
@@ -150,36 +145,39 @@ pub fn check(
             }
             changes.extend(own.iter().map(|c| (Weight::Own, format!("own {}", c.describe()))));
         }
-        Some("m.room.redaction")
-            if redaction_targets(pdu, req.room_version)
-                .1
-                .is_some_and(|other| Some(other) != redaction_targets(pdu, req.room_version).0) =>
-        {
+        Some("m.room.redaction") => {
             let (real, other) = redaction_targets(pdu, req.room_version);
-            let field =
-                if req.room_version.redacts_in_content() { "top-level redacts" } else { "content.redacts" };
-            findings.push(Finding::new(
-                Action::Deny,
-                format!(
-                    "the redaction's {field} names {} but room version {} redacts {}: clients and older code read the other field, so the person would see another event removed",
-                    other.map_or("nothing".to_owned(), Value::to_string),
-                    req.room_version,
-                    real.map_or("nothing".to_owned(), Value::to_string),
-                ),
-            ));
-        }
-        Some("m.room.redaction") => match redaction_target(req) {
-            Some(t) if (room.is_own)(t) => {
-                findings.push(Finding::new(Action::Allow, format!("redacts {t}, one of your own events")));
-                changes.push((Weight::Own, format!("redact own event {t}")));
+            if other.is_some_and(|o| Some(o) != real) {
+                let field = if req.room_version.redacts_in_content() {
+                    "top-level redacts"
+                } else {
+                    "content.redacts"
+                };
+                findings.push(Finding::new(
+                    Action::Deny,
+                    format!(
+                        "the redaction's {field} names {} but room version {} redacts {}: clients and older code read the other field, so the person would see another event removed",
+                        other.map_or("nothing".to_owned(), Value::to_string),
+                        req.room_version,
+                        real.map_or("nothing".to_owned(), Value::to_string),
+                    ),
+                ));
+                return (findings, changes);
             }
-            Some(t) => over_others(
-                Weight::Others,
-                format!("redact {t}, which is not one of your events"),
-                &mut changes,
-            ),
-            None => over_others(Weight::Others, "redaction without a target".to_owned(), &mut changes),
-        },
+            match real.and_then(Value::as_str) {
+                Some(t) if (room.is_own)(t) => {
+                    findings
+                        .push(Finding::new(Action::Allow, format!("redacts {t}, one of your own events")));
+                    changes.push((Weight::Own, format!("redact own event {t}")));
+                }
+                Some(t) => over_others(
+                    Weight::Others,
+                    format!("redact {t}, which is not one of your events"),
+                    &mut changes,
+                ),
+                None => over_others(Weight::Others, "redaction without a target".to_owned(), &mut changes),
+            }
+        }
         _ => {}
     }
     (findings, changes)

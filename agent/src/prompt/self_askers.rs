@@ -13,6 +13,7 @@
 //! connected), and only where clients may answer at all (`socket_confirm =
 //! true`).
 
+use crate::service::ClientInfo;
 use std::collections::HashMap;
 
 /// Most processes remembered; dead ones are pruned first.
@@ -29,7 +30,7 @@ impl SelfAskers {
     /// false if it is gone or no longer runs `exe`.
     pub fn register(&mut self, pid: i32, exe: Option<&str>) -> bool {
         let (Some(start), Some(exe)) = (start_time(pid), exe) else { return false };
-        if exe_of(pid).as_deref() != Some(exe) {
+        if ClientInfo::exe_of_pid(pid).as_deref() != Some(exe) {
             return false;
         }
         if self.started.len() >= MAX {
@@ -54,10 +55,6 @@ impl SelfAskers {
     }
 }
 
-fn exe_of(pid: i32) -> Option<String> {
-    std::fs::read_link(format!("/proc/{pid}/exe")).ok().map(|p| p.display().to_string())
-}
-
 /// Field 22 of `/proc/<pid>/stat`: the process's start time in clock ticks
 /// since boot. The command name (field 2) may hold spaces and parentheses,
 /// so fields are counted after its last `)`.
@@ -79,7 +76,7 @@ mod tests {
     fn a_registered_process_asks_itself_until_it_is_gone() {
         let mut child = std::process::Command::new("sleep").arg("30").spawn().expect("sleep");
         let pid = child.id() as i32;
-        let exe = exe_of(pid).expect("exe");
+        let exe = ClientInfo::exe_of_pid(pid).expect("exe");
         let mut s = SelfAskers::default();
         assert!(!s.asks_itself(Some(pid), Some(&exe)), "not before it registers");
         assert!(!s.register(pid, Some("/usr/bin/another")), "not under another executable");

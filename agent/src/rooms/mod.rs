@@ -421,11 +421,15 @@ impl Rooms {
     /// Records an event the agent signed under `room_version` (its first
     /// signature there fixes the room's version when nothing else has),
     /// without an fsync: the next flush makes it durable, and the journal
-    /// has it until then. It counts as the user's own only when `own`: its
-    /// event ID was computed from what was signed (room versions 1 and 2
-    /// carry an ID the homeserver chose, which may be someone else's
-    /// event).
-    pub fn record_signed(&self, room_id: &str, e: &Seen<'_>, room_version: Option<&str>, own: bool) {
+    /// has it until then. It counts as the user's own only when its event
+    /// ID was computed from what was signed: room versions 1 and 2 carry an
+    /// ID the homeserver chose, which may be someone else's event (journal
+    /// entries before round 3 name no version; a carried ID has a ':').
+    pub fn record_signed(&self, room_id: &str, e: &Seen<'_>, room_version: Option<&str>) {
+        let own = match room_version.and_then(|v| cryptoid_protocol::RoomVersion::from_id(v).ok()) {
+            Some(rv) => rv.event_id_format() != cryptoid_protocol::EventIdFormat::Carried,
+            None => !e.event_id.contains(':'),
+        };
         if let Err(err) = self.try_record_signed(room_id, e, room_version, own) {
             // The journal holds the signature; a restart replays it.
             tracing::warn!(error = %err, room = room_id, "could not record a signature in the room view");
@@ -585,12 +589,6 @@ impl Rooms {
                     c
                 });
                 let version = s.get("room_version").and_then(Value::as_str);
-                // Entries before round 3 have no version: a carried (v1/v2)
-                // ID has a ':'.
-                let own = match version.and_then(|v| cryptoid_protocol::RoomVersion::from_id(v).ok()) {
-                    Some(rv) => rv.event_id_format() != cryptoid_protocol::EventIdFormat::Carried,
-                    None => !id.contains(':'),
-                };
                 self.record_signed(
                     room,
                     &Seen {
@@ -601,7 +599,6 @@ impl Rooms {
                         content: content.as_ref(),
                     },
                     version,
-                    own,
                 );
                 n += 1;
             }

@@ -47,7 +47,6 @@ fn observe_sign_flush_reload() {
         "!r:x",
         &Seen { event_id: "$b", depth: 11, event_type: None, state_key: None, content: None },
         None,
-        true,
     );
     rooms.with_facts("!r:x", |f| {
         assert_eq!(f.max_depth, Some(11));
@@ -219,7 +218,6 @@ fn signatures_after_a_large_observe_are_recorded_and_flushed() {
             "!r:x",
             &Seen { event_id: &id, depth: 3001 + i, event_type: None, state_key: None, content: None },
             Some("org.matrix.msc4080"),
-            true,
         );
     }
     assert_eq!(rooms.flush(1).expect("flush"), 1);

@@ -241,10 +241,8 @@ impl Service {
     /// so no pinentry is started beside it (needs `socket_confirm`, as
     /// answering does: checked by the method's class).
     pub fn confirm_ask_here(&self, client: &ClientInfo) -> Result<AskHereResult> {
-        let registered =
-            client.pid.is_some_and(|pid| self.prompts.register_self_asker(pid, client.exe.as_deref()));
         match client.pid {
-            Some(pid) if registered => Ok(AskHereResult { pid }),
+            Some(pid) if self.prompts.register_self_asker(pid, client.exe.as_deref()) => Ok(AskHereResult { pid }),
             _ => Err(crate::error::RequestError::param(
                 "pid",
                 "the agent cannot identify the calling process (no pid in its credentials, or it is gone); its dialog will ask instead",

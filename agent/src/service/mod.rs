@@ -56,6 +56,11 @@ pub struct ClientInfo {
 }
 
 impl ClientInfo {
+    /// `/proc/<pid>/exe` of a process, as clients are named.
+    pub fn exe_of_pid(pid: i32) -> Option<String> {
+        std::fs::read_link(format!("/proc/{pid}/exe")).ok().map(|p| p.display().to_string())
+    }
+
     /// The agent itself (start-up and shutdown entries).
     pub fn agent() -> ClientInfo {
         ClientInfo {

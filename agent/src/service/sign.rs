@@ -321,8 +321,7 @@ impl Service {
         for (c, sig) in checked.into_iter().zip(sigs) {
             self.registry.touch(&c.record.info.cryptoid, now);
             let seen = Seen::of_pdu(&c.event_id, c.depth, c.prepared.event());
-            let computed_id = c.room_version.event_id_format() != cryptoid_protocol::EventIdFormat::Carried;
-            self.rooms.record_signed(&c.room_id, &seen, Some(c.room_version.id()), computed_id);
+            self.rooms.record_signed(&c.room_id, &seen, Some(c.room_version.id()));
             if self.config.notifications.notify_signed && seen.state_key.is_some() {
                 let what = cryptoid_protocol::text::sanitize_default(&format!(
                     "signed {} in {}",

@@ -165,9 +165,7 @@ impl AgentObject {
         let uid =
             creds.unix_user_id().ok_or_else(|| AgentError::NotPermitted("the bus gave no uid".into()))?;
         let pid = creds.process_id().map(|p| p as i32);
-        let exe = pid
-            .and_then(|p| std::fs::read_link(format!("/proc/{p}/exe")).ok())
-            .map(|p| p.display().to_string());
+        let exe = pid.and_then(ClientInfo::exe_of_pid);
         let client = ClientInfo { uid, pid, exe };
         let own = rustix::process::getuid().as_raw();
         if uid != own && !(uid == 0 && self.svc.config().socket.allow_root) {

@@ -69,8 +69,7 @@ pub async fn serve(
 fn client_info(stream: &UnixStream) -> Option<ClientInfo> {
     let cred = stream.peer_cred().ok()?;
     let pid = cred.pid();
-    let exe =
-        pid.and_then(|p| std::fs::read_link(format!("/proc/{p}/exe")).ok()).map(|p| p.display().to_string());
+    let exe = pid.and_then(ClientInfo::exe_of_pid);
     Some(ClientInfo { uid: cred.uid(), pid, exe })
 }
 

@@ -26,6 +26,15 @@ fn state_at(k: &str, ty: &str, sk: &str, content: &str, depth: i64, prevs: &[&st
     set(&set(&set(&e, "depth", int(depth)), "prev_events", ids(prevs)), "auth_events", ids(auths))
 }
 
+/// A v11+ redaction by `k` in ROOM of `target` (`content.redacts`).
+fn redaction_of(k: &str, target: &str) -> Value {
+    let mut r = pdus::state(k, ROOM, "m.room.redaction", "", &format!(r#"{{"redacts":"{target}"}}"#), "")
+        .into_object()
+        .expect("object");
+    r.remove("state_key");
+    Value::Object(r)
+}
+
 /// Attack: power levels under state key "x" that already give OTHER 100
 /// are fed to the view; then the real power levels grant OTHER 100. To
 /// every server that is a grant, and the prompt must say so. Also a create
@@ -116,11 +125,8 @@ fn one_room_one_room_version() {
     refused(r, ErrorKind::BadPdu, "room_version_mismatch");
     // The other member's event is not the user's: redacting it is a
     // question nobody answers here (timeout), not a silent signature.
-    let redaction =
-        pdus::state(&k, ROOM, "m.room.redaction", "", r#"{"redacts":"$someone-elses-event:x"}"#, "");
-    let mut redaction = redaction.as_object().expect("object").clone();
-    redaction.remove("state_key");
-    refused(try_sign(&mut c, Value::Object(redaction)), ErrorKind::ConfirmationTimeout, "timed_out");
+    let redaction = redaction_of(&k, "$someone-elses-event:x");
+    refused(try_sign(&mut c, redaction), ErrorKind::ConfirmationTimeout, "timed_out");
     // Control: the room's version signs.
     assert_verifies(&sign(&mut c, pdus::message(&k, ROOM, "still msc4080")).pdu, &k);
 }
@@ -161,13 +167,7 @@ fn a_carried_event_id_is_never_the_user_s_own() {
     // Control: msc4080 computes the ID; the user's own event is redacted.
     let k2 = create(&mut c, Some(ROOM));
     let own = sign(&mut c, pdus::message(&k2, ROOM, "mine")).event_id;
-    let mut redaction =
-        pdus::state(&k2, ROOM, "m.room.redaction", "", &format!(r#"{{"redacts":"{own}"}}"#), "")
-            .as_object()
-            .expect("object")
-            .clone();
-    redaction.remove("state_key");
-    sign(&mut c, Value::Object(redaction));
+    sign(&mut c, redaction_of(&k2, &own));
 }
 
 /// Attack: from v11 the target is `content.redacts`; a top-level `redacts`
@@ -179,16 +179,9 @@ fn a_redaction_names_one_target() {
     let mut c = agent.unlocked();
     let k = create(&mut c, Some(ROOM));
     let own = sign(&mut c, pdus::message(&k, ROOM, "mine")).event_id;
-    let redaction = |top: Option<&str>| {
-        let mut r = pdus::state(&k, ROOM, "m.room.redaction", "", &format!(r#"{{"redacts":"{own}"}}"#), "")
-            .as_object()
-            .expect("object")
-            .clone();
-        r.remove("state_key");
-        if let Some(t) = top {
-            r.insert("redacts".into(), Value::from(t));
-        }
-        Value::Object(r)
+    let redaction = |top: Option<&str>| match top {
+        Some(t) => set(&redaction_of(&k, &own), "redacts", Value::from(t)),
+        None => redaction_of(&k, &own),
     };
     let theirs = id('z');
     denied(try_sign(&mut c, redaction(Some(&theirs))), "top-level redacts");
@@ -546,15 +539,6 @@ fn redacting_one_s_own_state_event_is_asked() {
     let acl = sign(&mut c, acl).event_id;
     t.join().expect("answer");
     let msg = sign(&mut c, pdus::message(&k, ROOM, "mine")).event_id;
-    let redaction = |target: &str| {
-        let mut r =
-            pdus::state(&k, ROOM, "m.room.redaction", "", &format!(r#"{{"redacts":"{target}"}}"#), "")
-                .as_object()
-                .expect("object")
-                .clone();
-        r.remove("state_key");
-        Value::Object(r)
-    };
-    refused(try_sign(&mut c, redaction(&acl)), ErrorKind::ConfirmationTimeout, "timed_out");
-    sign(&mut c, redaction(&msg));
+    refused(try_sign(&mut c, redaction_of(&k, &acl)), ErrorKind::ConfirmationTimeout, "timed_out");
+    sign(&mut c, redaction_of(&k, &msg));
 }

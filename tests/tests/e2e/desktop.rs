@@ -287,14 +287,33 @@ fn a_long_passphrase_typed_into_pinentry_unlocks() {
     let mut agent = Agent::start_with(&[], Some(POLICY));
     let long: String = (0..1500).map(|i| (b'a' + (i % 26) as u8) as char).collect();
     let mut unlock = unlock_with_no_terminal(&agent, &x);
-    for _ in 0..2 {
-        let window = x.wait_for_window("cryptoidctl");
+    for round in 0..2 {
+        // The dialog, or cryptoidctl's own word on why there is none.
+        let window = wait_for(20, &format!("pinentry's dialog {round}"), || {
+            if let Ok(Some(status)) = unlock.try_wait() {
+                let mut err = String::new();
+                let _ = std::io::Read::read_to_string(&mut unlock.stderr.take().expect("stderr"), &mut err);
+                panic!("cryptoidctl ended ({status}) before dialog {round}: {err}");
+            }
+            x.xdotool(&["search", "--onlyvisible", "--name", "cryptoidctl"])
+                .and_then(|s| s.lines().next().map(str::to_owned))
+        });
         std::thread::sleep(std::time::Duration::from_millis(500));
         x.xdotool(&["windowfocus", &window]);
-        x.xdotool(&["type", "--delay", "1", &long]).expect("type");
+        // In chunks, letting the dialog keep up: an X server starved of CPU
+        // drops keystrokes sent faster than the client reads them.
+        for chunk in long.as_bytes().chunks(150) {
+            x.xdotool(&["type", "--delay", "1", std::str::from_utf8(chunk).expect("ascii")]).expect("type");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
         x.xdotool(&["key", "Return"]).expect("enter");
-        wait_for(20, "the dialog to close", || {
-            x.xdotool(&["search", "--onlyvisible", "--name", "cryptoidctl"]).is_none().then_some(())
+        // This dialog closes; the next ("Repeat it") may already be open
+        // under the same name, so it is this window that must be gone. A
+        // loaded machine takes its time over 1,500 keystrokes.
+        wait_for(60, &format!("dialog {round} to close"), || {
+            let open = x.xdotool(&["search", "--onlyvisible", "--name", "cryptoidctl"]).unwrap_or_default();
+            (!open.lines().any(|w| w == window)).then_some(())
         });
     }
     let out = wait_for(30, "cryptoidctl to finish", || unlock.try_wait().ok().flatten());
