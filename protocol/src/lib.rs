@@ -9,6 +9,7 @@
 //! | module | holds |
 //! |---|---|
 //! | [`json`] | the canonical value type, the strict parser (duplicate keys, floats, big integers, lone surrogates and deep nesting refused) and the byte-exact canonical serializer |
+//! | [`auth`] | the authorization rules per room version, against an event's own `auth_events` |
 //! | [`assuan`] | the Assuan protocol of pinentry, without I/O: escaping, the dialog's commands, its answers |
 //! | [`base64`] | Matrix unpadded Base64 (lenient decoding, unpadded output) |
 //! | [`room_version`] | room versions 1–12, `org.matrix.msc4014`, `org.matrix.msc4080`: event-ID format, redaction generation, the `m.room.member` redaction divergence |
@@ -41,6 +42,7 @@
 #![forbid(unsafe_code)]
 
 pub mod assuan;
+pub mod auth;
 pub mod base64;
 pub mod client;
 pub mod event;

@@ -197,6 +197,48 @@ impl RoomVersion {
         matches!(self.redaction, RedactionAlgorithm::V11)
     }
 
+    /// The authorization rules' generation: the numbered version, and 11
+    /// for the cryptoID versions ("currently, just a copy of V11").
+    fn auth_generation(&self) -> u8 {
+        self.id.parse().unwrap_or(11)
+    }
+
+    /// `m.room.aliases` is authorized by the sender's domain alone (v1–v5).
+    pub fn special_case_aliases_auth(&self) -> bool {
+        self.auth_generation() <= 5
+    }
+
+    /// Power levels limit `notifications` changes (v6 on).
+    pub fn limits_notifications_power_levels(&self) -> bool {
+        self.auth_generation() >= 6
+    }
+
+    /// The `knock` join rule and membership exist (v7 on).
+    pub fn has_knocking(&self) -> bool {
+        self.auth_generation() >= 7
+    }
+
+    /// The `restricted` join rule exists (v8 on).
+    pub fn has_restricted_joins(&self) -> bool {
+        self.auth_generation() >= 8
+    }
+
+    /// The `knock_restricted` join rule exists (v10 on).
+    pub fn has_knock_restricted(&self) -> bool {
+        self.auth_generation() >= 10
+    }
+
+    /// Power levels must be integers, not strings or other types (v10 on).
+    pub fn enforces_integer_power_levels(&self) -> bool {
+        self.auth_generation() >= 10
+    }
+
+    /// The creator is the create event's `sender`, not `content.creator`
+    /// (v11 on).
+    pub fn implicit_room_creator(&self) -> bool {
+        self.auth_generation() >= 11
+    }
+
     /// Whether `sender` is a cryptoID rather than a user ID.
     pub fn uses_cryptoids(&self) -> bool {
         matches!(self.id, "org.matrix.msc4014" | "org.matrix.msc4080")
