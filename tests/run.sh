@@ -75,6 +75,11 @@ export CRYPTOID_TEST_JS=1
 stage "Synapse for the sharing tests (pip, pinned in tests/synapse.sh)"
 tests/synapse.sh install
 export CRYPTOID_TEST_SYNAPSE=1
+stage "authorization rules against Synapse's event_auth (differential: the kept regressions, a fixed seed, a new seed)"
+auth_py=${CRYPTOID_SYNAPSE_VENV:-$HOME/.cache/cryptoid-tests/synapse-venv}/bin/python
+"$auth_py" tests/interop/auth_diff.py target/debug/auth-oracle --cases 4000 --seed 1 \
+    --regressions tests/interop/auth_regressions.jsonl
+"$auth_py" tests/interop/auth_diff.py target/debug/auth-oracle --cases 4000
 export CRYPTOID_TEST_DESKTOP=1
 stage "pcscd with the virtual readers (YubiKey tests)"
 pcsc_dir=$(mktemp -d)
