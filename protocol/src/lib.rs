@@ -13,6 +13,7 @@
 //! | [`assuan`] | the Assuan protocol of pinentry, without I/O: escaping, the dialog's commands, its answers |
 //! | [`base64`] | Matrix unpadded Base64 (lenient decoding, unpadded output) |
 //! | [`room_version`] | room versions 1–12, `org.matrix.msc4014`, `org.matrix.msc4080`: event-ID format, redaction generation, the `m.room.member` redaction divergence |
+//! | [`received`] | what a server checks of an event it receives: shape, size, event ID, content hash, signatures (cryptoID or server) |
 //! | [`redaction`] | the redaction algorithm and the allocation-free writer of the signing bytes |
 //! | [`event`] | content hash, reference hash, event ID, prepare/sign/verify of events, signing of plain JSON |
 //! | [`keys`] | Ed25519 key pairs, public keys, cryptoIDs, the [`keys::Signer`] trait |
@@ -48,6 +49,7 @@ pub mod client;
 pub mod event;
 pub mod json;
 pub mod keys;
+pub mod received;
 pub mod redaction;
 pub mod room_version;
 pub mod secret_storage;

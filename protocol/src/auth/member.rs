@@ -19,7 +19,8 @@ fn insufficient(has: i128, needed: i128, what: &str) -> AuthError {
 
 pub(crate) fn check(ev: &Ev<'_>, rv: &RoomVersion, auth: &AuthMap<'_>) -> Result<()> {
     let content = ev.content();
-    let membership_value = content.get("membership").ok_or_else(|| malformed("m.room.member without membership"))?;
+    let membership_value =
+        content.get("membership").ok_or_else(|| malformed("m.room.member without membership"))?;
     let membership = membership_value.as_str().unwrap_or("");
     let target = ev.state_key().ok_or_else(|| malformed("m.room.member without a state key"))?;
     let sender = ev.sender();
@@ -31,7 +32,11 @@ pub(crate) fn check(ev: &Ev<'_>, rv: &RoomVersion, auth: &AuthMap<'_>) -> Result
         let creator = if rv.implicit_room_creator() {
             Some(create.sender())
         } else {
-            create.content().get("creator").ok_or_else(|| malformed("the create event has no creator"))?.as_str()
+            create
+                .content()
+                .get("creator")
+                .ok_or_else(|| malformed("the create event has no creator"))?
+                .as_str()
         };
         if creator == Some(target) {
             return Ok(());
@@ -107,7 +112,9 @@ pub(crate) fn check(ev: &Ev<'_>, rv: &RoomVersion, auth: &AuthMap<'_>) -> Result
                     let Some(by) = content.get(AUTHORISING_USER) else {
                         return deny("a restricted join names no authorising user");
                     };
-                    let by = by.as_str().ok_or_else(|| malformed("join_authorised_via_users_server is not a string"))?;
+                    let by = by
+                        .as_str()
+                        .ok_or_else(|| malformed("join_authorised_via_users_server is not a string"))?;
                     if membership_of(by) != Some("join") {
                         return deny(format!("the authorising user {by} is not joined"));
                     }
@@ -136,7 +143,9 @@ pub(crate) fn check(ev: &Ev<'_>, rv: &RoomVersion, auth: &AuthMap<'_>) -> Result
                     return Err(insufficient(has, kick_level, "kick"));
                 }
                 if has <= target_level {
-                    return deny(format!("the sender may not kick {target}, whose level is not below theirs"));
+                    return deny(format!(
+                        "the sender may not kick {target}, whose level is not below theirs"
+                    ));
                 }
             }
         }
@@ -175,7 +184,8 @@ pub(crate) fn check(ev: &Ev<'_>, rv: &RoomVersion, auth: &AuthMap<'_>) -> Result
 /// by one of that event's public keys. `Err` where Synapse fails outright
 /// (a public key entry without `public_key`, a key that is not Base64).
 fn third_party_invite_matches(ev: &Ev<'_>, content: &Object, auth: &AuthMap<'_>) -> Result<bool> {
-    let Some(signed) = content.get("third_party_invite").and_then(Value::as_object).and_then(|t| t.get("signed"))
+    let Some(signed) =
+        content.get("third_party_invite").and_then(Value::as_object).and_then(|t| t.get("signed"))
     else {
         return Ok(false);
     };
@@ -196,7 +206,11 @@ fn third_party_invite_matches(ev: &Ev<'_>, content: &Object, auth: &AuthMap<'_>)
     let listed: Vec<&Value> = match ic.get("public_keys") {
         Some(Value::Array(a)) => a
             .iter()
-            .map(|o| o.as_object().and_then(|o| o.get("public_key")).ok_or_else(|| malformed("public_keys entry without public_key")))
+            .map(|o| {
+                o.as_object()
+                    .and_then(|o| o.get("public_key"))
+                    .ok_or_else(|| malformed("public_keys entry without public_key"))
+            })
             .collect::<Result<_>>()?,
         _ => Vec::new(),
     };
@@ -211,16 +225,16 @@ fn third_party_invite_matches(ev: &Ev<'_>, content: &Object, auth: &AuthMap<'_>)
             .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
             .ok_or_else(|| malformed("a third-party invite public key is not Base64 of 32 bytes"))?;
         let key = crate::keys::PublicKey::from_bytes(key);
-        // The first ed25519 signature decides for this key: a failure moves
-        // on to the next key.
-        'servers: for (server, block) in signatures {
-            let Some(block) = block.as_object() else { continue };
-            for key_id in block.keys().filter(|k| k.starts_with("ed25519:")) {
-                if crate::event::verify_json(signed, server, key_id, &key).is_ok() {
-                    return Ok(true);
-                }
-                break 'servers;
-            }
+        // The first ed25519 signature decides for this key (as Synapse
+        // reads it): a failure moves on to the next key.
+        let first = signatures.iter().find_map(|(server, block)| {
+            let key_id = block.as_object()?.keys().find(|k| k.starts_with("ed25519:"))?;
+            Some((server, key_id))
+        });
+        if first
+            .is_some_and(|(server, key_id)| crate::event::verify_json(signed, server, key_id, &key).is_ok())
+        {
+            return Ok(true);
         }
     }
     Ok(false)

@@ -38,13 +38,17 @@ pub use power::CREATOR_LEVEL;
 /// Why an event fails the authorization rules (or cannot be judged).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
-    #[error("auth event {0} is not known: it must be observed (and verified) before the events that cite it")]
+    #[error(
+        "auth event {0} is not known: it must be observed (and verified) before the events that cite it"
+    )]
     UnknownAuthEvent(String),
     #[error("auth event {event_id} belongs to room {room}, not to this event's room")]
     AuthEventInOtherRoom { event_id: String, room: String },
     #[error("auth_events name two events for ({0}): a server rejects the event")]
     DuplicateAuthEvent(String),
-    #[error("auth event {event_id} ({key}) is not one the rules read for this event: a server rejects the event")]
+    #[error(
+        "auth event {event_id} ({key}) is not one the rules read for this event: a server rejects the event"
+    )]
     UnexpectedAuthEvent { event_id: String, key: String },
     #[error("auth_events hold no m.room.create")]
     NoCreateEvent,
@@ -164,7 +168,8 @@ fn expected_auth_keys(event: &Ev<'_>, rv: &RoomVersion) -> Result<Vec<(String, S
         vec![key("m.room.power_levels", ""), key("m.room.member", event.sender()), key("m.room.create", "")];
     if event.ty() == "m.room.member" {
         let content = event.content();
-        let membership = content.get("membership").ok_or_else(|| malformed("m.room.member without membership"))?;
+        let membership =
+            content.get("membership").ok_or_else(|| malformed("m.room.member without membership"))?;
         let m = membership.as_str();
         if matches!(m, Some("join" | "invite" | "knock")) {
             keys.push(key("m.room.join_rules", ""));
@@ -184,7 +189,9 @@ fn expected_auth_keys(event: &Ev<'_>, rv: &RoomVersion) -> Result<Vec<(String, S
         }
         if rv.has_restricted_joins() && m == Some("join") {
             if let Some(by) = content.get(member::AUTHORISING_USER) {
-                let by = by.as_str().ok_or_else(|| malformed("join_authorised_via_users_server is not a string"))?;
+                let by = by
+                    .as_str()
+                    .ok_or_else(|| malformed("join_authorised_via_users_server is not a string"))?;
                 keys.push(key("m.room.member", by));
             }
         }
@@ -222,7 +229,10 @@ pub fn check(rv: &RoomVersion, event_id: &str, event: &Object, auth: &[(&str, &O
             return Err(AuthError::AuthEventInOtherRoom { event_id: id, room: a_room });
         }
         let Some(sk) = a.state_key() else {
-            return Err(AuthError::UnexpectedAuthEvent { event_id: id, key: format!("{}, not state", a.ty()) });
+            return Err(AuthError::UnexpectedAuthEvent {
+                event_id: id,
+                key: format!("{}, not state", a.ty()),
+            });
         };
         let k = (a.ty(), sk);
         if map.contains_key(&k) {
@@ -395,7 +405,9 @@ fn is_valid_server_name(s: &str) -> bool {
         return is_ipv6_literal(host);
     }
     !host.is_empty()
-        && host.split('.').all(|label| !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        && host
+            .split('.')
+            .all(|label| !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
 }
 
 fn is_ipv6_literal(s: &str) -> bool {

@@ -12,7 +12,8 @@ use crate::RoomVersion;
 pub const CREATOR_LEVEL: i128 = 1 << 53;
 
 /// The level-valued keys of a power levels event.
-const NAMED: [&str; 7] = ["users_default", "events_default", "state_default", "ban", "redact", "kick", "invite"];
+const NAMED: [&str; 7] =
+    ["users_default", "events_default", "state_default", "ban", "redact", "kick", "invite"];
 
 /// Python's `int(str)`: surrounding whitespace, a sign, digits with single
 /// underscores between them.
@@ -38,7 +39,9 @@ pub(crate) fn level_of(v: &Value) -> Result<i128> {
     match v {
         Value::Int(i) => Ok(i128::from(i.get())),
         Value::Bool(b) => Ok(i128::from(*b)),
-        Value::String(s) => python_int(s).ok_or_else(|| malformed(format!("power level {s:?} is not a number"))),
+        Value::String(s) => {
+            python_int(s).ok_or_else(|| malformed(format!("power level {s:?} is not a number")))
+        }
         other => Err(malformed(format!("power level {other} is not a number"))),
     }
 }
@@ -72,7 +75,8 @@ pub(crate) fn user_level(user: &str, auth: &AuthMap<'_>, rv: &RoomVersion) -> Re
     }
     if let Some(pl) = auth.get(&("m.room.power_levels", "")) {
         let content = pl.content();
-        let own = sub_object(content, "users")?.and_then(|u| u.get(user)).filter(|v| !matches!(v, Value::Null));
+        let own =
+            sub_object(content, "users")?.and_then(|u| u.get(user)).filter(|v| !matches!(v, Value::Null));
         return match own.or_else(|| content.get("users_default")) {
             None | Some(Value::Null) => Ok(0),
             Some(v) => level_of(v),
@@ -81,8 +85,14 @@ pub(crate) fn user_level(user: &str, auth: &AuthMap<'_>, rv: &RoomVersion) -> Re
     let creator = if rv.implicit_room_creator() {
         Some(create.sender())
     } else {
-        Some(create.content().get("creator").ok_or_else(|| malformed("the create event has no creator"))?.as_str())
-            .flatten()
+        Some(
+            create
+                .content()
+                .get("creator")
+                .ok_or_else(|| malformed("the create event has no creator"))?
+                .as_str(),
+        )
+        .flatten()
     };
     Ok(if creator == Some(user) { 100 } else { 0 })
 }
@@ -99,7 +109,9 @@ pub(crate) fn named_level(auth: &AuthMap<'_>, name: &str, default: i128) -> Resu
 pub(crate) fn send_level(ty: &str, state_key: Option<&str>, pl: Option<&Ev<'_>>) -> Result<i128> {
     let empty = Object::new();
     let content = pl.map_or(&empty, |p| p.content());
-    if let Some(v) = sub_object(content, "events")?.and_then(|e| e.get(ty)).filter(|v| !matches!(v, Value::Null)) {
+    if let Some(v) =
+        sub_object(content, "events")?.and_then(|e| e.get(ty)).filter(|v| !matches!(v, Value::Null))
+    {
         return level_of(v);
     }
     let (key, default) = if state_key.is_some() { ("state_default", 50) } else { ("events_default", 0) };
@@ -193,4 +205,3 @@ pub(crate) fn check_change(ev: &Ev<'_>, rv: &RoomVersion, auth: &AuthMap<'_>) ->
     }
     Ok(())
 }
-

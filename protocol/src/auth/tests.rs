@@ -11,7 +11,9 @@ fn obj(s: &str) -> Object {
 const ROOM: &str = "!r:a.example";
 
 fn create() -> Object {
-    obj(r#"{"type":"m.room.create","state_key":"","sender":"@alice:a.example","room_id":"!r:a.example","content":{"room_version":"11"},"prev_events":[],"auth_events":[],"depth":1}"#)
+    obj(
+        r#"{"type":"m.room.create","state_key":"","sender":"@alice:a.example","room_id":"!r:a.example","content":{"room_version":"11"},"prev_events":[],"auth_events":[],"depth":1}"#,
+    )
 }
 
 fn state(ty: &str, sk: &str, sender: &str, content: &str) -> Object {
@@ -57,7 +59,10 @@ fn an_unknown_or_unexpected_auth_event_fails() {
     assert_eq!(check(&rv, "$m", &msg, &[("$c", &c)]), Err(AuthError::UnknownAuthEvent("$missing".into())));
     let topic = state("m.room.topic", "", "@alice:a.example", r#"{"topic":"x"}"#);
     msg.insert("auth_events".into(), from_str(r#"["$c","$t"]"#).expect("json"));
-    assert!(matches!(check(&rv, "$m", &msg, &[("$c", &c), ("$t", &topic)]), Err(AuthError::UnexpectedAuthEvent { .. })));
+    assert!(matches!(
+        check(&rv, "$m", &msg, &[("$c", &c), ("$t", &topic)]),
+        Err(AuthError::UnexpectedAuthEvent { .. })
+    ));
 }
 
 #[test]

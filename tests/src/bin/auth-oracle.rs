@@ -10,7 +10,8 @@ use cryptoid_protocol::{auth, event, json, RoomVersion};
 use std::io::{BufRead, Write};
 
 fn judge(line: &str) -> Result<(), String> {
-    let case = json::from_str(line).map_err(|e| format!("case: {e}"))?.into_object().ok_or("case: not an object")?;
+    let case =
+        json::from_str(line).map_err(|e| format!("case: {e}"))?.into_object().ok_or("case: not an object")?;
     let rv = case
         .get("room_version")
         .and_then(json::Value::as_str)
@@ -22,9 +23,13 @@ fn judge(line: &str) -> Result<(), String> {
         .and_then(json::Value::as_array)
         .map(|a| a.iter().filter_map(json::Value::as_object).collect())
         .unwrap_or_default();
-    let ids: Vec<String> =
-        auth_events.iter().map(|e| event::event_id(e, &rv)).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
-    let held: Vec<(&str, &json::Object)> = ids.iter().map(String::as_str).zip(auth_events.iter().copied()).collect();
+    let ids: Vec<String> = auth_events
+        .iter()
+        .map(|e| event::event_id(e, &rv))
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    let held: Vec<(&str, &json::Object)> =
+        ids.iter().map(String::as_str).zip(auth_events.iter().copied()).collect();
     let id = event::event_id(ev, &rv).map_err(|e| e.to_string())?;
     auth::check(&rv, &id, ev, &held).map_err(|e| e.to_string())
 }
