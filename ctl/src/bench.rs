@@ -248,6 +248,7 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> Result<ExitCode> {
         room_version: None,
         events: vec![],
         server_keys: Default::default(),
+        pdus: Vec::new(),
     })?;
     let depth = view.max_depth.map_or(1, |d| i64::try_from(d).unwrap_or(i64::MAX - 1) + 1);
     let result = match a.transport {

@@ -136,6 +136,7 @@ fn observations(doc: &Object) -> Result<(Vec<ObserveParams>, usize)> {
                 room_version: None,
                 events,
                 server_keys: Default::default(),
+                pdus: Vec::new(),
             }],
             skipped,
         ));
@@ -164,6 +165,7 @@ fn observations(doc: &Object) -> Result<(Vec<ObserveParams>, usize)> {
                     room_version: None,
                     events,
                     server_keys: Default::default(),
+                    pdus: Vec::new(),
                 });
             }
         }

@@ -62,6 +62,7 @@ fn world() -> &'static World {
             room_version: None,
             events: vec![frontier],
             server_keys: Default::default(),
+            pdus: Vec::new(),
         })
         .expect("observe");
         let rt =

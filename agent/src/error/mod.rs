@@ -8,12 +8,14 @@
 //! |---|---|---|
 //! | the request itself | [`RequestError`] | wire decoding, method lookup, params |
 //! | a PDU's hard checks | [`PduError`] | `service::sign` |
+//! | a full event fed to `rooms.observe` | [`ObservedError`] | `rooms::verify` |
 //! | keys and their states | [`KeyError`] | `service::keys`, `keys`, `service::sign` |
 //! | policy, client rules, confirmations | [`Refusal`] | `service::confirm`, `service::sign` |
 //! | backends and tokens | [`KeystoreError`] | `keystore`, `service::backends` |
 //! | sharing keys through secret storage | [`ShareFailure`] | `service::share` |
 
 mod key;
+mod observed;
 mod pdu;
 mod refusal;
 mod request;
@@ -21,6 +23,7 @@ mod share;
 
 pub use crate::keystore::KeystoreError;
 pub use key::KeyError;
+pub use observed::ObservedError;
 pub use pdu::PduError;
 pub use refusal::Refusal;
 pub use request::RequestError;
@@ -56,6 +59,10 @@ pub enum Error {
     /// The room view would have to drop state a decision depends on.
     #[error("room {room} reached the room view's limit of {limit} {what}: this rooms.observe was refused after {applied} of its events (they are kept); the policy treats the rest as unknown")]
     RoomLimit { room: String, what: &'static str, limit: u64, applied: usize },
+    /// A full event fed to `rooms.observe` failed a check: nothing of the
+    /// call was kept.
+    #[error("rooms.observe of {room} was refused, nothing of it kept: pdus[{index}] ({event_id}): {source}")]
+    Observed { room: String, index: usize, event_id: String, source: ObservedError },
     /// An error of one PDU of a `sign.batch`.
     #[error("PDU {index} of the batch: {source}")]
     InBatch { index: usize, source: Box<Error> },
@@ -162,6 +169,25 @@ impl Error {
             Error::Damaged { .. } => (K::InternalError, "damaged_file"),
             Error::Internal(_) => (K::InternalError, "internal"),
             Error::RoomLimit { .. } => (K::InvalidParams, "room_limit"),
+            Error::Observed { source, .. } => (
+                K::BadPdu,
+                match source {
+                    ObservedError::NotAnObject => "observed_not_an_object",
+                    ObservedError::OtherRoom { .. } => "observed_other_room",
+                    ObservedError::NoRoomVersion => "observed_no_room_version",
+                    ObservedError::Received(r) => {
+                        use cryptoid_protocol::received::ReceivedError as R;
+                        match r {
+                            R::Shape(_) | R::TooLarge(_) | R::FieldTooLong(_) => "observed_malformed",
+                            R::EventIdMismatch { .. } | R::NoEventId(_) => "observed_event_id",
+                            R::ContentHash { .. } => "observed_content_hash",
+                            R::Signature { .. } => "observed_signature",
+                            R::UnknownServerKey(_) => "observed_unknown_server_key",
+                        }
+                    }
+                    ObservedError::Unauthorized(_) => "observed_unauthorized",
+                },
+            ),
             Error::InBatch { source, .. } => source.identity(),
         }
     }

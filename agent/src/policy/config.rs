@@ -32,6 +32,20 @@ pub enum ReplayMode {
     Off,
 }
 
+/// What the room view takes as fact (`[policy] room_view`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoomViewMode {
+    /// Only verified full events (and what this agent signed) are facts;
+    /// summaries are claims that can only make the agent more careful.
+    #[default]
+    Verified,
+    /// Summaries are taken on the homeserver's word, as releases before
+    /// verification did: weaker, since the homeserver then writes the
+    /// baseline of the view.
+    Claimed,
+}
+
 /// One ordered rule on room, event type and state-ness. The first matching
 /// rule decides the event-type verdict; without a match the built-in
 /// defaults apply.
@@ -88,6 +102,8 @@ pub struct PolicyConfig {
     pub require_intent: bool,
     pub anti_replay: ReplayMode,
     pub depth_window: i64,
+    /// What the room view takes as fact.
+    pub room_view: RoomViewMode,
     /// Allowed distance of `origin_server_ts` from the agent's clock.
     pub clock_skew_secs: u64,
     /// Kick, ban, unban, invite of others, power over others, redacting
@@ -122,6 +138,7 @@ impl Default for PolicyConfig {
             require_intent: false,
             anti_replay: ReplayMode::Window,
             depth_window: 50,
+            room_view: RoomViewMode::Verified,
             clock_skew_secs: 300,
             power_over_others: Action::Confirm,
             unknown_clients: Action::Confirm,

@@ -6,6 +6,7 @@
 //! | file | check |
 //! |---|---|
 //! | [`rules`] | ordered rules on room, event type, state-ness; the defaults |
+//! | [`authz`] | the authorization rules against the PDU's own `auth_events`, and the baseline its diff is computed against |
 //! | [`power`] | events that affect others: kick, ban, unban, invite, power levels, redactions |
 //! | [`settings`] | the room's security settings (join rules, ACL, encryption…) old → new, for prompts |
 //! | [`levels`] | power levels parsed (strings in v1–9) and diffed field by field |
@@ -17,6 +18,7 @@
 //! | [`rate`] | per-room and per-client bursts |
 //! | [`config`] | the `[policy]` configuration and its defaults |
 
+pub mod authz;
 pub mod clients;
 pub mod config;
 pub mod create_room;
@@ -29,7 +31,7 @@ pub mod rules;
 pub mod settings;
 pub mod time;
 
-pub use config::{Action, PolicyConfig, ReplayMode};
+pub use config::{Action, PolicyConfig, ReplayMode, RoomViewMode};
 
 use cryptoid_protocol::json::{Object, Value};
 use cryptoid_protocol::RoomVersion;
@@ -90,6 +92,14 @@ pub struct RoomFacts<'a> {
     /// A member's Matrix ID by cryptoID, and whether its server signed the
     /// mapping (else the homeserver only claims it).
     pub member: &'a dyn Fn(&str) -> Option<(String, bool)>,
+    /// A verified authorization event the view holds, by event ID: what a
+    /// PDU's `auth_events` are checked against.
+    pub auth_event: &'a dyn Fn(&str) -> Option<Object>,
+    /// The view holds verified authorization events of this room.
+    pub holds_verified: bool,
+    /// The newest power levels only claimed by the homeserver (a summary
+    /// under `room_view = "verified"`): it can widen a diff, never narrow it.
+    pub claimed_power_levels: Option<&'a Object>,
 }
 
 impl RoomFacts<'_> {
@@ -123,6 +133,9 @@ impl RoomFacts<'_> {
             anchor: None,
             is_superseded: &|_| false,
             member: &|_| None,
+            auth_event: &|_| None,
+            holds_verified: false,
+            claimed_power_levels: None,
         }
     }
 }
@@ -227,8 +240,13 @@ fn judge_pdu(
     let others_member = ty == Some("m.room.member")
         && req.pdu.get("state_key").and_then(Value::as_str) != req.pdu.get("sender").and_then(Value::as_str);
     let by_request = ty == Some("m.room.power_levels") || (others_member && req.intent.is_some());
-    let (power_findings, mut changes) =
-        if req.initial_state && by_request { (Vec::new(), Vec::new()) } else { power::check(req, room, cfg) };
+    let (authz_findings, baseline) = authz::check(req, room, cfg);
+    findings.extend(authz_findings);
+    let (power_findings, mut changes) = if req.initial_state && by_request {
+        (Vec::new(), Vec::new())
+    } else {
+        power::check(req, room, cfg, &baseline)
+    };
     findings.extend(power_findings);
     if let (Some(ty), Some(sk), Some(content)) = (
         ty,

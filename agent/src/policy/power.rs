@@ -3,7 +3,8 @@
 //! others' events. These take `power_over_others` (confirm by default) and
 //! the prompt names the target and the change.
 
-use super::config::{Action, PolicyConfig};
+use super::authz::Baseline;
+use super::config::{Action, PolicyConfig, RoomViewMode};
 use super::levels::Levels;
 use super::{Finding, RoomFacts, SignRequest, Weight};
 use cryptoid_protocol::json::{Object, Value};
@@ -66,16 +67,23 @@ pub fn redaction_targets<'a>(
     }
 }
 
+fn parsed_levels<'a>(o: Option<&'a Object>, rv: &'a cryptoid_protocol::RoomVersion) -> Option<Levels<'a>> {
+    o.and_then(|o| Levels::new(o, rv).ok())
+}
+
 pub fn check(
     req: &SignRequest<'_>,
     room: &RoomFacts<'_>,
     cfg: &PolicyConfig,
+    baseline: &Baseline,
 ) -> (Vec<Finding>, Vec<(Weight, String)>) {
     let pdu = req.pdu;
     let s = |k: &str| pdu.get(k).and_then(Value::as_str);
     let sender = s("sender").unwrap_or("");
     let content = pdu.get("content").and_then(Value::as_object);
     let mut findings = Vec::new();
+    // Findings pushed while `over_others` holds `findings`.
+    let mut extra = Vec::new();
     let mut changes: Vec<(Weight, String)> = Vec::new();
     let mut over_others = |weight: Weight, what: String, changes: &mut Vec<(Weight, String)>| {
         findings.push(Finding::new(cfg.power_over_others, format!("{what} affects someone else")));
@@ -118,17 +126,48 @@ pub fn check(
                     return (findings, changes);
                 }
             };
-            let known = room.power_levels.and_then(|o| Levels::new(o, req.room_version).ok());
-            if known.is_none() {
-                changes.push((
-                    Weight::Others,
-                    "(the agent does not know the room's current power levels: compared with the defaults; feed /sync to rooms.observe)"
-                        .to_owned(),
-                ));
-            }
-            let old = known.unwrap_or_else(|| Levels::defaults(req.room_version));
+            let rv = req.room_version;
+            let parsed = |o| parsed_levels(o, rv);
+            let olds: Vec<Levels<'_>> = match (baseline, cfg.room_view) {
+                // What every other server judges the event by.
+                (Baseline::Verified { power_levels }, _) => {
+                    vec![parsed(power_levels.as_ref()).unwrap_or_else(|| Levels::defaults(rv))]
+                }
+                (Baseline::Unverified { .. }, RoomViewMode::Claimed) => {
+                    let known = parsed(room.power_levels);
+                    if known.is_none() {
+                        changes.push((
+                            Weight::Others,
+                            "(the agent does not know the room's current power levels: compared with the defaults; feed /sync to rooms.observe)"
+                                .to_owned(),
+                        ));
+                    }
+                    vec![known.unwrap_or_else(|| Levels::defaults(rv))]
+                }
+                (Baseline::Unverified { missing }, RoomViewMode::Verified) => {
+                    extra.push(Finding::new(
+                        Action::Confirm,
+                        format!(
+                            "the agent has not verified the room's power levels (it does not hold {} of this PDU's auth_events verified): every change is shown against the defaults and against what the room view has seen",
+                            if missing.is_empty() { "the power levels".to_owned() } else { missing.join(", ") }
+                        ),
+                    ));
+                    changes.push((
+                        Weight::Others,
+                        "(the agent has not verified the room's power levels: changes are shown against every baseline it has, the defaults included)".to_owned(),
+                    ));
+                    // Every baseline: a claimed one can add a change, never hide one.
+                    let mut v = vec![Levels::defaults(rv)];
+                    v.extend(parsed(room.power_levels));
+                    v.extend(parsed(room.claimed_power_levels));
+                    v
+                }
+            };
+            let mut seen = std::collections::HashSet::new();
+            let diff: Vec<_> =
+                olds.iter().flat_map(|old| old.diff(&new)).filter(|c| seen.insert(c.describe())).collect();
             let (own, others): (Vec<_>, Vec<_>) =
-                old.diff(&new).into_iter().partition(|c| c.user.as_deref() == Some(sender));
+                diff.into_iter().partition(|c| c.user.as_deref() == Some(sender));
             // Effects on others first: they are what a prompt must show.
             for c in others {
                 // Members by Matrix ID where the room view knows them.
@@ -180,5 +219,6 @@ pub fn check(
         }
         _ => {}
     }
+    findings.extend(extra);
     (findings, changes)
 }

@@ -15,6 +15,13 @@ fn pdu(ty: &str, state_key: Option<&str>, content: &str) -> Object {
     from_str(&text).expect("pdu").into_object().expect("object")
 }
 
+/// The defaults, with the room view taken on the homeserver's word: these
+/// tests feed the view's facts directly. (The verified baseline:
+/// `verified_baseline_*`.)
+fn claimed() -> PolicyConfig {
+    PolicyConfig { room_view: RoomViewMode::Claimed, ..PolicyConfig::default() }
+}
+
 fn trusted() -> ClientFacts<'static> {
     ClientFacts { exe: Some("/usr/bin/client"), approved_this_session: true }
 }
@@ -31,7 +38,7 @@ fn decide_with(p: &Object, cfg: &PolicyConfig, room: &RoomFacts<'_>, initial: bo
 }
 
 fn decide(p: &Object) -> Decision {
-    decide_with(p, &PolicyConfig::default(), &RoomFacts::unknown(), false)
+    decide_with(p, &claimed(), &RoomFacts::unknown(), false)
 }
 
 #[test]
@@ -73,7 +80,7 @@ fn actions_on_others_name_the_target() {
         assert!(d.reasons().iter().any(|r| r.contains("affects someone else")), "{:?}", d.reasons());
     }
     // power_over_others = deny turns them into denials.
-    let cfg = PolicyConfig { power_over_others: Action::Deny, ..Default::default() };
+    let cfg = PolicyConfig { power_over_others: Action::Deny, ..claimed() };
     let d = decide_with(
         &pdu("m.room.member", Some(OTHER), r#"{"membership":"ban"}"#),
         &cfg,
@@ -91,7 +98,7 @@ fn power_levels_diff_against_the_known_state() {
         .expect("o");
     let room = RoomFacts { power_levels: Some(&old), ..RoomFacts::unknown() };
     let grant = pdu("m.room.power_levels", Some(""), &format!(r#"{{"users":{{"{ME}":100,"{OTHER}":100}}}}"#));
-    let d = decide_with(&grant, &PolicyConfig::default(), &room, false);
+    let d = decide_with(&grant, &claimed(), &room, false);
     assert_eq!(d.action, Action::Confirm);
     assert_eq!(d.changes, ["users[3TPraTczVkDP…] 0 (default) → 100"]);
     // Even with a rule allowing power_levels, power over others confirms.
@@ -102,7 +109,7 @@ fn power_levels_diff_against_the_known_state() {
             state: None,
             action: Action::Allow,
         }],
-        ..Default::default()
+        ..claimed()
     };
     assert_eq!(decide_with(&grant, &cfg, &room, false).action, Action::Confirm);
     let unchanged =
@@ -116,9 +123,9 @@ fn redactions_of_own_and_others_events() {
     let own = |id: &str| id == "$mine";
     let room = RoomFacts { is_own: &own, ..RoomFacts::unknown() };
     let mine = pdu("m.room.redaction", None, r#"{"redacts":"$mine"}"#);
-    assert_eq!(decide_with(&mine, &PolicyConfig::default(), &room, false).action, Action::Allow);
+    assert_eq!(decide_with(&mine, &claimed(), &room, false).action, Action::Allow);
     let theirs = pdu("m.room.redaction", None, r#"{"redacts":"$theirs"}"#);
-    let d = decide_with(&theirs, &PolicyConfig::default(), &room, false);
+    let d = decide_with(&theirs, &claimed(), &room, false);
     assert_eq!(d.action, Action::Confirm);
     assert_eq!(d.changes, ["redact $theirs, which is not one of your events"]);
 }
@@ -137,7 +144,7 @@ fn user_rules_come_first_in_order() {
             rule("*", "m.room.*", Some(true), Action::Allow),
             rule("*", "*", Some(false), Action::Confirm),
         ],
-        ..Default::default()
+        ..claimed()
     };
     let room = RoomFacts::unknown();
     let msg = pdu("m.room.message", None, "{}");
@@ -156,7 +163,7 @@ fn intent_and_require_intent() {
     let p = pdu("m.room.message", None, r#"{"body":"hi"}"#);
     let good = from_str(r#"{"type":"m.room.message","content":{"body":"hi"}}"#).expect("intent");
     let bad = from_str(r#"{"type":"m.room.message","content":{"body":"bye"}}"#).expect("intent");
-    let cfg = PolicyConfig::default();
+    let cfg = claimed();
     let room = RoomFacts::unknown();
     let run = |intent: Option<&Value>, cfg: &PolicyConfig| {
         evaluate(&sr(&p, intent), &trusted(), &room, RateFacts::default(), cfg, NOW)
@@ -165,7 +172,7 @@ fn intent_and_require_intent() {
     let d = run(Some(&bad), &cfg);
     assert_eq!(d.action, Action::Deny);
     assert!(d.decisive_reasons()[0].starts_with("PDU content is"), "{:?}", d.reasons());
-    let strict = PolicyConfig { require_intent: true, ..Default::default() };
+    let strict = PolicyConfig { require_intent: true, ..claimed() };
     assert_eq!(run(None, &strict).action, Action::Deny);
     assert_eq!(run(Some(&good), &strict).action, Action::Allow);
 }
@@ -177,15 +184,15 @@ fn anti_replay_modes() {
     let at_200 = RoomFacts { max_depth: Some(200), depth_of: &known, ..RoomFacts::unknown() };
     let msg = pdu("m.room.message", None, "{}"); // depth 100, prev $p1
                                                  // window (default): 100 below a frontier of 200 with window 50 → deny.
-    let d = decide_with(&msg, &PolicyConfig::default(), &at_200, false);
+    let d = decide_with(&msg, &claimed(), &at_200, false);
     assert_eq!(d.action, Action::Deny);
     assert!(d.decisive_reasons()[0].contains("100 below the newest depth 200"), "{:?}", d.reasons());
     let at_140 = RoomFacts { max_depth: Some(140), ..RoomFacts::unknown() };
-    assert_eq!(decide_with(&msg, &PolicyConfig::default(), &at_140, false).action, Action::Allow);
+    assert_eq!(decide_with(&msg, &claimed(), &at_140, false).action, Action::Allow);
     // Nothing known: nothing to compare.
     assert_eq!(decide(&msg).action, Action::Allow);
     // strict: the prev_event must be known.
-    let strict = PolicyConfig { anti_replay: ReplayMode::Strict, ..Default::default() };
+    let strict = PolicyConfig { anti_replay: ReplayMode::Strict, ..claimed() };
     let knows = RoomFacts { depth_of: &known, ..RoomFacts::unknown() };
     assert_eq!(decide_with(&msg, &strict, &knows, false).action, Action::Allow);
     let blind = RoomFacts { depth_of: &unknown_prev, ..RoomFacts::unknown() };
@@ -195,10 +202,10 @@ fn anti_replay_modes() {
     // window mode, state event, observed room: strict for it.
     let observed = RoomFacts { observed: true, depth_of: &unknown_prev, ..RoomFacts::unknown() };
     let name = pdu("m.room.name", Some(""), r#"{"name":"x"}"#);
-    assert_eq!(decide_with(&name, &PolicyConfig::default(), &observed, false).action, Action::Deny);
-    assert_eq!(decide_with(&msg, &PolicyConfig::default(), &observed, false).action, Action::Allow);
+    assert_eq!(decide_with(&name, &claimed(), &observed, false).action, Action::Deny);
+    assert_eq!(decide_with(&msg, &claimed(), &observed, false).action, Action::Allow);
     // off.
-    let off = PolicyConfig { anti_replay: ReplayMode::Off, ..Default::default() };
+    let off = PolicyConfig { anti_replay: ReplayMode::Off, ..claimed() };
     assert_eq!(decide_with(&msg, &off, &at_200, false).action, Action::Allow);
 }
 
@@ -232,7 +239,7 @@ fn depth_rule_anchor_and_superseded_auth_events() {
         is_superseded: &superseded,
         ..RoomFacts::unknown()
     };
-    let cfg = PolicyConfig::default();
+    let cfg = claimed();
     /// (depth, prev_events, auth_events, verdict, reason contains)
     type Case<'a> = (i64, &'a [&'a str], &'a [&'a str], Action, &'a str);
     #[rustfmt::skip]
@@ -263,7 +270,7 @@ fn depth_rule_anchor_and_superseded_auth_events() {
         }
     }
     // strict counts only observed or signed events.
-    let strict = PolicyConfig { anti_replay: ReplayMode::Strict, ..Default::default() };
+    let strict = PolicyConfig { anti_replay: ReplayMode::Strict, ..claimed() };
     assert_eq!(decide_with(&at(12, &["$m11"], &[]), &strict, &room, false).action, Action::Allow);
     assert_eq!(decide_with(&at(12, &["$m11", "$named"], &[]), &strict, &room, false).action, Action::Deny);
 }
@@ -298,12 +305,12 @@ fn power_levels_every_field_is_diffed() {
     for (from, to, change) in cases {
         assert!(base.contains(from), "{from}");
         let new = pdu("m.room.power_levels", Some(""), &base.replacen(from, to, 1));
-        let d = decide_with(&new, &PolicyConfig::default(), &room, false);
+        let d = decide_with(&new, &claimed(), &room, false);
         assert_eq!(d.changes, [*change], "{to}");
         assert_eq!(d.action, Action::Confirm, "{to}");
         assert!(d.reasons().iter().any(|r| r.contains("affects someone else")), "{to}: {:?}", d.reasons());
         // Power over others set to deny: every one of these is denied.
-        let deny = PolicyConfig { power_over_others: Action::Deny, ..Default::default() };
+        let deny = PolicyConfig { power_over_others: Action::Deny, ..claimed() };
         assert_eq!(decide_with(&new, &deny, &room, false).action, Action::Deny, "{to}");
     }
     // Attack: dropping a message type's entry lets anyone at
@@ -312,7 +319,7 @@ fn power_levels_every_field_is_diffed() {
         levels(&base.replacen(r#""m.room.name":50"#, r#""m.room.name":50,"m.room.message":50"#, 1));
     let guarded = RoomFacts { power_levels: Some(&with_msg), ..RoomFacts::unknown() };
     let dropped = pdu("m.room.power_levels", Some(""), &base);
-    let d = decide_with(&dropped, &PolicyConfig::default(), &guarded, false);
+    let d = decide_with(&dropped, &claimed(), &guarded, false);
     assert_eq!(d.changes, ["events[m.room.message] 50 → unset (50 as state, 0 otherwise)"]);
     assert!(
         levels::Levels::new(&with_msg, &RV)
@@ -322,15 +329,10 @@ fn power_levels_every_field_is_diffed() {
     );
     // Control: the same content changes nothing and names nothing.
     let same = pdu("m.room.power_levels", Some(""), &base);
-    assert!(decide_with(&same, &PolicyConfig::default(), &room, false).changes.is_empty());
+    assert!(decide_with(&same, &claimed(), &room, false).changes.is_empty());
     // Own level: listed, not power over others.
     let own = pdu("m.room.power_levels", Some(""), &base.replacen(r#":100}"#, r#":90}"#, 1));
-    let d = decide_with(
-        &own,
-        &PolicyConfig { power_over_others: Action::Deny, ..Default::default() },
-        &room,
-        false,
-    );
+    let d = decide_with(&own, &PolicyConfig { power_over_others: Action::Deny, ..claimed() }, &room, false);
     assert_eq!(d.changes, ["own users[XGX0JRS2Af3b…] 100 → 90"]);
     assert_eq!(d.action, Action::Confirm, "security state, not over others");
 }
@@ -342,7 +344,7 @@ fn power_levels_as_strings_are_parsed_by_room_version() {
     let run = |rv: &RoomVersion, ban: &str| {
         let p = pdu("m.room.power_levels", Some(""), &format!(r#"{{"users":{{"{ME}":100}},"ban":{ban}}}"#));
         let req = SignRequest { room_version: rv, ..sr(&p, None) };
-        evaluate(&req, &trusted(), &room, RateFacts::default(), &PolicyConfig::default(), NOW)
+        evaluate(&req, &trusted(), &room, RateFacts::default(), &claimed(), NOW)
     };
     // v9: "0" is 0 (not the default 50): a change, named.
     let d = run(&RoomVersion::V9, r#""0""#);
@@ -367,9 +369,9 @@ fn redaction_targets_by_room_version() {
     let room = RoomFacts { is_own: &own, ..RoomFacts::unknown() };
     let v10 = |p: &Object| {
         let req = SignRequest { room_version: &RoomVersion::V10, ..sr(p, None) };
-        evaluate(&req, &trusted(), &room, RateFacts::default(), &PolicyConfig::default(), NOW)
+        evaluate(&req, &trusted(), &room, RateFacts::default(), &claimed(), NOW)
     };
-    let v11 = |p: &Object| decide_with(p, &PolicyConfig::default(), &room, false);
+    let v11 = |p: &Object| decide_with(p, &claimed(), &room, false);
     // Each version's own field alone: its target decides.
     let inner = pdu("m.room.redaction", None, r#"{"redacts":"$mine"}"#);
     assert_eq!(v11(&inner).action, Action::Allow, "v11+ reads content.redacts");
@@ -401,7 +403,7 @@ fn joins_that_bind_a_key_need_an_intent_naming_the_room() {
     };
     let ask = |intent: Option<&Value>| {
         let req = SignRequest { binds_key: true, ..sr(&join, intent) };
-        evaluate(&req, &trusted(), &RoomFacts::unknown(), RateFacts::default(), &PolicyConfig::default(), NOW)
+        evaluate(&req, &trusted(), &RoomFacts::unknown(), RateFacts::default(), &claimed(), NOW)
     };
     let d = ask(None);
     assert_eq!(d.action, Action::Confirm);
@@ -454,7 +456,7 @@ fn client_rules_and_session_approval() {
             config::ClientRule { exe: "/usr/bin/good*".into(), sign: Action::Allow, manage: Action::Confirm },
             config::ClientRule { exe: "/tmp/*".into(), sign: Action::Deny, manage: Action::Deny },
         ],
-        ..Default::default()
+        ..claimed()
     };
     let p = pdu("m.room.message", None, "{}");
     let run = |exe: Option<&str>, approved: bool| {
@@ -481,7 +483,7 @@ fn client_rules_and_session_approval() {
 #[test]
 fn bursts_beyond_the_rate_confirm() {
     let p = pdu("m.room.message", None, "{}");
-    let cfg = PolicyConfig::default();
+    let cfg = claimed();
     let run = |room, client, cfg: &PolicyConfig| {
         evaluate(&sr(&p, None), &trusted(), &RoomFacts::unknown(), RateFacts { room, client }, cfg, NOW)
     };
@@ -492,7 +494,7 @@ fn bursts_beyond_the_rate_confirm() {
     assert_eq!(run(0, 600, &cfg).action, Action::Confirm);
     let off = PolicyConfig {
         rate: config::RateConfig { per_room: 0, per_client: 0, window_secs: 60 },
-        ..Default::default()
+        ..claimed()
     };
     assert_eq!(run(10_000, 10_000, &off).action, Action::Allow);
 }
@@ -536,7 +538,7 @@ fn judge_batch(events: &[Object], ids: &[String], intent: Option<&Value>, room: 
         binds_creator: true,
         key_user: None,
     };
-    evaluate_batch(&batch, &trusted(), room, RateFacts::default(), &PolicyConfig::default(), NOW)
+    evaluate_batch(&batch, &trusted(), room, RateFacts::default(), &claimed(), NOW)
 }
 
 #[test]
@@ -605,4 +607,120 @@ fn create_room_batches_against_their_intent() {
     let known = RoomFacts { exists: true, ..RoomFacts::unknown() };
     let (events, ids) = room_batch(&power, &private);
     assert_eq!(judge_batch(&events, &ids, Some(&asked), &known).action, Action::Deny);
+}
+
+/// Verified auth events of a cryptoID room: the creator ME (joined, 100)
+/// and OTHER (joined, 0).
+fn held_auth(id: &str) -> Option<Object> {
+    let text = match id {
+        "$c" => format!(
+            r#"{{"type":"m.room.create","state_key":"","sender":"{ME}","room_id":"!r:x","content":{{"room_version":"org.matrix.msc4080"}},"depth":1,"prev_events":[],"auth_events":[]}}"#
+        ),
+        "$me" => format!(
+            r#"{{"type":"m.room.member","state_key":"{ME}","sender":"{ME}","room_id":"!r:x","content":{{"membership":"join"}},"depth":2,"prev_events":["$c"],"auth_events":["$c"]}}"#
+        ),
+        "$other" => format!(
+            r#"{{"type":"m.room.member","state_key":"{OTHER}","sender":"{OTHER}","room_id":"!r:x","content":{{"membership":"join"}},"depth":4,"prev_events":["$pl"],"auth_events":["$c","$pl"]}}"#
+        ),
+        "$pl" => format!(
+            r#"{{"type":"m.room.power_levels","state_key":"","sender":"{ME}","room_id":"!r:x","content":{{"users":{{"{ME}":100}}}},"depth":3,"prev_events":["$me"],"auth_events":["$c","$me"]}}"#
+        ),
+        _ => return None,
+    };
+    from_str(&text).ok()?.into_object()
+}
+
+fn with_auth(mut p: Object, auth: &[&str]) -> Object {
+    p.insert("auth_events".into(), Value::Array(auth.iter().map(|a| Value::from(*a)).collect()));
+    p
+}
+
+#[test]
+fn verified_baseline_is_the_pdu_s_own_auth_events_not_a_claimed_view() {
+    // Attack: the view's power levels (fed as a claim) already give OTHER
+    // 100, so a PDU that "keeps" the grant would show no change.
+    let forged = levels(&format!(r#"{{"users":{{"{ME}":100,"{OTHER}":100}}}}"#));
+    let room = RoomFacts {
+        power_levels: Some(&forged),
+        claimed_power_levels: Some(&forged),
+        auth_event: &held_auth,
+        holds_verified: true,
+        ..RoomFacts::unknown()
+    };
+    let keep = with_auth(
+        pdu("m.room.power_levels", Some(""), &format!(r#"{{"users":{{"{ME}":100,"{OTHER}":100}}}}"#)),
+        &["$c", "$pl", "$me"],
+    );
+    let d = decide_with(&keep, &PolicyConfig::default(), &room, false);
+    assert_eq!(d.changes, ["users[3TPraTczVkDP…] 0 (default) → 100"], "{:?}", d.reasons());
+    assert_eq!(d.action, Action::Confirm);
+    assert!(d.reasons().iter().any(|r| r.contains("passes the room version's authorization rules")));
+    // Control: an unchanged power levels event changes nothing.
+    let same = with_auth(
+        pdu("m.room.power_levels", Some(""), &format!(r#"{{"users":{{"{ME}":100}}}}"#)),
+        &["$c", "$pl", "$me"],
+    );
+    assert!(decide_with(&same, &PolicyConfig::default(), &room, false).changes.is_empty());
+}
+
+#[test]
+fn verified_baseline_unheld_auth_events_are_asked_about_and_hide_no_change() {
+    // The PDU cites a power levels event the agent does not hold verified
+    // ($fake, fed as a claim that OTHER is at 100).
+    let claimed_pl = levels(&format!(r#"{{"users":{{"{ME}":100,"{OTHER}":100}}}}"#));
+    let room = RoomFacts {
+        claimed_power_levels: Some(&claimed_pl),
+        auth_event: &held_auth,
+        holds_verified: true,
+        ..RoomFacts::unknown()
+    };
+    let keep = with_auth(
+        pdu("m.room.power_levels", Some(""), &format!(r#"{{"users":{{"{ME}":100,"{OTHER}":100}}}}"#)),
+        &["$c", "$fake", "$me"],
+    );
+    let cfg = PolicyConfig {
+        rules: vec![config::Rule {
+            room: "*".into(),
+            event_type: "*".into(),
+            state: None,
+            action: Action::Allow,
+        }],
+        ..PolicyConfig::default()
+    };
+    let d = decide_with(&keep, &cfg, &room, false);
+    assert_eq!(d.action, Action::Confirm);
+    assert!(d.changes.iter().any(|c| c == "users[3TPraTczVkDP…] 0 (default) → 100"), "{:?}", d.changes);
+    assert!(
+        d.reasons().iter().any(|r| r.contains("has not verified the room's power levels")),
+        "{:?}",
+        d.reasons()
+    );
+    // A message citing an unheld event in a room held verified is asked about too.
+    let msg = with_auth(pdu("m.room.message", None, r#"{"body":"hi"}"#), &["$c", "$fake", "$me"]);
+    assert_eq!(decide_with(&msg, &PolicyConfig::default(), &room, false).action, Action::Confirm);
+    // Control: a message citing held events is allowed.
+    let msg = with_auth(pdu("m.room.message", None, r#"{"body":"hi"}"#), &["$c", "$pl", "$me"]);
+    let d = decide_with(&msg, &PolicyConfig::default(), &room, false);
+    assert_eq!(d.action, Action::Allow, "{:?}", d.reasons());
+}
+
+#[test]
+fn verified_baseline_a_pdu_the_federation_would_reject_is_denied() {
+    let room = RoomFacts { auth_event: &held_auth, holds_verified: true, ..RoomFacts::unknown() };
+    // OTHER (level 0) raising itself: servers reject it.
+    let mut grab = with_auth(
+        pdu("m.room.power_levels", Some(""), &format!(r#"{{"users":{{"{ME}":100,"{OTHER}":100}}}}"#)),
+        &["$c", "$pl", "$other"],
+    );
+    grab.insert("sender".into(), OTHER.into());
+    let d = decide_with(&grab, &PolicyConfig::default(), &room, false);
+    assert_eq!(d.action, Action::Deny);
+    assert!(
+        d.decisive_reasons().iter().any(|r| r.contains("servers would reject this event")),
+        "{:?}",
+        d.reasons()
+    );
+    // A message by a sender whose membership is not among the auth events.
+    let msg = with_auth(pdu("m.room.message", None, r#"{"body":"hi"}"#), &["$c", "$pl"]);
+    assert_eq!(decide_with(&msg, &PolicyConfig::default(), &room, false).action, Action::Deny);
 }

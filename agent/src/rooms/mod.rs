@@ -39,11 +39,12 @@
 
 pub mod migrate;
 pub mod store;
+pub mod verify;
 pub mod view;
 
 use crate::error::{Error, PduError, Result};
 use crate::fsutil;
-use crate::policy::{Anchor, RoomFacts};
+use crate::policy::{Anchor, RoomFacts, RoomViewMode};
 use crate::sync::MutexExt;
 use cryptoid_protocol::json::{Object, Value};
 use cryptoid_protocol::wire::rooms::{ObserveParams, RoomView};
@@ -99,6 +100,17 @@ fn is_user_id(u: &str) -> bool {
     u.len() <= 255 && local_ok && server_ok
 }
 
+/// How far the agent can vouch for a fact.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Grade {
+    /// Verified (event ID, hashes, signature, authorization rules against
+    /// held `auth_events`), signed by this agent, or, under `room_view =
+    /// "claimed"`, taken on the homeserver's word as older releases did.
+    Trusted,
+    /// Only claimed by the homeserver: it may widen a diff, nothing more.
+    Claimed,
+}
+
 /// An event observed or signed, as the room view records it.
 pub struct Seen<'a> {
     pub event_id: &'a str,
@@ -106,10 +118,14 @@ pub struct Seen<'a> {
     pub event_type: Option<&'a str>,
     pub state_key: Option<&'a str>,
     pub content: Option<&'a Object>,
+    pub grade: Grade,
+    /// The whole event, verified and authorized, when later events'
+    /// `auth_events` may cite it: kept in the `full` table.
+    pub full: Option<&'a Object>,
 }
 
 impl<'a> Seen<'a> {
-    /// The facts of a PDU.
+    /// The facts of a PDU (trusted: this agent signed it).
     pub fn of_pdu(event_id: &'a str, depth: i64, pdu: &'a Object) -> Seen<'a> {
         Seen {
             event_id,
@@ -117,6 +133,8 @@ impl<'a> Seen<'a> {
             event_type: pdu.get("type").and_then(Value::as_str),
             state_key: pdu.get("state_key").and_then(Value::as_str),
             content: pdu.get("content").and_then(Value::as_object),
+            grade: Grade::Trusted,
+            full: None,
         }
     }
 }
@@ -218,15 +236,17 @@ impl Rooms {
         rooms.entry(room_id.to_owned()).or_default().clone()
     }
 
-    /// Feeds observed events; durable before returning. Events are applied
-    /// in depth order, so a `/sync` batch in any order ends with the newest
-    /// state current.
-    pub fn observe(&self, p: &ObserveParams) -> Result<RoomView> {
+    /// Feeds observed events; durable before returning. Full events
+    /// (`pdus`) are verified first ([`verify`]) and one that fails refuses
+    /// the call; summaries (`events`) are claims, trusted only under
+    /// `room_view = "claimed"`. Events are applied in depth order, so a
+    /// `/sync` batch in any order ends with the newest state current.
+    pub fn observe(&self, p: &ObserveParams, mode: RoomViewMode) -> Result<RoomView> {
         let keys = self.pin(&p.server_keys)?;
         // The version the call implies: its `room_version`, and the
         // version its create event names; they must agree with each other
         // and with what the agent already knows.
-        let from_create = p.events.iter().find_map(|e| {
+        let summary_create = p.events.iter().find_map(|e| {
             (e.event_type.as_deref() == Some("m.room.create") && e.state_key.as_deref() == Some("")).then(
                 || {
                     e.content
@@ -238,6 +258,16 @@ impl Rooms {
                 },
             )
         });
+        let pdu_create =
+            p.pdus.iter().filter_map(Value::as_object).find(|e| cryptoid_protocol::event::is_create(e)).map(
+                |e| {
+                    e.get("content")
+                        .and_then(Value::as_object)
+                        .and_then(|c| c.get("room_version"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("1")
+                },
+            );
         let mismatch = |known: &str, given: &str| -> Error {
             PduError::RoomVersionMismatch {
                 room: p.room_id.clone(),
@@ -246,36 +276,77 @@ impl Rooms {
             }
             .into()
         };
+        if let (Some(a), Some(b)) = (summary_create, pdu_create) {
+            if a != b {
+                return Err(mismatch(b, a));
+            }
+        }
+        let from_create = pdu_create.or(summary_create);
         if let (Some(given), Some(create)) = (p.room_version.as_deref(), from_create) {
             if given != create {
                 return Err(mismatch(create, given));
             }
         }
         let implied = p.room_version.as_deref().or(from_create);
-        // Before any lock: the order, and the members' names (signature
-        // checks).
-        let mut events: Vec<_> = p.events.iter().collect();
-        events.sort_by_key(|e| e.depth);
-        let names: Vec<(&str, MemberName)> = events
-            .iter()
-            .filter_map(|e| match (e.event_type.as_deref(), e.state_key.as_deref(), e.content.as_ref()) {
-                (Some("m.room.member"), Some(sk), Some(Value::Object(c))) => {
-                    mxid_mapping(sk, c, &keys).map(|n| (sk, n))
-                }
-                _ => None,
-            })
-            .collect();
         let existed = self.get(&p.room_id).is_some();
         let slot = self.get_or_create(&p.room_id);
         let known_version = slot.locked().room_version.clone();
-        if let (Some(known), Some(given)) = (known_version, implied) {
+        if let (Some(known), Some(given)) = (known_version.as_deref(), implied) {
             if known != given {
-                return Err(mismatch(&known, given));
+                return Err(mismatch(known, given));
             }
         }
         let room = p.room_id.as_str();
-        let chunks: Vec<&[&cryptoid_protocol::wire::rooms::ObservedEvent]> =
-            if events.is_empty() { vec![&[]] } else { events.chunks(CHUNK).collect() };
+        let checked = if p.pdus.is_empty() {
+            Vec::new()
+        } else {
+            let version = implied.map(str::to_owned).or(known_version).ok_or_else(|| Error::Observed {
+                room: room.to_owned(),
+                index: 0,
+                event_id: "?".into(),
+                source: crate::error::ObservedError::NoRoomVersion,
+            })?;
+            let rv = cryptoid_protocol::RoomVersion::from_id(&version)
+                .map_err(|e| PduError::UnsupportedRoomVersion(e.to_string()))?;
+            self.with_held(room, |held| verify::check(room, &rv, &p.pdus, &keys, held))?
+        };
+        let summary_grade = match mode {
+            RoomViewMode::Verified => Grade::Claimed,
+            RoomViewMode::Claimed => Grade::Trusted,
+        };
+        let mut seen: Vec<Seen<'_>> = p
+            .events
+            .iter()
+            .map(|e| Seen {
+                event_id: &e.event_id,
+                depth: i64::try_from(e.depth).unwrap_or(i64::MAX),
+                event_type: e.event_type.as_deref(),
+                state_key: e.state_key.as_deref(),
+                content: e.content.as_ref().and_then(Value::as_object),
+                grade: summary_grade,
+                full: None,
+            })
+            .collect();
+        seen.extend(checked.iter().map(|c| {
+            let mut s = Seen::of_pdu(&c.event_id, c.depth, &c.event);
+            s.grade = c.grade;
+            s.full = (c.grade == Grade::Trusted && verify::is_auth_event(&c.event)).then_some(&c.event);
+            s
+        }));
+        seen.sort_by_key(|e| e.depth);
+        let (verified, claimed) = (
+            seen.iter().filter(|e| e.grade == Grade::Trusted).count() as u64,
+            seen.iter().filter(|e| e.grade == Grade::Claimed).count() as u64,
+        );
+        // Member names (their server signatures checked here, before any lock).
+        let names: Vec<(&str, MemberName)> = seen
+            .iter()
+            .filter_map(|e| match (e.event_type, e.state_key, e.content) {
+                (Some("m.room.member"), Some(sk), Some(c)) => mxid_mapping(sk, c, &keys).map(|n| (sk, n)),
+                _ => None,
+            })
+            .collect();
+        let chunks: Vec<&[Seen<'_>]> = if seen.is_empty() { vec![&[]] } else { seen.chunks(CHUNK).collect() };
         let last = chunks.len() - 1;
         let mut applied = 0;
         for (i, chunk) in chunks.into_iter().enumerate() {
@@ -283,7 +354,9 @@ impl Rooms {
             // room waits for one chunk, not for the whole call.
             let mut meta = slot.locked();
             let mut m = meta.clone();
-            m.observed = true;
+            if chunk.iter().any(|e| e.grade == Grade::Trusted) {
+                m.observed = true;
+            }
             if let Some(v) = implied {
                 m.room_version = Some(v.to_owned());
             }
@@ -301,14 +374,7 @@ impl Rooms {
                         }
                     }
                     for e in chunk {
-                        let seen = Seen {
-                            event_id: &e.event_id,
-                            depth: i64::try_from(e.depth).unwrap_or(i64::MAX),
-                            event_type: e.event_type.as_deref(),
-                            state_key: e.state_key.as_deref(),
-                            content: e.content.as_ref().and_then(Value::as_object),
-                        };
-                        if let Err(over) = m.see(&mut w, room, &seen)? {
+                        if let Err(over) = m.see(&mut w, room, e)? {
                             return Ok(Err(over));
                         }
                     }
@@ -348,7 +414,23 @@ impl Rooms {
             max_depth: meta.max_depth.and_then(|d| u64::try_from(d).ok()),
             known_events: meta.events.len,
             observed: meta.observed,
+            verified,
+            claimed,
         })
+    }
+
+    /// Runs `f` with a lookup of the verified authorization events the view
+    /// holds for `room` (one read snapshot).
+    fn with_held<R>(&self, room: &str, f: impl FnOnce(&dyn Fn(&str) -> Option<Object>) -> R) -> R {
+        let guard = self.db.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let table =
+            guard.as_ref().and_then(|db| db.begin_read().ok()).and_then(|tx| tx.open_table(store::FULL).ok());
+        let lookup = |id: &str| -> Option<Object> {
+            let t = table.as_ref()?;
+            let g = t.get((room, id)).ok()??;
+            cryptoid_protocol::json::from_slice(g.value()).ok()?.into_object()
+        };
+        f(&lookup)
     }
 
     /// Runs `f` on the database; a failure marks the view broken (redb
@@ -521,6 +603,11 @@ impl Rooms {
                 (u.to_owned(), v)
             })
         };
+        let held = |id: &str| {
+            t.and_then(|t| t.full.get((room_id, id)).ok().flatten())
+                .and_then(|g| cryptoid_protocol::json::from_slice(g.value()).ok())
+                .and_then(Value::into_object)
+        };
         let setting = |ty: &str, sk: &str| {
             let key = format!("{ty}\u{0}{sk}");
             t.and_then(|t| t.settings.get((room_id, key.as_str())).ok().flatten())
@@ -543,6 +630,9 @@ impl Rooms {
             }),
             is_superseded: &superseded,
             member: &member,
+            auth_event: &held,
+            holds_verified: meta.full_len > 0,
+            claimed_power_levels: meta.claimed_power_levels.as_ref().and_then(Value::as_object),
         })
     }
 
@@ -597,6 +687,8 @@ impl Rooms {
                         event_type: s.get("type").and_then(Value::as_str),
                         state_key: s.get("state_key").and_then(Value::as_str),
                         content: content.as_ref(),
+                        grade: Grade::Trusted,
+                        full: None,
                     },
                     version,
                 );
@@ -659,6 +751,7 @@ struct Tables {
     superseded_rules: redb::ReadOnlyTable<(&'static str, &'static str), (i64, u64)>,
     members: redb::ReadOnlyTable<(&'static str, &'static str), (&'static str, bool)>,
     settings: redb::ReadOnlyTable<(&'static str, &'static str), (i64, &'static str)>,
+    full: redb::ReadOnlyTable<(&'static str, &'static str), &'static [u8]>,
 }
 
 impl Tables {
@@ -671,6 +764,7 @@ impl Tables {
             superseded_rules: open(store::SUPERSEDED_RULES.by_id)?,
             members: tx.open_table(store::MEMBERS).map_err(db_err)?,
             settings: tx.open_table(store::SETTINGS).map_err(db_err)?,
+            full: tx.open_table(store::FULL).map_err(db_err)?,
         })
     }
 

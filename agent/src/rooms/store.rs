@@ -11,6 +11,7 @@
 //! | `auth` | (room, `type\0state_key`) → (event ID, depth): current authorization state |
 //! | `members` | (room, cryptoID) → (Matrix ID, verified) |
 //! | `settings` | (room, `type\0state_key`) → (depth, canonical JSON content) |
+//! | `full` | (room, event ID) → canonical JSON of a verified authorization event (create, power levels, join rules, member, third-party invite): what later events' `auth_events` are checked against |
 
 use crate::error::{Error, Result};
 use redb::{ReadableTable, Table, TableDefinition, WriteTransaction};
@@ -21,6 +22,7 @@ pub const MARKER: TableDefinition<&str, u64> = TableDefinition::new("marker");
 pub const AUTH: TableDefinition<(&str, &str), (&str, i64)> = TableDefinition::new("auth");
 pub const MEMBERS: TableDefinition<(&str, &str), (&str, bool)> = TableDefinition::new("members");
 pub const SETTINGS: TableDefinition<(&str, &str), (i64, &str)> = TableDefinition::new("settings");
+pub const FULL: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("full");
 
 /// A bounded set of event IDs with their depths, forgetting its oldest.
 pub struct SetDef {
@@ -57,6 +59,10 @@ pub const SUPERSEDED_RULES: SetDef = SetDef {
 /// authorization state (one entry per member) and the members' names.
 /// Beyond it the view would have to drop state a decision depends on.
 pub const MAX_AUTH_STATE: u64 = 1_000_000;
+/// Verified authorization events kept per room, as a multiple of the
+/// member limit: every membership change of a long history, not only the
+/// current ones.
+pub const FULL_PER_AUTH_ENTRY: u64 = 4;
 /// Settings kept per room (space children are keyed by room).
 pub const MAX_SETTINGS: u64 = 1024;
 
@@ -82,6 +88,7 @@ pub struct Writer<'t> {
     pub auth: Table<'t, (&'static str, &'static str), (&'static str, i64)>,
     pub members: Table<'t, (&'static str, &'static str), (&'static str, bool)>,
     pub settings: Table<'t, (&'static str, &'static str), (i64, &'static str)>,
+    pub full: Table<'t, (&'static str, &'static str), &'static [u8]>,
     sets: [SetTables<'t>; 4],
     /// Authorization-state entries a room may hold (see [`MAX_AUTH_STATE`]).
     pub max_auth: u64,
@@ -111,6 +118,7 @@ impl<'t> Writer<'t> {
             auth: tx.open_table(AUTH).map_err(db_err)?,
             members: tx.open_table(MEMBERS).map_err(db_err)?,
             settings: tx.open_table(SETTINGS).map_err(db_err)?,
+            full: tx.open_table(FULL).map_err(db_err)?,
             sets: [set(&EVENTS)?, set(&OWN)?, set(&SUPERSEDED)?, set(&SUPERSEDED_RULES)?],
             max_auth,
         })

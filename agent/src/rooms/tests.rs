@@ -1,6 +1,8 @@
 //! The room view against a real database in a temporary directory.
 
 use super::*;
+// These tests feed summaries and check what the view makes of them: as
+// `room_view = "claimed"` trusts them. (Verified facts: `verify_tests`.)
 use cryptoid_protocol::json::from_str;
 use cryptoid_protocol::wire::rooms::ObservedEvent;
 
@@ -26,12 +28,16 @@ fn state(id: &str, depth: u64, ty: &str, sk: &str, content: &str) -> ObservedEve
 
 fn observe(rooms: &Rooms, events: Vec<ObservedEvent>) -> RoomView {
     rooms
-        .observe(&ObserveParams {
-            room_id: "!r:x".into(),
-            room_version: None,
-            events,
-            server_keys: Default::default(),
-        })
+        .observe(
+            &ObserveParams {
+                room_id: "!r:x".into(),
+                room_version: None,
+                events,
+                server_keys: Default::default(),
+                pdus: Vec::new(),
+            },
+            RoomViewMode::Claimed,
+        )
         .expect("observe")
 }
 
@@ -45,7 +51,15 @@ fn observe_sign_flush_reload() {
     assert_eq!((v.max_depth, v.known_events, v.observed), (Some(10), 1, true));
     rooms.record_signed(
         "!r:x",
-        &Seen { event_id: "$b", depth: 11, event_type: None, state_key: None, content: None },
+        &Seen {
+            event_id: "$b",
+            depth: 11,
+            event_type: None,
+            state_key: None,
+            content: None,
+            grade: Grade::Trusted,
+            full: None,
+        },
         None,
     );
     rooms.with_facts("!r:x", |f| {
@@ -175,12 +189,16 @@ fn past_the_member_limit_observe_says_so_and_keeps_what_fitted() {
         state(&format!("$j{i}"), i + 1, "m.room.member", &format!("K{i}"), r#"{"membership":"join"}"#)
     };
     observe(&rooms, (0..8).map(join).collect());
-    let r = rooms.observe(&ObserveParams {
-        room_id: "!r:x".into(),
-        room_version: None,
-        events: (8..20).map(join).collect(),
-        server_keys: Default::default(),
-    });
+    let r = rooms.observe(
+        &ObserveParams {
+            room_id: "!r:x".into(),
+            room_version: None,
+            events: (8..20).map(join).collect(),
+            server_keys: Default::default(),
+            pdus: Vec::new(),
+        },
+        RoomViewMode::Claimed,
+    );
     let e = r.expect_err("past the limit");
     assert_eq!(e.cause(), "room_limit", "{e}");
     assert!(e.to_string().contains("limit of 10"), "{e}");
@@ -189,12 +207,16 @@ fn past_the_member_limit_observe_says_so_and_keeps_what_fitted() {
         assert!((f.depth_of)("$j19").is_none(), "not kept past it");
     });
     // Another room is not affected.
-    let ok = rooms.observe(&ObserveParams {
-        room_id: "!other:x".into(),
-        room_version: None,
-        events: (0..5).map(join).collect(),
-        server_keys: Default::default(),
-    });
+    let ok = rooms.observe(
+        &ObserveParams {
+            room_id: "!other:x".into(),
+            room_version: None,
+            events: (0..5).map(join).collect(),
+            server_keys: Default::default(),
+            pdus: Vec::new(),
+        },
+        RoomViewMode::Claimed,
+    );
     assert!(ok.is_ok());
 }
 
@@ -216,7 +238,15 @@ fn signatures_after_a_large_observe_are_recorded_and_flushed() {
         let id = format!("$s{i}");
         rooms.record_signed(
             "!r:x",
-            &Seen { event_id: &id, depth: 3001 + i, event_type: None, state_key: None, content: None },
+            &Seen {
+                event_id: &id,
+                depth: 3001 + i,
+                event_type: None,
+                state_key: None,
+                content: None,
+                grade: Grade::Trusted,
+                full: None,
+            },
             Some("org.matrix.msc4080"),
         );
     }

@@ -63,6 +63,16 @@ pub struct Meta {
     pub members_len: u64,
     #[serde(default)]
     pub settings_len: u64,
+    /// Verified authorization events held (the `full` table).
+    #[serde(default)]
+    pub full_len: u64,
+    /// The newest power levels only claimed by the homeserver (a summary
+    /// under `room_view = "verified"`): a diff shows the changes against it
+    /// too, never fewer.
+    #[serde(default)]
+    pub claimed_power_levels: Option<Value>,
+    #[serde(default)]
+    pub claimed_power_levels_depth: Option<i64>,
 }
 
 /// What a change would need beyond a room's limit.
@@ -77,6 +87,32 @@ impl Meta {
     /// as it was (the caller refuses the call).
     pub fn see(&mut self, w: &mut Writer<'_>, room: &str, e: &Seen<'_>) -> Result<Result<(), OverLimit>> {
         use super::store::Set;
+        if e.grade == super::Grade::Claimed {
+            // The homeserver's word: it may widen a diff, nothing more.
+            if e.event_type == Some("m.room.power_levels")
+                && e.state_key == Some("")
+                && self.claimed_power_levels_depth.is_none_or(|d| d <= e.depth)
+            {
+                if let Some(c) = e.content {
+                    self.claimed_power_levels = Some(Value::Object(c.clone()));
+                    self.claimed_power_levels_depth = Some(e.depth);
+                }
+            }
+            return Ok(Ok(()));
+        }
+        if let Some(full) = e.full {
+            let held = w.full.get((room, e.event_id)).map_err(db_err)?.is_some();
+            if !held {
+                let cap = w.max_auth.saturating_mul(super::store::FULL_PER_AUTH_ENTRY);
+                if self.full_len >= cap {
+                    return Ok(Err(OverLimit { what: "verified authorization events", limit: cap }));
+                }
+                let mut bytes = Vec::with_capacity(1024);
+                cryptoid_protocol::json::write_object_filtered(&mut bytes, full, |_| true);
+                w.full.insert((room, e.event_id), bytes.as_slice()).map_err(db_err)?;
+                self.full_len += 1;
+            }
+        }
         w.insert(Set::Events, &mut self.events, room, e.event_id, e.depth)?;
         self.max_depth = Some(self.max_depth.map_or(e.depth, |d| d.max(e.depth)));
         let (Some(ty), Some(sk)) = (e.event_type, e.state_key) else { return Ok(Ok(())) };

@@ -29,10 +29,10 @@ impl Service {
         if !p.room_id.starts_with('!') {
             return Err(RequestError::param("room_id", format!("{:?} is not a room ID", p.room_id)).into());
         }
-        if p.events.len() >= TRIM_AFTER {
+        if p.events.len() + p.pdus.len() >= TRIM_AFTER {
             TRIM_PENDING.store(true, std::sync::atomic::Ordering::Relaxed);
         }
-        self.rooms.observe(p)
+        self.rooms.observe(p, self.config.policy.room_view)
     }
 
     /// Writes the room views changed since the last flush.

@@ -1,5 +1,13 @@
 //! `rooms.observe`: feed the agent's view of a room (what `/sync` showed),
-//! which the anti-replay checks compare `prev_events` and `depth` with.
+//! which the anti-replay checks compare `prev_events` and `depth` with and
+//! the diffs a person approves are computed against.
+//!
+//! Two grades of fact: `pdus` are full events in federation format, which
+//! the agent verifies (event ID, content hash, signature, authorization
+//! rules against their own `auth_events`) and refuses when a check fails;
+//! `events` are summaries, which the agent takes as *claimed* by the
+//! homeserver (under `room_view = "verified"` they can only make it more
+//! careful).
 
 use super::Method;
 use crate::json::Value;
@@ -12,13 +20,19 @@ impl Method for Observe {
     type Result = RoomView;
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ObserveParams {
     pub room_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room_version: Option<String>,
+    /// Summaries: claimed facts.
+    #[serde(default)]
     pub events: Vec<ObservedEvent>,
+    /// Full events in federation format (`/sync`, `/messages` or `/context`
+    /// with a filter of `"event_format": "federation"`): verified facts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pdus: Vec<Value>,
     /// Server signing keys, `{server: {key_id: public key (Base64)}}`, for
     /// checking the server signatures of members' `mxid_mapping`: a mapping
     /// that verifies names its member by Matrix ID; one that does not is
@@ -52,4 +66,11 @@ pub struct RoomView {
     pub max_depth: Option<u64>,
     pub known_events: u64,
     pub observed: bool,
+    /// Of this call's events: how many entered the view verified.
+    #[serde(default)]
+    pub verified: u64,
+    /// Of this call's events: how many are only claimed (summaries, and
+    /// full events whose `auth_events` the agent does not hold).
+    #[serde(default)]
+    pub claimed: u64,
 }

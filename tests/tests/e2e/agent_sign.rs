@@ -42,6 +42,7 @@ pub fn observe(
         room_version: None,
         events,
         server_keys: Default::default(),
+        pdus: Vec::new(),
     })
     .expect("observe");
 }

@@ -251,6 +251,7 @@ fn an_approved_request_is_judged_again_after_the_wait() {
                 room_version: None,
                 events: vec![state_ev(&newer, 4, "m.room.power_levels", "", "{}")],
                 server_keys: Default::default(),
+                pdus: Vec::new(),
             })
             .expect("observe");
     });

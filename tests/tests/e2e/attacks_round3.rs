@@ -121,6 +121,7 @@ fn one_room_one_room_version() {
         room_version: Some("1".into()),
         events: vec![],
         server_keys: Default::default(),
+        pdus: Vec::new(),
     });
     refused(r, ErrorKind::BadPdu, "room_version_mismatch");
     // The other member's event is not the user's: redacting it is a

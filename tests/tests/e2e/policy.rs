@@ -388,6 +388,7 @@ fn members_are_named_by_matrix_id_and_unverified_names_are_marked() {
             room_version: None,
             events: vec![member_event(m)],
             server_keys: keys.clone(),
+            pdus: Vec::new(),
         })
         .expect("observe");
     };
