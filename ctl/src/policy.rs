@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use cryptoid_protocol::json::{Object, Value};
 use cryptoid_protocol::wire::confirm::{Answer, AnswerParams, Pending};
 use cryptoid_protocol::wire::policy::{Check, Show, Verdict};
-use cryptoid_protocol::wire::rooms::{Observe, ObserveParams, ObservedEvent};
+use cryptoid_protocol::wire::rooms::{self, FromSync, Observe};
 use cryptoid_protocol::wire::sign::SignPduParams;
 use cryptoid_protocol::wire::NoParams;
 use std::io::{BufRead, Write};
@@ -36,11 +36,23 @@ pub enum PolicyCommand {
 
 #[derive(Subcommand)]
 pub enum RoomsCommand {
-    /// Feed the room view from a /sync response (federation-format events
-    /// with depth and prev_events) or from `{room_id, events}`.
+    /// Feed the room view from a /sync response or from `{room_id,
+    /// events}`. Full events in federation format (ask /sync with a filter
+    /// of {"event_format": "federation"}) are verified by the agent:
+    /// event ID, content hash, signature, authorization rules. Other events
+    /// with an event_id and a depth are only claims.
     Observe {
         /// JSON file; standard input when absent or `-`.
         file: Option<PathBuf>,
+        /// The room version, when the events do not include the room's
+        /// m.room.create and the agent has not seen the room.
+        #[arg(long, value_name = "V")]
+        room_version: Option<String>,
+        /// Server signing keys, for rooms of versions 1-12 (a cryptoID room
+        /// needs none): `{server: {key_id: key}}`, or a server's
+        /// /_matrix/key/v2/server answer. Pinned on first sight.
+        #[arg(long, value_name = "FILE")]
+        server_keys: Option<PathBuf>,
     },
 }
 
@@ -96,90 +108,21 @@ pub fn run_policy(ctx: &Ctx, cmd: PolicyCommand) -> Result<ExitCode> {
     }
 }
 
-/// Observed events of one room from a list of federation-format events.
-fn observed(events: &[Value], skipped: &mut usize) -> Vec<ObservedEvent> {
-    let mut out = Vec::new();
-    for e in events.iter().filter_map(Value::as_object) {
-        let id = e.get("event_id").and_then(Value::as_str);
-        let depth = e.get("depth").and_then(Value::as_int).and_then(|d| u64::try_from(d).ok());
-        let (Some(id), Some(depth)) = (id, depth) else {
-            *skipped += 1;
-            continue;
-        };
-        let prev_events = e
-            .get("prev_events")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
-            .unwrap_or_default();
-        out.push(ObservedEvent {
-            event_id: id.to_owned(),
-            depth,
-            prev_events,
-            event_type: e.get("type").and_then(Value::as_str).map(str::to_owned),
-            state_key: e.get("state_key").and_then(Value::as_str).map(str::to_owned),
-            content: e.get("content").cloned(),
-        });
-    }
-    out
-}
-
-/// `{room_id, events}` or a /sync response's `rooms.join`/`rooms.leave`.
-fn observations(doc: &Object) -> Result<(Vec<ObserveParams>, usize)> {
-    let mut skipped = 0;
-    if let (Some(room), Some(events)) =
-        (doc.get("room_id").and_then(Value::as_str), doc.get("events").and_then(Value::as_array))
-    {
-        let events = observed(events, &mut skipped);
-        return Ok((
-            vec![ObserveParams {
-                room_id: room.to_owned(),
-                room_version: None,
-                events,
-                server_keys: Default::default(),
-                pdus: Vec::new(),
-            }],
-            skipped,
-        ));
-    }
-    let Some(rooms) = doc.get("rooms").and_then(Value::as_object) else {
+pub fn run_rooms(ctx: &Ctx, cmd: RoomsCommand) -> Result<ExitCode> {
+    let RoomsCommand::Observe { file, room_version, server_keys } = cmd;
+    let doc = input::read_object(file.as_deref())?;
+    let Some(FromSync { calls, skipped }) = rooms::from_sync(&doc) else {
         bail!("expected {{room_id, events}} or a /sync response with `rooms`");
     };
-    let mut out = Vec::new();
-    for section in ["join", "leave"] {
-        for (room_id, room) in rooms.get(section).and_then(Value::as_object).into_iter().flatten() {
-            let mut events = Vec::new();
-            for part in ["state", "timeline"] {
-                if let Some(list) = room
-                    .as_object()
-                    .and_then(|r| r.get(part))
-                    .and_then(Value::as_object)
-                    .and_then(|p| p.get("events"))
-                    .and_then(Value::as_array)
-                {
-                    events.extend(observed(list, &mut skipped));
-                }
-            }
-            if !events.is_empty() {
-                out.push(ObserveParams {
-                    room_id: room_id.clone(),
-                    room_version: None,
-                    events,
-                    server_keys: Default::default(),
-                    pdus: Vec::new(),
-                });
-            }
-        }
-    }
-    Ok((out, skipped))
-}
-
-pub fn run_rooms(ctx: &Ctx, cmd: RoomsCommand) -> Result<ExitCode> {
-    let RoomsCommand::Observe { file } = cmd;
-    let doc = input::read_object(file.as_deref())?;
-    let (batches, skipped) = observations(&doc)?;
+    let keys = match server_keys {
+        Some(path) => read_server_keys(&input::read_object(Some(&path))?)?,
+        None => Default::default(),
+    };
     let mut c = ctx.connect()?;
     let mut views = Vec::new();
-    for p in batches {
+    for mut p in calls {
+        p.room_version.clone_from(&room_version);
+        p.server_keys.clone_from(&keys);
         views.push(c.call::<Observe>(&p)?);
     }
     if ctx.json {
@@ -187,19 +130,61 @@ pub fn run_rooms(ctx: &Ctx, cmd: RoomsCommand) -> Result<ExitCode> {
     } else {
         for v in &views {
             output::line(&format!(
-                "{}: newest depth {}, {} known events",
+                "{}: {} verified, {} claimed; newest depth {}, {} known events",
                 v.room_id,
+                v.verified,
+                v.claimed,
                 v.max_depth.map_or("-".into(), |d| d.to_string()),
                 v.known_events
             ))?;
         }
         if skipped > 0 {
             output::line(&format!(
-                "skipped {skipped} events without event_id or depth (use federation-format /sync)"
+                "skipped {skipped} events without hashes and signatures, or event_id and depth: ask /sync with a filter of {{\"event_format\": \"federation\"}}"
             ))?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Server keys from `{server: {key_id: key}}`, or from servers' own
+/// `/_matrix/key/v2/server` answers (`{server_name, verify_keys: {key_id:
+/// {key}}}`, one or a list under `server_keys`, as the notary answers).
+fn read_server_keys(
+    doc: &Object,
+) -> Result<std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>> {
+    let mut out = std::collections::BTreeMap::new();
+    let answers: Vec<&Object> = match doc.get("server_keys").and_then(Value::as_array) {
+        Some(list) => list.iter().filter_map(Value::as_object).collect(),
+        None if doc.contains_key("verify_keys") => vec![doc],
+        None => {
+            for (server, keys) in doc {
+                let Some(keys) = keys.as_object() else {
+                    bail!("server keys: {server} is not an object of keys")
+                };
+                for (id, k) in keys {
+                    let Some(k) = k.as_str() else { bail!("server keys: {server} {id} is not a string") };
+                    out.entry(server.clone())
+                        .or_insert_with(std::collections::BTreeMap::new)
+                        .insert(id.clone(), k.to_owned());
+                }
+            }
+            return Ok(out);
+        }
+    };
+    for a in answers {
+        let Some(server) = a.get("server_name").and_then(Value::as_str) else {
+            bail!("a key answer without server_name")
+        };
+        for (id, k) in a.get("verify_keys").and_then(Value::as_object).into_iter().flatten() {
+            if let Some(key) = k.as_object().and_then(|k| k.get("key")).and_then(Value::as_str) {
+                out.entry(server.to_owned())
+                    .or_insert_with(std::collections::BTreeMap::new)
+                    .insert(id.clone(), key.to_owned());
+            }
+        }
+    }
+    Ok(out)
 }
 
 pub fn run_confirm(ctx: &Ctx, a: ConfirmArgs) -> Result<ExitCode> {
@@ -249,32 +234,5 @@ pub fn run_confirm(ctx: &Ctx, a: ConfirmArgs) -> Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn obj(text: &str) -> Object {
-        cryptoid_protocol::json::from_str(text).expect("json").into_object().expect("object")
-    }
-
-    #[test]
-    fn sync_shaped_files() {
-        let doc = obj(r#"{"rooms":{"join":{"!a:x":{"timeline":{"events":[
-                {"event_id":"$1","depth":5,"prev_events":["$0"],"type":"m.room.message","content":{}},
-                {"event_id":"$2","type":"m.room.message"}]},
-                "state":{"events":[{"event_id":"$p","depth":3,"type":"m.room.power_levels","state_key":"","content":{"users":{}}}]}}}}}"#);
-        let (batches, skipped) = observations(&doc).expect("parse");
-        assert_eq!(skipped, 1);
-        assert_eq!(batches.len(), 1);
-        assert_eq!(batches[0].room_id, "!a:x");
-        let ids: Vec<&str> = batches[0].events.iter().map(|e| e.event_id.as_str()).collect();
-        assert_eq!(ids, ["$p", "$1"]);
-        assert_eq!(batches[0].events[1].prev_events, ["$0"]);
-        let direct = obj(r#"{"room_id":"!b:x","events":[{"event_id":"$9","depth":9}]}"#);
-        assert_eq!(observations(&direct).expect("direct").0[0].room_id, "!b:x");
-        assert!(observations(&obj("{}")).is_err());
     }
 }

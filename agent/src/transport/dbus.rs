@@ -358,7 +358,10 @@ impl AgentObject {
         json_text(&self.call::<otk::Claim>(&hdr, conn, p).await?)
     }
 
-    /// Feeds the room view; `events_json` is `[{event_id, depth, prev_events?, …}]`.
+    /// Feeds the room view; `events_json` is `[{event_id, depth, prev_events?, …}]`
+    /// (summaries: claims). Options: `room_version` (s), `pdus` (s, a JSON
+    /// array of full events in federation format: verified),
+    /// `server_keys` (s, JSON `{server: {key_id: key}}`).
     #[zbus(out_args("view_json"))]
     async fn observe_room(
         &self,
@@ -368,11 +371,16 @@ impl AgentObject {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String> {
-        only(&options, &["room_version"])?;
+        only(&options, &["room_version", "pdus", "server_keys"])?;
+        let json_opt = |name: &str| -> Result<Option<Value>> {
+            opt_str(&options, name)?.map(|t| parse_json(name, &t)).transpose()
+        };
         let p = params(vec![
             ("room_id", Some(string(room_id))),
             ("room_version", opt_str(&options, "room_version")?.map(string)),
             ("events", Some(parse_json("events_json", events_json)?)),
+            ("pdus", json_opt("pdus")?),
+            ("server_keys", json_opt("server_keys")?),
         ]);
         json_text(&self.call::<rooms::Observe>(&hdr, conn, p).await?)
     }

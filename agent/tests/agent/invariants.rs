@@ -10,7 +10,7 @@
 
 use cryptoid_agent::clock::ManualClock;
 use cryptoid_agent::config::Config;
-use cryptoid_agent::policy::{config::ClientRule, Action, PolicyConfig};
+use cryptoid_agent::policy::{config::ClientRule, Action, PolicyConfig, RoomViewMode};
 use cryptoid_agent::service::{ClientInfo, Service};
 use cryptoid_protocol::json::{self, Object, Value};
 use cryptoid_protocol::wire::keys::CreateParams;
@@ -74,8 +74,13 @@ fn case() -> impl Strategy<Value = Case> {
 }
 
 fn service(dir: &std::path::Path, client_action: Option<Action>) -> Service {
-    let mut policy =
-        PolicyConfig { confirm_timeout_secs: 0, unknown_clients: Action::Allow, ..Default::default() };
+    // The world's frontier is a summary: a fact under `room_view = "claimed"`.
+    let mut policy = PolicyConfig {
+        confirm_timeout_secs: 0,
+        unknown_clients: Action::Allow,
+        room_view: RoomViewMode::Claimed,
+        ..Default::default()
+    };
     if let Some(a) = client_action {
         policy.clients.push(ClientRule {
             exe: "/usr/bin/prop-client".into(),

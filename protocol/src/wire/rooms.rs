@@ -74,3 +74,105 @@ pub struct RoomView {
     #[serde(default)]
     pub claimed: u64,
 }
+
+/// What [`from_sync`] made of a document.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FromSync {
+    /// One `rooms.observe` per room with events.
+    pub calls: Vec<ObserveParams>,
+    /// Events neither full (federation format) nor a summary (no
+    /// `event_id` or `depth`): a client-format `/sync` gives only these.
+    pub skipped: usize,
+}
+
+/// The `rooms.observe` calls for a `/sync` response (`rooms.join` and
+/// `rooms.leave`, their `state` and `timeline` events) or a
+/// `{room_id, events}` document. Events in federation format (with
+/// `hashes` and `signatures`) become `pdus`, to be verified; others with an
+/// `event_id` and a `depth` become summaries (claims). Ask the homeserver
+/// with a filter of `{"event_format": "federation"}` to get the first kind.
+pub fn from_sync(doc: &crate::json::Object) -> Option<FromSync> {
+    let mut out = FromSync::default();
+    let one = |room_id: &str, lists: Vec<&Vec<Value>>, out: &mut FromSync| {
+        let mut p = ObserveParams { room_id: room_id.to_owned(), ..ObserveParams::default() };
+        for e in lists.into_iter().flatten() {
+            let Some(o) = e.as_object() else {
+                out.skipped += 1;
+                continue;
+            };
+            if o.contains_key("hashes") && o.contains_key("signatures") {
+                p.pdus.push(e.clone());
+            } else if let Some(s) = summary(o) {
+                p.events.push(s);
+            } else {
+                out.skipped += 1;
+            }
+        }
+        if !p.events.is_empty() || !p.pdus.is_empty() {
+            out.calls.push(p);
+        }
+    };
+    if let (Some(room), Some(events)) =
+        (doc.get("room_id").and_then(Value::as_str), doc.get("events").and_then(Value::as_array))
+    {
+        one(room, vec![events], &mut out);
+        return Some(out);
+    }
+    let rooms = doc.get("rooms")?.as_object()?;
+    for section in ["join", "leave"] {
+        for (room_id, room) in rooms.get(section).and_then(Value::as_object).into_iter().flatten() {
+            let lists = ["state", "timeline"]
+                .iter()
+                .filter_map(|part| room.as_object()?.get(*part)?.as_object()?.get("events")?.as_array())
+                .collect();
+            one(room_id, lists, &mut out);
+        }
+    }
+    Some(out)
+}
+
+/// A summary of an event with an `event_id` and a `depth`.
+fn summary(e: &crate::json::Object) -> Option<ObservedEvent> {
+    let s = |k: &str| e.get(k).and_then(Value::as_str).map(str::to_owned);
+    Some(ObservedEvent {
+        event_id: s("event_id")?,
+        depth: e.get("depth").and_then(Value::as_int).and_then(|d| u64::try_from(d).ok())?,
+        prev_events: e
+            .get("prev_events")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .unwrap_or_default(),
+        event_type: s("type"),
+        state_key: s("state_key"),
+        content: e.get("content").cloned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(text: &str) -> crate::json::Object {
+        crate::json::from_str(text).expect("json").into_object().expect("object")
+    }
+
+    #[test]
+    fn from_sync_splits_full_events_from_summaries() {
+        let doc = obj(r#"{"rooms":{"join":{"!a:x":{"timeline":{"events":[
+                {"event_id":"$1","depth":5,"prev_events":["$0"],"type":"m.room.message","content":{}},
+                {"event_id":"$2","type":"m.room.message"},
+                {"type":"m.room.message","sender":"k","room_id":"!a:x","content":{},"depth":6,"hashes":{"sha256":"h"},"signatures":{}}]},
+                "state":{"events":[{"event_id":"$p","depth":3,"type":"m.room.power_levels","state_key":"","content":{"users":{}}}]}}}}}"#);
+        let FromSync { calls, skipped } = from_sync(&doc).expect("parse");
+        assert_eq!(skipped, 1);
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].room_id, "!a:x");
+        let ids: Vec<&str> = calls[0].events.iter().map(|e| e.event_id.as_str()).collect();
+        assert_eq!(ids, ["$p", "$1"]);
+        assert_eq!(calls[0].events[1].prev_events, ["$0"]);
+        assert_eq!(calls[0].pdus.len(), 1, "the federation-format event is a full event");
+        let direct = obj(r#"{"room_id":"!b:x","events":[{"event_id":"$9","depth":9}]}"#);
+        assert_eq!(from_sync(&direct).expect("direct").calls[0].room_id, "!b:x");
+        assert!(from_sync(&obj("{}")).is_none());
+    }
+}

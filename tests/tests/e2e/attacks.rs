@@ -21,11 +21,16 @@ use cryptoid_tests::pdus;
 pub(super) const ROOM: &str = "!attacked:x";
 pub(super) const OTHER: &str = "3TPraTczVkDPTRaX4K+AfUuyx7Mzq1UafTXypnl0t2k";
 
+/// An agent whose room view takes summaries on the homeserver's word
+/// (`room_view = "claimed"`): these attacks feed the view as claims. The
+/// verified view has its own attacks (`attacks_verified`).
 pub(super) fn agent(policy: &str) -> Agent {
     let timeout = if policy.contains("confirm_timeout_secs") { "" } else { "confirm_timeout_secs = 2\n" };
     Agent::start_with(
         &[],
-        Some(&format!("[policy]\nunknown_clients = \"allow\"\nconfirm_delete = false\n{timeout}{policy}")),
+        Some(&format!(
+            "[policy]\nunknown_clients = \"allow\"\nconfirm_delete = false\nroom_view = \"claimed\"\n{timeout}{policy}"
+        )),
     )
 }
 

@@ -57,10 +57,11 @@ fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
     p
 }
 
+/// With `room_view = "claimed"`: these tests feed the view as summaries.
 fn policy_agent(policy: &str) -> Agent {
     Agent::start_with(
         &[],
-        Some(&format!("[policy]\nunknown_clients = \"allow\"\nconfirm_delete = false\n{policy}")),
+        Some(&format!("[policy]\nunknown_clients = \"allow\"\nconfirm_delete = false\nroom_view = \"claimed\"\n{policy}")),
     )
 }
 
