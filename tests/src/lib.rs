@@ -82,6 +82,7 @@ pub mod vectors {
 
 pub mod agent;
 pub mod desktop;
+pub mod history;
 pub mod interop;
 pub mod raw;
 pub mod vcard;

@@ -6,6 +6,7 @@ mod agent_lifecycle;
 mod agent_sign;
 mod attacks;
 mod attacks_round3;
+mod attacks_verified;
 mod bad_input;
 mod cli_agent;
 mod cli_pdu;

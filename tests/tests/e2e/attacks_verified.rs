@@ -1,0 +1,288 @@
+//! The verified room view against the real agent over its socket, with
+//! the default `room_view = "verified"`: a homeserver that invents facts
+//! about a room. Each attack has a control beside it that must still pass.
+//!
+//! The room: an honest history built with the protocol crate (create by A,
+//! A's join, power levels giving A and the agent's key B 100, join rules,
+//! C invited and joined at level 0), every event signed by its sender's
+//! cryptoID, B's join signed by the agent itself.
+
+use super::agent_sign::{assert_verifies, create, sign, try_sign, RV};
+use super::attacks::{denied, refused};
+use cryptoid_protocol::client::blocking::Client;
+use cryptoid_protocol::json::{Object, Value};
+use cryptoid_protocol::keys::{KeyPair, CRYPTOID_KEY_ID};
+use cryptoid_protocol::wire::policy::{Check, CheckResult, Verdict};
+use cryptoid_protocol::wire::rooms::{Observe, ObserveParams, ObservedEvent, RoomView};
+use cryptoid_protocol::wire::sign::SignPduParams;
+use cryptoid_protocol::wire::ErrorKind;
+use cryptoid_protocol::{event, json};
+use cryptoid_tests::agent::Agent;
+use cryptoid_tests::history::History;
+
+const ROOM: &str = "!verified:x";
+
+fn agent() -> Agent {
+    Agent::start_with(
+        &[],
+        Some("[policy]\nunknown_clients = \"allow\"\nconfirm_delete = false\nconfirm_timeout_secs = 2\n[policy.rate]\nper_room = 0\nper_client = 0\n"),
+    )
+}
+
+struct Room {
+    h: History,
+    a: KeyPair,
+    c: KeyPair,
+    b: String,
+}
+
+fn observe_pdus(
+    c: &mut Client,
+    pdus: Vec<Value>,
+) -> Result<RoomView, cryptoid_protocol::client::ClientError> {
+    c.call::<Observe>(&ObserveParams { room_id: ROOM.into(), pdus, ..ObserveParams::default() })
+}
+
+fn check(c: &mut Client, pdu: Object) -> CheckResult {
+    c.call::<Check>(&SignPduParams {
+        room_version: RV.into(),
+        pdu: Value::Object(pdu),
+        event_id: None,
+        intent: None,
+    })
+    .expect("policy.check")
+}
+
+/// The honest room, observed in full (every event verified).
+fn honest_room(c: &mut Client) -> Room {
+    let b = create(c, Some(ROOM));
+    let a = KeyPair::from_seed(&[0xa; 32]);
+    let cc = KeyPair::from_seed(&[0xc; 32]);
+    let power = format!(r#"{{"users":{{"{}":100,"{b}":100}}}}"#, a.cryptoid());
+    let mut h = History::new(&a, ROOM, &power);
+    h.add(&a, "m.room.member", Some(&b), r#"{"membership":"invite"}"#);
+    let join = h.next(&b, "m.room.member", Some(&b), r#"{"membership":"join"}"#, None);
+    let signed = sign(c, Value::Object(join));
+    h.push(signed.pdu.into_object().expect("object"));
+    h.add(&a, "m.room.member", Some(&cc.cryptoid()), r#"{"membership":"invite"}"#);
+    h.add(&cc, "m.room.member", Some(&cc.cryptoid()), r#"{"membership":"join"}"#);
+    let view = observe_pdus(c, h.pdus()).expect("an honest history is accepted");
+    assert_eq!((view.verified, view.claimed), (h.events.len() as u64, 0), "{view:?}");
+    Room { h, a, c: cc, b }
+}
+
+/// Signs `pdu` with `key` as its sender's client would.
+fn signed_by(key: &KeyPair, pdu: Object) -> Object {
+    event::hash_and_sign(pdu, &RV_VERSION, &key.cryptoid(), CRYPTOID_KEY_ID, key).expect("sign").event
+}
+
+const RV_VERSION: cryptoid_protocol::RoomVersion = cryptoid_protocol::RoomVersion::MSC4080;
+
+fn power_content(r: &Room, extra: &str) -> String {
+    format!(r#"{{"users":{{"{}":100,"{}":100{extra}}}}}"#, r.a.cryptoid(), r.b)
+}
+
+/// Attack: the homeserver alters a verified event's content (C granted
+/// 100 in A's power levels), or signs an event with a key that is not its
+/// sender's, or names an event by another ID. Each is refused with its own
+/// cause, and nothing of the call is kept. Control: the honest history.
+#[test]
+fn a_forged_event_in_rooms_observe_is_refused() {
+    let agent = agent();
+    let mut c = agent.unlocked();
+    let r = honest_room(&mut c);
+    let pl_index = r.h.ids.iter().position(|i| *i == r.h.id_of("m.room.power_levels", "")).expect("pl");
+    let mut forged = r.h.events[pl_index].clone();
+    let users = forged
+        .get_mut("content")
+        .and_then(Value::as_object_mut)
+        .and_then(|c| c.get_mut("users"))
+        .and_then(Value::as_object_mut)
+        .expect("users");
+    users.insert(r.c.cryptoid(), Value::Int(json::Int::from(100)));
+    let e = observe_pdus(&mut c, vec![Value::Object(forged)]).expect_err("a forged event");
+    assert_eq!(e.kind(), Some(ErrorKind::BadPdu), "{e}");
+    assert!(matches!(e.cause(), Some("observed_signature" | "observed_content_hash")), "{e}");
+    // Signed by C, claiming to be A's.
+    let mut impostor = r.h.next(&r.a.cryptoid(), "m.room.topic", Some(""), r#"{"topic":"x"}"#, None);
+    impostor = signed_by(&r.c, impostor);
+    let e = observe_pdus(&mut c, vec![Value::Object(impostor)]).expect_err("an impostor");
+    assert_eq!(e.cause(), Some("observed_signature"), "{e}");
+    // A carried event ID that is not the event's hash.
+    let mut renamed = r.h.events[1].clone();
+    renamed.insert("event_id".into(), r.h.ids[2].as_str().into());
+    let e = observe_pdus(&mut c, vec![Value::Object(renamed)]).expect_err("another ID");
+    assert_eq!(e.cause(), Some("observed_event_id"), "{e}");
+    // A refused call keeps nothing: a good event in the same call is not
+    // known afterwards (the message cites it as prev and stays unverified).
+    let good = signed_by(&r.c, r.h.next(&r.c.cryptoid(), "m.room.message", None, r#"{"body":"hi"}"#, None));
+    let bad = signed_by(&r.c, r.h.next(&r.a.cryptoid(), "m.room.message", None, r#"{"body":"x"}"#, None));
+    let e = observe_pdus(&mut c, vec![Value::Object(good.clone()), Value::Object(bad)]).expect_err("one bad");
+    assert_eq!(e.cause(), Some("observed_signature"), "{e}");
+    // Control: the same good event alone is accepted and verified.
+    let v = observe_pdus(&mut c, vec![Value::Object(good)]).expect("control");
+    assert_eq!((v.verified, v.claimed), (1, 0));
+}
+
+/// Attack: C, at level 0, signs power levels that give C 100, and the
+/// homeserver serves it. Servers reject it; the agent refuses it, and the
+/// power shown for a later change is still A's. Control: A's own change
+/// (D to 50) is accepted and becomes the baseline.
+#[test]
+fn a_power_change_by_a_member_without_power_does_not_become_current() {
+    let agent = agent();
+    let mut c = agent.unlocked();
+    let mut r = honest_room(&mut c);
+    let grab = signed_by(
+        &r.c,
+        r.h.next(
+            &r.c.cryptoid(),
+            "m.room.power_levels",
+            Some(""),
+            &power_content(&r, &format!(r#","{}":100"#, r.c.cryptoid())),
+            None,
+        ),
+    );
+    let e = observe_pdus(&mut c, vec![Value::Object(grab)]).expect_err("unauthorized");
+    assert_eq!(e.cause(), Some("observed_unauthorized"), "{e}");
+    assert!(e.to_string().contains("power level"), "{e}");
+    // B's power levels that "keep" C at 100 show the grant.
+    let keep = r.h.next(
+        &r.b,
+        "m.room.power_levels",
+        Some(""),
+        &power_content(&r, &format!(r#","{}":100"#, r.c.cryptoid())),
+        None,
+    );
+    let d = check(&mut c, keep);
+    let short: String = r.c.cryptoid().chars().take(12).collect();
+    assert!(d.changes.iter().any(|ch| ch.contains(&short) && ch.contains("→ 100")), "{:?}", d.changes);
+    // Control: A's change is authorized and becomes the baseline.
+    let d_key = KeyPair::from_seed(&[0xd; 32]).cryptoid();
+    let by_a = signed_by(
+        &r.a,
+        r.h.next(
+            &r.a.cryptoid(),
+            "m.room.power_levels",
+            Some(""),
+            &power_content(&r, &format!(r#","{d_key}":50"#)),
+            None,
+        ),
+    );
+    let v = observe_pdus(&mut c, vec![Value::Object(by_a.clone())]).expect("A may");
+    assert_eq!(v.verified, 1);
+    r.h.push(by_a);
+    let same = r.h.next(
+        &r.b,
+        "m.room.power_levels",
+        Some(""),
+        &power_content(&r, &format!(r#","{d_key}":50"#)),
+        None,
+    );
+    let d = check(&mut c, same);
+    assert!(d.changes.is_empty(), "unchanged against A's verified power levels: {:?}", d.changes);
+}
+
+/// Attack: the homeserver feeds a summary (a claim) of power levels that
+/// give C 100, and builds B's power levels citing it in `auth_events`, so
+/// that "keeping" the grant would look like no change. The agent asks,
+/// says the baseline is not verified, and names the grant. Control: the
+/// same content citing the verified power levels shows the grant too and
+/// passes the rules; a message citing verified events is allowed.
+#[test]
+fn auth_events_naming_an_unverified_power_levels_event_are_asked_about() {
+    let agent = agent();
+    let mut c = agent.unlocked();
+    let r = honest_room(&mut c);
+    let fake = format!("${}", "f".repeat(43));
+    let grant = power_content(&r, &format!(r#","{}":100"#, r.c.cryptoid()));
+    let claim = ObservedEvent {
+        event_id: fake.clone(),
+        depth: 50,
+        prev_events: vec![],
+        event_type: Some("m.room.power_levels".into()),
+        state_key: Some(String::new()),
+        content: Some(json::from_str(&grant).expect("json")),
+    };
+    let v = c
+        .call::<Observe>(&ObserveParams {
+            room_id: ROOM.into(),
+            events: vec![claim],
+            ..ObserveParams::default()
+        })
+        .expect("a summary is accepted as a claim");
+    assert_eq!((v.verified, v.claimed), (0, 1));
+    let auth = vec![r.h.id_of("m.room.create", ""), fake, r.h.id_of("m.room.member", &r.b)];
+    let keep = r.h.next(&r.b, "m.room.power_levels", Some(""), &grant, Some(auth));
+    let d = check(&mut c, keep.clone());
+    assert_eq!(d.decision, Verdict::Confirm, "{:?}", d.reasons);
+    assert!(
+        d.reasons.iter().any(|x| x.contains("has not verified the room's power levels")),
+        "{:?}",
+        d.reasons
+    );
+    let short: String = r.c.cryptoid().chars().take(12).collect();
+    assert!(
+        d.changes.iter().any(|ch| ch.contains(&short) && ch.contains("→ 100")),
+        "the grant is named: {:?}",
+        d.changes
+    );
+    // Signing it needs a person: with none, nothing is signed.
+    let e = try_sign(&mut c, Value::Object(keep)).expect_err("asked, no one answers");
+    assert_eq!(e.kind(), Some(ErrorKind::ConfirmationTimeout), "{e}");
+    // Control: the same content on the verified power levels.
+    let honest = r.h.next(&r.b, "m.room.power_levels", Some(""), &grant, None);
+    let d = check(&mut c, honest);
+    assert!(
+        d.reasons.iter().any(|x| x.contains("passes the room version's authorization rules")),
+        "{:?}",
+        d.reasons
+    );
+    assert!(
+        d.changes.iter().any(|ch| ch.contains(&short) && ch.contains("0 (default) → 100")),
+        "{:?}",
+        d.changes
+    );
+    let msg = r.h.next(&r.b, "m.room.message", None, r#"{"body":"hi","msgtype":"m.text"}"#, None);
+    assert_eq!(check(&mut c, msg).decision, Verdict::Allow);
+}
+
+/// Attack: the homeserver asks B to kick A (level 100, equal to B's) or to
+/// send while citing a membership that is not B's: servers reject both,
+/// so the agent denies them. Control: kicking C (level 0) is a question
+/// about power over others, not a denial; a message on the honest history
+/// signs and verifies.
+#[test]
+fn a_pdu_the_federation_would_reject_is_denied_and_honest_history_signs() {
+    let agent = agent();
+    let mut c = agent.unlocked();
+    let r = honest_room(&mut c);
+    let kick_a = r.h.next(&r.b, "m.room.member", Some(&r.a.cryptoid()), r#"{"membership":"leave"}"#, None);
+    denied(try_sign(&mut c, Value::Object(kick_a)), "servers would reject this event");
+    let auth = vec![
+        r.h.id_of("m.room.create", ""),
+        r.h.id_of("m.room.power_levels", ""),
+        r.h.id_of("m.room.member", &r.c.cryptoid()),
+    ];
+    let wrong_member =
+        r.h.next(&r.b, "m.room.message", None, r#"{"body":"hi","msgtype":"m.text"}"#, Some(auth));
+    denied(try_sign(&mut c, Value::Object(wrong_member)), "servers would reject this event");
+    // Control: kicking C is allowed by the rules; the policy asks.
+    let kick_c = r.h.next(&r.b, "m.room.member", Some(&r.c.cryptoid()), r#"{"membership":"leave"}"#, None);
+    let d = check(&mut c, kick_c);
+    assert_eq!(d.decision, Verdict::Confirm, "{:?}", d.reasons);
+    assert!(
+        d.reasons.iter().any(|x| x.contains("passes the room version's authorization rules")),
+        "{:?}",
+        d.reasons
+    );
+    let msg = r.h.next(&r.b, "m.room.message", None, r#"{"body":"hi","msgtype":"m.text"}"#, None);
+    let s = sign(&mut c, Value::Object(msg));
+    assert_verifies(&s.pdu, &r.b);
+    // A message citing an event the agent does not hold, in a room it holds
+    // verified, is asked about.
+    let mut auth = r.h.auth_for(&r.b, "m.room.message", None, "{}");
+    auth[1] = format!("${}", "u".repeat(43));
+    let odd = r.h.next(&r.b, "m.room.message", None, r#"{"body":"hi","msgtype":"m.text"}"#, Some(auth));
+    refused(try_sign(&mut c, Value::Object(odd)), ErrorKind::ConfirmationTimeout, "timed_out");
+}
