@@ -419,6 +419,24 @@ impl Rooms {
         })
     }
 
+    /// Whether `event` passes the authorization rules against auth events
+    /// the view holds, every one of them.
+    fn authorized_by_held(&self, room: &str, event: &Object, room_version: Option<&str>) -> bool {
+        let Some(rv) = room_version.and_then(|v| cryptoid_protocol::RoomVersion::from_id(v).ok()) else {
+            return false;
+        };
+        let Ok(event_id) = cryptoid_protocol::event::event_id(event, &rv) else { return false };
+        self.with_held(room, |held| {
+            let ids = cryptoid_protocol::auth::auth_event_ids(event, &rv);
+            let found: Option<Vec<(String, Object)>> =
+                ids.into_iter().map(|id| held(&id).map(|e| (id, e))).collect();
+            found.is_some_and(|f| {
+                let refs: Vec<(&str, &Object)> = f.iter().map(|(id, e)| (id.as_str(), e)).collect();
+                cryptoid_protocol::auth::check(&rv, &event_id, event, &refs).is_ok()
+            })
+        })
+    }
+
     /// Runs `f` with a lookup of the verified authorization events the view
     /// holds for `room` (one read snapshot).
     fn with_held<R>(&self, room: &str, f: impl FnOnce(&dyn Fn(&str) -> Option<Object>) -> R) -> R {
@@ -525,6 +543,10 @@ impl Rooms {
         room_version: Option<&str>,
         own: bool,
     ) -> Result<()> {
+        // A signed authorization event is held for later auth checks only
+        // when the events it cites are held and it passes the rules.
+        let full = e.full.filter(|ev| self.authorized_by_held(room_id, ev, room_version));
+        let e = &Seen { full, ..*e };
         let slot = self.get_or_create(room_id);
         let mut meta = slot.locked();
         let mut m = meta.clone();

@@ -320,7 +320,10 @@ impl Service {
         let mut notes = Vec::with_capacity(checked.len());
         for (c, sig) in checked.into_iter().zip(sigs) {
             self.registry.touch(&c.record.info.cryptoid, now);
-            let seen = Seen::of_pdu(&c.event_id, c.depth, c.prepared.event());
+            let mut seen = Seen::of_pdu(&c.event_id, c.depth, c.prepared.event());
+            if crate::rooms::verify::is_auth_event(c.prepared.event()) {
+                seen.full = Some(c.prepared.event());
+            }
             self.rooms.record_signed(&c.room_id, &seen, Some(c.room_version.id()));
             if self.config.notifications.notify_signed && seen.state_key.is_some() {
                 let what = cryptoid_protocol::text::sanitize_default(&format!(

@@ -286,3 +286,27 @@ fn a_pdu_the_federation_would_reject_is_denied_and_honest_history_signs() {
     let odd = r.h.next(&r.b, "m.room.message", None, r#"{"body":"hi","msgtype":"m.text"}"#, Some(auth));
     refused(try_sign(&mut c, Value::Object(odd)), ErrorKind::ConfirmationTimeout, "timed_out");
 }
+
+/// What the agent signs in a room it holds verified is held too, when it
+/// passed the rules against held events: B's new membership (a display
+/// name) is cited by B's next message before any /sync, and that message
+/// signs without a question. Control: citing a membership nobody signed
+/// is still asked about.
+#[test]
+fn own_signed_state_is_held_for_later_checks() {
+    let agent = agent();
+    let mut c = agent.unlocked();
+    let mut r = honest_room(&mut c);
+    let rename =
+        r.h.next(&r.b, "m.room.member", Some(&r.b), r#"{"membership":"join","displayname":"B"}"#, None);
+    let s = sign(&mut c, Value::Object(rename));
+    r.h.push(s.pdu.into_object().expect("object"));
+    let msg = r.h.next(&r.b, "m.room.message", None, r#"{"body":"hi","msgtype":"m.text"}"#, None);
+    assert_eq!(check(&mut c, msg.clone()).decision, Verdict::Allow);
+    sign(&mut c, Value::Object(msg));
+    let mut auth = r.h.auth_for(&r.b, "m.room.message", None, "{}");
+    auth.retain(|a| *a != r.h.id_of("m.room.member", &r.b));
+    auth.push(format!("${}", "m".repeat(43)));
+    let odd = r.h.next(&r.b, "m.room.message", None, r#"{"body":"hi","msgtype":"m.text"}"#, Some(auth));
+    assert_eq!(check(&mut c, odd).decision, Verdict::Confirm);
+}
