@@ -258,14 +258,15 @@ public_baseurl: "http://127.0.0.1:$port/"
 report_stats: false
 
 listeners:
-  # Client-server API only: no federation listener, no TLS, loopback only.
+  # The client-server API and the server's own signing keys
+  # (/_matrix/key/v2/server): no federation listener, no TLS, loopback only.
   - port: $port
     bind_addresses: ["127.0.0.1"]
     type: http
     tls: false
     x_forwarded: false
     resources:
-      - names: [client]
+      - names: [client, keys]
         compress: false
 
 database:

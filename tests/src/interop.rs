@@ -108,6 +108,32 @@ impl Synapse {
     }
 }
 
+impl Synapse {
+    /// A room of `room_version` built by `tests/interop/synapse_room.py`
+    /// (Alice and Bob, a power change, a topic, messages), read back with
+    /// an `event_format: federation` filter: the room ID, Alice's /sync
+    /// file and the server's key file.
+    pub fn room_history(&self, alice: &Path, bob: &Path, room_version: &str) -> (String, PathBuf, PathBuf) {
+        let venv = std::env::var("CRYPTOID_SYNAPSE_VENV").map(PathBuf::from).unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/cryptoid-tests/synapse-venv")
+        });
+        let out = self.dir.path().join(format!("history-{room_version}"));
+        std::fs::create_dir_all(&out).expect("history dir");
+        let run = Command::new(venv.join("bin/python"))
+            .arg(root().join("tests/interop/synapse_room.py"))
+            .args([self.url.as_str(), path_str(alice), path_str(bob), room_version, path_str(&out)])
+            .output()
+            .expect("run synapse_room.py");
+        assert!(run.status.success(), "synapse_room.py: {}", String::from_utf8_lossy(&run.stderr));
+        let room = String::from_utf8_lossy(&run.stdout).trim().to_owned();
+        (room, out.join("sync.json"), out.join("keys.json"))
+    }
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
 impl Drop for Synapse {
     fn drop(&mut self) {
         let _ = script(&["stop", self.dir.path().to_str().unwrap_or("")]);

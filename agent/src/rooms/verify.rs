@@ -73,7 +73,28 @@ pub fn check(
     let mut checked: Vec<(usize, Checked)> = Vec::with_capacity(pdus.len());
     for (i, v) in pdus.iter().enumerate() {
         let Value::Object(event) = v else { return Err(refuse(i, "", ObservedError::NotAnObject)) };
+        // A v12 create names no room (its hash is the room ID); Synapse adds
+        // one when it serves the event to a client. Checked, then dropped.
+        let stripped;
+        let (event, served_room) = if rv.room_id_is_create_hash()
+            && cryptoid_protocol::event::is_create(event)
+            && event.contains_key("room_id")
+        {
+            let mut e = event.clone();
+            let served = e.remove("room_id");
+            stripped = e;
+            (&stripped, served)
+        } else {
+            (event, None)
+        };
         let r = received::check(event, rv, &server_keys).map_err(|e| refuse(i, "", e.into()))?;
+        if let Some(served) = served_room {
+            let derived = format!("!{}", r.event_id.trim_start_matches('$'));
+            if served.as_str() != Some(derived.as_str()) {
+                let found = served.as_str().unwrap_or("?").to_owned();
+                return Err(refuse(i, &r.event_id, ObservedError::OtherRoom { room: derived, found }));
+            }
+        }
         let found = match event.get("room_id").and_then(Value::as_str) {
             Some(r) => r.to_owned(),
             // A v12 create: its room is its own hash.
