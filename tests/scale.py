@@ -12,9 +12,14 @@ agent (tests/perf.sh runs it as its scale section; not in CI):
   client feeds 5,000-event calls;
 - RSS while a hostile homeserver floods one room with distinct member
   joins (the peak in each half, and after it plus one one-second tick),
-  and after a restart on the same view.
+  and after a restart on the same view;
+- the verified view: a signed history (`history-gen`: members joining,
+  then their messages) fed as full events in 5,000-event calls, its rate
+  beside the in-process floor of the same checks (`history-gen` measures
+  it in the same run), and the agent's RSS before and at its peak.
 
 Usage: tests/scale.py BIN_DIR WORK_DIR [--members N] [--flood N] [--seconds S]
+                      [--verified N] [--only verified]
 Prints one JSON object a line, then a table.
 """
 
@@ -31,6 +36,8 @@ ARGS = dict(zip(sys.argv[3::2], sys.argv[4::2]))
 MEMBERS = int(ARGS.get("--members", 50_000))
 FLOOD = int(ARGS.get("--flood", 500_000))
 SECONDS = ARGS.get("--seconds", "5")
+VERIFIED = int(ARGS.get("--verified", 50_000))
+ONLY = ARGS.get("--only")
 CHUNK = 5_000
 SOCK = os.path.join(WORK, "scale.sock")
 DATA = os.path.join(WORK, "scale-data")
@@ -112,8 +119,51 @@ def observe(c, room, events):
     return c.call("rooms.observe", {"room_id": room, "room_version": RV, "events": events})
 
 
+def verified_section():
+    """The verified view: a signed history of VERIFIED members joining and
+    as many messages, fed as pdus; beside history-gen's in-process floor."""
+    path = os.path.join(WORK, "history.json")
+    out = subprocess.run([f"{BIN}/history-gen", path, str(VERIFIED), str(VERIFIED)], capture_output=True, check=True)
+    floor = json.loads(out.stdout.decode().strip().splitlines()[-1])
+    events = json.load(open(path))
+    os.remove(path)
+    agent = start_agent()
+    c = Client()
+    room = "!verified-scale:example.org"
+    time.sleep(1.5)
+    rss_before = rss_kib(agent)
+    peak = rss_before
+    verified = claimed = 0
+    t0 = time.perf_counter()
+    for start in range(0, len(events), CHUNK):
+        v = c.call("rooms.observe", {"room_id": room, "room_version": RV, "pdus": events[start:start + CHUNK]})
+        verified += v["verified"]
+        claimed += v["claimed"]
+        peak = max(peak, rss_kib(agent))
+    secs = time.perf_counter() - t0
+    del events
+    time.sleep(1.5)
+    rss_end = rss_kib(agent)
+    stop_agent(agent)
+    assert claimed == 0 and verified == floor["events"], (verified, claimed, floor)
+    report(what="verified", events=verified, seconds=secs, events_per_s=verified / secs,
+           floor_events_per_s=floor["floor_events_per_s"], rss_before_mib=rss_before / 1024,
+           rss_peak_mib=peak / 1024, rss_end_mib=rss_end / 1024)
+
+
+def print_verified(v):
+    print(f"{'verified observe, 5,000-event calls (%d events)' % v['events']:<52} {v['events_per_s']:>10,.0f} ev/s"
+          f"  {v['events_per_s'] / v['floor_events_per_s']:.2f}x the in-process checks ({v['floor_events_per_s']:,.0f} ev/s);"
+          f" RSS {v['rss_before_mib']:.0f} MiB before, peak {v['rss_peak_mib']:.0f}, after {v['rss_end_mib']:.0f}")
+
+
 def main():
     os.makedirs(WORK, exist_ok=True)
+    if ONLY == "verified":
+        verified_section()
+        print()
+        print_verified(ROWS[-1])
+        return
     agent = start_agent()
     c = Client()
 
@@ -221,8 +271,9 @@ def main():
            rss_peak_second_half_mib=peak[1] / 1024, rss_end_mib=rss_end / 1024,
            rss_after_restart_mib=rss_restart / 1024, database_mib=db / 2**20)
 
+    verified_section()
     print()
-    o, d, s, f = ROWS
+    o, d, s, f, v = ROWS
     print(f"{'scale figure':<52} {'value':>14}  beside")
     print(f"{'observe, 5,000-event calls into a %d-member room' % o['members']:<52} {o['events_per_s']:>10,.0f} ev/s"
           f"  {o['ms_per_call']:.0f} ms a call = {o['ms_per_call'] / o['floor_parse_ms']:.1f}x parsing its bytes"
@@ -237,6 +288,9 @@ def main():
           f"  after it {f['rss_end_mib']:.0f} MiB,"
           f"  after a restart {f['rss_after_restart_mib']:.0f} MiB ({f['rss_end_mib'] / max(f['rss_after_restart_mib'], 1):.2f}x);"
           f" database {f['database_mib']:.0f} MiB; {f['seconds']:.0f} s")
+
+
+    print_verified(v)
 
 
 main()

@@ -57,7 +57,7 @@ fn world() -> &'static World {
             state_key: None,
             content: None,
         };
-        svc.rooms_observe(&ObserveParams {
+        svc.rooms_observe(ObserveParams {
             room_id: ROOM.into(),
             room_version: None,
             events: vec![frontier],

@@ -241,7 +241,7 @@ impl Rooms {
     /// the call; summaries (`events`) are claims, trusted only under
     /// `room_view = "claimed"`. Events are applied in depth order, so a
     /// `/sync` batch in any order ends with the newest state current.
-    pub fn observe(&self, p: &ObserveParams, mode: RoomViewMode) -> Result<RoomView> {
+    pub fn observe(&self, mut p: ObserveParams, mode: RoomViewMode) -> Result<RoomView> {
         let keys = self.pin(&p.server_keys)?;
         // The version the call implies: its `room_version`, and the
         // version its create event names; they must agree with each other
@@ -258,16 +258,19 @@ impl Rooms {
                 },
             )
         });
-        let pdu_create =
-            p.pdus.iter().filter_map(Value::as_object).find(|e| cryptoid_protocol::event::is_create(e)).map(
+        let pdus = std::mem::take(&mut p.pdus);
+        let pdu_create: Option<String> =
+            pdus.iter().filter_map(Value::as_object).find(|e| cryptoid_protocol::event::is_create(e)).map(
                 |e| {
                     e.get("content")
                         .and_then(Value::as_object)
                         .and_then(|c| c.get("room_version"))
                         .and_then(Value::as_str)
                         .unwrap_or("1")
+                        .to_owned()
                 },
             );
+        let pdu_create = pdu_create.as_deref();
         let mismatch = |known: &str, given: &str| -> Error {
             PduError::RoomVersionMismatch {
                 room: p.room_id.clone(),
@@ -297,7 +300,7 @@ impl Rooms {
             }
         }
         let room = p.room_id.as_str();
-        let checked = if p.pdus.is_empty() {
+        let checked = if pdus.is_empty() {
             Vec::new()
         } else {
             let version = implied.map(str::to_owned).or(known_version).ok_or_else(|| Error::Observed {
@@ -308,7 +311,7 @@ impl Rooms {
             })?;
             let rv = cryptoid_protocol::RoomVersion::from_id(&version)
                 .map_err(|e| PduError::UnsupportedRoomVersion(e.to_string()))?;
-            self.with_held(room, |held| verify::check(room, &rv, &p.pdus, &keys, held))?
+            self.with_held(room, |held| verify::check(room, &rv, pdus, &keys, held))?
         };
         let summary_grade = match mode {
             RoomViewMode::Verified => Grade::Claimed,

@@ -29,7 +29,7 @@ fn state(id: &str, depth: u64, ty: &str, sk: &str, content: &str) -> ObservedEve
 fn observe(rooms: &Rooms, events: Vec<ObservedEvent>) -> RoomView {
     rooms
         .observe(
-            &ObserveParams {
+            ObserveParams {
                 room_id: "!r:x".into(),
                 room_version: None,
                 events,
@@ -190,7 +190,7 @@ fn past_the_member_limit_observe_says_so_and_keeps_what_fitted() {
     };
     observe(&rooms, (0..8).map(join).collect());
     let r = rooms.observe(
-        &ObserveParams {
+        ObserveParams {
             room_id: "!r:x".into(),
             room_version: None,
             events: (8..20).map(join).collect(),
@@ -208,7 +208,7 @@ fn past_the_member_limit_observe_says_so_and_keeps_what_fitted() {
     });
     // Another room is not affected.
     let ok = rooms.observe(
-        &ObserveParams {
+        ObserveParams {
             room_id: "!other:x".into(),
             room_version: None,
             events: (0..5).map(join).collect(),

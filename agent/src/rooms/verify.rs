@@ -47,13 +47,17 @@ pub struct Checked {
     pub grade: Grade,
 }
 
+/// Below this many events the checks run on the calling thread.
+const PARALLEL_FROM: usize = 64;
+
 /// Checks `pdus` of `room` in version `rv`: refuses the call at the first
 /// event that fails; returns the rest in depth order with their grades.
 /// `held` looks up a verified authorization event the view already holds.
+/// The received-event checks (signatures above all) run on every core.
 pub fn check(
     room: &str,
     rv: &RoomVersion,
-    pdus: &[Value],
+    pdus: Vec<Value>,
     keys: &ServerKeys,
     held: &dyn Fn(&str) -> Option<Object>,
 ) -> Result<Vec<Checked>> {
@@ -63,51 +67,50 @@ pub fn check(
         event_id: if event_id.is_empty() { "?".into() } else { event_id.to_owned() },
         source,
     };
-    let server_keys = |server: &str| -> Vec<(String, PublicKey)> {
-        keys.get(server)
-            .into_iter()
-            .flatten()
-            .filter_map(|(id, k)| PublicKey::from_base64(k).ok().map(|k| (id.clone(), k)))
-            .collect()
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+    let per = pdus.len().div_ceil(threads).max(PARALLEL_FROM);
+    let mut parts: Vec<Vec<(usize, Value)>> = Vec::new();
+    for (i, v) in pdus.into_iter().enumerate() {
+        if parts.last().is_none_or(|p| p.len() >= per) {
+            parts.push(Vec::with_capacity(per));
+        }
+        if let Some(p) = parts.last_mut() {
+            p.push((i, v));
+        }
+    }
+    let one = |part: Vec<(usize, Value)>| -> Result<Vec<(usize, Checked)>> {
+        part.into_iter().map(|(i, v)| received_one(room, rv, i, v, keys).map(|c| (i, c))).collect()
     };
-    let mut checked: Vec<(usize, Checked)> = Vec::with_capacity(pdus.len());
-    for (i, v) in pdus.iter().enumerate() {
-        let Value::Object(event) = v else { return Err(refuse(i, "", ObservedError::NotAnObject)) };
-        // A v12 create names no room (its hash is the room ID); Synapse adds
-        // one when it serves the event to a client. Checked, then dropped.
-        let stripped;
-        let (event, served_room) = if rv.room_id_is_create_hash()
-            && cryptoid_protocol::event::is_create(event)
-            && event.contains_key("room_id")
-        {
-            let mut e = event.clone();
-            let served = e.remove("room_id");
-            stripped = e;
-            (&stripped, served)
-        } else {
-            (event, None)
-        };
-        let r = received::check(event, rv, &server_keys).map_err(|e| refuse(i, "", e.into()))?;
-        if let Some(served) = served_room {
-            let derived = format!("!{}", r.event_id.trim_start_matches('$'));
-            if served.as_str() != Some(derived.as_str()) {
-                let found = served.as_str().unwrap_or("?").to_owned();
-                return Err(refuse(i, &r.event_id, ObservedError::OtherRoom { room: derived, found }));
+    let results: Vec<Result<Vec<(usize, Checked)>>> = if parts.len() <= 1 {
+        parts.into_iter().map(one).collect()
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = parts.into_iter().map(|part| s.spawn(move || one(part))).collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(Error::internal("an event check panicked"))))
+                .collect()
+        })
+    };
+    let mut checked: Vec<(usize, Checked)> = Vec::new();
+    let mut first_error: Option<(usize, Error)> = None;
+    for r in results {
+        match r {
+            Ok(mut c) => checked.append(&mut c),
+            Err(e) => {
+                let index = match &e {
+                    Error::Observed { index, .. } => *index,
+                    _ => usize::MAX,
+                };
+                // The first bad event in the call's order, whichever thread saw it.
+                if first_error.as_ref().is_none_or(|(i, _)| index < *i) {
+                    first_error = Some((index, e));
+                }
             }
         }
-        let found = match event.get("room_id").and_then(Value::as_str) {
-            Some(r) => r.to_owned(),
-            // A v12 create: its room is its own hash.
-            None => format!("!{}", r.event_id.trim_start_matches('$')),
-        };
-        if found != room {
-            return Err(refuse(i, &r.event_id, ObservedError::OtherRoom { room: room.to_owned(), found }));
-        }
-        let depth = event.get("depth").and_then(Value::as_int).unwrap_or(0);
-        let mut event = event.clone();
-        // What the rules read and the view keeps: the event as signed.
-        event.remove("unsigned");
-        checked.push((i, Checked { event, event_id: r.event_id, depth, grade: Grade::Claimed }));
+    }
+    if let Some((_, e)) = first_error {
+        return Err(e);
     }
     // Ancestors first: an event's auth events are older than it.
     checked.sort_by_key(|(_, c)| c.depth);
@@ -146,4 +149,45 @@ pub fn check(
         }
     }
     Ok(checked.into_iter().map(|(_, c)| c).collect())
+}
+
+/// The received-event checks of `pdus[index]`, and the event as the rules
+/// read it and the view keeps it (as signed: no `unsigned`).
+fn received_one(room: &str, rv: &RoomVersion, index: usize, v: Value, keys: &ServerKeys) -> Result<Checked> {
+    let refuse = |event_id: &str, source: ObservedError| Error::Observed {
+        room: room.to_owned(),
+        index,
+        event_id: if event_id.is_empty() { "?".into() } else { event_id.to_owned() },
+        source,
+    };
+    let server_keys = |server: &str| -> Vec<(String, PublicKey)> {
+        keys.get(server)
+            .into_iter()
+            .flatten()
+            .filter_map(|(id, k)| PublicKey::from_base64(k).ok().map(|k| (id.clone(), k)))
+            .collect()
+    };
+    let Value::Object(mut event) = v else { return Err(refuse("", ObservedError::NotAnObject)) };
+    event.remove("unsigned");
+    // A v12 create names no room (its hash is the room ID); Synapse adds
+    // one when it serves the event to a client. Checked, then dropped.
+    let served_room = if rv.room_id_is_create_hash() && cryptoid_protocol::event::is_create(&event) {
+        event.remove("room_id")
+    } else {
+        None
+    };
+    let r = received::check(&event, rv, &server_keys).map_err(|e| refuse("", e.into()))?;
+    let derived = || format!("!{}", r.event_id.trim_start_matches('$'));
+    let found = match (&served_room, event.get("room_id").and_then(Value::as_str)) {
+        (Some(served), _) => served.as_str().unwrap_or("?").to_owned(),
+        (None, Some(r)) => r.to_owned(),
+        // A v12 create: its room is its own hash.
+        (None, None) => derived(),
+    };
+    let expected = if served_room.is_some() { derived() } else { room.to_owned() };
+    if found != expected || expected != room {
+        return Err(refuse(&r.event_id, ObservedError::OtherRoom { room: room.to_owned(), found }));
+    }
+    let depth = event.get("depth").and_then(Value::as_int).unwrap_or(0);
+    Ok(Checked { event, event_id: r.event_id, depth, grade: Grade::Claimed })
 }

@@ -278,11 +278,16 @@ impl Handler for rooms::Observe {
     const BLOCKING: bool = true;
     fn describe(p: &Self::Params, audit: &mut Audit) -> String {
         audit.room_id = Some(p.room_id.clone());
-        audit.count = Some(p.events.len() as u64);
-        format!("feed {} events of room {} to the room view", p.events.len(), p.room_id)
+        audit.count = Some((p.events.len() + p.pdus.len()) as u64);
+        format!(
+            "feed {} full events and {} summaries of room {} to the room view",
+            p.pdus.len(),
+            p.events.len(),
+            p.room_id
+        )
     }
     fn run(c: Call<'_, Self::Params>) -> impl Fut<'_, Self::Result> {
-        ready(c.svc.rooms_observe(&c.params))
+        ready(c.svc.rooms_observe(c.params))
     }
 }
 

@@ -25,7 +25,7 @@ fn give_back_freed_memory() {
 }
 
 impl Service {
-    pub fn rooms_observe(&self, p: &ObserveParams) -> Result<RoomView> {
+    pub fn rooms_observe(&self, p: ObserveParams) -> Result<RoomView> {
         if !p.room_id.starts_with('!') {
             return Err(RequestError::param("room_id", format!("{:?} is not a room ID", p.room_id)).into());
         }

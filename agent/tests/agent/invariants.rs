@@ -145,7 +145,7 @@ proptest! {
             .expect("key");
         // The room's frontier is at depth 100.
         let frontier = ObservedEvent { event_id: format!("${}", "f".repeat(43)), depth: 100, prev_events: vec![], event_type: None, state_key: None, content: None };
-        svc.rooms_observe(&ObserveParams { room_id: ROOM.into(), room_version: None, events: vec![frontier], server_keys: Default::default(), pdus: Vec::new() }).expect("observe");
+        svc.rooms_observe(ObserveParams { room_id: ROOM.into(), room_version: None, events: vec![frontier], server_keys: Default::default(), pdus: Vec::new() }).expect("observe");
 
         let sender = if c.stranger { OTHER.to_owned() } else { key.cryptoid.clone() };
         let input = pdu(&c, &sender);
