@@ -20,24 +20,10 @@
 
 use super::config::{Action, PolicyConfig, ReplayMode};
 use super::{Finding, RoomFacts, SignRequest};
-use cryptoid_protocol::json::{Object, Value};
+use cryptoid_protocol::json::Value;
 
 /// The event IDs of a `prev_events` or `auth_events` list (v1–v2 pairs too).
-pub fn ref_ids<'a>(pdu: &'a Object, key: &str) -> Vec<&'a str> {
-    pdu.get(key)
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| match v {
-                    Value::String(s) => Some(s.as_str()),
-                    // v1–v2: [event_id, hashes]
-                    Value::Array(pair) => pair.first().and_then(Value::as_str),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
+pub use cryptoid_protocol::auth::ref_ids;
 
 fn deny(out: &mut Vec<Finding>, why: String) {
     out.push(Finding::new(Action::Deny, why));

@@ -9,14 +9,7 @@ use cryptoid_protocol::json::Value;
 use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
-/// State types the authorization rules read (an `auth_events` candidate).
-const AUTH_TYPES: [&str; 5] = [
-    "m.room.create",
-    "m.room.power_levels",
-    "m.room.join_rules",
-    "m.room.member",
-    "m.room.third_party_invite",
-];
+use super::verify::AUTH_TYPES;
 
 /// The newest authorization-relevant event of a room.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
