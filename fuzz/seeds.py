@@ -73,8 +73,35 @@ for c in msc["cases"]:
     service_seeds.append(request("sign.pdu", {"room_version": rv, "pdu": p, "intent": intent}))
     service_seeds.append(request("sign.batch", {"room_version": rv, "pdus": [p, dict(p, depth=102)]}))
 
+# Authorization cases in the differential test's format: a v11 room of
+# alice (create, join, power levels, invite join rule) and candidates.
+A, B = "@alice:a.example", "@bob:b.example"
+
+
+def ev(ty, sk, sender, content, auth=(), prev=("$p",)):
+    e = {"type": ty, "sender": sender, "room_id": "!r:a.example", "content": content, "depth": 5,
+         "origin_server_ts": 1, "prev_events": list(prev), "auth_events": list(auth),
+         "hashes": {"sha256": "aGFzaA"}, "signatures": {}}
+    if sk is not None:
+        e["state_key"] = sk
+    return e
+
+
+room = [ev("m.room.create", "", A, {"room_version": "11"}, prev=()),
+        ev("m.room.member", A, A, {"membership": "join"}),
+        ev("m.room.power_levels", "", A, {"users": {A: 100}, "ban": 50}),
+        ev("m.room.join_rules", "", A, {"join_rule": "invite"})]
+candidates = [ev("m.room.member", B, B, {"membership": "join"}),
+              ev("m.room.member", B, A, {"membership": "invite"}),
+              ev("m.room.power_levels", "", A, {"users": {A: 100, B: 100}}),
+              ev("m.room.message", None, A, {"body": "hi"}),
+              ev("m.room.redaction", None, B, {"redacts": "$x"}),
+              ev("m.room.create", "", A, {"room_version": "11"}, prev=())]
+auth_seeds = [json.dumps({"room_version": "11", "event": c, "auth_events": room}) for c in candidates]
+auth_seeds += [json.dumps({"room_version": v, "event": candidates[2], "auth_events": room[:3]}) for v in ("1", "10", "12", "org.matrix.msc4080")]
+
 for target, seeds in (("json_parse", json_seeds), ("rpc_line", rpc_seeds + json_seeds[:8]),
-                      ("service_sign", service_seeds)):
+                      ("service_sign", service_seeds), ("auth_rules", auth_seeds)):
     out = HERE / "corpus" / target
     out.mkdir(parents=True, exist_ok=True)
     for i, s in enumerate(seeds):
