@@ -193,7 +193,10 @@ fn check_signatures(
         })?);
     }
     if rv.event_id_format() == EventIdFormat::Carried {
-        servers.extend(domain(event_id));
+        servers.push(domain(event_id).ok_or_else(|| ReceivedError::Signature {
+            entity: event_id.to_owned(),
+            why: "the event ID names no server".into(),
+        })?);
     }
     if rv.has_restricted_joins() && is_member && membership == Some("join") {
         if let Some(by) =

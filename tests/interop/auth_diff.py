@@ -110,8 +110,14 @@ class Room:
 
     def level(self):
         v = self.rng.choice(LEVELS)
-        if not self.rv.enforce_int_power_levels and self.rng.random() < 0.1:
-            return str(v)
+        if not self.rv.enforce_int_power_levels:
+            r = self.rng.random()
+            if r < 0.1:
+                return str(v)
+            if r < 0.12:
+                return self.rng.choice([True, False, None, " 50", "1_0", "-5"])
+        elif self.rng.random() < 0.02:
+            return self.rng.choice([True, None, "50"])
         return v
 
     def random_levels(self):
@@ -231,8 +237,10 @@ def candidate(room):
                 new["users"].pop(rng.choice(list(new["users"])), None)
             elif what < 0.9:
                 new[rng.choice(["ban", "kick", "redact", "invite", "state_default", "events_default", "users_default"])] = room.level()
-            else:
+            elif what < 0.95:
                 new.setdefault("events", {})[rng.choice(["m.room.name", "m.room.power_levels"])] = room.level()
+            else:
+                new.setdefault("notifications", {})["room"] = room.level()
         if rng.random() < 0.03:
             new["ban"] = "fifty"
         if rng.random() < 0.03:
@@ -280,6 +288,14 @@ def perturb(room, auth):
             auth.append(other)
     elif r < 0.15 and room.version == "12":
         auth.append(room.create_id)
+    elif r < 0.17:
+        auth.append(room.add({"type": "m.room.message", "sender": ALICE, "content": {"body": "x"}},
+                             [room.last()], room.auth_for({"type": "m.room.message", "sender": ALICE})))
+    elif r < 0.19 and room.version != "12":
+        # Another create for the room, cited in place of the room's own.
+        other = room.add({"type": "m.room.create", "state_key": "", "sender": ALICE,
+                          "content": {"room_version": room.version, "creator": ALICE}}, [], [])
+        auth = [other if a == room.create_id else a for a in auth]
     return auth
 
 

@@ -175,6 +175,7 @@ impl Error {
                     ObservedError::NotAnObject => "observed_not_an_object",
                     ObservedError::OtherRoom { .. } => "observed_other_room",
                     ObservedError::NoRoomVersion => "observed_no_room_version",
+                    ObservedError::TooManyRefs => "observed_malformed",
                     ObservedError::Received(r) => {
                         use cryptoid_protocol::received::ReceivedError as R;
                         match r {

@@ -17,6 +17,8 @@ pub enum ObservedError {
     NoRoomVersion,
     #[error("{0}")]
     Received(#[from] ReceivedError),
+    #[error("it cites more than 10 auth_events or 20 prev_events, which servers refuse")]
+    TooManyRefs,
     #[error("it fails the authorization rules against its own auth_events, so servers reject it: {0}")]
     Unauthorized(AuthError),
 }

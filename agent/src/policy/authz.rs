@@ -26,6 +26,10 @@ pub fn check(req: &SignRequest<'_>, room: &RoomFacts<'_>, cfg: &PolicyConfig) ->
     let mut held: Vec<(String, Object)> = Vec::with_capacity(ids.len());
     let mut missing = Vec::new();
     for id in ids {
+        if held.iter().any(|(h, _)| *h == id) || missing.contains(&id) {
+            // Cited twice: the rules refuse it; one lookup is enough.
+            continue;
+        }
         match (room.auth_event)(&id) {
             Some(e) => held.push((id, e)),
             None => missing.push(id),

@@ -131,7 +131,33 @@ pub fn check(
             let olds: Vec<Levels<'_>> = match (baseline, cfg.room_view) {
                 // What every other server judges the event by.
                 (Baseline::Verified { power_levels }, _) => {
-                    vec![parsed(power_levels.as_ref()).unwrap_or_else(|| Levels::defaults(rv))]
+                    let cited = match power_levels {
+                        None => {
+                            if room.power_levels.is_some() {
+                                extra.push(Finding::new(
+                                    Action::Confirm,
+                                    "the PDU's auth_events cite no power levels, though the room has them: servers would judge it as if it had none; changes are shown against the defaults and the room's verified power levels",
+                                ));
+                            }
+                            Levels::defaults(rv)
+                        }
+                        Some(pl) => match Levels::new(pl, rv) {
+                            Ok(l) => l,
+                            Err(e) => {
+                                extra.push(Finding::new(
+                                    Action::Confirm,
+                                    format!("the power levels the PDU cites cannot be read for a diff ({e}): changes are shown against the defaults and the room's verified power levels"),
+                                ));
+                                Levels::defaults(rv)
+                            }
+                        },
+                    };
+                    // The view's newest verified power levels too: a PDU
+                    // citing other (older, forked, absent) ones hides no
+                    // change from the person.
+                    let mut v = vec![cited];
+                    v.extend(parsed(room.power_levels));
+                    v
                 }
                 (Baseline::Unverified { .. }, RoomViewMode::Claimed) => {
                     let known = parsed(room.power_levels);

@@ -637,11 +637,10 @@ fn with_auth(mut p: Object, auth: &[&str]) -> Object {
 
 #[test]
 fn verified_baseline_is_the_pdu_s_own_auth_events_not_a_claimed_view() {
-    // Attack: the view's power levels (fed as a claim) already give OTHER
-    // 100, so a PDU that "keeps" the grant would show no change.
+    // Attack: power levels fed as a claim already give OTHER 100, so a PDU
+    // that "keeps" the grant would show no change against them.
     let forged = levels(&format!(r#"{{"users":{{"{ME}":100,"{OTHER}":100}}}}"#));
     let room = RoomFacts {
-        power_levels: Some(&forged),
         claimed_power_levels: Some(&forged),
         auth_event: &held_auth,
         holds_verified: true,
@@ -723,4 +722,34 @@ fn verified_baseline_a_pdu_the_federation_would_reject_is_denied() {
     // A message by a sender whose membership is not among the auth events.
     let msg = with_auth(pdu("m.room.message", None, r#"{"body":"hi"}"#), &["$c", "$pl"]);
     assert_eq!(decide_with(&msg, &PolicyConfig::default(), &room, false).action, Action::Deny);
+}
+
+#[test]
+fn verified_baseline_a_pdu_citing_no_power_levels_is_diffed_against_the_room_s() {
+    // The room's verified power levels: ME 100, OTHER 50, ban 100. The PDU
+    // cites only the create and ME's join (the creator may then change
+    // anything), demoting OTHER and lowering ban.
+    let real = levels(&format!(r#"{{"users":{{"{ME}":100,"{OTHER}":50}},"ban":100}}"#));
+    let room = RoomFacts {
+        power_levels: Some(&real),
+        auth_event: &held_auth,
+        holds_verified: true,
+        ..RoomFacts::unknown()
+    };
+    let demote = with_auth(
+        pdu("m.room.power_levels", Some(""), &format!(r#"{{"users":{{"{ME}":100}}}}"#)),
+        &["$c", "$me"],
+    );
+    let d = decide_with(&demote, &PolicyConfig::default(), &room, false);
+    assert_eq!(d.action, Action::Confirm);
+    assert!(d.changes.iter().any(|c| c.contains("users[3TPraTczVkDP…] 50 → ")), "{:?}", d.changes);
+    assert!(d.changes.iter().any(|c| c.starts_with("ban 100 → 50")), "{:?}", d.changes);
+    assert!(d.reasons().iter().any(|r| r.contains("cite no power levels")), "{:?}", d.reasons());
+    // Control: citing the room's power levels, an unchanged event changes nothing.
+    let room = RoomFacts { power_levels: None, ..room };
+    let same = with_auth(
+        pdu("m.room.power_levels", Some(""), &format!(r#"{{"users":{{"{ME}":100}}}}"#)),
+        &["$c", "$pl", "$me"],
+    );
+    assert!(decide_with(&same, &PolicyConfig::default(), &room, false).changes.is_empty());
 }

@@ -168,6 +168,8 @@ pub struct Rooms {
     pinned: Mutex<ServerKeys>,
     /// Authorization-state entries (members) a room may hold.
     max_auth: u64,
+    /// `[member_redaction]`: room version ID → variant.
+    member_redaction: BTreeMap<String, cryptoid_protocol::MemberRedaction>,
 }
 
 impl Rooms {
@@ -219,6 +221,7 @@ impl Rooms {
             dirty: Mutex::new(HashSet::new()),
             pinned: Mutex::new(pinned),
             max_auth,
+            member_redaction: BTreeMap::new(),
         };
         Ok((rooms, seq))
     }
@@ -309,9 +312,12 @@ impl Rooms {
                 event_id: "?".into(),
                 source: crate::error::ObservedError::NoRoomVersion,
             })?;
-            let rv = cryptoid_protocol::RoomVersion::from_id(&version)
-                .map_err(|e| PduError::UnsupportedRoomVersion(e.to_string()))?;
-            self.with_held(room, |held| verify::check(room, &rv, pdus, &keys, held))?
+            let rv = self.version(&version).ok_or_else(|| {
+                PduError::UnsupportedRoomVersion(
+                    cryptoid_protocol::UnknownRoomVersion(version.clone()).to_string(),
+                )
+            })?;
+            self.with_reader(room, |view| verify::check(room, &rv, pdus, &keys, view))?
         };
         let summary_grade = match mode {
             RoomViewMode::Verified => Grade::Claimed,
@@ -425,14 +431,12 @@ impl Rooms {
     /// Whether `event` passes the authorization rules against auth events
     /// the view holds, every one of them.
     fn authorized_by_held(&self, room: &str, event: &Object, room_version: Option<&str>) -> bool {
-        let Some(rv) = room_version.and_then(|v| cryptoid_protocol::RoomVersion::from_id(v).ok()) else {
-            return false;
-        };
+        let Some(rv) = room_version.and_then(|v| self.version(v)) else { return false };
         let Ok(event_id) = cryptoid_protocol::event::event_id(event, &rv) else { return false };
-        self.with_held(room, |held| {
+        self.with_reader(room, |view| {
             let ids = cryptoid_protocol::auth::auth_event_ids(event, &rv);
             let found: Option<Vec<(String, Object)>> =
-                ids.into_iter().map(|id| held(&id).map(|e| (id, e))).collect();
+                ids.into_iter().map(|id| (view.held)(&id).map(|e| (id, e))).collect();
             found.is_some_and(|f| {
                 let refs: Vec<(&str, &Object)> = f.iter().map(|(id, e)| (id.as_str(), e)).collect();
                 cryptoid_protocol::auth::check(&rv, &event_id, event, &refs).is_ok()
@@ -440,18 +444,44 @@ impl Rooms {
         })
     }
 
-    /// Runs `f` with a lookup of the verified authorization events the view
-    /// holds for `room` (one read snapshot).
-    fn with_held<R>(&self, room: &str, f: impl FnOnce(&dyn Fn(&str) -> Option<Object>) -> R) -> R {
+    /// Runs `f` with lookups of what the view holds for `room` (one read
+    /// snapshot): verified authorization events by ID, and the current
+    /// state by (type, state key).
+    fn with_reader<R>(&self, room: &str, f: impl FnOnce(&verify::ViewReader<'_>) -> R) -> R {
         let guard = self.db.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let table =
-            guard.as_ref().and_then(|db| db.begin_read().ok()).and_then(|tx| tx.open_table(store::FULL).ok());
-        let lookup = |id: &str| -> Option<Object> {
-            let t = table.as_ref()?;
-            let g = t.get((room, id)).ok()??;
+        let tx = guard.as_ref().and_then(|db| db.begin_read().ok());
+        let full = tx.as_ref().and_then(|tx| tx.open_table(store::FULL).ok());
+        let auth = tx.as_ref().and_then(|tx| tx.open_table(store::AUTH).ok());
+        let held = |id: &str| -> Option<Object> {
+            let g = full.as_ref()?.get((room, id)).ok()??;
             cryptoid_protocol::json::from_slice(g.value()).ok()?.into_object()
         };
-        f(&lookup)
+        let current = |ty: &str, sk: &str| -> Option<(String, i64)> {
+            let key = format!("{ty}\u{0}{sk}");
+            let g = auth.as_ref()?.get((room, key.as_str())).ok()??;
+            let (id, depth) = g.value();
+            Some((id.to_owned(), depth))
+        };
+        f(&verify::ViewReader { held: &held, current: &current })
+    }
+
+    /// A room version by ID, with the configured `m.room.member` redaction
+    /// variant (`[member_redaction]`): event IDs depend on it.
+    pub fn version(&self, id: &str) -> Option<cryptoid_protocol::RoomVersion> {
+        let rv = cryptoid_protocol::RoomVersion::from_id(id).ok()?;
+        Some(match self.member_redaction.get(id) {
+            Some(m) => rv.with_member_redaction(*m),
+            None => rv,
+        })
+    }
+
+    /// The `[member_redaction]` variants of the configuration.
+    pub fn with_member_redaction(
+        mut self,
+        variants: std::collections::BTreeMap<String, cryptoid_protocol::MemberRedaction>,
+    ) -> Rooms {
+        self.member_redaction = variants;
+        self
     }
 
     /// Runs `f` on the database; a failure marks the view broken (redb
@@ -494,15 +524,21 @@ impl Rooms {
         Ok(n)
     }
 
-    /// Pins server keys not seen before (durably); returns every pinned key.
-    /// A different key under a pinned (server, key ID) is ignored, loudly.
+    /// Pins the keys of servers not seen before (durably); returns every
+    /// pinned key. Once a server is pinned, another key under a pinned key
+    /// ID, or a new key ID, is ignored, loudly: a later `rooms.observe`
+    /// cannot add a key of its own making for someone else's server.
     fn pin(&self, offered: &ServerKeys) -> Result<ServerKeys> {
         let mut pinned = self.pinned.locked();
         let mut changed = false;
         for (server, keys) in offered {
+            let known = pinned.get(server).is_some_and(|k| !k.is_empty());
             for (id, key) in keys {
                 let slot = pinned.entry(server.clone()).or_default();
                 match slot.get(id) {
+                    None if known => {
+                        tracing::warn!(server, key_id = id, "ignoring a new key ID for a pinned server (remove the server from rooms/server_keys.json to accept its new keys)");
+                    }
                     None => {
                         slot.insert(id.clone(), key.clone());
                         changed = true;

@@ -45,6 +45,8 @@ pub struct Checked {
     pub event_id: String,
     pub depth: i64,
     pub grade: Grade,
+    /// It arrived in its redacted form (its content is what a redaction keeps).
+    pub redacted: bool,
 }
 
 /// Below this many events the checks run on the calling thread.
@@ -52,14 +54,14 @@ const PARALLEL_FROM: usize = 64;
 
 /// Checks `pdus` of `room` in version `rv`: refuses the call at the first
 /// event that fails; returns the rest in depth order with their grades.
-/// `held` looks up a verified authorization event the view already holds.
+/// `view` looks up what the view already holds.
 /// The received-event checks (signatures above all) run on every core.
 pub fn check(
     room: &str,
     rv: &RoomVersion,
     pdus: Vec<Value>,
     keys: &ServerKeys,
-    held: &dyn Fn(&str) -> Option<Object>,
+    view: &ViewReader<'_>,
 ) -> Result<Vec<Checked>> {
     let refuse = |index: usize, event_id: &str, source: ObservedError| Error::Observed {
         room: room.to_owned(),
@@ -114,16 +116,76 @@ pub fn check(
     }
     // Ancestors first: an event's auth events are older than it.
     checked.sort_by_key(|(_, c)| c.depth);
+    authorize(rv, &mut checked, view).map_err(|(index, event_id, e)| refuse(index, &event_id, e))?;
+    Ok(checked.into_iter().map(|(_, c)| c).collect())
+}
+
+/// An ID and a depth: a current state event.
+pub type Current = (String, i64);
+
+/// What the view already holds, for the authorization phase.
+pub struct ViewReader<'a> {
+    /// A verified authorization event by ID.
+    pub held: &'a dyn Fn(&str) -> Option<Object>,
+    /// The current (trusted) state event of (type, state key), with its depth.
+    pub current: &'a dyn Fn(&str, &str) -> Option<Current>,
+}
+
+/// An event's (type, state key) and depth, as the rules read them.
+fn key_of(e: &Object) -> Option<(String, String, i64)> {
+    Some((
+        e.get("type")?.as_str()?.to_owned(),
+        e.get("state_key")?.as_str()?.to_owned(),
+        e.get("depth").and_then(Value::as_int).unwrap_or(0),
+    ))
+}
+
+/// The authorization phase, in depth order. An event is *trusted* when
+/// every auth event it cites is held (or trusted earlier in the call), it
+/// passes the rules against them, and, if it would become the room's
+/// state, none of them is stale (a newer event of the same type and state
+/// key is current: servers soft-fail such an event). An older event, fed
+/// after newer state, is trusted without becoming current (the view keeps
+/// it as superseded). A second
+/// `m.room.create` is refused: a room has one, the first the view
+/// verified (in v12 the one whose hash is the room ID).
+fn authorize(
+    rv: &RoomVersion,
+    checked: &mut [(usize, Checked)],
+    view: &ViewReader<'_>,
+) -> std::result::Result<(), (usize, String, ObservedError)> {
     let mut authorized: HashMap<String, usize> = HashMap::new();
+    // The state this call made current: (type, state key) → (ID, depth).
+    let mut current: HashMap<(String, String), Current> = HashMap::new();
+    let current_of = |current: &HashMap<(String, String), Current>, ty: &str, sk: &str| {
+        current.get(&(ty.to_owned(), sk.to_owned())).cloned().or_else(|| (view.current)(ty, sk))
+    };
     for n in 0..checked.len() {
-        let ids = auth::auth_event_ids(&checked[n].1.event, rv);
+        let (index, c) = &checked[n];
+        let unauthorized = |e: cryptoid_protocol::auth::AuthError| {
+            (*index, c.event_id.clone(), ObservedError::Unauthorized(e))
+        };
+        let refs = |key: &str| auth::ref_ids(&c.event, key).len();
+        if refs("auth_events") > MAX_AUTH_EVENTS || refs("prev_events") > MAX_PREV_EVENTS {
+            return Err((*index, c.event_id.clone(), ObservedError::TooManyRefs));
+        }
+        if c.event.get("type").and_then(Value::as_str) == Some("m.room.create") {
+            if let Some((room_create, _)) = current_of(&current, "m.room.create", "") {
+                if room_create != c.event_id {
+                    return Err(unauthorized(cryptoid_protocol::auth::AuthError::Create(format!(
+                        "the room already has its m.room.create, {room_create}: a second one is not the room's"
+                    ))));
+                }
+            }
+        }
+        let ids = auth::auth_event_ids(&c.event, rv);
         let mut fetched: Vec<(String, Object)> = Vec::new();
         let mut all = true;
         for id in &ids {
             if authorized.contains_key(id) || fetched.iter().any(|(f, _)| f == id) {
                 continue;
             }
-            match held(id) {
+            match (view.held)(id) {
                 Some(e) => fetched.push((id.clone(), e)),
                 None => {
                     all = false;
@@ -134,22 +196,50 @@ pub fn check(
         if !all {
             continue;
         }
-        let (index, c) = &checked[n];
         let mut auth_events: Vec<(&str, &Object)> = fetched.iter().map(|(id, e)| (id.as_str(), e)).collect();
         for id in &ids {
             if let Some(&k) = authorized.get(id) {
                 auth_events.push((checked[k].1.event_id.as_str(), &checked[k].1.event));
             }
         }
-        auth::check(rv, &c.event_id, &c.event, &auth_events)
-            .map_err(|e| refuse(*index, &c.event_id, ObservedError::Unauthorized(e)))?;
+        auth::check(rv, &c.event_id, &c.event, &auth_events).map_err(unauthorized)?;
+        // Stale: it would become the room's state, but it is authorized by
+        // state the view already knows was replaced.
+        let becomes_current = is_auth_event(&c.event)
+            && key_of(&c.event).is_some_and(|(ty, sk, depth)| {
+                current_of(&current, &ty, &sk).is_none_or(|(cur, d)| cur != c.event_id && d < depth)
+            });
+        let stale = becomes_current
+            && auth_events.iter().any(|(id, e)| {
+                key_of(e).is_some_and(|(ty, sk, depth)| {
+                    current_of(&current, &ty, &sk).is_some_and(|(cur, d)| cur != *id && d > depth)
+                })
+            });
+        // A redacted copy of an authorization event is what some server
+        // serves; its pruned content must not become a baseline.
+        if stale || (c.redacted && is_auth_event(&c.event)) {
+            continue;
+        }
+        let trusted_id = c.event_id.clone();
+        let key = key_of(&c.event);
         checked[n].1.grade = Grade::Trusted;
         if is_auth_event(&checked[n].1.event) {
-            authorized.insert(checked[n].1.event_id.clone(), n);
+            authorized.insert(trusted_id.clone(), n);
+            if let Some((ty, sk, depth)) = key {
+                let newer = current_of(&current, &ty, &sk).is_none_or(|(_, d)| d < depth);
+                if newer {
+                    current.insert((ty, sk), (trusted_id, depth));
+                }
+            }
         }
     }
-    Ok(checked.into_iter().map(|(_, c)| c).collect())
+    Ok(())
 }
+
+/// At most this many `auth_events` and `prev_events` per event (servers'
+/// limits): the checks stay bounded whatever an event cites.
+const MAX_AUTH_EVENTS: usize = 10;
+const MAX_PREV_EVENTS: usize = 20;
 
 /// The received-event checks of `pdus[index]`, and the event as the rules
 /// read it and the view keeps it (as signed: no `unsigned`).
@@ -189,5 +279,5 @@ fn received_one(room: &str, rv: &RoomVersion, index: usize, v: Value, keys: &Ser
         return Err(refuse(&r.event_id, ObservedError::OtherRoom { room: room.to_owned(), found }));
     }
     let depth = event.get("depth").and_then(Value::as_int).unwrap_or(0);
-    Ok(Checked { event, event_id: r.event_id, depth, grade: Grade::Claimed })
+    Ok(Checked { event, event_id: r.event_id, depth, grade: Grade::Claimed, redacted: r.redacted })
 }

@@ -214,6 +214,13 @@ impl Service {
         };
         let (journal, recovery) = Journal::open(data_dir.join("journal"), opts)?;
         let (rooms, covered) = Rooms::load(data_dir.join("rooms"))?;
+        let rooms = rooms.with_member_redaction(
+            config
+                .member_redaction
+                .iter()
+                .filter_map(|(v, m)| cryptoid_protocol::MemberRedaction::from_name(m).map(|m| (v.clone(), m)))
+                .collect(),
+        );
         let replayed = rooms.replay(&journal.entries_since(covered)?);
         if replayed > 0 {
             tracing::info!(replayed, "room view: replayed signatures from the journal");

@@ -225,16 +225,19 @@ fn third_party_invite_matches(ev: &Ev<'_>, content: &Object, auth: &AuthMap<'_>)
             .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
             .ok_or_else(|| malformed("a third-party invite public key is not Base64 of 32 bytes"))?;
         let key = crate::keys::PublicKey::from_bytes(key);
-        // The first ed25519 signature decides for this key (as Synapse
-        // reads it): a failure moves on to the next key.
-        let first = signatures.iter().find_map(|(server, block)| {
-            let key_id = block.as_object()?.keys().find(|k| k.starts_with("ed25519:"))?;
-            Some((server, key_id))
-        });
-        if first
-            .is_some_and(|(server, key_id)| crate::event::verify_json(signed, server, key_id, &key).is_ok())
-        {
-            return Ok(true);
+        // As Synapse reads it: servers in order, the first ed25519 key of a
+        // block decides for this public key (a failure moves on to the next
+        // public key); a block that is not an object fails the event.
+        for (server, block) in signatures {
+            let block = block
+                .as_object()
+                .ok_or_else(|| malformed("a third-party invite signature block is not an object"))?;
+            if let Some(key_id) = block.keys().find(|k| k.starts_with("ed25519:")) {
+                if crate::event::verify_json(signed, server, key_id, &key).is_ok() {
+                    return Ok(true);
+                }
+                break;
+            }
         }
     }
     Ok(false)

@@ -73,3 +73,56 @@ fn python_int_reads_levels_as_synapse_does() {
     assert_eq!(power::python_int(""), None);
     assert_eq!(power::python_int("5a"), None);
 }
+
+/// The cryptoID versions' three differences from v11, each beside v11's
+/// own verdict on the same event.
+#[test]
+fn cryptoid_versions_differ_from_v11_where_a_cryptoid_names_no_server() {
+    let k = crate::keys::KeyPair::from_seed(&[3; 32]).cryptoid();
+    let other = crate::keys::KeyPair::from_seed(&[4; 32]).cryptoid();
+    let create = obj(&format!(
+        r#"{{"type":"m.room.create","state_key":"","sender":"{k}","room_id":"!r:hs.example","content":{{"m.federate":false}},"prev_events":[],"auth_events":[],"depth":1}}"#
+    ));
+    // The create: the room ID's server is not the sender's (a key has none).
+    check(&RoomVersion::MSC4080, "$c", &create, &[]).expect("a cryptoID creates a room on its homeserver");
+    assert!(
+        check(&RoomVersion::V11, "$c", &create, &[]).is_err(),
+        "v11: the room ID's server must be the sender's"
+    );
+    // m.federate false: a cryptoID has no server to compare.
+    let join = |who: &str| {
+        obj(&format!(
+            r#"{{"type":"m.room.member","state_key":"{who}","sender":"{who}","room_id":"!r:hs.example","content":{{"membership":"join"}},"prev_events":["$c"],"auth_events":["$c"],"depth":2}}"#
+        ))
+    };
+    check(&RoomVersion::MSC4080, "$j", &join(&k), &[("$c", &create)]).expect("the creator joins");
+    let public = obj(&format!(
+        r#"{{"type":"m.room.join_rules","state_key":"","sender":"{k}","room_id":"!r:hs.example","content":{{"join_rule":"public"}},"prev_events":["$j"],"auth_events":["$c"],"depth":3}}"#
+    ));
+    let mut theirs = join(&other);
+    theirs.insert("auth_events".into(), crate::json::from_str(r#"["$c","$jr"]"#).expect("json"));
+    theirs.insert("prev_events".into(), crate::json::from_str(r#"["$jr"]"#).expect("json"));
+    check(&RoomVersion::MSC4080, "$o", &theirs, &[("$c", &create), ("$jr", &public)])
+        .expect("m.federate is not applied to cryptoIDs");
+    // Power levels keyed by cryptoID.
+    let me = join(&k);
+    let mut pl = obj(&format!(
+        r#"{{"type":"m.room.power_levels","state_key":"","sender":"{k}","room_id":"!r:hs.example","content":{{"users":{{"{k}":100,"{other}":50}}}},"prev_events":["$j"],"auth_events":["$c","$j"],"depth":3}}"#
+    ));
+    check(&RoomVersion::MSC4080, "$pl", &pl, &[("$c", &create), ("$j", &me)])
+        .expect("users keyed by cryptoID");
+    pl.insert("sender".into(), "@k:hs.example".into());
+    let v11_create = obj(
+        r#"{"type":"m.room.create","state_key":"","sender":"@k:hs.example","room_id":"!r:hs.example","content":{},"prev_events":[],"auth_events":[],"depth":1}"#,
+    );
+    let v11_join = obj(
+        r#"{"type":"m.room.member","state_key":"@k:hs.example","sender":"@k:hs.example","room_id":"!r:hs.example","content":{"membership":"join"},"prev_events":["$c"],"auth_events":["$c"],"depth":2}"#,
+    );
+    assert!(
+        matches!(
+            check(&RoomVersion::V11, "$pl", &pl, &[("$c", &v11_create), ("$j", &v11_join)]),
+            Err(AuthError::PowerLevels(_))
+        ),
+        "v11: users keys must be user IDs"
+    );
+}

@@ -328,8 +328,10 @@ fn a_real_synapse_room_read_in_federation_format_is_verified() {
     let agent = agent();
     let _c = agent.unlocked();
     let path = |p: &std::path::Path| p.to_str().expect("utf-8").to_owned();
+    let mut fed = std::collections::HashMap::new();
     for version in ["10", "11", "12"] {
         let (room, sync, keys) = hs.room_history(&alice, &bob, version);
+        fed.insert(version, (room.clone(), sync.clone()));
         // The history from /messages (a v12 /sync leaves out the create
         // event), then the /sync: every event verified, none claimed.
         for file in [sync.with_file_name("history.json"), sync.clone()] {
@@ -354,6 +356,34 @@ fn a_real_synapse_room_read_in_federation_format_is_verified() {
         assert!(!out.status.success(), "v{version}: a forged /sync was accepted");
         assert!(stderr(&out).contains("content hash"), "v{version}: {}", stderr(&out));
     }
+    // Attack: a key ID of the homeserver's making for the pinned server,
+    // and an event it signed: the new key is ignored, the event refused.
+    let mallory = KeyPair::from_seed(&[0x66; 32]);
+    let (room, sync) = fed.remove("11").expect("the v11 room");
+    let forged = format!(
+        r#"{{"type":"m.room.message","room_id":"{room}","sender":"@alice:localhost","content":{{"body":"forged"}},"depth":99,"origin_server_ts":1,"prev_events":[],"auth_events":[]}}"#
+    );
+    let forged = event::hash_and_sign(
+        json::from_str(&forged).expect("json").into_object().expect("object"),
+        &cryptoid_protocol::RoomVersion::V11,
+        "localhost",
+        "ed25519:evil",
+        &mallory,
+    )
+    .expect("sign")
+    .event;
+    let doc = serde_json::json!({"room_id": room, "events": [serde_json::to_value(Value::Object(forged)).expect("json")]});
+    let forged_path = sync.with_file_name("evil.json");
+    std::fs::write(&forged_path, doc.to_string()).expect("write");
+    let evil_keys = sync.with_file_name("evil-keys.json");
+    std::fs::write(
+        &evil_keys,
+        format!(r#"{{"localhost":{{"ed25519:evil":"{}"}}}}"#, mallory.public_key().to_base64()),
+    )
+    .expect("write");
+    let out = agent.ctl(&["rooms", "observe", "--server-keys", &path(&evil_keys), &path(&forged_path)], b"");
+    assert!(!out.status.success(), "a forged key for a pinned server was taken");
+    assert!(stderr(&out).contains("no valid signature by localhost"), "{}", stderr(&out));
     // Without the server's key, a fresh agent can verify nothing.
     let fresh = self::agent();
     let (_, sync, _) = hs.room_history(&alice, &bob, "11");
@@ -387,4 +417,112 @@ fn a_partial_history_is_claimed_until_its_auth_chain_is_held() {
     assert_eq!((v.verified, v.claimed), (0, 2), "{v:?}");
     let v = observe_pdus(&mut c, h.pdus()).expect("whole history");
     assert_eq!((v.verified, v.claimed), (6, 0), "{v:?}");
+}
+
+/// Attack: the homeserver makes a key H and signs a second `m.room.create`
+/// for the room (in a cryptoID room nothing binds the room ID to its
+/// create), H's join and power levels giving H 100: a whole room of its
+/// own that would pass the rules event by event. A room has one create:
+/// the second is refused, and nothing of its chain is kept. Control: the
+/// honest history fed again is accepted.
+#[test]
+fn a_second_create_for_the_room_is_refused() {
+    let agent = agent();
+    let mut c = agent.unlocked();
+    let r = honest_room(&mut c);
+    let h_key = KeyPair::from_seed(&[0x4; 32]);
+    let mut fake = History::new(&h_key, ROOM, &format!(r#"{{"users":{{"{}":100}}}}"#, h_key.cryptoid()));
+    // Deeper than the real events, so it would win by depth.
+    for e in fake.events.iter_mut() {
+        let d = e.get("depth").and_then(Value::as_int).unwrap_or(0) + 100;
+        e.insert("depth".into(), Value::Int(json::Int::new(d).expect("depth")));
+    }
+    let resigned: Vec<Value> = fake
+        .events
+        .iter()
+        .map(|e| {
+            let mut e = e.clone();
+            e.remove("signatures");
+            e.remove("hashes");
+            Value::Object(signed_by(&h_key, e))
+        })
+        .collect();
+    let e = observe_pdus(&mut c, resigned).expect_err("a second create");
+    assert_eq!(e.cause(), Some("observed_unauthorized"), "{e}");
+    assert!(e.to_string().contains("already has its m.room.create"), "{e}");
+    let v = observe_pdus(&mut c, r.h.pdus()).expect("control: the honest history again");
+    assert_eq!(v.claimed, 0);
+}
+
+/// Attack: C had 50 once (enough to send power levels) and was demoted; C
+/// then signs power levels that keep C at 50, citing the old power levels
+/// (where C could), deeper than the demotion. Servers soft-fail it; the agent keeps it as a claim: it
+/// never becomes the room's power levels, and a PDU citing it is asked
+/// about with C's grant named. Control: an event on the current power
+/// levels is verified.
+#[test]
+fn an_event_authorized_by_superseded_power_is_not_the_room_s_state() {
+    let agent = agent();
+    let mut c = agent.unlocked();
+    let mut r = honest_room(&mut c);
+    let c_id = r.c.cryptoid();
+    let old_pl =
+        r.h.add(&r.a, "m.room.power_levels", Some(""), &power_content(&r, &format!(r#","{c_id}":50"#)));
+    r.h.add(&r.a, "m.room.power_levels", Some(""), &power_content(&r, ""));
+    observe_pdus(&mut c, r.h.pdus()).expect("the grant and the demotion");
+    let auth = vec![r.h.id_of("m.room.create", ""), old_pl, r.h.id_of("m.room.member", &c_id)];
+    let grab = signed_by(
+        &r.c,
+        r.h.next(
+            &c_id,
+            "m.room.power_levels",
+            Some(""),
+            &power_content(&r, &format!(r#","{c_id}":50"#)),
+            Some(auth),
+        ),
+    );
+    let grab_id = event::event_id(&grab, &RV_VERSION).expect("id");
+    let v = observe_pdus(&mut c, vec![Value::Object(grab)]).expect("kept as a claim");
+    assert_eq!((v.verified, v.claimed), (0, 1), "{v:?}");
+    let auth = vec![r.h.id_of("m.room.create", ""), grab_id, r.h.id_of("m.room.member", &r.b)];
+    let keep = r.h.next(
+        &r.b,
+        "m.room.power_levels",
+        Some(""),
+        &power_content(&r, &format!(r#","{c_id}":50"#)),
+        Some(auth),
+    );
+    let d = check(&mut c, keep);
+    assert_eq!(d.decision, Verdict::Confirm, "{:?}", d.reasons);
+    let short: String = c_id.chars().take(12).collect();
+    assert!(d.changes.iter().any(|ch| ch.contains(&short) && ch.contains("→ 50")), "{:?}", d.changes);
+    // Control: A's message on the current state is verified.
+    let msg = signed_by(&r.a, r.h.next(&r.a.cryptoid(), "m.room.message", None, r#"{"body":"hi"}"#, None));
+    assert_eq!(observe_pdus(&mut c, vec![Value::Object(msg)]).expect("control").verified, 1);
+}
+
+/// Attack: the homeserver serves the redacted copy of an authorization
+/// event (content pruned to what a redaction keeps, hashes and signatures
+/// intact: it verifies) before the full one, so that the pruned content
+/// becomes what later events are judged by. A redacted authorization event
+/// is kept as a claim; the full copy fed after it is verified. Control: a
+/// redacted message is verified (its content matters to no rule).
+#[test]
+fn a_redacted_copy_of_an_authorization_event_is_only_a_claim() {
+    let agent = agent();
+    let mut c = agent.unlocked();
+    let mut r = honest_room(&mut c);
+    let c_id = r.c.cryptoid();
+    r.h.add(&r.c, "m.room.member", Some(&c_id), r#"{"membership":"join","displayname":"C"}"#);
+    let full = r.h.events.last().cloned().expect("event");
+    let mut pruned = full.clone();
+    pruned.get_mut("content").and_then(Value::as_object_mut).expect("content").remove("displayname");
+    let v = observe_pdus(&mut c, vec![Value::Object(pruned)]).expect("a redacted copy verifies");
+    assert_eq!((v.verified, v.claimed), (0, 1), "{v:?}");
+    let v = observe_pdus(&mut c, vec![Value::Object(full)]).expect("the full copy");
+    assert_eq!((v.verified, v.claimed), (1, 0), "{v:?}");
+    let msg = signed_by(&r.c, r.h.next(&c_id, "m.room.message", None, r#"{"body":"secret"}"#, None));
+    let mut redacted = msg.clone();
+    redacted.insert("content".into(), Value::Object(Object::new()));
+    assert_eq!(observe_pdus(&mut c, vec![Value::Object(redacted)]).expect("control").verified, 1);
 }
