@@ -119,20 +119,32 @@ pub mod pdus {
 
     /// Chains `events` as a homeserver chains a createRoom batch: depth 1,
     /// 2, …, each `prev_events` naming exactly the event before it (the
-    /// first none). Returns the events and their event IDs.
+    /// first none), and `auth_events` the batch's create, creator's join and
+    /// power levels before it (as a server picks them; an event whose own
+    /// `auth_events` are set keeps them). Returns the events and their IDs.
     pub fn chain(events: Vec<Value>, rv: &cryptoid_protocol::RoomVersion) -> (Vec<Value>, Vec<String>) {
         let mut out = Vec::with_capacity(events.len());
         let mut ids: Vec<String> = Vec::with_capacity(events.len());
+        let mut auth: Vec<Value> = Vec::new();
         for (i, e) in events.into_iter().enumerate() {
             let mut o = e.into_object().expect("an event object");
             o.insert("depth".into(), Value::Int(json::Int::new(i as i64 + 1).expect("depth")));
             let prev = ids.last().map(|p| vec![Value::from(p.as_str())]).unwrap_or_default();
             o.insert("prev_events".into(), Value::Array(prev));
+            if o.get("auth_events").and_then(Value::as_array).is_some_and(Vec::is_empty) {
+                o.insert("auth_events".into(), Value::Array(auth.clone()));
+            }
+            let ty = o.get("type").and_then(Value::as_str).unwrap_or("").to_owned();
+            let creator_join = ty == "m.room.member" && o.get("state_key") == o.get("sender");
             let id = cryptoid_protocol::event::prepare(o.clone(), rv)
                 .expect("prepare")
                 .event_id()
                 .expect("event id")
                 .to_owned();
+            if i == 0 || (creator_join && auth.len() == 1) || (ty == "m.room.power_levels" && auth.len() == 2)
+            {
+                auth.push(Value::from(id.as_str()));
+            }
             ids.push(id);
             out.push(Value::Object(o));
         }

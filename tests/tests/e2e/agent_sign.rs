@@ -173,8 +173,14 @@ fn create_room_batch_binds_the_new_key() {
     }
     let key = c.call::<Get>(&KeyRef { cryptoid: cryptoid.clone() }).expect("get");
     assert_eq!((key.state, key.room_id.as_deref()), (KeyState::Bound, Some(room)));
-    // Bound now: it signs in this room and nowhere else.
-    sign(&mut c, pdus::message(&cryptoid, room, "first message"));
+    // Bound now: it signs in this room and nowhere else. The message cites
+    // the batch's events, which the agent holds verified now (it signed
+    // them and they pass the rules).
+    let mut first = pdus::message(&cryptoid, room, "first message").into_object().expect("object");
+    first.insert("auth_events".into(), Value::Array(ids.iter().map(|i| Value::from(i.as_str())).collect()));
+    first.insert("prev_events".into(), Value::Array(vec![Value::from(ids[2].as_str())]));
+    first.insert("depth".into(), Value::Int(cryptoid_protocol::json::Int::from(4)));
+    sign(&mut c, Value::Object(first));
     let err = try_sign(&mut c, pdus::message(&cryptoid, "!other:example.org", "x")).expect_err("other room");
     cryptoid_tests::assert_refused(&err, ErrorKind::KeyNotUsable, "key_bound_elsewhere");
 }
