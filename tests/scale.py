@@ -67,10 +67,20 @@ class Client:
         return answer["result"]
 
 
-def start_agent():
+def start_agent(claimed=True):
+    """The release agent on DATA. Sections 1-4 feed summaries and measure
+    how the view stores them: they run with room_view = "claimed", where
+    summaries are stored facts (under the default "verified" they are
+    claims and cost almost nothing). The verified section feeds full events
+    under the default."""
+    config = "tests/bench.toml"
+    if claimed:
+        config = os.path.join(WORK, "scale-claimed.toml")
+        text = open("tests/bench.toml").read().replace("[policy]\n", '[policy]\nroom_view = "claimed"\n', 1)
+        open(config, "w").write(text)
     env = dict(os.environ, CRYPTOID_PINENTRY="none")
     p = subprocess.Popen(
-        [f"{BIN}/cryptoid-agent", "--no-dbus", "--socket", SOCK, "--data-dir", DATA, "--config", "tests/bench.toml"],
+        [f"{BIN}/cryptoid-agent", "--no-dbus", "--socket", SOCK, "--data-dir", DATA, "--config", config],
         stdout=subprocess.DEVNULL, stderr=open(os.path.join(WORK, "scale-agent.log"), "a"), env=env)
     for _ in range(200):
         if os.path.exists(SOCK):
@@ -127,7 +137,7 @@ def verified_section():
     floor = json.loads(out.stdout.decode().strip().splitlines()[-1])
     events = json.load(open(path))
     os.remove(path)
-    agent = start_agent()
+    agent = start_agent(claimed=False)
     c = Client()
     room = "!verified-scale:example.org"
     time.sleep(1.5)
