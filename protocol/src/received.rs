@@ -60,24 +60,50 @@ type Result<T> = std::result::Result<T, ReceivedError>;
 /// Checks a received event in room version `rv`; `server_keys` looks up a
 /// server's keys (unused in the cryptoID versions).
 pub fn check(event: &Object, rv: &RoomVersion, server_keys: &ServerKeys<'_>) -> Result<Received> {
+    // v3 on: a carried `event_id` (Synapse's federation format adds one)
+    // is not part of what is hashed.
+    if rv.event_id_format() != EventIdFormat::Carried && event.contains_key("event_id") {
+        return check_owned(event.clone(), rv, server_keys).map(|(r, _)| r);
+    }
+    check_as_signed(event, None, rv, server_keys)
+}
+
+/// [`check`] of an event the caller gives away: a carried `event_id` (v3
+/// on) is taken out in place rather than by copying the event, compared
+/// with the hash, and the event is handed back as signed (without it).
+pub fn check_owned(
+    mut event: Object,
+    rv: &RoomVersion,
+    server_keys: &ServerKeys<'_>,
+) -> Result<(Received, Object)> {
+    let carried = match rv.event_id_format() {
+        EventIdFormat::Carried => None,
+        _ => event.remove("event_id"),
+    };
+    let carried = match &carried {
+        Some(Value::String(s)) => Some(s.as_str()),
+        Some(_) => return Err(ReceivedError::Shape("event_id")),
+        None => None,
+    };
+    let r = check_as_signed(&event, carried, rv, server_keys)?;
+    Ok((r, event))
+}
+
+/// The checks of an event as signed; `carried_v3` is an `event_id` (v3 on)
+/// taken out of it, which must agree with the hash.
+fn check_as_signed(
+    event: &Object,
+    carried_v3: Option<&str>,
+    rv: &RoomVersion,
+    server_keys: &ServerKeys<'_>,
+) -> Result<Received> {
     check_shape(event, rv)?;
     let mut canonical = Vec::with_capacity(1024);
     write_object_filtered(&mut canonical, event, |k| k != "unsigned");
     if canonical.len() > MAX_PDU_BYTES {
         return Err(ReceivedError::TooLarge(canonical.len()));
     }
-    // v3 on: a carried `event_id` (some client formats add one) is not
-    // part of what is hashed, and must agree with the hash.
-    let carried = event.get("event_id").and_then(Value::as_str);
-    let stripped;
-    let event = if rv.event_id_format() != EventIdFormat::Carried && event.contains_key("event_id") {
-        let mut e = event.clone();
-        e.remove("event_id");
-        stripped = e;
-        &stripped
-    } else {
-        event
-    };
+    let carried = carried_v3.or_else(|| event.get("event_id").and_then(Value::as_str));
     let bytes = signing_bytes(event, rv);
     let event_id = match rv.event_id_format() {
         EventIdFormat::Carried => carried.ok_or(ReceivedError::NoEventId(rv.id()))?.to_owned(),

@@ -26,16 +26,20 @@ pub const AUTH_TYPES: [&str; 5] = [
     "m.room.third_party_invite",
 ];
 
-/// Whether `event` is one the authorization rules read (its type, and the
-/// empty state key where the rules read only that).
+/// Whether (type, state key) is one the authorization rules read: only
+/// the empty state key makes a create, power levels or join rules event
+/// the room's (under "x" no server reads it); memberships and third-party
+/// invites are keyed by their state key.
+pub fn is_auth_key(ty: &str, state_key: &str) -> bool {
+    AUTH_TYPES.contains(&ty)
+        && (state_key.is_empty() || matches!(ty, "m.room.member" | "m.room.third_party_invite"))
+}
+
+/// Whether `event` is one the authorization rules read ([`is_auth_key`]).
 pub fn is_auth_event(event: &Object) -> bool {
-    let ty = event.get("type").and_then(Value::as_str).unwrap_or("");
-    match event.get("state_key").and_then(Value::as_str) {
-        Some(sk) => {
-            AUTH_TYPES.contains(&ty)
-                && (sk.is_empty() || matches!(ty, "m.room.member" | "m.room.third_party_invite"))
-        }
-        None => false,
+    match (event.get("type").and_then(Value::as_str), event.get("state_key").and_then(Value::as_str)) {
+        (Some(ty), Some(sk)) => is_auth_key(ty, sk),
+        _ => false,
     }
 }
 
@@ -63,12 +67,6 @@ pub fn check(
     keys: &ServerKeys,
     view: &ViewReader<'_>,
 ) -> Result<Vec<Checked>> {
-    let refuse = |index: usize, event_id: &str, source: ObservedError| Error::Observed {
-        room: room.to_owned(),
-        index,
-        event_id: if event_id.is_empty() { "?".into() } else { event_id.to_owned() },
-        source,
-    };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
     let per = pdus.len().div_ceil(threads).max(PARALLEL_FROM);
     let mut parts: Vec<Vec<(usize, Value)>> = Vec::new();
@@ -116,7 +114,7 @@ pub fn check(
     }
     // Ancestors first: an event's auth events are older than it.
     checked.sort_by_key(|(_, c)| c.depth);
-    authorize(rv, &mut checked, view).map_err(|(index, event_id, e)| refuse(index, &event_id, e))?;
+    authorize(rv, &mut checked, view).map_err(|(index, event_id, e)| refused(room, index, &event_id, e))?;
     Ok(checked.into_iter().map(|(_, c)| c).collect())
 }
 
@@ -241,15 +239,20 @@ fn authorize(
 const MAX_AUTH_EVENTS: usize = 10;
 const MAX_PREV_EVENTS: usize = 20;
 
-/// The received-event checks of `pdus[index]`, and the event as the rules
-/// read it and the view keeps it (as signed: no `unsigned`).
-fn received_one(room: &str, rv: &RoomVersion, index: usize, v: Value, keys: &ServerKeys) -> Result<Checked> {
-    let refuse = |event_id: &str, source: ObservedError| Error::Observed {
+/// `rooms.observe` refused because of `pdus[index]`.
+fn refused(room: &str, index: usize, event_id: &str, source: ObservedError) -> Error {
+    Error::Observed {
         room: room.to_owned(),
         index,
         event_id: if event_id.is_empty() { "?".into() } else { event_id.to_owned() },
         source,
-    };
+    }
+}
+
+/// The received-event checks of `pdus[index]`, and the event as the rules
+/// read it and the view keeps it (as signed: no `unsigned`).
+fn received_one(room: &str, rv: &RoomVersion, index: usize, v: Value, keys: &ServerKeys) -> Result<Checked> {
+    let refuse = |event_id: &str, source: ObservedError| refused(room, index, event_id, source);
     let server_keys = |server: &str| -> Vec<(String, PublicKey)> {
         keys.get(server)
             .into_iter()
@@ -266,7 +269,7 @@ fn received_one(room: &str, rv: &RoomVersion, index: usize, v: Value, keys: &Ser
     } else {
         None
     };
-    let r = received::check(&event, rv, &server_keys).map_err(|e| refuse("", e.into()))?;
+    let (r, event) = received::check_owned(event, rv, &server_keys).map_err(|e| refuse("", e.into()))?;
     let derived = || format!("!{}", r.event_id.trim_start_matches('$'));
     let found = match (&served_room, event.get("room_id").and_then(Value::as_str)) {
         (Some(served), _) => served.as_str().unwrap_or("?").to_owned(),

@@ -9,8 +9,6 @@ use cryptoid_protocol::json::Value;
 use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
-use super::verify::AUTH_TYPES;
-
 /// The newest authorization-relevant event of a room.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -134,12 +132,7 @@ impl Meta {
                 }
             }
         }
-        // Only the empty state key makes a create, power levels or join
-        // rules event the room's: under "x" it is a state event no server
-        // reads for authorization. Memberships and third-party invites are
-        // keyed by their state key.
-        let keyed = matches!(ty, "m.room.member" | "m.room.third_party_invite");
-        if !AUTH_TYPES.contains(&ty) || (!keyed && !sk.is_empty()) {
+        if !super::verify::is_auth_key(ty, sk) {
             return Ok(Ok(()));
         }
         let membership = e.content.and_then(|c| c.get("membership")).and_then(Value::as_str);
