@@ -19,6 +19,22 @@ pub struct Config {
     /// `[member_redaction] "org.matrix.msc4080" = "gomatrixserverlib"`.
     pub member_redaction: BTreeMap<String, String>,
     pub notifications: NotificationsConfig,
+    pub tpm: TpmConfig,
+}
+
+/// The TPM of the TPM wrap mode.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TpmConfig {
+    /// Which TPM, as a TCTI: the kernel's resource manager by default,
+    /// `"swtpm:host=127.0.0.1,port=2321"` for a software TPM.
+    pub tcti: String,
+}
+
+impl Default for TpmConfig {
+    fn default() -> Self {
+        TpmConfig { tcti: crate::keystore::tpm::DEFAULT_TCTI.into() }
+    }
 }
 
 /// Desktop notifications (`org.freedesktop.Notifications`, if a daemon runs).

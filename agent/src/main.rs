@@ -46,6 +46,11 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // The TSS's C libraries print every TPM refusal (a wrong PIN is one) to
+    // stderr; the agent reports them itself. Set before any thread exists.
+    if std::env::var_os("TSS2_LOG").is_none() {
+        std::env::set_var("TSS2_LOG", "all+NONE");
+    }
     let args = Args::parse();
     if args.print_man_page {
         use clap::CommandFactory;
@@ -84,6 +89,12 @@ fn init_logging(verbose: u8) {
     // carries the passphrase: never let those reach the log, whatever
     // RUST_LOG says.
     let filter = match "zbus=info".parse() {
+        Ok(d) => filter.add_directive(d),
+        Err(_) => filter,
+    };
+    // tss-esapi logs every TPM refusal as an ERROR (a wrong PIN is one);
+    // the agent reports them itself, with what to do.
+    let filter = match "tss_esapi=off".parse() {
         Ok(d) => filter.add_directive(d),
         Err(_) => filter,
     };

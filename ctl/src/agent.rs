@@ -5,7 +5,9 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use cryptoid_protocol::client::blocking::Client;
 use cryptoid_protocol::json::{self, Value};
-use cryptoid_protocol::wire::agent::{BackendInfo, Hello, Lock, Passwd, PasswdParams, Unlock, UnlockParams};
+use cryptoid_protocol::wire::agent::{
+    BackendInfo, Hello, Lock, Passwd, PasswdParams, Protection, Unlock, UnlockParams,
+};
 use cryptoid_protocol::wire::backend::{Init, InitParams};
 use cryptoid_protocol::wire::journal::{Tail, TailParams, Verify};
 use cryptoid_protocol::wire::sign::{SignPdu, SignPduParams};
@@ -25,8 +27,14 @@ pub struct UnlockArgs {
     #[arg(long, value_name = "B")]
     backend: Option<String>,
     /// Read the PIN from this file (first line), or `-` for standard input.
+    /// A keystore sealed by the TPM or wrapped by a token is unlocked with
+    /// its PIN: asked without this flag too.
     #[arg(long, value_name = "F")]
     pin_file: Option<PathBuf>,
+    /// Unlock a TPM-sealed keystore with its recovery passphrase (on another
+    /// machine, or after the TPM was cleared); --passphrase-file reads it.
+    #[arg(long)]
+    recovery: bool,
 }
 
 #[derive(Subcommand)]
@@ -35,14 +43,19 @@ pub enum BackendCommand {
     List,
     /// Set up a hardware backend: `pkcs11` (keys on the token), `yubikey`
     /// (keys on a YubiKey 5.7+, in its retired PIV slots), or `soft
-    /// --wrap-with pkcs11` (wrap mode: the software keystore's data key
-    /// wrapped by a key on the token; unlocking then needs the token's PIN).
+    /// --wrap-with pkcs11|yubikey|tpm` (wrap mode: the software keystore's
+    /// data key wrapped by a key on the token, or sealed by this machine's
+    /// TPM 2.0; unlocking then needs the token's or the TPM's PIN). Wrapping
+    /// an existing keystore needs it unlocked; doing it again re-seals.
     Init {
         /// `pkcs11`, `yubikey`, or `soft` with --wrap-with.
         backend: String,
-        /// With `soft`: wrap the keystore's data key with this backend's token.
+        /// With `soft`: wrap the keystore's data key with this backend's
+        /// token (`pkcs11`, `yubikey`) or seal it by the TPM (`tpm`).
         #[arg(long, value_name = "B")]
         wrap_with: Option<String>,
+        #[command(flatten)]
+        tpm: crate::tpm::SealArgs,
         /// pkcs11: the module (.so), under an allowed directory.
         #[arg(long, value_name = "M", default_value = "")]
         module: String,
@@ -58,10 +71,13 @@ pub enum BackendCommand {
         #[arg(long, value_name = "P")]
         touch: Option<String>,
         /// Read the user PIN from this file (first line), or `-` for stdin;
-        /// asked on the terminal otherwise.
+        /// asked on the terminal otherwise (twice for a new TPM PIN).
         #[arg(long, value_name = "F")]
         pin_file: Option<PathBuf>,
     },
+    /// The TPM-sealed keystore.
+    #[command(subcommand)]
+    Tpm(crate::tpm::TpmCommand),
 }
 
 #[derive(Args)]
@@ -162,11 +178,11 @@ pub fn status(ctx: &Ctx) -> Result<ExitCode> {
         ))?;
         for b in &h.backends {
             output::line(&format!(
-                "  backend {}: {}, {} key(s), protection {:?}",
+                "  backend {}: {}, {} key(s), protection {}",
                 b.name,
                 if b.available { "available" } else { "unavailable" },
                 b.keys,
-                b.protection
+                b.protection.as_str()
             ))?;
         }
     }
@@ -185,9 +201,36 @@ pub fn lock(ctx: &Ctx) -> Result<ExitCode> {
 
 pub fn unlock(ctx: &Ctx, a: UnlockArgs) -> Result<ExitCode> {
     let mut c = ctx.connect()?;
-    // A keystore in wrap mode unlocks with the token's PIN.
-    if a.backend.is_none() && a.pin_file.is_some() {
-        let pin = read_secret_lines(a.pin_file.as_ref(), &["PIN: "])?.remove(0);
+    if a.recovery {
+        let passphrase = read_secret_lines(a.passphrase_file.as_ref(), &["Recovery passphrase: "])?.remove(0);
+        let r = c.call::<Unlock>(&UnlockParams {
+            passphrase: Some(passphrase.to_string()),
+            backend: None,
+            pin: None,
+        })?;
+        if ctx.json {
+            output::json(&r)?;
+        } else {
+            output::line("unlocked with the recovery passphrase")?;
+            eprintln!(
+                "seal the keystore to this machine's TPM again: cryptoidctl backend init soft --wrap-with tpm"
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    // A keystore in wrap mode (a token, the TPM) unlocks with its PIN.
+    let pin_prompt = if a.backend.is_none() && a.passphrase_file.is_none() {
+        let hello = c.call::<Hello>(&NoParams {})?;
+        hello.backends.iter().find(|b| b.name == "soft").and_then(|b| match b.protection {
+            Protection::TpmPin | Protection::TpmPinPcr => Some("TPM PIN: "),
+            Protection::Pin => Some("Token PIN: "),
+            _ => None,
+        })
+    } else {
+        None
+    };
+    if a.backend.is_none() && (a.pin_file.is_some() || pin_prompt.is_some()) {
+        let pin = read_secret_lines(a.pin_file.as_ref(), &[pin_prompt.unwrap_or("PIN: ")])?.remove(0);
         let r =
             c.call::<Unlock>(&UnlockParams { passphrase: None, backend: None, pin: Some(pin.to_string()) })?;
         if ctx.json {
@@ -272,11 +315,29 @@ pub fn backend(ctx: &Ctx, cmd: BackendCommand) -> Result<ExitCode> {
     let mut c = ctx.connect()?;
     let infos = match cmd {
         BackendCommand::List => c.call::<Hello>(&NoParams {})?.backends,
-        BackendCommand::Init { backend, wrap_with, module, token, serial, touch, pin_file } => {
+        BackendCommand::Init { backend, wrap_with, tpm, module, token, serial, touch, pin_file } => {
             let token = serial.map_or(token, |s| s.to_string());
-            let params = InitParams { backend, module, token, pin: None, wrap_with, touch };
-            vec![init_backend(&mut c, params, pin_file.as_ref())?]
+            let mut params = InitParams {
+                backend,
+                module,
+                token,
+                pin: None,
+                wrap_with,
+                touch,
+                pcrs: None,
+                recovery_passphrase: None,
+            };
+            if params.wrap_with.as_deref() == Some("tpm") {
+                vec![crate::tpm::seal(&mut c, params, &tpm, pin_file.as_ref())?]
+            } else {
+                if tpm.given() {
+                    bail!("--pcrs and --recovery-passphrase[-file] go with `--wrap-with tpm`");
+                }
+                params.pcrs = None;
+                vec![init_backend(&mut c, params, pin_file.as_ref())?]
+            }
         }
+        BackendCommand::Tpm(cmd) => vec![crate::tpm::run(&mut c, cmd)?],
     };
     if ctx.json {
         output::json(&infos)?;
@@ -289,7 +350,7 @@ pub fn backend(ctx: &Ctx, cmd: BackendCommand) -> Result<ExitCode> {
                 b.name.clone(),
                 if b.available { "yes".into() } else { "no".into() },
                 if b.locked { "locked".into() } else { "unlocked".into() },
-                format!("{:?}", b.protection).to_lowercase(),
+                b.protection.as_str().to_owned(),
                 b.keys.to_string(),
             ]
         })

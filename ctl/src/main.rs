@@ -23,6 +23,7 @@ mod policy;
 mod selfconfirm;
 mod setup;
 mod share;
+mod tpm;
 
 use clap::{Parser, Subcommand};
 use cryptoid_protocol::client::{blocking::Client, ClientError};

@@ -21,6 +21,9 @@ use std::process::ExitCode;
 pub enum SetupBackend {
     /// Software keystore, encrypted with a passphrase.
     Soft,
+    /// Software keystore sealed by this machine's TPM 2.0, behind a PIN
+    /// (offered when /dev/tpmrm0 is usable).
+    SoftSealedTpm,
     /// Software keystore whose data key is wrapped by a YubiKey.
     SoftWrappedYubikey,
     /// Software keystore whose data key is wrapped by a PKCS#11 token.
@@ -64,6 +67,9 @@ pub struct SetupArgs {
     /// are plugged in).
     #[arg(long, value_name = "N")]
     serial: Option<u32>,
+    /// soft-sealed-tpm: the PCRs to bind (e.g. 7), the recovery passphrase.
+    #[command(flatten)]
+    tpm: crate::tpm::SealArgs,
 }
 
 /// Module paths tried as the default answer, in order.
@@ -108,7 +114,7 @@ fn init_token(c: &mut Client, a: &SetupArgs, wrap: bool, interactive: bool) -> R
     let module = flag_or_ask(&a.module, "--module", "PKCS#11 module", default_module, interactive)?;
     let token = flag_or_ask(&a.token, "--token", "Token label", None, interactive)?;
     let (backend, wrap_with) = if wrap { ("soft", Some("pkcs11".to_owned())) } else { ("pkcs11", None) };
-    let params = InitParams { backend: backend.into(), module, token, pin: None, wrap_with, touch: None };
+    let params = InitParams { backend: backend.into(), module, token, pin: None, wrap_with, touch: None, pcrs: None, recovery_passphrase: None };
     init_backend(c, params, a.pin_file.as_ref())?;
     Ok(())
 }
@@ -122,6 +128,8 @@ fn init_yubikey(c: &mut Client, a: &SetupArgs, wrap_with: Option<&str>) -> Resul
         pin: None,
         wrap_with: wrap_with.map(str::to_owned),
         touch: None,
+        pcrs: None,
+        recovery_passphrase: None,
     };
     init_backend(c, params, a.pin_file.as_ref())?;
     Ok(())
@@ -145,7 +153,13 @@ fn pick_backend(a: &SetupArgs, interactive: bool) -> Result<SetupBackend> {
     if !interactive {
         return Ok(SetupBackend::Soft);
     }
-    let choices = SetupBackend::value_variants();
+    // The TPM is offered where this user can reach one.
+    let tpm = tpm_usable(std::path::Path::new("/dev/tpmrm0"));
+    let choices: Vec<SetupBackend> = SetupBackend::value_variants()
+        .iter()
+        .copied()
+        .filter(|b| *b != SetupBackend::SoftSealedTpm || tpm)
+        .collect();
     eprintln!("Where should your cryptoIDs live?");
     for (i, b) in choices.iter().enumerate() {
         let help =
@@ -161,6 +175,11 @@ fn pick_backend(a: &SetupArgs, interactive: bool) -> Result<SetupBackend> {
         t => t.parse().with_context(|| format!("{t:?} is not a number from the list"))?,
     };
     choices.get(n.wrapping_sub(1)).copied().with_context(|| format!("{n} is not in the list"))
+}
+
+/// Whether this user can open the TPM device (the `tss` group).
+fn tpm_usable(device: &std::path::Path) -> bool {
+    std::fs::OpenOptions::new().read(true).write(true).open(device).is_ok()
 }
 
 fn connect_or_start(ctx: &Ctx, a: &SetupArgs, interactive: bool) -> Result<(Client, Option<PathBuf>, bool)> {
@@ -189,7 +208,7 @@ fn connect_or_start(ctx: &Ctx, a: &SetupArgs, interactive: bool) -> Result<(Clie
     Ok((Client::connect(&path)?, Some(path), true))
 }
 
-pub fn run(ctx: &Ctx, a: SetupArgs) -> Result<ExitCode> {
+pub fn run(ctx: &Ctx, mut a: SetupArgs) -> Result<ExitCode> {
     let interactive = !a.yes && std::io::stdin().is_terminal();
     let backend = pick_backend(&a, interactive)?;
     let (mut c, socket, enabled) = connect_or_start(ctx, &a, interactive)?;
@@ -218,6 +237,30 @@ pub fn run(ctx: &Ctx, a: SetupArgs) -> Result<ExitCode> {
             }
             init_yubikey(&mut c, &a, Some("yubikey"))?;
             eprintln!("the keystore is wrapped by the YubiKey: unlock it with the YubiKey's PIN from now on");
+        }
+        SetupBackend::SoftSealedTpm => {
+            if hello.passphrase_set && hello.locked {
+                unlock_with_passphrase(&mut c, &a)?;
+            }
+            let mut tpm = std::mem::take(&mut a.tpm);
+            if interactive && !tpm.recovery_passphrase && tpm.recovery_passphrase_file.is_none() {
+                tpm.recovery_passphrase = ask(
+                    "Add a recovery passphrase (kept offline; it opens the keystore on another machine or after the TPM is cleared)?",
+                    true,
+                )?;
+            }
+            let params = InitParams {
+                backend: "soft".into(),
+                module: String::new(),
+                token: String::new(),
+                pin: None,
+                wrap_with: Some("tpm".into()),
+                touch: None,
+                pcrs: None,
+                recovery_passphrase: None,
+            };
+            crate::tpm::seal(&mut c, params, &tpm, a.pin_file.as_ref())?;
+            eprintln!("the keystore is sealed by this machine's TPM: unlock it with the TPM PIN from now on");
         }
         SetupBackend::Soft => soft_passphrase(&mut c, &a, &hello)?,
     }

@@ -243,6 +243,11 @@ fn keystore_identity(e: &KeystoreError) -> (ErrorKind, &'static str) {
         KeystoreError::SeveralCards(_) => (K::InvalidParams, "several_cards"),
         KeystoreError::PinRequired(_) => (K::PinRequired, "pin_required"),
         KeystoreError::MessageTooLarge(_) => (K::MessageTooLarge, "message_too_large"),
+        KeystoreError::TpmUnavailable(_) => (K::BackendUnavailable, "tpm_unavailable"),
+        KeystoreError::TpmMismatch => (K::BackendUnavailable, "tpm_mismatch"),
+        KeystoreError::PcrChanged(_) => (K::BackendUnavailable, "tpm_pcr_changed"),
+        KeystoreError::NoRecovery => (K::InvalidParams, "no_recovery_passphrase"),
+        KeystoreError::BadRecoveryPassphrase => (K::BadPassphrase, "bad_recovery_passphrase"),
     }
 }
 

@@ -1,4 +1,5 @@
-//! Where secrets live. Every backend (software, PKCS#11, YubiKey PIV)
+//! Where secrets live (the TPM only wraps the software keystore's key).
+//! Every backend (software, PKCS#11, YubiKey PIV)
 //! implements [`Backend`]: it makes keys, signs with them and reports
 //! its capabilities, so the service never assumes a feature.
 //!
@@ -9,6 +10,7 @@
 pub mod piv;
 pub mod pkcs11;
 pub mod soft;
+pub mod tpm;
 #[cfg(feature = "yubikey")]
 pub mod yubikey;
 
@@ -110,6 +112,20 @@ pub enum KeystoreError {
     NotBuilt { what: &'static str, feature: &'static str },
     #[error("{0}")]
     Invalid(String),
+    #[error("TPM unavailable: {0}")]
+    TpmUnavailable(String),
+    #[error(
+        "this keystore was sealed by another TPM, or by this one before it was cleared (`tpm2_clear`, a firmware reset): no PIN opens it here, and nothing was tried. Recover it with its recovery passphrase (`cryptoidctl unlock --recovery`) or from secret storage on a new keystore (`cryptoidctl share pull`), then seal it to this TPM: `cryptoidctl backend init soft --wrap-with tpm`"
+    )]
+    TpmMismatch,
+    #[error(
+        "PCR {0} changed since the keystore was sealed to it (Secure Boot state, firmware or boot chain): the TPM will not release the key, and the PIN was not tried. If the change is yours, unlock with the recovery passphrase (`cryptoidctl unlock --recovery`) and seal again: `cryptoidctl backend init soft --wrap-with tpm --pcrs …`"
+    )]
+    PcrChanged(String),
+    #[error("this keystore is sealed by the TPM and has no recovery passphrase: unlock it with its PIN (`cryptoidctl unlock`)")]
+    NoRecovery,
+    #[error("wrong recovery passphrase (the TPM's PIN is asked by `cryptoidctl unlock` without --recovery)")]
+    BadRecoveryPassphrase,
 }
 
 /// One place keys can live.

@@ -8,6 +8,7 @@
 //! unwrapped and the agent starts unlocked: only as safe as the disk.
 
 use super::pkcs11::{self, Pkcs11Settings};
+use super::tpm::{self, Sealed, DEFAULT_TCTI};
 use super::{Backend, KeystoreError, NewKey, UnlockSecret};
 use crate::fsutil;
 use crate::sync::{MutexExt, RwLockExt};
@@ -65,6 +66,39 @@ enum KeystoreFile {
         nonce: String,
         wrapped_key: String,
     },
+    /// Wrap mode: the data key is sealed under a KEK that a TPM 2.0 object
+    /// releases for the PIN (see `keystore::tpm`), with an optional copy
+    /// under a recovery passphrase.
+    TpmWrapped {
+        version: u32,
+        srk_name: String,
+        public: String,
+        private: String,
+        /// SHA-256 PCRs bound at sealing, with their values then.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pcrs: Vec<TpmPcr>,
+        pin_salt: String,
+        nonce: String,
+        wrapped_key: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        recovery: Option<Recovery>,
+    },
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TpmPcr {
+    index: u8,
+    value: String,
+}
+
+/// The data key under Argon2id(recovery passphrase), as in passphrase mode.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Recovery {
+    kdf: Kdf,
+    nonce: String,
+    wrapped_key: String,
 }
 
 impl KeystoreFile {
@@ -73,6 +107,8 @@ impl KeystoreFile {
             KeystoreFile::Plaintext { .. } => Protection::None,
             KeystoreFile::Passphrase { .. } => Protection::Passphrase,
             KeystoreFile::Pkcs11Wrapped { .. } | KeystoreFile::YubikeyWrapped { .. } => Protection::Pin,
+            KeystoreFile::TpmWrapped { pcrs, .. } if pcrs.is_empty() => Protection::TpmPin,
+            KeystoreFile::TpmWrapped { .. } => Protection::TpmPinPcr,
         }
     }
 }
@@ -97,6 +133,8 @@ pub struct SoftBackend {
     path: PathBuf,
     /// Where PKCS#11 modules may be loaded from (wrap mode).
     module_dirs: Vec<PathBuf>,
+    /// The TPM of the TPM wrap mode (`[tpm] tcti`).
+    tpm_tcti: String,
     state: RwLock<State>,
     /// Serializes changes of `keystore.json`: two concurrent first unlocks
     /// must not both create a data key (keys sealed under the loser's would
@@ -146,6 +184,20 @@ fn unseal(key: &[u8; 32], nonce: &[u8], sealed: &[u8], aad: &[u8]) -> Option<Zer
         .map(Zeroizing::new)
 }
 
+fn tpm_file(sealed: &Sealed, nonce: &[u8], wrapped: &[u8], recovery: Option<Recovery>) -> KeystoreFile {
+    KeystoreFile::TpmWrapped {
+        version: 1,
+        srk_name: base64::encode(&sealed.srk_name),
+        public: base64::encode(&sealed.public),
+        private: base64::encode(&sealed.private),
+        pcrs: sealed.pcrs.iter().map(|(i, v)| TpmPcr { index: *i, value: base64::encode(v) }).collect(),
+        pin_salt: base64::encode(&sealed.pin_salt),
+        nonce: base64::encode(nonce),
+        wrapped_key: base64::encode(wrapped),
+        recovery,
+    }
+}
+
 fn to_array32(v: &[u8]) -> Option<DataKey> {
     let arr: [u8; 32] = v.try_into().ok()?;
     Some(Zeroizing::new(arr))
@@ -167,6 +219,7 @@ impl SoftBackend {
         let b = SoftBackend {
             path,
             module_dirs,
+            tpm_tcti: DEFAULT_TCTI.into(),
             state: RwLock::new(State { data_key: None, cache: HashMap::new() }),
             file_lock: Mutex::new(()),
             protection: Mutex::new(None),
@@ -185,7 +238,7 @@ impl SoftBackend {
             Some(KeystoreFile::Plaintext { .. }) => {
                 b.unlock(&UnlockSecret { passphrase: None, pin: None })?
             }
-            Some(KeystoreFile::Passphrase { .. } | KeystoreFile::Pkcs11Wrapped { .. }) if no_passphrase => {
+            Some(_) if no_passphrase => {
                 return Err(KeystoreError::PassphraseRequired(
                     ": this keystore is protected (passphrase or token); start the agent without --no-passphrase",
                 ))
@@ -193,6 +246,13 @@ impl SoftBackend {
             _ => {}
         }
         Ok(b)
+    }
+
+    /// The TPM the TPM wrap mode uses (a TCTI: `device:/dev/tpmrm0`,
+    /// `swtpm:host=H,port=P`).
+    pub fn with_tpm_tcti(mut self, tcti: String) -> SoftBackend {
+        self.tpm_tcti = tcti;
+        self
     }
 
     /// Whether a keystore file exists (a passphrase has been set).
@@ -205,7 +265,10 @@ impl SoftBackend {
     }
 
     pub fn is_token_wrapped(&self) -> bool {
-        *self.protection.locked() == Some(Protection::Pin)
+        matches!(
+            *self.protection.locked(),
+            Some(Protection::Pin | Protection::TpmPin | Protection::TpmPinPcr)
+        )
     }
 
     /// The data key to wrap: the unlocked one, or a new one for a new
@@ -260,6 +323,83 @@ impl SoftBackend {
         Ok(())
     }
 
+    /// Wrap mode with the machine's TPM: from now on the data key is sealed
+    /// under a KEK the TPM releases for `pin` (and, with `pcrs`, only while
+    /// those PCRs hold today's values). `recovery`: a passphrase that also
+    /// unlocks, kept offline for another machine or a cleared TPM; without
+    /// one, a recovery copy already there (same data key) is kept. Sealing
+    /// again (another TPM, other PCRs) is the same call while unlocked.
+    pub fn wrap_with_tpm(
+        &self,
+        pin: &str,
+        pcrs: &[u8],
+        recovery: Option<&str>,
+    ) -> Result<Protection, KeystoreError> {
+        let _file = self.file_lock.locked();
+        if pin.is_empty() {
+            return Err(KeystoreError::BadPin(": the TPM PIN must not be empty".into()));
+        }
+        let key = self.data_key_to_wrap()?;
+        let recovery = match recovery {
+            Some("") => {
+                return Err(KeystoreError::PassphraseRequired(": the recovery passphrase must not be empty"))
+            }
+            Some(p) => Some(Self::wrap_under_passphrase(p, &key, &self.path)?),
+            None => match self.read_file()? {
+                Some(KeystoreFile::TpmWrapped { recovery, .. }) => recovery,
+                _ => None,
+            },
+        };
+        let kek: DataKey = Zeroizing::new(random());
+        let sealed = tpm::seal(&self.tpm_tcti, pin, pcrs, &kek)?;
+        let nonce = random::<24>();
+        let wrapped = seal(&kek, &nonce, key.as_ref(), b"cryptoid-agent data key")?;
+        let file = tpm_file(&sealed, &nonce, &wrapped, recovery);
+        let protection = file.protection();
+        self.write_file(&file)?;
+        self.write_state().data_key = Some(key);
+        Ok(protection)
+    }
+
+    /// Changes the TPM PIN (the sealed object's auth value); the data key,
+    /// the PCR binding and the recovery copy stay as they are. The file is
+    /// replaced atomically: a crash leaves the old PIN or the new one.
+    pub fn change_tpm_pin(&self, old: &str, new: &str) -> Result<(), KeystoreError> {
+        let _file = self.file_lock.locked();
+        if new.is_empty() {
+            return Err(KeystoreError::BadPin(": the new TPM PIN must not be empty".into()));
+        }
+        let decode = |s: &str| base64::decode(s).map_err(|e| corrupt(&self.path, e.to_string()));
+        let Some(KeystoreFile::TpmWrapped {
+            srk_name, public, private, pcrs, pin_salt, nonce, wrapped_key, recovery, ..
+        }) = self.read_file()?
+        else {
+            return Err(KeystoreError::NotSetUp {
+                what: "TPM-sealed keystore",
+                fix: "cryptoidctl backend init soft --wrap-with tpm",
+            });
+        };
+        let sealed = Sealed {
+            srk_name: decode(&srk_name)?,
+            public: decode(&public)?,
+            private: decode(&private)?,
+            pcrs: pcrs.iter().map(|p| Ok((p.index, decode(&p.value)?))).collect::<Result<_, KeystoreError>>()?,
+            pin_salt: decode(&pin_salt)?,
+        };
+        let changed = tpm::change_pin(&self.tpm_tcti, &sealed, old, new)?;
+        self.write_file(&KeystoreFile::TpmWrapped {
+            version: 1,
+            srk_name,
+            public,
+            private: base64::encode(&changed.private),
+            pcrs,
+            pin_salt: base64::encode(&changed.pin_salt),
+            nonce,
+            wrapped_key,
+            recovery,
+        })
+    }
+
     fn read_file(&self) -> Result<Option<KeystoreFile>, KeystoreError> {
         match std::fs::read(&self.path) {
             Ok(bytes) => {
@@ -284,6 +424,16 @@ impl SoftBackend {
     }
 
     fn wrap(passphrase: &str, data_key: &[u8; 32], path: &Path) -> Result<KeystoreFile, KeystoreError> {
+        let Recovery { kdf, nonce, wrapped_key } = Self::wrap_under_passphrase(passphrase, data_key, path)?;
+        Ok(KeystoreFile::Passphrase { version: 1, kdf, nonce, wrapped_key })
+    }
+
+    /// The data key under Argon2id(`passphrase`) with a fresh salt.
+    fn wrap_under_passphrase(
+        passphrase: &str,
+        data_key: &[u8; 32],
+        path: &Path,
+    ) -> Result<Recovery, KeystoreError> {
         let kdf = Kdf {
             algorithm: "argon2id".into(),
             m_kib: ARGON2_M_KIB,
@@ -294,12 +444,21 @@ impl SoftBackend {
         let kek = derive(passphrase, &kdf, path)?;
         let nonce = random::<24>();
         let wrapped = seal(&kek, &nonce, data_key, b"cryptoid-agent data key")?;
-        Ok(KeystoreFile::Passphrase {
-            version: 1,
-            kdf,
-            nonce: base64::encode(&nonce),
-            wrapped_key: base64::encode(&wrapped),
-        })
+        Ok(Recovery { kdf, nonce: base64::encode(&nonce), wrapped_key: base64::encode(&wrapped) })
+    }
+
+    /// The data key from its copy under a passphrase.
+    fn unwrap_under_passphrase(
+        &self,
+        passphrase: &str,
+        copy: &Recovery,
+        wrong: KeystoreError,
+    ) -> Result<DataKey, KeystoreError> {
+        let decode = |s: &str| base64::decode(s).map_err(|e| corrupt(&self.path, e.to_string()));
+        let kek = derive(passphrase, &copy.kdf, &self.path)?;
+        let raw = unseal(&kek, &decode(&copy.nonce)?, &decode(&copy.wrapped_key)?, b"cryptoid-agent data key")
+            .ok_or(wrong)?;
+        to_array32(&raw).ok_or_else(|| corrupt(&self.path, "data key is not 32 bytes"))
     }
 
     fn unwrap_with(
@@ -316,9 +475,35 @@ impl SoftBackend {
             }
             Some(KeystoreFile::Passphrase { kdf, nonce, wrapped_key, .. }) => {
                 let passphrase = passphrase.ok_or(KeystoreError::PassphraseRequired(" to unlock"))?;
-                let kek = derive(passphrase, &kdf, &self.path)?;
+                let copy = Recovery { kdf, nonce, wrapped_key };
+                self.unwrap_under_passphrase(passphrase, &copy, KeystoreError::BadPassphrase).map(Some)
+            }
+            Some(KeystoreFile::TpmWrapped { recovery, .. }) if pin.is_none() => {
+                match (passphrase, recovery) {
+                    (Some(p), Some(copy)) => {
+                        let key = self.unwrap_under_passphrase(p, &copy, KeystoreError::BadRecoveryPassphrase)?;
+                        tracing::warn!(
+                            "the keystore was unlocked with its recovery passphrase: seal it to this \
+                             machine's TPM again with `cryptoidctl backend init soft --wrap-with tpm`"
+                        );
+                        Ok(Some(key))
+                    }
+                    (Some(_), None) => Err(KeystoreError::NoRecovery),
+                    (None, _) => Err(KeystoreError::WrappedBy("TPM")),
+                }
+            }
+            Some(KeystoreFile::TpmWrapped { srk_name, public, private, pcrs, pin_salt, nonce, wrapped_key, .. }) => {
+                let pin = pin.ok_or(KeystoreError::WrappedBy("TPM"))?;
+                let sealed = Sealed {
+                    srk_name: decode(&srk_name)?,
+                    public: decode(&public)?,
+                    private: decode(&private)?,
+                    pcrs: pcrs.iter().map(|p| Ok((p.index, decode(&p.value)?))).collect::<Result<_, KeystoreError>>()?,
+                    pin_salt: decode(&pin_salt)?,
+                };
+                let kek = tpm::unseal(&self.tpm_tcti, &sealed, pin)?;
                 let raw = unseal(&kek, &decode(&nonce)?, &decode(&wrapped_key)?, b"cryptoid-agent data key")
-                    .ok_or(KeystoreError::BadPassphrase)?;
+                    .ok_or(KeystoreError::Unseal)?;
                 to_array32(&raw).map(Some).ok_or_else(|| corrupt(&self.path, "data key is not 32 bytes"))
             }
             Some(KeystoreFile::Pkcs11Wrapped { module, token, key_id, iv, wrapped_key, .. }) => {
@@ -379,7 +564,7 @@ impl SoftBackend {
             return Err(KeystoreError::PassphraseRequired(": the new passphrase must not be empty"));
         }
         if self.is_token_wrapped() {
-            return Err(KeystoreError::WrappedBy("token (PKCS#11 or YubiKey)"));
+            return Err(KeystoreError::WrappedBy("token or TPM (its PIN: `cryptoidctl backend tpm change-pin`)"));
         }
         let key = self.unwrap_with(Some(old), None)?.ok_or(KeystoreError::PassphraseRequired(
             ": no passphrase is set yet; the first `cryptoidctl unlock` sets it",

@@ -285,6 +285,7 @@ methods![
     agent::Unlock,
     agent::Passwd,
     backend::Init,
+    backend::TpmChangePin,
     keys::Create,
     keys::List,
     keys::Get,

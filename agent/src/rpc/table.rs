@@ -113,6 +113,19 @@ impl Handler for backend::Init {
     }
 }
 
+impl Handler for backend::TpmChangePin {
+    const CLASS: Class = Class::Manage;
+    const UNDONE: &'static str = "the TPM PIN was not changed";
+    const CHANGES: bool = true;
+    const BLOCKING: bool = true;
+    fn describe(_: &Self::Params, _: &mut Audit) -> String {
+        "change the TPM PIN of the keystore".into()
+    }
+    fn run(c: Call<'_, Self::Params>) -> impl Fut<'_, Self::Result> {
+        ready(c.svc.tpm_change_pin(&c.params))
+    }
+}
+
 impl Handler for keys::Create {
     const CLASS: Class = Class::Manage;
     const UNDONE: &'static str = "no cryptoID was created";

@@ -10,7 +10,7 @@ use crate::keystore::soft::SoftBackend;
 use crate::keystore::{Backend, KeystoreError, UnlockSecret};
 use crate::sync::MutexExt;
 use cryptoid_protocol::wire::agent::{BackendInfo, LockState, UnlockParams};
-use cryptoid_protocol::wire::backend::InitParams;
+use cryptoid_protocol::wire::backend::{InitParams, TpmChangePinParams};
 use cryptoid_protocol::wire::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -112,10 +112,23 @@ impl Backends {
             if p.wrap_with.as_deref() == Some("yubikey") {
                 return self.wrap_with_yubikey(p, registry);
             }
+            if p.wrap_with.as_deref() == Some("tpm") {
+                let pin = p.pin.as_deref().ok_or(KeystoreError::PinRequired("soft"))?;
+                let pcrs = p.pcrs.as_deref().unwrap_or_default();
+                self.soft.wrap_with_tpm(pin, pcrs, p.recovery_passphrase.as_deref())?;
+                self.set_unlocked();
+                return Ok(self.soft.info(registry.count_backend("soft")));
+            }
             if p.wrap_with.as_deref() != Some("pkcs11") {
                 return Err(KeystoreError::Invalid(
-                    "the software keystore is set up by the first unlock; `--wrap-with pkcs11|yubikey` wraps it with a token"
+                    "the software keystore is set up by the first unlock; `--wrap-with pkcs11|yubikey|tpm` wraps it with a token or the TPM"
                         .into(),
+                )
+                .into());
+            }
+            if p.pcrs.is_some() || p.recovery_passphrase.is_some() {
+                return Err(KeystoreError::Invalid(
+                    "--pcrs and --recovery-passphrase belong to `--wrap-with tpm`".into(),
                 )
                 .into());
             }
@@ -147,6 +160,12 @@ impl Backends {
             self.set_unlocked();
         }
         Ok(b.info(registry.count_backend("pkcs11")))
+    }
+
+    /// `backend.tpm_change_pin`: the TPM-sealed keystore's new PIN.
+    pub(super) fn tpm_change_pin(&self, p: &TpmChangePinParams, registry: &Registry) -> Result<BackendInfo> {
+        self.soft.change_tpm_pin(&p.pin, &p.new_pin)?;
+        Ok(self.soft.info(registry.count_backend("soft")))
     }
 
     /// Rewrites `backends.json` (atomically) with `f` applied.

@@ -206,7 +206,8 @@ impl Service {
             keystore_path(data_dir),
             no_passphrase,
             config.pkcs11.module_dirs.clone(),
-        )?);
+        )?
+        .with_tpm_tcti(config.tpm.tcti.clone()));
         let registry = Arc::new(Registry::load(data_dir.join("keys"))?);
         let opts = journal::Options {
             max_segment_bytes: config.journal.max_segment_bytes.max(1024),
@@ -315,6 +316,11 @@ impl Service {
     /// `backend.init`: sets up a token or card and remembers it.
     pub fn backend_init(&self, p: &InitParams) -> Result<BackendInfo> {
         self.backends.init(p, &self.registry)
+    }
+
+    /// `backend.tpm_change_pin`. Slow (the TPM): call off the async runtime.
+    pub fn tpm_change_pin(&self, p: &cryptoid_protocol::wire::backend::TpmChangePinParams) -> Result<BackendInfo> {
+        self.backends.tpm_change_pin(p, &self.registry)
     }
 
     /// Journals one request.

@@ -31,6 +31,28 @@ pub enum Protection {
     Passphrase,
     Pin,
     PinAndTouch,
+    /// The software keystore sealed by the machine's TPM, behind a PIN.
+    #[serde(rename = "tpm+pin")]
+    TpmPin,
+    /// As `TpmPin`, and released only while chosen PCRs hold their values
+    /// at sealing (Secure Boot state).
+    #[serde(rename = "tpm+pin+pcr")]
+    TpmPinPcr,
+}
+
+impl Protection {
+    /// The wire name (`none`, `passphrase`, `pin`, `pin_and_touch`,
+    /// `tpm+pin`, `tpm+pin+pcr`), for people too.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protection::None => "none",
+            Protection::Passphrase => "passphrase",
+            Protection::Pin => "pin",
+            Protection::PinAndTouch => "pin_and_touch",
+            Protection::TpmPin => "tpm+pin",
+            Protection::TpmPinPcr => "tpm+pin+pcr",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

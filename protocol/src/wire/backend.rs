@@ -37,6 +37,14 @@ pub struct InitParams {
     /// `always`, `cached`; default `never`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub touch: Option<String>,
+    /// `soft` wrapped with `tpm`: the SHA-256 PCRs (0 to 23) the seal is
+    /// bound to (e.g. `[7]`, Secure Boot state); none by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pcrs: Option<Vec<u8>>,
+    /// `soft` wrapped with `tpm`: a passphrase that also unlocks the
+    /// keystore (another machine, a cleared TPM), to be kept offline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_passphrase: Option<String>,
 }
 
 impl std::fmt::Debug for InitParams {
@@ -48,6 +56,8 @@ impl std::fmt::Debug for InitParams {
             .field("pin", &self.pin.as_ref().map(|_| "<redacted>"))
             .field("wrap_with", &self.wrap_with)
             .field("touch", &self.touch)
+            .field("pcrs", &self.pcrs)
+            .field("recovery_passphrase", &self.recovery_passphrase.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
@@ -56,5 +66,38 @@ impl Drop for InitParams {
     fn drop(&mut self) {
         use zeroize::Zeroize;
         self.pin.zeroize();
+        self.recovery_passphrase.zeroize();
+    }
+}
+
+/// `backend.tpm_change_pin`: change the PIN of the TPM-sealed keystore
+/// (the sealed object's authorization; the keys are not touched). A wrong
+/// current PIN counts against the TPM's dictionary-attack limit.
+pub struct TpmChangePin;
+impl Method for TpmChangePin {
+    const NAME: &'static str = "backend.tpm_change_pin";
+    const SECRET_PARAMS: bool = true;
+    type Params = TpmChangePinParams;
+    type Result = BackendInfo;
+}
+
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TpmChangePinParams {
+    pub pin: String,
+    pub new_pin: String,
+}
+
+impl std::fmt::Debug for TpmChangePinParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TpmChangePinParams { <redacted> }")
+    }
+}
+
+impl Drop for TpmChangePinParams {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.pin.zeroize();
+        self.new_pin.zeroize();
     }
 }

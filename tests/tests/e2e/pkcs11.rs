@@ -70,6 +70,8 @@ fn init(
         pin: Some(pin.into()),
         wrap_with: None,
         touch: None,
+        pcrs: None,
+        recovery_passphrase: None,
     })
 }
 

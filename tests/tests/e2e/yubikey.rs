@@ -42,6 +42,8 @@ fn init(
         pin: Some(PIN.into()),
         wrap_with: None,
         touch: touch.map(str::to_owned),
+        pcrs: None,
+        recovery_passphrase: None,
     })
 }
 
@@ -339,6 +341,8 @@ fn real_yubikey_when_one_is_named() {
         pin: Some(pin.clone()),
         wrap_with: None,
         touch: None,
+        pcrs: None,
+        recovery_passphrase: None,
     })
     .expect("init the real card");
     let k = card_key(&mut c, "!real:example.org").expect("key on the real card");
