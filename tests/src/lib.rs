@@ -85,6 +85,7 @@ pub mod desktop;
 pub mod history;
 pub mod interop;
 pub mod raw;
+pub mod swtpm;
 pub mod vcard;
 
 /// PDUs as a homeserver would build them.

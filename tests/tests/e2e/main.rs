@@ -19,4 +19,5 @@ mod load;
 mod pkcs11;
 mod policy;
 mod share;
+mod tpm;
 mod yubikey;

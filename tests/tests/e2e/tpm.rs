@@ -1,0 +1,331 @@
+//! The TPM wrap mode against a real TPM 2.0 emulator (swtpm, one fresh TPM
+//! per test): the software keystore's data key sealed by the TPM behind a
+//! PIN. Each refusal has its control beside it: the same step that must
+//! still work.
+
+use super::agent_sign::{assert_verifies, create, sign, soft_protection};
+use cryptoid_protocol::client::blocking::Client;
+use cryptoid_protocol::client::ClientError;
+use cryptoid_protocol::wire::agent::{Protection, Unlock, UnlockParams};
+use cryptoid_protocol::wire::backend::{TpmChangePin, TpmChangePinParams};
+use cryptoid_protocol::wire::ErrorKind;
+use cryptoid_tests::agent::{Agent, PASSPHRASE};
+use cryptoid_tests::swtpm::Swtpm;
+use cryptoid_tests::{assert_names, assert_refused, pdus, stderr, stdout};
+use std::process::Output;
+
+const PIN: &str = "2718";
+const RECOVERY: &str = "a recovery passphrase kept on paper";
+
+fn tpm_agent(tpm: &Swtpm) -> Agent {
+    Agent::start_with(&[], Some(&tpm.config()))
+}
+
+/// `cryptoidctl backend init soft --wrap-with tpm`, the PIN (and the
+/// recovery passphrase) on standard input.
+fn seal(agent: &Agent, pin: &str, recovery: Option<&str>, extra: &[&str]) -> Output {
+    let mut args = vec!["backend", "init", "soft", "--wrap-with", "tpm", "--pin-file", "-"];
+    let mut input = format!("{pin}\n");
+    if let Some(r) = recovery {
+        args.extend(["--recovery-passphrase-file", "-"]);
+        input.push_str(&format!("{r}\n"));
+    }
+    args.extend(extra);
+    agent.ctl(&args, input.as_bytes())
+}
+
+fn sealed(agent: &Agent, pin: &str, recovery: Option<&str>, extra: &[&str]) {
+    let out = seal(agent, pin, recovery, extra);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+fn unlock_pin(c: &mut Client, pin: &str) -> Result<(), ClientError> {
+    c.call::<Unlock>(&UnlockParams { passphrase: None, backend: None, pin: Some(pin.into()) }).map(|_| ())
+}
+
+fn unlock_recovery(c: &mut Client, passphrase: &str) -> Result<(), ClientError> {
+    c.call::<Unlock>(&UnlockParams { passphrase: Some(passphrase.into()), backend: None, pin: None }).map(|_| ())
+}
+
+/// A cryptoID and its room.
+struct Key {
+    id: String,
+    room: String,
+}
+
+/// A key made now (for a room of its own), and a PDU it signs that verifies.
+fn key_that_signs(c: &mut Client) -> Key {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let room = format!("!tpm{}:example.org", N.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    let k = Key { id: create(c, Some(&room)), room };
+    signs(c, &k);
+    k
+}
+
+fn signs(c: &mut Client, k: &Key) {
+    let s = sign(c, pdus::message(&k.id, &k.room, "sealed by the TPM"));
+    assert_verifies(&s.pdu, &k.id);
+}
+
+#[test]
+fn a_keystore_sealed_by_the_tpm_unlocks_with_its_pin_and_signs() {
+    let tpm = Swtpm::start();
+    let mut agent = tpm_agent(&tpm);
+    // A keystore with a passphrase and a key, then sealed: the key stays.
+    let mut c = agent.unlocked();
+    let k = key_that_signs(&mut c);
+    sealed(&agent, PIN, None, &[]);
+    assert_eq!(soft_protection(&mut c), (Protection::TpmPin, true));
+    let list = agent.ctl(&["backend", "list"], b"");
+    assert!(stdout(&list).contains("tpm+pin"), "{}", stdout(&list));
+    // The file holds nothing the passphrase or the PIN could open alone.
+    let file = std::fs::read_to_string(agent.data_dir().join("keystore.json")).expect("keystore");
+    assert!(file.contains("\"mode\":\"tpm_wrapped\"") && !file.contains("\"kdf\""), "{file}");
+
+    agent.restart();
+    let mut c = agent.client();
+    let locked = c.call::<cryptoid_protocol::wire::agent::Hello>(&cryptoid_protocol::wire::NoParams {}).expect("hello");
+    assert!(locked.locked);
+    // The old passphrase no longer opens it; the PIN does.
+    let e = unlock_recovery(&mut c, PASSPHRASE).expect_err("no recovery copy: the passphrase is gone");
+    assert_refused(&e, ErrorKind::InvalidParams, "no_recovery_passphrase");
+    let out = agent.ctl(&["unlock", "--pin-file", "-"], format!("{PIN}\n").as_bytes());
+    assert!(out.status.success(), "{}", stderr(&out));
+    signs(&mut c, &k);
+    // New keys after the seal are sealed under the same data key.
+    let k2 = key_that_signs(&mut c);
+    agent.restart();
+    let mut c = agent.client();
+    unlock_pin(&mut c, PIN).expect("unlock");
+    signs(&mut c, &k2);
+}
+
+#[test]
+fn wrong_pins_count_down_then_the_lockout_is_reported_with_the_wait() {
+    let tpm = Swtpm::start();
+    let max = tpm.property("TPM2_PT_MAX_AUTH_FAIL");
+    assert!(max >= 2, "swtpm allows {max} tries");
+    let mut agent = tpm_agent(&tpm);
+    sealed(&agent, PIN, None, &[]);
+    agent.restart();
+    let mut c = agent.client();
+    for left in (1..max).rev() {
+        let e = unlock_pin(&mut c, "0000").expect_err("a wrong PIN");
+        assert_refused(&e, ErrorKind::BadPassphrase, "bad_pin");
+        assert_names(&e, &format!("{left} tr"));
+        assert_eq!(tpm.property("TPM2_PT_LOCKOUT_COUNTER"), max - left, "the TPM counted it");
+    }
+    // The last try locks the TPM out: told so, with the time to wait.
+    let e = unlock_pin(&mut c, "0000").expect_err("the last wrong PIN");
+    assert_refused(&e, ErrorKind::BadPassphrase, "pin_blocked");
+    assert_names(&e, "try again in at most");
+    // Locked out, even the right PIN is refused, and not tried.
+    let e = unlock_pin(&mut c, PIN).expect_err("locked out");
+    assert_refused(&e, ErrorKind::BadPassphrase, "pin_blocked");
+    assert_names(&e, "not tried");
+    assert_eq!(tpm.property("TPM2_PT_LOCKOUT_COUNTER"), max);
+    // Control: once the lockout owner clears it, the right PIN unlocks.
+    tpm.tool("tpm2_dictionarylockout", &["--clear-lockout"]);
+    unlock_pin(&mut c, PIN).expect("the PIN after the lockout is cleared");
+}
+
+#[test]
+fn a_keystore_copied_to_another_tpm_is_refused_then_recovered_and_sealed_there() {
+    let first = Swtpm::start();
+    let agent = tpm_agent(&first);
+    let mut c = agent.unlocked();
+    let k = key_that_signs(&mut c);
+    sealed(&agent, PIN, Some(RECOVERY), &[]);
+
+    // The data directory copied to a machine with another TPM.
+    let second = Swtpm::start();
+    let mut moved = tpm_agent(&second);
+    moved.kill9();
+    std::fs::copy(agent.data_dir().join("keystore.json"), moved.data_dir().join("keystore.json")).expect("copy");
+    copy_dir(&agent.data_dir().join("keys"), &moved.data_dir().join("keys"));
+    moved.spawn().expect("agent starts");
+    let mut m = moved.client();
+    let e = unlock_pin(&mut m, PIN).expect_err("another TPM");
+    assert_refused(&e, ErrorKind::BackendUnavailable, "tpm_mismatch");
+    assert_names(&e, "cryptoidctl unlock --recovery");
+    assert_eq!(second.property("TPM2_PT_LOCKOUT_COUNTER"), 0, "no PIN was tried on the other TPM");
+    // Recovery: a wrong passphrase is refused, the right one unlocks.
+    let e = unlock_recovery(&mut m, "not it").expect_err("wrong recovery passphrase");
+    assert_refused(&e, ErrorKind::BadPassphrase, "bad_recovery_passphrase");
+    let out = moved.ctl(&["unlock", "--recovery", "--passphrase-file", "-"], format!("{RECOVERY}\n").as_bytes());
+    assert!(out.status.success(), "{}", stderr(&out));
+    signs(&mut m, &k);
+    // Sealed to this TPM with a new PIN; the recovery copy is kept.
+    sealed(&moved, "31415", None, &[]);
+    moved.restart();
+    let mut m = moved.client();
+    unlock_pin(&mut m, "31415").expect("the new PIN on the new TPM");
+    signs(&mut m, &k);
+    moved.restart();
+    let mut m = moved.client();
+    unlock_recovery(&mut m, RECOVERY).expect("the recovery copy survived sealing again");
+
+    // Control on the first machine: its own TPM still opens it, until it
+    // is cleared (`tpm2_clear`), after which it is another TPM too.
+    let mut agent = agent;
+    agent.restart();
+    let mut c = agent.client();
+    unlock_pin(&mut c, PIN).expect("the first TPM");
+    first.tool("tpm2_clear", &[]);
+    agent.restart();
+    let mut c = agent.client();
+    let e = unlock_pin(&mut c, PIN).expect_err("a cleared TPM");
+    assert_refused(&e, ErrorKind::BackendUnavailable, "tpm_mismatch");
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir") {
+        let e = e.expect("entry");
+        if e.file_type().expect("type").is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).expect("copy");
+        }
+    }
+}
+
+#[test]
+fn a_seal_bound_to_pcr_7_is_refused_once_the_pcr_changes() {
+    let tpm = Swtpm::start();
+    let mut agent = tpm_agent(&tpm);
+    let mut c = agent.unlocked();
+    let k = key_that_signs(&mut c);
+    sealed(&agent, PIN, Some(RECOVERY), &["--pcrs", "7"]);
+    assert_eq!(soft_protection(&mut c).0, Protection::TpmPinPcr);
+    // Control: the PCR unchanged, the PIN unlocks.
+    agent.restart();
+    let mut c = agent.client();
+    unlock_pin(&mut c, PIN).expect("PCR 7 as sealed");
+    // A PCR 16 change is not bound: still unlocks.
+    tpm.tool("tpm2_pcrextend", &[&format!("16:sha256={}", "11".repeat(32))]);
+    agent.restart();
+    let mut c = agent.client();
+    unlock_pin(&mut c, PIN).expect("an unbound PCR changed");
+    // The attack: the boot state changes (PCR 7 extended).
+    tpm.tool("tpm2_pcrextend", &[&format!("7:sha256={}", "ab".repeat(32))]);
+    agent.restart();
+    let mut c = agent.client();
+    let e = unlock_pin(&mut c, PIN).expect_err("PCR 7 changed");
+    assert_refused(&e, ErrorKind::BackendUnavailable, "tpm_pcr_changed");
+    assert_names(&e, "PCR 7");
+    assert_eq!(tpm.property("TPM2_PT_LOCKOUT_COUNTER"), 0, "the PIN was not spent");
+    // Recovered, then sealed again to today's PCR 7.
+    unlock_recovery(&mut c, RECOVERY).expect("recovery");
+    signs(&mut c, &k);
+    sealed(&agent, PIN, None, &["--pcrs", "7"]);
+    agent.restart();
+    let mut c = agent.client();
+    unlock_pin(&mut c, PIN).expect("sealed to the new PCR 7");
+    signs(&mut c, &k);
+}
+
+#[test]
+fn change_pin_replaces_the_pin_and_a_wrong_current_pin_changes_nothing() {
+    let tpm = Swtpm::start();
+    let mut agent = tpm_agent(&tpm);
+    let mut c = agent.unlocked();
+    let k = key_that_signs(&mut c);
+    sealed(&agent, PIN, None, &[]);
+    let before = std::fs::read(agent.data_dir().join("keystore.json")).expect("keystore");
+    let e = c
+        .call::<TpmChangePin>(&TpmChangePinParams { pin: "9999".into(), new_pin: "4444".into() })
+        .expect_err("a wrong current PIN");
+    assert_refused(&e, ErrorKind::BadPassphrase, "bad_pin");
+    assert_eq!(std::fs::read(agent.data_dir().join("keystore.json")).expect("keystore"), before);
+    let out = agent.ctl(&["backend", "tpm", "change-pin", "--pin-file", "-"], format!("{PIN}\n4444\n").as_bytes());
+    assert!(out.status.success(), "{}", stderr(&out));
+    agent.restart();
+    let mut c = agent.client();
+    let e = unlock_pin(&mut c, PIN).expect_err("the old PIN");
+    assert_refused(&e, ErrorKind::BadPassphrase, "bad_pin");
+    unlock_pin(&mut c, "4444").expect("the new PIN");
+    signs(&mut c, &k);
+}
+
+#[test]
+fn no_tpm_is_a_clear_error_and_the_keystore_keeps_its_passphrase() {
+    let agent = Agent::start_with(&[], Some("[tpm]\ntcti = \"device:/nonexistent/tpmrm0\"\n"));
+    let mut c = agent.unlocked();
+    let k = key_that_signs(&mut c);
+    let out = seal(&agent, PIN, None, &[]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("backend_unavailable") && err.contains("no TPM at /nonexistent/tpmrm0"), "{err}");
+    // Nothing changed: the passphrase still unlocks after a restart.
+    let mut agent = agent;
+    agent.restart();
+    let mut c = agent.client();
+    unlock_recovery(&mut c, PASSPHRASE).expect("the passphrase, as before");
+    signs(&mut c, &k);
+    // A TPM that is not listening is told apart.
+    let agent = Agent::start_with(&[], Some("[tpm]\ntcti = \"swtpm:host=127.0.0.1,port=9\"\n"));
+    agent.unlocked();
+    let out = seal(&agent, PIN, None, &[]);
+    assert!(stderr(&out).contains("cannot reach the TPM"), "{}", stderr(&out));
+}
+
+/// `kill -9` while a keystore is sealed (a passphrase keystore being
+/// moved to the TPM) and while its PIN changes: after each kill, the old
+/// secret or the new one unlocks, never neither, and the key still signs.
+#[test]
+fn kill9_during_seal_and_pin_change_leaves_the_old_or_the_new_state() {
+    let mut tpm = Swtpm::start();
+    // Many wrong tries below are expected (the old PIN after a change).
+    tpm.tool("tpm2_dictionarylockout", &["--setup-parameters", "--max-tries=1000", "--recovery-time=1"]);
+    let mut agent = tpm_agent(&tpm);
+    let mut c = agent.unlocked();
+    let k = key_that_signs(&mut c);
+    let mut seen = std::collections::BTreeMap::<&str, u32>::new();
+    let mut pin = None::<String>; // None: the passphrase still protects it
+    let seed = pdus::now_ms();
+    eprintln!("kill9 seed {seed}");
+    let mut rng = seed;
+    for round in 0..10u32 {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let delay = std::time::Duration::from_millis(rng % 400);
+        let new_pin = format!("{}", 5000 + round);
+        let mut cmd = std::process::Command::new(cryptoid_tests::bin("cryptoidctl"));
+        cmd.env("CRYPTOID_AUTH_SOCK", agent.socket()).stdin(std::process::Stdio::piped());
+        let input = match &pin {
+            None => {
+                cmd.args(["backend", "init", "soft", "--wrap-with", "tpm", "--pin-file", "-"]);
+                format!("{new_pin}\n")
+            }
+            Some(old) => {
+                cmd.args(["backend", "tpm", "change-pin", "--pin-file", "-"]);
+                format!("{old}\n{new_pin}\n")
+            }
+        };
+        let mut child = cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().expect("ctl");
+        use std::io::Write;
+        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("input");
+        std::thread::sleep(delay);
+        agent.kill9();
+        let _ = child.wait();
+        // What the kernel's resource manager does for a killed process.
+        tpm.reboot();
+        agent.spawn().expect("agent restarts");
+        let mut c = agent.client();
+        let old_ok = match &pin {
+            None => unlock_recovery(&mut c, PASSPHRASE).is_ok(),
+            Some(old) => unlock_pin(&mut c, old).is_ok(),
+        };
+        let new_ok = !old_ok && unlock_pin(&mut c, &new_pin).is_ok();
+        assert!(old_ok || new_ok, "round {round} (killed after {delay:?}): neither the old nor the new secret unlocks");
+        signs(&mut c, &k);
+        *seen.entry(if new_ok { "new" } else { "old" }).or_default() += 1;
+        if new_ok {
+            pin = Some(new_pin);
+        }
+        c.call::<cryptoid_protocol::wire::agent::Lock>(&cryptoid_protocol::wire::NoParams {}).expect("lock");
+    }
+    eprintln!("outcomes: {seen:?}");
+}
