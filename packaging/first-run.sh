@@ -12,10 +12,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # What the build needs, by the command (or `file:` path) that shows it is there:
-# a C compiler and libc headers (crates with C parts, linking), pkg-config
-# and libpcsclite (the YubiKey backend talks to pcscd).
+# a C compiler and libc headers (crates with C parts, linking), pkg-config,
+# libpcsclite (the YubiKey backend talks to pcscd) and the TSS 2.0
+# libraries (the TPM wrap mode, through tss-esapi).
 declare -A FIRST_RUN_DEPS=([cc]=gcc [file:/usr/include/stdio.h]=libc6-dev [pkg-config]=pkg-config
-                          [file:/usr/include/PCSC/winscard.h]=libpcsclite-dev)
+                          [file:/usr/include/PCSC/winscard.h]=libpcsclite-dev
+                          [file:/usr/include/tss2/tss2_esys.h]=libtss2-dev)
 
 # shellcheck source=install-missing.sh
 . packaging/install-missing.sh

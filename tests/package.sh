@@ -24,6 +24,9 @@ for f in /usr/bin/cryptoid-agent /usr/bin/cryptoidctl \
 done
 dpkg-deb -f "$deb" Recommends | grep -q pcscd || { echo "Recommends lacks pcscd"; exit 1; }
 dpkg-deb -f "$deb" Recommends | grep -q "pinentry-gnome3 | pinentry" || { echo "Recommends lacks pinentry-gnome3 | pinentry"; exit 1; }
+dpkg-deb -f "$deb" Depends | grep -q "libtss2-esys" || { echo "Depends lacks libtss2-esys (the TPM wrap mode)"; exit 1; }
+dpkg-deb -f "$deb" Recommends | grep -q "libtss2-tcti-device0" || { echo "Recommends lacks libtss2-tcti-device0"; exit 1; }
+grep -qx "DeviceAllow=/dev/tpmrm0 rw" /usr/lib/systemd/user/cryptoid-agent.service || { echo "the unit cannot reach the TPM"; exit 1; }
 
 work=$(mktemp -d)
 trap 'kill "${agent_pid:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT

@@ -28,7 +28,10 @@ stage() { printf '== [%s +%ds] %s\n' "$(date -u +%H:%M:%S)" "$SECONDS" "$*"; }
 # (clicked with xdotool, photographed with ImageMagick's import), and the
 # dunst notification daemon. OpenSSH's ssh-agent is the bench's peer.
 # A key is a command (or `file:` a path) whose absence means the package is
-# missing. The build's own needs (cc, libc headers, pkg-config, libpcsclite)
+# missing. swtpm (with swtpm-tools) is the TPM 2.0 of the TPM tests, and
+# tpm2-tools extends its PCRs, clears it and reads its lockout counter;
+# the agent's TPM wrap mode builds against libtss2-dev (tss-esapi).
+# The build's own needs (cc, libc headers, pkg-config, libpcsclite, libtss2)
 # are packaging/first-run.sh's too: tests/check-deps.sh keeps them in step.
 declare -A NEEDS=([python3]=python3 [setpriv]=util-linux [dbus-daemon]=dbus-daemon
                [systemd-analyze]=systemd [man]=man-db [dpkg-deb]=dpkg
@@ -38,6 +41,8 @@ declare -A NEEDS=([python3]=python3 [setpriv]=util-linux [dbus-daemon]=dbus-daem
                [file:/usr/share/dbus-1/session.conf]=dbus-session-bus-common
                [file:/usr/lib/pcsc/drivers/serial/libifdvpcd.so]=vsmartcard-vpcd
                [file:/usr/include/PCSC/winscard.h]=libpcsclite-dev
+               [file:/usr/include/tss2/tss2_esys.h]=libtss2-dev
+               [swtpm]=swtpm [swtpm_setup]=swtpm-tools [tpm2_pcrextend]=tpm2-tools
                [node]=nodejs [npm]=npm [python:ensurepip]=python3-venv
                [tmux]=tmux [pinentry-tty]=pinentry-tty [pinentry-gtk-2]=pinentry-gtk2
                [pinentry-curses]=pinentry-curses
@@ -57,7 +62,8 @@ stage "cargo fmt --check"
 cargo fmt --all -- --check
 stage "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-# The agent without its YubiKey backend (no libpcsclite) must build clean too.
+# The agent without its YubiKey backend (no libpcsclite) and its TPM wrap
+# mode (no libtss2) must build clean too.
 cargo clippy -p cryptoid-agent --no-default-features --locked -- -D warnings
 stage "cargo build (binaries for the end-to-end tests)"
 cargo build --workspace --bins --locked

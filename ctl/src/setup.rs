@@ -114,7 +114,16 @@ fn init_token(c: &mut Client, a: &SetupArgs, wrap: bool, interactive: bool) -> R
     let module = flag_or_ask(&a.module, "--module", "PKCS#11 module", default_module, interactive)?;
     let token = flag_or_ask(&a.token, "--token", "Token label", None, interactive)?;
     let (backend, wrap_with) = if wrap { ("soft", Some("pkcs11".to_owned())) } else { ("pkcs11", None) };
-    let params = InitParams { backend: backend.into(), module, token, pin: None, wrap_with, touch: None, pcrs: None, recovery_passphrase: None };
+    let params = InitParams {
+        backend: backend.into(),
+        module,
+        token,
+        pin: None,
+        wrap_with,
+        touch: None,
+        pcrs: None,
+        recovery_passphrase: None,
+    };
     init_backend(c, params, a.pin_file.as_ref())?;
     Ok(())
 }

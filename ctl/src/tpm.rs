@@ -74,7 +74,7 @@ pub fn seal(
         let p = new_secret(a.recovery_passphrase_file.as_ref(), "Recovery passphrase (keep it offline)")?;
         params.recovery_passphrase = Some(p.to_string());
     }
-    eprintln!("sealing the keystore's key in the TPM (a few seconds)…");
+    eprintln!("sealing the keystore's key in the TPM…");
     Ok(c.call::<Init>(&params)?)
 }
 
@@ -92,8 +92,10 @@ pub fn run(c: &mut Client, cmd: TpmCommand) -> Result<BackendInfo> {
                     (old, new_secret(None, "New TPM PIN")?)
                 }
             };
-            let info =
-                c.call::<TpmChangePin>(&TpmChangePinParams { pin: old.to_string(), new_pin: new.to_string() })?;
+            let info = c.call::<TpmChangePin>(&TpmChangePinParams {
+                pin: old.to_string(),
+                new_pin: new.to_string(),
+            })?;
             eprintln!("the TPM PIN is changed");
             Ok(info)
         }

@@ -238,11 +238,9 @@ impl SoftBackend {
             Some(KeystoreFile::Plaintext { .. }) => {
                 b.unlock(&UnlockSecret { passphrase: None, pin: None })?
             }
-            Some(_) if no_passphrase => {
-                return Err(KeystoreError::PassphraseRequired(
-                    ": this keystore is protected (passphrase or token); start the agent without --no-passphrase",
-                ))
-            }
+            Some(_) if no_passphrase => return Err(KeystoreError::PassphraseRequired(
+                ": this keystore is protected (passphrase or token); start the agent without --no-passphrase",
+            )),
             _ => {}
         }
         Ok(b)
@@ -371,7 +369,15 @@ impl SoftBackend {
         }
         let decode = |s: &str| base64::decode(s).map_err(|e| corrupt(&self.path, e.to_string()));
         let Some(KeystoreFile::TpmWrapped {
-            srk_name, public, private, pcrs, pin_salt, nonce, wrapped_key, recovery, ..
+            srk_name,
+            public,
+            private,
+            pcrs,
+            pin_salt,
+            nonce,
+            wrapped_key,
+            recovery,
+            ..
         }) = self.read_file()?
         else {
             return Err(KeystoreError::NotSetUp {
@@ -383,7 +389,10 @@ impl SoftBackend {
             srk_name: decode(&srk_name)?,
             public: decode(&public)?,
             private: decode(&private)?,
-            pcrs: pcrs.iter().map(|p| Ok((p.index, decode(&p.value)?))).collect::<Result<_, KeystoreError>>()?,
+            pcrs: pcrs
+                .iter()
+                .map(|p| Ok((p.index, decode(&p.value)?)))
+                .collect::<Result<_, KeystoreError>>()?,
             pin_salt: decode(&pin_salt)?,
         };
         let changed = tpm::change_pin(&self.tpm_tcti, &sealed, old, new)?;
@@ -456,8 +465,9 @@ impl SoftBackend {
     ) -> Result<DataKey, KeystoreError> {
         let decode = |s: &str| base64::decode(s).map_err(|e| corrupt(&self.path, e.to_string()));
         let kek = derive(passphrase, &copy.kdf, &self.path)?;
-        let raw = unseal(&kek, &decode(&copy.nonce)?, &decode(&copy.wrapped_key)?, b"cryptoid-agent data key")
-            .ok_or(wrong)?;
+        let raw =
+            unseal(&kek, &decode(&copy.nonce)?, &decode(&copy.wrapped_key)?, b"cryptoid-agent data key")
+                .ok_or(wrong)?;
         to_array32(&raw).ok_or_else(|| corrupt(&self.path, "data key is not 32 bytes"))
     }
 
@@ -481,7 +491,8 @@ impl SoftBackend {
             Some(KeystoreFile::TpmWrapped { recovery, .. }) if pin.is_none() => {
                 match (passphrase, recovery) {
                     (Some(p), Some(copy)) => {
-                        let key = self.unwrap_under_passphrase(p, &copy, KeystoreError::BadRecoveryPassphrase)?;
+                        let key =
+                            self.unwrap_under_passphrase(p, &copy, KeystoreError::BadRecoveryPassphrase)?;
                         tracing::warn!(
                             "the keystore was unlocked with its recovery passphrase: seal it to this \
                              machine's TPM again with `cryptoidctl backend init soft --wrap-with tpm`"
@@ -492,13 +503,25 @@ impl SoftBackend {
                     (None, _) => Err(KeystoreError::WrappedBy("TPM")),
                 }
             }
-            Some(KeystoreFile::TpmWrapped { srk_name, public, private, pcrs, pin_salt, nonce, wrapped_key, .. }) => {
+            Some(KeystoreFile::TpmWrapped {
+                srk_name,
+                public,
+                private,
+                pcrs,
+                pin_salt,
+                nonce,
+                wrapped_key,
+                ..
+            }) => {
                 let pin = pin.ok_or(KeystoreError::WrappedBy("TPM"))?;
                 let sealed = Sealed {
                     srk_name: decode(&srk_name)?,
                     public: decode(&public)?,
                     private: decode(&private)?,
-                    pcrs: pcrs.iter().map(|p| Ok((p.index, decode(&p.value)?))).collect::<Result<_, KeystoreError>>()?,
+                    pcrs: pcrs
+                        .iter()
+                        .map(|p| Ok((p.index, decode(&p.value)?)))
+                        .collect::<Result<_, KeystoreError>>()?,
                     pin_salt: decode(&pin_salt)?,
                 };
                 let kek = tpm::unseal(&self.tpm_tcti, &sealed, pin)?;
@@ -564,7 +587,9 @@ impl SoftBackend {
             return Err(KeystoreError::PassphraseRequired(": the new passphrase must not be empty"));
         }
         if self.is_token_wrapped() {
-            return Err(KeystoreError::WrappedBy("token or TPM (its PIN: `cryptoidctl backend tpm change-pin`)"));
+            return Err(KeystoreError::WrappedBy(
+                "token or TPM (its PIN: `cryptoidctl backend tpm change-pin`)",
+            ));
         }
         let key = self.unwrap_with(Some(old), None)?.ok_or(KeystoreError::PassphraseRequired(
             ": no passphrase is set yet; the first `cryptoidctl unlock` sets it",

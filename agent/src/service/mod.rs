@@ -202,12 +202,14 @@ impl Service {
         clock: Arc<dyn Clock>,
     ) -> Result<Service> {
         crate::fsutil::private_dir(data_dir)?;
-        let soft = Arc::new(SoftBackend::open_with(
-            keystore_path(data_dir),
-            no_passphrase,
-            config.pkcs11.module_dirs.clone(),
-        )?
-        .with_tpm_tcti(config.tpm.tcti.clone()));
+        let soft = Arc::new(
+            SoftBackend::open_with(
+                keystore_path(data_dir),
+                no_passphrase,
+                config.pkcs11.module_dirs.clone(),
+            )?
+            .with_tpm_tcti(config.tpm.tcti.clone()),
+        );
         let registry = Arc::new(Registry::load(data_dir.join("keys"))?);
         let opts = journal::Options {
             max_segment_bytes: config.journal.max_segment_bytes.max(1024),
@@ -319,7 +321,10 @@ impl Service {
     }
 
     /// `backend.tpm_change_pin`. Slow (the TPM): call off the async runtime.
-    pub fn tpm_change_pin(&self, p: &cryptoid_protocol::wire::backend::TpmChangePinParams) -> Result<BackendInfo> {
+    pub fn tpm_change_pin(
+        &self,
+        p: &cryptoid_protocol::wire::backend::TpmChangePinParams,
+    ) -> Result<BackendInfo> {
         self.backends.tpm_change_pin(p, &self.registry)
     }
 

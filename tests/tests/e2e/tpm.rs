@@ -44,7 +44,8 @@ fn unlock_pin(c: &mut Client, pin: &str) -> Result<(), ClientError> {
 }
 
 fn unlock_recovery(c: &mut Client, passphrase: &str) -> Result<(), ClientError> {
-    c.call::<Unlock>(&UnlockParams { passphrase: Some(passphrase.into()), backend: None, pin: None }).map(|_| ())
+    c.call::<Unlock>(&UnlockParams { passphrase: Some(passphrase.into()), backend: None, pin: None })
+        .map(|_| ())
 }
 
 /// A cryptoID and its room.
@@ -84,7 +85,9 @@ fn a_keystore_sealed_by_the_tpm_unlocks_with_its_pin_and_signs() {
 
     agent.restart();
     let mut c = agent.client();
-    let locked = c.call::<cryptoid_protocol::wire::agent::Hello>(&cryptoid_protocol::wire::NoParams {}).expect("hello");
+    let locked = c
+        .call::<cryptoid_protocol::wire::agent::Hello>(&cryptoid_protocol::wire::NoParams {})
+        .expect("hello");
     assert!(locked.locked);
     // The old passphrase no longer opens it; the PIN does.
     let e = unlock_recovery(&mut c, PASSPHRASE).expect_err("no recovery copy: the passphrase is gone");
@@ -141,7 +144,8 @@ fn a_keystore_copied_to_another_tpm_is_refused_then_recovered_and_sealed_there()
     let second = Swtpm::start();
     let mut moved = tpm_agent(&second);
     moved.kill9();
-    std::fs::copy(agent.data_dir().join("keystore.json"), moved.data_dir().join("keystore.json")).expect("copy");
+    std::fs::copy(agent.data_dir().join("keystore.json"), moved.data_dir().join("keystore.json"))
+        .expect("copy");
     copy_dir(&agent.data_dir().join("keys"), &moved.data_dir().join("keys"));
     moved.spawn().expect("agent starts");
     let mut m = moved.client();
@@ -152,7 +156,8 @@ fn a_keystore_copied_to_another_tpm_is_refused_then_recovered_and_sealed_there()
     // Recovery: a wrong passphrase is refused, the right one unlocks.
     let e = unlock_recovery(&mut m, "not it").expect_err("wrong recovery passphrase");
     assert_refused(&e, ErrorKind::BadPassphrase, "bad_recovery_passphrase");
-    let out = moved.ctl(&["unlock", "--recovery", "--passphrase-file", "-"], format!("{RECOVERY}\n").as_bytes());
+    let out =
+        moved.ctl(&["unlock", "--recovery", "--passphrase-file", "-"], format!("{RECOVERY}\n").as_bytes());
     assert!(out.status.success(), "{}", stderr(&out));
     signs(&mut m, &k);
     // Sealed to this TPM with a new PIN; the recovery copy is kept.
@@ -238,7 +243,8 @@ fn change_pin_replaces_the_pin_and_a_wrong_current_pin_changes_nothing() {
         .expect_err("a wrong current PIN");
     assert_refused(&e, ErrorKind::BadPassphrase, "bad_pin");
     assert_eq!(std::fs::read(agent.data_dir().join("keystore.json")).expect("keystore"), before);
-    let out = agent.ctl(&["backend", "tpm", "change-pin", "--pin-file", "-"], format!("{PIN}\n4444\n").as_bytes());
+    let out =
+        agent.ctl(&["backend", "tpm", "change-pin", "--pin-file", "-"], format!("{PIN}\n4444\n").as_bytes());
     assert!(out.status.success(), "{}", stderr(&out));
     agent.restart();
     let mut c = agent.client();
@@ -290,7 +296,9 @@ fn kill9_during_seal_and_pin_change_leaves_the_old_or_the_new_state() {
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
-        let delay = std::time::Duration::from_millis(rng % 400);
+        // Sealing takes about 50 ms on swtpm, a PIN change about 30 (with the
+        // client's start): kills land before, inside and after them.
+        let delay = std::time::Duration::from_millis(rng % 70);
         let new_pin = format!("{}", 5000 + round);
         let mut cmd = std::process::Command::new(cryptoid_tests::bin("cryptoidctl"));
         cmd.env("CRYPTOID_AUTH_SOCK", agent.socket()).stdin(std::process::Stdio::piped());
@@ -304,7 +312,8 @@ fn kill9_during_seal_and_pin_change_leaves_the_old_or_the_new_state() {
                 format!("{old}\n{new_pin}\n")
             }
         };
-        let mut child = cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().expect("ctl");
+        let mut child =
+            cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().expect("ctl");
         use std::io::Write;
         child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("input");
         std::thread::sleep(delay);
@@ -319,7 +328,10 @@ fn kill9_during_seal_and_pin_change_leaves_the_old_or_the_new_state() {
             Some(old) => unlock_pin(&mut c, old).is_ok(),
         };
         let new_ok = !old_ok && unlock_pin(&mut c, &new_pin).is_ok();
-        assert!(old_ok || new_ok, "round {round} (killed after {delay:?}): neither the old nor the new secret unlocks");
+        assert!(
+            old_ok || new_ok,
+            "round {round} (killed after {delay:?}): neither the old nor the new secret unlocks"
+        );
         signs(&mut c, &k);
         *seen.entry(if new_ok { "new" } else { "old" }).or_default() += 1;
         if new_ok {
@@ -328,4 +340,80 @@ fn kill9_during_seal_and_pin_change_leaves_the_old_or_the_new_state() {
         c.call::<cryptoid_protocol::wire::agent::Lock>(&cryptoid_protocol::wire::NoParams {}).expect("lock");
     }
     eprintln!("outcomes: {seen:?}");
+}
+
+/// A sealed, locked agent with a key, for the tests of how the PIN is asked.
+fn sealed_and_locked(tpm: &Swtpm) -> (Agent, Key) {
+    let mut agent = tpm_agent(tpm);
+    let mut c = agent.unlocked();
+    let k = key_that_signs(&mut c);
+    sealed(&agent, PIN, None, &[]);
+    agent.restart();
+    (agent, k)
+}
+
+/// In a terminal, `cryptoidctl unlock` knows the keystore is sealed by the
+/// TPM and asks for the TPM PIN, not a passphrase; typed there, it unlocks.
+#[test]
+fn cryptoidctl_unlock_asks_the_tpm_pin_in_the_terminal() {
+    use cryptoid_tests::desktop::{self, Tmux};
+    if !desktop::available(&["tmux"]) {
+        return;
+    }
+    let tpm = Swtpm::start();
+    let (agent, k) = sealed_and_locked(&tpm);
+    let ctl = cryptoid_tests::bin("cryptoidctl");
+    let socket = agent.socket();
+    let term = Tmux::start(
+        &format!("{} unlock; sleep 60", ctl.display()),
+        &[("CRYPTOID_AUTH_SOCK", socket.to_str().expect("utf-8")), ("CRYPTOID_PINENTRY", "none")],
+    );
+    term.wait_for_text("TPM PIN:");
+    for ch in PIN.chars() {
+        term.keys(&[&ch.to_string()]);
+    }
+    term.keys(&["Enter"]);
+    let screen = term.wait_for_text("unlocked");
+    assert!(!screen.contains(PIN), "the PIN was echoed:\n{screen}");
+    signs(&mut agent.client(), &k);
+}
+
+/// With no terminal (a launcher, a desktop session), the TPM PIN is asked
+/// in pinentry on the desktop, like the other PINs and the passphrase.
+#[test]
+fn cryptoidctl_unlock_asks_the_tpm_pin_in_pinentry_on_the_desktop() {
+    use cryptoid_tests::desktop::{self, wait_for, Xvfb};
+    if !desktop::available(&["Xvfb", "xdotool", "pinentry-gtk-2", "setsid", "import"]) {
+        return;
+    }
+    let tpm = Swtpm::start();
+    let (agent, k) = sealed_and_locked(&tpm);
+    let x = Xvfb::start();
+    let mut unlock = std::process::Command::new("setsid") // no controlling terminal
+        .arg(cryptoid_tests::bin("cryptoidctl"))
+        .args(["--socket", agent.socket().to_str().expect("utf-8"), "unlock"])
+        .env("DISPLAY", &x.display)
+        .env("CRYPTOID_PINENTRY", "/usr/bin/pinentry-gtk-2")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("cryptoidctl");
+    let window = x.wait_for_window("cryptoidctl");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // What the person sees: kept beside the test's output for a look.
+    let shot = std::env::temp_dir().join(format!("cryptoid-tpm-pinentry-{}.png", std::process::id()));
+    x.screenshot(&shot);
+    eprintln!("pinentry asking the TPM PIN: {}", shot.display());
+    x.xdotool(&["windowfocus", &window]);
+    x.xdotool(&["type", PIN]).expect("type");
+    x.xdotool(&["key", "Return"]).expect("enter");
+    let status = wait_for(30, "cryptoidctl to finish", || unlock.try_wait().ok().flatten());
+    let mut out = String::new();
+    let _ = std::io::Read::read_to_string(&mut unlock.stdout.take().expect("stdout"), &mut out);
+    let mut err = String::new();
+    let _ = std::io::Read::read_to_string(&mut unlock.stderr.take().expect("stderr"), &mut err);
+    assert!(status.success(), "{out}{err}");
+    assert!(out.contains("unlocked"), "{out}");
+    signs(&mut agent.client(), &k);
 }

@@ -67,7 +67,11 @@ pub fn after_wrong_pin(ctx: &mut Context) -> KeystoreError {
             KeystoreError::BadPin(format!(
                 " for the TPM: {left} {} left before it locks out{}",
                 if left == 1 { "try" } else { "tries" },
-                if da.interval == 0 { String::new() } else { format!(" (for up to {})", duration(da.interval)) }
+                if da.interval == 0 {
+                    String::new()
+                } else {
+                    format!(" (for up to {})", duration(da.interval))
+                }
             ))
         }
         None => KeystoreError::BadPin(" for the TPM".into()),

@@ -107,7 +107,9 @@ impl Tpm {
             .map_err(tss("describe its storage key"))?;
         let key = self
             .ctx
-            .execute_with_nullauth_session(|c| c.create_primary(Hierarchy::Owner, public, None, None, None, None))
+            .execute_with_nullauth_session(|c| {
+                c.create_primary(Hierarchy::Owner, public, None, None, None, None)
+            })
             .map_err(|e| match kind(&e) {
                 Some(Tss2ResponseCodeKind::BadAuth | Tss2ResponseCodeKind::AuthFail) => {
                     KeystoreError::TpmUnavailable(
@@ -141,8 +143,11 @@ impl Tpm {
             .map_err(tss("start a session"))?
             .ok_or_else(|| KeystoreError::TpmUnavailable("the TPM started no session".into()))?;
         self.loaded.push(SessionHandle::from(s).into());
-        let (attrs, mask) =
-            SessionAttributesBuilder::new().with_decrypt(true).with_encrypt(true).with_continue_session(true).build();
+        let (attrs, mask) = SessionAttributesBuilder::new()
+            .with_decrypt(true)
+            .with_encrypt(true)
+            .with_continue_session(true)
+            .build();
         self.ctx.tr_sess_set_attributes(s, attrs, mask).map_err(tss("set up a session"))?;
         Ok(s)
     }
@@ -151,7 +156,9 @@ impl Tpm {
         let list = selection(&[pcr])?;
         let (_, _, values) = self.ctx.pcr_read(list).map_err(tss("read the PCRs"))?;
         values.value().first().map(|d| d.value().to_vec()).ok_or_else(|| {
-            KeystoreError::TpmUnavailable(format!("the TPM has no SHA-256 PCR {pcr} (is its SHA-256 bank enabled?)"))
+            KeystoreError::TpmUnavailable(format!(
+                "the TPM has no SHA-256 PCR {pcr} (is its SHA-256 bank enabled?)"
+            ))
         })
     }
 
@@ -175,12 +182,13 @@ impl Tpm {
     fn load(&mut self, srk: KeyHandle, sealed: &Sealed) -> Result<KeyHandle, KeystoreError> {
         let public = Public::unmarshall(&sealed.public).map_err(|_| damaged("public part"))?;
         let private = Private::try_from(sealed.private.clone()).map_err(|_| damaged("private part"))?;
-        let h = self.ctx.execute_with_nullauth_session(|c| c.load(srk, private, public)).map_err(|e| {
-            match kind(&e) {
-                Some(Tss2ResponseCodeKind::Integrity) => KeystoreError::TpmMismatch,
-                _ => tss("load the sealed key")(e),
-            }
-        })?;
+        let h =
+            self.ctx.execute_with_nullauth_session(|c| c.load(srk, private, public)).map_err(
+                |e| match kind(&e) {
+                    Some(Tss2ResponseCodeKind::Integrity) => KeystoreError::TpmMismatch,
+                    _ => tss("load the sealed key")(e),
+                },
+            )?;
         self.loaded.push(h.into());
         Ok(h)
     }
@@ -211,7 +219,9 @@ impl Tpm {
 }
 
 fn damaged(what: &str) -> KeystoreError {
-    KeystoreError::TpmUnavailable(format!("the keystore's sealed key ({what}) does not parse: the file is damaged"))
+    KeystoreError::TpmUnavailable(format!(
+        "the keystore's sealed key ({what}) does not parse: the file is damaged"
+    ))
 }
 
 fn pcrs_changed(pcrs: &[u8]) -> KeystoreError {
@@ -246,11 +256,19 @@ pub(super) fn seal(tcti: &str, pin: &str, pcrs: &[u8], kek: &[u8; 32]) -> Result
     let mut tpm = Tpm::open(tcti)?;
     lockout::refuse_if_locked_out(&mut tpm.ctx)?;
     let (srk, srk_name) = tpm.storage_key()?;
-    let pcrs = pcr_list.iter().map(|&i| Ok((i, tpm.pcr_value(i)?))).collect::<Result<Vec<_>, KeystoreError>>()?;
+    let pcrs =
+        pcr_list.iter().map(|&i| Ok((i, tpm.pcr_value(i)?))).collect::<Result<Vec<_>, KeystoreError>>()?;
 
     let trial = tpm
         .ctx
-        .start_auth_session(None, None, None, SessionType::Trial, SymmetricDefinition::AES_128_CFB, HashingAlgorithm::Sha256)
+        .start_auth_session(
+            None,
+            None,
+            None,
+            SessionType::Trial,
+            SymmetricDefinition::AES_128_CFB,
+            HashingAlgorithm::Sha256,
+        )
         .map_err(tss("start a trial session"))?
         .ok_or_else(|| KeystoreError::TpmUnavailable("the TPM started no session".into()))?;
     tpm.loaded.push(SessionHandle::from(trial).into());
