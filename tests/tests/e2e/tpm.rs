@@ -417,3 +417,41 @@ fn cryptoidctl_unlock_asks_the_tpm_pin_in_pinentry_on_the_desktop() {
     assert!(out.contains("unlocked"), "{out}");
     signs(&mut agent.client(), &k);
 }
+
+/// `cryptoidctl setup` on a new agent seals the new keystore by the TPM
+/// (with a recovery passphrase and PCR 7), then makes one-time cryptoIDs
+/// under it; a restarted agent unlocks with the PIN alone.
+#[test]
+fn setup_seals_a_new_keystore_by_the_tpm() {
+    let tpm = Swtpm::start();
+    let mut agent = tpm_agent(&tpm);
+    let out = agent.ctl(
+        &[
+            "setup",
+            "--backend",
+            "soft-sealed-tpm",
+            "--pin-file",
+            "-",
+            "--recovery-passphrase-file",
+            "-",
+            "--pcrs",
+            "7",
+            "--one-time-keys",
+            "3",
+            "--yes",
+        ],
+        format!("{PIN}\n{RECOVERY}\n").as_bytes(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("made 3 one-time cryptoIDs"), "{}", stdout(&out));
+    let mut c = agent.client();
+    assert_eq!(soft_protection(&mut c), (Protection::TpmPinPcr, true));
+    agent.restart();
+    let mut c = agent.client();
+    unlock_pin(&mut c, PIN).expect("the PIN set by setup");
+    let otks = c.call::<cryptoid_protocol::wire::keys::List>(&Default::default()).expect("list");
+    assert_eq!(otks.keys.len(), 3);
+    agent.restart();
+    let mut c = agent.client();
+    unlock_recovery(&mut c, RECOVERY).expect("the recovery passphrase set by setup");
+}
