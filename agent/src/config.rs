@@ -175,6 +175,18 @@ mod tests {
         let c = Config::load(&p, true).expect("example parses");
         assert_eq!(c.policy, crate::policy::PolicyConfig::default());
         assert_eq!(c.journal.max_segment_bytes, JournalConfig::default().max_segment_bytes);
+        assert_eq!(c.tpm.tcti, TpmConfig::default().tcti);
+    }
+
+    #[test]
+    fn the_tpm_is_the_kernel_resource_manager_unless_named() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let p = d.path().join("config.toml");
+        assert_eq!(Config::load(&p, false).expect("default").tpm.tcti, "device:/dev/tpmrm0");
+        std::fs::write(&p, "[tpm]\ntcti = \"swtpm:host=127.0.0.1,port=2321\"\n").expect("write");
+        assert_eq!(Config::load(&p, true).expect("load").tpm.tcti, "swtpm:host=127.0.0.1,port=2321");
+        std::fs::write(&p, "[tpm]\ndevice = \"/dev/tpm0\"\n").expect("write");
+        assert!(matches!(Config::load(&p, true), Err(ConfigError::Parse { .. })));
     }
 
     #[test]

@@ -825,6 +825,43 @@ mod tests {
         assert_eq!(ok, 1);
     }
 
+    /// The recovery copy of a TPM-sealed keystore opens without any TPM
+    /// (that is its purpose: another machine, a cleared TPM), and only for
+    /// its own passphrase; a PIN never reaches it.
+    #[test]
+    fn a_tpm_sealed_keystore_opens_with_its_recovery_copy_alone() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let path = d.path().join("keystore.json");
+        let b = SoftBackend::open(path.clone(), false).expect("open");
+        b.unlock(&secret("first")).expect("set");
+        let k = b.generate().expect("generate");
+        let key = b.data_key().expect("unlocked");
+        let copy = SoftBackend::wrap_under_passphrase("recover", &key, &path).expect("copy");
+        let sealed = Sealed {
+            srk_name: vec![1; 34],
+            public: vec![2; 8],
+            private: vec![3; 8],
+            pcrs: vec![(7, vec![0; 32])],
+            pin_salt: vec![4; 16],
+        };
+        b.write_file(&tpm_file(&sealed, &[5; 24], &[6; 48], Some(copy))).expect("write");
+        let b = SoftBackend::open(path, false)
+            .expect("reopen")
+            .with_tpm_tcti("device:/nonexistent/tpmrm0".into());
+        assert_eq!(b.info(0).protection, Protection::TpmPinPcr);
+        assert!(matches!(b.unlock(&secret("first")), Err(KeystoreError::BadRecoveryPassphrase)));
+        assert!(matches!(
+            b.unlock(&UnlockSecret { passphrase: None, pin: Some("1234") }),
+            Err(KeystoreError::TpmUnavailable(_) | KeystoreError::NotBuilt { .. })
+        ));
+        assert!(matches!(
+            b.unlock(&UnlockSecret { passphrase: None, pin: None }),
+            Err(KeystoreError::WrappedBy(_))
+        ));
+        b.unlock(&secret("recover")).expect("the recovery passphrase");
+        b.sign(&k.public, &k.handle, b"m").expect("the old key signs");
+    }
+
     #[test]
     fn keystore_file_has_no_plain_secret() {
         let d = tempfile::tempdir().expect("tempdir");

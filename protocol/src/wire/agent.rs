@@ -40,6 +40,28 @@ pub enum Protection {
     TpmPinPcr,
 }
 
+/// The names a client reads in `agent.hello`, and `as_str` beside them.
+#[cfg(test)]
+mod protection_names {
+    use super::Protection;
+
+    #[test]
+    fn wire_names_and_as_str_agree() {
+        for (p, name) in [
+            (Protection::None, "none"),
+            (Protection::Passphrase, "passphrase"),
+            (Protection::Pin, "pin"),
+            (Protection::PinAndTouch, "pin_and_touch"),
+            (Protection::TpmPin, "tpm+pin"),
+            (Protection::TpmPinPcr, "tpm+pin+pcr"),
+        ] {
+            assert_eq!(serde_json::to_string(&p).expect("json"), format!("\"{name}\""));
+            assert_eq!(p.as_str(), name);
+            assert_eq!(serde_json::from_str::<Protection>(&format!("\"{name}\"")).expect("parse"), p);
+        }
+    }
+}
+
 impl Protection {
     /// The wire name (`none`, `passphrase`, `pin`, `pin_and_touch`,
     /// `tpm+pin`, `tpm+pin+pcr`), for people too.
