@@ -455,3 +455,80 @@ fn setup_seals_a_new_keystore_by_the_tpm() {
     let mut c = agent.client();
     unlock_recovery(&mut c, RECOVERY).expect("the recovery passphrase set by setup");
 }
+
+/// A TPM device this user may not open (not in the `tss` group, or a unit
+/// without `DeviceAllow`): the error names both fixes. The agent and the
+/// CLI run as uid 65534; the "device" is a file only root may open.
+#[test]
+fn a_tpm_this_user_may_not_open_names_the_tss_group_and_device_allow() {
+    use std::os::unix::fs::PermissionsExt;
+    if !rustix::process::getuid().is_root() {
+        eprintln!("skipped: needs root to run the agent as uid 65534 (setpriv --reuid 65534)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let device = dir.path().join("tpmrm0");
+    std::fs::write(&device, b"").expect("device");
+    std::fs::set_permissions(&device, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).expect("home");
+    let config = home.join("config.toml");
+    std::fs::write(
+        &config,
+        format!("{}[tpm]\ntcti = \"device:{}\"\n", cryptoid_tests::agent::TEST_POLICY, device.display()),
+    )
+    .expect("config");
+    // The checkout may not be readable by uid 65534: run copies.
+    for b in ["cryptoid-agent", "cryptoidctl"] {
+        std::fs::copy(cryptoid_tests::bin(b), home.join(b)).expect("copy");
+        std::fs::set_permissions(home.join(b), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let chown =
+        std::process::Command::new("chown").args(["-R", "65534:65534"]).arg(&home).status().expect("chown");
+    assert!(chown.success());
+    let as_nobody = |program: &str| {
+        let mut c = std::process::Command::new("setpriv");
+        c.args(["--reuid", "65534", "--regid", "65534", "--clear-groups"]).arg(home.join(program));
+        c
+    };
+    let socket = home.join("agent.sock");
+    let mut agent = as_nobody("cryptoid-agent")
+        .arg("--socket")
+        .arg(&socket)
+        .arg("--data-dir")
+        .arg(home.join("data"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--no-dbus")
+        .env("HOME", &home)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("agent");
+    cryptoid_tests::desktop::wait_for(20, "the agent's socket", || socket.exists().then_some(()));
+    let out = cryptoid_tests::run(
+        as_nobody("cryptoidctl").arg("--socket").arg(&socket).args([
+            "backend",
+            "init",
+            "soft",
+            "--wrap-with",
+            "tpm",
+            "--pin-file",
+            "-",
+        ]),
+        b"1234\n",
+    );
+    let _ = agent.kill();
+    let _ = agent.wait();
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    for fix in ["`tss` group", "DeviceAllow=", "backend_unavailable"] {
+        assert!(err.contains(fix), "{fix:?} not in: {err}");
+    }
+    // Control: root, who may open it, gets past the permission (the file
+    // is no TPM, so the TSS fails next, with another message).
+    let root = Agent::start_with(&[], Some(&format!("[tpm]\ntcti = \"device:{}\"\n", device.display())));
+    let out = seal(&root, PIN, None, &[]);
+    assert!(!stderr(&out).contains("`tss` group"), "{}", stderr(&out));
+}
