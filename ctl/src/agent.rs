@@ -219,7 +219,8 @@ pub fn unlock(ctx: &Ctx, a: UnlockArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     // A keystore in wrap mode (a token, the TPM) unlocks with its PIN.
-    let pin_prompt = if a.backend.is_none() && a.passphrase_file.is_none() {
+    let soft = a.backend.as_deref().is_none_or(|b| b == "soft");
+    let pin_prompt = if soft && a.passphrase_file.is_none() {
         let hello = c.call::<Hello>(&NoParams {})?;
         hello.backends.iter().find(|b| b.name == "soft").and_then(|b| match b.protection {
             Protection::TpmPin | Protection::TpmPinPcr => Some("TPM PIN: "),
@@ -229,7 +230,7 @@ pub fn unlock(ctx: &Ctx, a: UnlockArgs) -> Result<ExitCode> {
     } else {
         None
     };
-    if a.backend.is_none() && (a.pin_file.is_some() || pin_prompt.is_some()) {
+    if soft && (a.pin_file.is_some() || pin_prompt.is_some()) {
         let pin = read_secret_lines(a.pin_file.as_ref(), &[pin_prompt.unwrap_or("PIN: ")])?.remove(0);
         let r =
             c.call::<Unlock>(&UnlockParams { passphrase: None, backend: None, pin: Some(pin.to_string()) })?;

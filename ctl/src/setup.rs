@@ -336,7 +336,17 @@ fn soft_passphrase(c: &mut Client, a: &SetupArgs, hello: &HelloResult) -> Result
     Ok(())
 }
 
+/// Unlocks the software keystore with what protects it: its passphrase, or
+/// the PIN of the TPM or token it is sealed by.
 fn unlock_with_passphrase(c: &mut Client, a: &SetupArgs) -> Result<()> {
+    use cryptoid_protocol::wire::agent::Protection;
+    let hello = c.call::<Hello>(&NoParams {})?;
+    let soft = hello.backends.iter().find(|b| b.name == "soft").map(|b| b.protection);
+    if let Some(Protection::TpmPin | Protection::TpmPinPcr | Protection::Pin) = soft {
+        let pin = read_secret_lines(a.pin_file.as_ref(), &["Current PIN of the keystore: "])?;
+        c.call::<Unlock>(&UnlockParams { passphrase: None, backend: None, pin: Some(pin[0].to_string()) })?;
+        return Ok(());
+    }
     let p = read_secret_lines(a.passphrase_file.as_ref(), &["Passphrase: "])?;
     c.call::<Unlock>(&UnlockParams { passphrase: Some(p[0].to_string()), backend: None, pin: None })?;
     Ok(())

@@ -77,7 +77,6 @@ enum KeystoreFile {
         /// SHA-256 PCRs bound at sealing, with their values then.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         pcrs: Vec<TpmPcr>,
-        pin_salt: String,
         nonce: String,
         wrapped_key: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -184,18 +183,38 @@ fn unseal(key: &[u8; 32], nonce: &[u8], sealed: &[u8], aad: &[u8]) -> Option<Zer
         .map(Zeroizing::new)
 }
 
-fn tpm_file(sealed: &Sealed, nonce: &[u8], wrapped: &[u8], recovery: Option<Recovery>) -> KeystoreFile {
+/// `keystore.json` of the TPM wrap mode; `nonce` and `wrapped_key` in
+/// base64, as the file keeps them.
+fn tpm_file(sealed: &Sealed, nonce: String, wrapped_key: String, recovery: Option<Recovery>) -> KeystoreFile {
     KeystoreFile::TpmWrapped {
         version: 1,
         srk_name: base64::encode(&sealed.srk_name),
         public: base64::encode(&sealed.public),
         private: base64::encode(&sealed.private),
         pcrs: sealed.pcrs.iter().map(|(i, v)| TpmPcr { index: *i, value: base64::encode(v) }).collect(),
-        pin_salt: base64::encode(&sealed.pin_salt),
-        nonce: base64::encode(nonce),
-        wrapped_key: base64::encode(wrapped),
+        nonce,
+        wrapped_key,
         recovery,
     }
+}
+
+/// The sealed object as `keystore.json` describes it.
+fn sealed_of(
+    path: &Path,
+    srk_name: &str,
+    public: &str,
+    private: &str,
+    pcrs: &[TpmPcr],
+) -> Result<Sealed, KeystoreError> {
+    let decode = |s: &str| base64::decode(s).map_err(|e| corrupt(path, e.to_string()));
+    let pcrs = pcrs
+        .iter()
+        .map(|p| match p.index {
+            0..=23 => Ok((p.index, decode(&p.value)?)),
+            i => Err(corrupt(path, format!("PCR {i} does not exist"))),
+        })
+        .collect::<Result<_, KeystoreError>>()?;
+    Ok(Sealed { srk_name: decode(srk_name)?, public: decode(public)?, private: decode(private)?, pcrs })
 }
 
 fn to_array32(v: &[u8]) -> Option<DataKey> {
@@ -338,6 +357,12 @@ impl SoftBackend {
             return Err(KeystoreError::BadPin(": the TPM PIN must not be empty".into()));
         }
         let key = self.data_key_to_wrap()?;
+        if recovery == Some(pin) {
+            return Err(KeystoreError::Invalid(
+                "the recovery passphrase must not be the PIN: it is guessed offline, where the TPM's lockout does not count"
+                    .into(),
+            ));
+        }
         let recovery = match recovery {
             Some("") => {
                 return Err(KeystoreError::PassphraseRequired(": the recovery passphrase must not be empty"))
@@ -352,7 +377,7 @@ impl SoftBackend {
         let sealed = tpm::seal(&self.tpm_tcti, pin, pcrs, &kek)?;
         let nonce = random::<24>();
         let wrapped = seal(&kek, &nonce, key.as_ref(), b"cryptoid-agent data key")?;
-        let file = tpm_file(&sealed, &nonce, &wrapped, recovery);
+        let file = tpm_file(&sealed, base64::encode(&nonce), base64::encode(&wrapped), recovery);
         let protection = file.protection();
         self.write_file(&file)?;
         self.write_state().data_key = Some(key);
@@ -367,13 +392,11 @@ impl SoftBackend {
         if new.is_empty() {
             return Err(KeystoreError::BadPin(": the new TPM PIN must not be empty".into()));
         }
-        let decode = |s: &str| base64::decode(s).map_err(|e| corrupt(&self.path, e.to_string()));
         let Some(KeystoreFile::TpmWrapped {
             srk_name,
             public,
             private,
             pcrs,
-            pin_salt,
             nonce,
             wrapped_key,
             recovery,
@@ -385,28 +408,9 @@ impl SoftBackend {
                 fix: "cryptoidctl backend init soft --wrap-with tpm",
             });
         };
-        let sealed = Sealed {
-            srk_name: decode(&srk_name)?,
-            public: decode(&public)?,
-            private: decode(&private)?,
-            pcrs: pcrs
-                .iter()
-                .map(|p| Ok((p.index, decode(&p.value)?)))
-                .collect::<Result<_, KeystoreError>>()?,
-            pin_salt: decode(&pin_salt)?,
-        };
+        let sealed = sealed_of(&self.path, &srk_name, &public, &private, &pcrs)?;
         let changed = tpm::change_pin(&self.tpm_tcti, &sealed, old, new)?;
-        self.write_file(&KeystoreFile::TpmWrapped {
-            version: 1,
-            srk_name,
-            public,
-            private: base64::encode(&changed.private),
-            pcrs,
-            pin_salt: base64::encode(&changed.pin_salt),
-            nonce,
-            wrapped_key,
-            recovery,
-        })
+        self.write_file(&tpm_file(&changed, nonce, wrapped_key, recovery))
     }
 
     fn read_file(&self) -> Result<Option<KeystoreFile>, KeystoreError> {
@@ -504,26 +508,10 @@ impl SoftBackend {
                 }
             }
             Some(KeystoreFile::TpmWrapped {
-                srk_name,
-                public,
-                private,
-                pcrs,
-                pin_salt,
-                nonce,
-                wrapped_key,
-                ..
+                srk_name, public, private, pcrs, nonce, wrapped_key, ..
             }) => {
                 let pin = pin.ok_or(KeystoreError::WrappedBy("TPM"))?;
-                let sealed = Sealed {
-                    srk_name: decode(&srk_name)?,
-                    public: decode(&public)?,
-                    private: decode(&private)?,
-                    pcrs: pcrs
-                        .iter()
-                        .map(|p| Ok((p.index, decode(&p.value)?)))
-                        .collect::<Result<_, KeystoreError>>()?,
-                    pin_salt: decode(&pin_salt)?,
-                };
+                let sealed = sealed_of(&self.path, &srk_name, &public, &private, &pcrs)?;
                 let kek = tpm::unseal(&self.tpm_tcti, &sealed, pin)?;
                 let raw = unseal(&kek, &decode(&nonce)?, &decode(&wrapped_key)?, b"cryptoid-agent data key")
                     .ok_or(KeystoreError::Unseal)?;
@@ -842,9 +830,9 @@ mod tests {
             public: vec![2; 8],
             private: vec![3; 8],
             pcrs: vec![(7, vec![0; 32])],
-            pin_salt: vec![4; 16],
         };
-        b.write_file(&tpm_file(&sealed, &[5; 24], &[6; 48], Some(copy))).expect("write");
+        b.write_file(&tpm_file(&sealed, base64::encode(&[5; 24]), base64::encode(&[6; 48]), Some(copy)))
+            .expect("write");
         let b = SoftBackend::open(path, false)
             .expect("reopen")
             .with_tpm_tcti("device:/nonexistent/tpmrm0".into());

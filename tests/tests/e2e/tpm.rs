@@ -14,7 +14,8 @@ use cryptoid_tests::swtpm::Swtpm;
 use cryptoid_tests::{assert_names, assert_refused, pdus, stderr, stdout};
 use std::process::Output;
 
-const PIN: &str = "2718";
+/// swtpm's lockout authorization is empty: PINs need 8 characters.
+const PIN: &str = "27182818";
 const RECOVERY: &str = "a recovery passphrase kept on paper";
 
 fn tpm_agent(tpm: &Swtpm) -> Agent {
@@ -161,10 +162,10 @@ fn a_keystore_copied_to_another_tpm_is_refused_then_recovered_and_sealed_there()
     assert!(out.status.success(), "{}", stderr(&out));
     signs(&mut m, &k);
     // Sealed to this TPM with a new PIN; the recovery copy is kept.
-    sealed(&moved, "31415", None, &[]);
+    sealed(&moved, "31415926", None, &[]);
     moved.restart();
     let mut m = moved.client();
-    unlock_pin(&mut m, "31415").expect("the new PIN on the new TPM");
+    unlock_pin(&mut m, "31415926").expect("the new PIN on the new TPM");
     signs(&mut m, &k);
     moved.restart();
     let mut m = moved.client();
@@ -239,18 +240,18 @@ fn change_pin_replaces_the_pin_and_a_wrong_current_pin_changes_nothing() {
     sealed(&agent, PIN, None, &[]);
     let before = std::fs::read(agent.data_dir().join("keystore.json")).expect("keystore");
     let e = c
-        .call::<TpmChangePin>(&TpmChangePinParams { pin: "9999".into(), new_pin: "4444".into() })
+        .call::<TpmChangePin>(&TpmChangePinParams { pin: "9999".into(), new_pin: "44444444".into() })
         .expect_err("a wrong current PIN");
     assert_refused(&e, ErrorKind::BadPassphrase, "bad_pin");
     assert_eq!(std::fs::read(agent.data_dir().join("keystore.json")).expect("keystore"), before);
-    let out =
-        agent.ctl(&["backend", "tpm", "change-pin", "--pin-file", "-"], format!("{PIN}\n4444\n").as_bytes());
+    let out = agent
+        .ctl(&["backend", "tpm", "change-pin", "--pin-file", "-"], format!("{PIN}\n44444444\n").as_bytes());
     assert!(out.status.success(), "{}", stderr(&out));
     agent.restart();
     let mut c = agent.client();
     let e = unlock_pin(&mut c, PIN).expect_err("the old PIN");
     assert_refused(&e, ErrorKind::BadPassphrase, "bad_pin");
-    unlock_pin(&mut c, "4444").expect("the new PIN");
+    unlock_pin(&mut c, "44444444").expect("the new PIN");
     signs(&mut c, &k);
 }
 
@@ -299,7 +300,7 @@ fn kill9_during_seal_and_pin_change_leaves_the_old_or_the_new_state() {
         // Sealing takes about 50 ms on swtpm, a PIN change about 30 (with the
         // client's start): kills land before, inside and after them.
         let delay = std::time::Duration::from_millis(rng % 70);
-        let new_pin = format!("{}", 5000 + round);
+        let new_pin = format!("pin-{}", 5000 + round);
         let mut cmd = std::process::Command::new(cryptoid_tests::bin("cryptoidctl"));
         cmd.env("CRYPTOID_AUTH_SOCK", agent.socket()).stdin(std::process::Stdio::piped());
         let input = match &pin {
@@ -517,7 +518,7 @@ fn a_tpm_this_user_may_not_open_names_the_tss_group_and_device_allow() {
             "--pin-file",
             "-",
         ]),
-        b"1234\n",
+        b"12345678\n",
     );
     let _ = agent.kill();
     let _ = agent.wait();
@@ -531,4 +532,29 @@ fn a_tpm_this_user_may_not_open_names_the_tss_group_and_device_allow() {
     let root = Agent::start_with(&[], Some(&format!("[tpm]\ntcti = \"device:{}\"\n", device.display())));
     let out = seal(&root, PIN, None, &[]);
     assert!(!stderr(&out).contains("`tss` group"), "{}", stderr(&out));
+}
+
+/// While the TPM's lockout authorization is empty, anyone who reaches the
+/// TPM can reset its counter: a short PIN is refused then, and taken once
+/// the TPM has a lockout authorization. A recovery passphrase equal to the
+/// PIN (guessed offline, without the lockout) is refused too.
+#[test]
+fn a_short_pin_is_refused_while_anyone_can_reset_the_lockout() {
+    let tpm = Swtpm::start();
+    let mut agent = tpm_agent(&tpm);
+    let mut c = agent.unlocked();
+    let k = key_that_signs(&mut c);
+    let out = seal(&agent, "1234", None, &[]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("lockout authorization is empty"), "{}", stderr(&out));
+    let out = seal(&agent, PIN, Some(PIN), &[]);
+    assert!(stderr(&out).contains("must not be the PIN"), "{}", stderr(&out));
+    assert_eq!(soft_protection(&mut c).0, Protection::Passphrase, "nothing was sealed");
+    // Control: with a lockout authorization, a 4-digit PIN is taken.
+    tpm.tool("tpm2_changeauth", &["-c", "lockout", "kept-offline"]);
+    sealed(&agent, "1234", None, &[]);
+    agent.restart();
+    let mut c = agent.client();
+    unlock_pin(&mut c, "1234").expect("the short PIN");
+    signs(&mut c, &k);
 }

@@ -38,8 +38,6 @@ pub struct Sealed {
     pub private: Vec<u8>,
     /// SHA-256 PCRs the policy binds (ascending), and their values at sealing.
     pub pcrs: Vec<(u8, Vec<u8>)>,
-    /// Salt of the PIN's auth value.
-    pub pin_salt: Vec<u8>,
 }
 
 #[cfg(not(feature = "tpm"))]
@@ -71,7 +69,7 @@ pub fn unseal(tcti: &str, sealed: &Sealed, pin: &str) -> Result<Zeroizing<[u8; 3
     }
 }
 
-/// The same sealed object behind `new` instead of `old`.
+/// The KEK sealed again behind `new` (after `old` unsealed it).
 pub fn change_pin(tcti: &str, sealed: &Sealed, old: &str, new: &str) -> Result<Sealed, KeystoreError> {
     #[cfg(feature = "tpm")]
     return seal::change_pin(tcti, sealed, old, new);

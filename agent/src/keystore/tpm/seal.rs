@@ -14,7 +14,6 @@
 //!   ways: neither crosses the bus to a discrete TPM in the clear.
 
 use super::{device, lockout, Sealed};
-use crate::keystore::soft::random;
 use crate::keystore::KeystoreError;
 use sha2::{Digest as _, Sha256};
 use tss_esapi::attributes::{ObjectAttributesBuilder, SessionAttributesBuilder};
@@ -44,15 +43,47 @@ fn kind(e: &tss_esapi::Error) -> Option<Tss2ResponseCodeKind> {
     }
 }
 
-/// The auth value: a digest of the PIN, salted per object, so equal PINs
-/// give unrelated auth values and its length never depends on the PIN's.
-fn pin_auth(pin: &str, salt: &[u8]) -> Result<Auth, KeystoreError> {
+/// The auth value: a digest of the PIN, bound to this TPM's storage key
+/// (its name, which is checked before any try, so no field of the file can
+/// turn a right PIN into a wrong one and spend the TPM's tries); its length
+/// never depends on the PIN's.
+fn pin_auth(pin: &str, srk_name: &[u8]) -> Result<Auth, KeystoreError> {
     let mut h = Sha256::new();
     h.update(b"cryptoid-agent tpm pin v1\0");
-    h.update(salt);
+    h.update(srk_name);
     h.update(pin.as_bytes());
-    let d = Zeroizing::new(h.finalize().to_vec());
+    let mut d = Zeroizing::new([0u8; 32]);
+    d.copy_from_slice(&h.finalize_reset());
     Auth::try_from(d.to_vec()).map_err(tss("take the PIN"))
+}
+
+/// The shortest PIN taken at all, and the shortest while the TPM's lockout
+/// authorization is empty: then anyone who reaches the TPM (root, another
+/// system booted on this machine) can reset its dictionary-attack counter
+/// and guess without end, so the PIN itself must hold.
+const MIN_PIN: usize = 4;
+const MIN_PIN_WITHOUT_LOCKOUT_AUTH: usize = 8;
+
+fn check_pin_strength(ctx: &mut Context, pin: &str) -> Result<(), KeystoreError> {
+    let n = pin.chars().count();
+    if n < MIN_PIN {
+        return Err(KeystoreError::Invalid(format!("a TPM PIN has at least {MIN_PIN} characters")));
+    }
+    // TPMA_PERMANENT bit 2: lockoutAuthSet.
+    let lockout_auth_set = ctx
+        .get_tpm_property(tss_esapi::constants::PropertyTag::Permanent)
+        .map_err(tss("read its settings"))?
+        .is_some_and(|bits| bits & (1 << 2) != 0);
+    if !lockout_auth_set && n < MIN_PIN_WITHOUT_LOCKOUT_AUTH {
+        return Err(KeystoreError::Invalid(format!(
+            "this TPM's lockout authorization is empty, so anyone who can reach the TPM (root, or \
+             another system booted on this machine) can reset its dictionary-attack counter and \
+             guess a PIN without end: choose a PIN of at least {MIN_PIN_WITHOUT_LOCKOUT_AUTH} \
+             characters, or first give the TPM a lockout authorization and keep it offline \
+             (`tpm2_changeauth -c lockout`, as root)"
+        )));
+    }
+    Ok(())
 }
 
 /// A TPM context with the objects and sessions it loaded, flushed when it
@@ -185,7 +216,13 @@ impl Tpm {
         let h =
             self.ctx.execute_with_nullauth_session(|c| c.load(srk, private, public)).map_err(
                 |e| match kind(&e) {
-                    Some(Tss2ResponseCodeKind::Integrity) => KeystoreError::TpmMismatch,
+                    // The storage key's name matched: not another TPM.
+                    Some(Tss2ResponseCodeKind::Integrity) => KeystoreError::TpmUnavailable(
+                        "the sealed key does not load under the storage key the file names: keystore.json \
+                     was altered or damaged; unlock with the recovery passphrase \
+                     (`cryptoidctl unlock --recovery`) and seal again"
+                            .into(),
+                    ),
                     _ => tss("load the sealed key")(e),
                 },
             )?;
@@ -232,8 +269,11 @@ fn selection(pcrs: &[u8]) -> Result<PcrSelectionList, KeystoreError> {
     let slots = pcrs
         .iter()
         .map(|&i| {
-            PcrSlot::try_from(1u32 << i)
-                .map_err(|_| KeystoreError::Invalid(format!("PCR {i} does not exist (PCRs are 0 to 23)")))
+            // Checked, not shifted blindly: indices come from the file too.
+            1u32.checked_shl(u32::from(i))
+                .filter(|_| i <= 23)
+                .and_then(|bit| PcrSlot::try_from(bit).ok())
+                .ok_or_else(|| KeystoreError::Invalid(format!("PCR {i} does not exist (PCRs are 0 to 23)")))
         })
         .collect::<Result<Vec<_>, _>>()?;
     PcrSelectionListBuilder::new()
@@ -254,6 +294,7 @@ pub(super) fn seal(tcti: &str, pin: &str, pcrs: &[u8], kek: &[u8; 32]) -> Result
         return Err(KeystoreError::Invalid(format!("PCR {bad} does not exist (PCRs are 0 to 23)")));
     }
     let mut tpm = Tpm::open(tcti)?;
+    check_pin_strength(&mut tpm.ctx, pin)?;
     lockout::refuse_if_locked_out(&mut tpm.ctx)?;
     let (srk, srk_name) = tpm.storage_key()?;
     let pcrs =
@@ -276,10 +317,13 @@ pub(super) fn seal(tcti: &str, pin: &str, pcrs: &[u8], kek: &[u8; 32]) -> Result
     tpm.policy(trial, &pcrs)?;
     let policy = tpm.ctx.policy_get_digest(trial).map_err(tss("compute the policy"))?;
 
+    // Neither the user role nor the admin role opens without the policy:
+    // no PIN test by ObjectChangeAuth in a foreign boot state.
     let attrs = ObjectAttributesBuilder::new()
         .with_fixed_tpm(true)
         .with_fixed_parent(true)
         .with_user_with_auth(false)
+        .with_admin_with_policy(true)
         .with_no_da(false)
         .build()
         .map_err(tss("describe the sealed key"))?;
@@ -292,8 +336,7 @@ pub(super) fn seal(tcti: &str, pin: &str, pcrs: &[u8], kek: &[u8; 32]) -> Result
         .with_keyed_hash_unique_identifier(Digest::default())
         .build()
         .map_err(tss("describe the sealed key"))?;
-    let pin_salt = random::<16>().to_vec();
-    let auth = pin_auth(pin, &pin_salt)?;
+    let auth = pin_auth(pin, &srk_name)?;
     let data = SensitiveData::try_from(kek.to_vec()).map_err(tss("take the key"))?;
     let session = tpm.salted(srk, SessionType::Hmac)?;
     let created = tpm
@@ -305,7 +348,6 @@ pub(super) fn seal(tcti: &str, pin: &str, pcrs: &[u8], kek: &[u8; 32]) -> Result
         public: created.out_public.marshall().map_err(tss("seal the key"))?,
         private: created.out_private.value().to_vec(),
         pcrs,
-        pin_salt,
     };
     drop(tpm);
     let back = unseal(tcti, &sealed, pin)?;
@@ -337,7 +379,7 @@ pub(super) fn unseal(tcti: &str, sealed: &Sealed, pin: &str) -> Result<Zeroizing
     let session = tpm.salted(srk, SessionType::Policy)?;
     let policy = PolicySession::try_from(session).map_err(tss("start a policy session"))?;
     tpm.policy(policy, &sealed.pcrs)?;
-    tpm.ctx.tr_set_auth(object.into(), pin_auth(pin, &sealed.pin_salt)?).map_err(tss("take the PIN"))?;
+    tpm.ctx.tr_set_auth(object.into(), pin_auth(pin, &sealed.srk_name)?).map_err(tss("take the PIN"))?;
     let out = tpm.ctx.execute_with_session(Some(session), |c| c.unseal(object.into()));
     let data = match out {
         Ok(d) => d,
@@ -350,22 +392,12 @@ pub(super) fn unseal(tcti: &str, sealed: &Sealed, pin: &str) -> Result<Zeroizing
     Ok(Zeroizing::new(arr))
 }
 
-/// The same object behind `new` instead of `old` (TPM2_ObjectChangeAuth:
-/// a new private part; the KEK, its policy and its PCRs are unchanged).
+/// The KEK sealed again behind `new`, once `old` has unsealed it (through
+/// the whole policy: the object has no admin role to change its auth
+/// value by). The PCRs are bound to the same values: they held them, or
+/// the unseal would have failed.
 pub(super) fn change_pin(tcti: &str, sealed: &Sealed, old: &str, new: &str) -> Result<Sealed, KeystoreError> {
-    let mut tpm = Tpm::open(tcti)?;
-    let srk = tpm.storage_key_of(sealed)?;
-    let object = tpm.load(srk, sealed)?;
-    tpm.ctx.tr_set_auth(object.into(), pin_auth(old, &sealed.pin_salt)?).map_err(tss("take the PIN"))?;
-    let pin_salt = random::<16>().to_vec();
-    let new_auth = pin_auth(new, &pin_salt)?;
-    let session = tpm.salted(srk, SessionType::Hmac)?;
-    let private = match tpm
-        .ctx
-        .execute_with_session(Some(session), |c| c.object_change_auth(object.into(), srk.into(), new_auth))
-    {
-        Ok(p) => p,
-        Err(e) => return Err(tpm.pin_error("change the PIN", e)),
-    };
-    Ok(Sealed { private: private.value().to_vec(), pin_salt, ..sealed.clone() })
+    let kek = unseal(tcti, sealed, old)?;
+    let pcrs: Vec<u8> = sealed.pcrs.iter().map(|(i, _)| *i).collect();
+    seal(tcti, new, &pcrs, &kek)
 }
