@@ -558,3 +558,65 @@ fn a_short_pin_is_refused_while_anyone_can_reset_the_lockout() {
     unlock_pin(&mut c, "1234").expect("the short PIN");
     signs(&mut c, &k);
 }
+
+/// The other way back from a lost machine: the secret-storage export of
+/// the sharing feature. The keys of a TPM-sealed keystore are exported (the
+/// export is always asked: an askpass says yes here), and a new machine
+/// with its own TPM seals a new keystore, imports them, and signs as the
+/// user, after a restart too, with its own PIN.
+#[test]
+fn a_lost_machine_s_keys_come_back_from_the_secret_storage_export() {
+    use cryptoid_protocol::secret_storage::{recovery_key, KeyDescription, SecretKey};
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let askpass = dir.path().join("askpass");
+    std::fs::write(&askpass, "#!/bin/sh\nexit 0\n").expect("askpass");
+    std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let env = [("CRYPTOID_ASKPASS", askpass.to_str().expect("utf-8"))];
+    let first = Swtpm::start();
+    let a = Agent::start_with_env(Some(&first.config()), &env);
+    let mut ca = a.unlocked();
+    let room = "!lost:example.org";
+    let k = Key {
+        id: ca
+            .call::<cryptoid_protocol::wire::keys::Create>(&cryptoid_protocol::wire::keys::CreateParams {
+                room_id: Some(room.into()),
+                user_id: Some("@alice:example.org".into()),
+                backend: None,
+            })
+            .expect("create")
+            .cryptoid,
+        room: room.into(),
+    };
+    signs(&mut ca, &k);
+    sealed(&a, PIN, None, &[]);
+    let key = SecretKey::from_bytes([9; 32]);
+    let desc = KeyDescription::new(&key, [3; 16], None);
+    let recovery = recovery_key::encode(&key).to_string();
+    let kf = dir.path().join("key.json");
+    std::fs::write(&kf, serde_json::json!({"key_id": "k1", "key_description": desc}).to_string())
+        .expect("key");
+    let file = dir.path().join("shared.json");
+    let (f, kfs) = (file.to_str().expect("p"), kf.to_str().expect("p"));
+    let out = a.ctl(
+        &["share", "export", f, "--key-file", kfs, "--secret-file", "-"],
+        format!("{recovery}\n").as_bytes(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    drop(a);
+
+    let second = Swtpm::start();
+    let mut b = Agent::start_with_env(Some(&second.config()), &env);
+    sealed(&b, "another-pin", None, &[]); // a new keystore, sealed at once
+    let out = b.ctl(
+        &["share", "import", f, "--key-file", kfs, "--secret-file", "-"],
+        format!("{recovery}\n").as_bytes(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut cb = b.client();
+    signs(&mut cb, &k);
+    b.restart();
+    let mut cb = b.client();
+    unlock_pin(&mut cb, "another-pin").expect("the new machine's PIN");
+    signs(&mut cb, &k);
+}
