@@ -55,7 +55,12 @@ pub enum BackendCommand {
         #[arg(long, value_name = "B")]
         wrap_with: Option<String>,
         #[command(flatten)]
-        tpm: crate::tpm::SealArgs,
+        tpm: Box<crate::tpm::SealArgs>,
+        /// With `soft`, on a keystore that exists: read its current
+        /// passphrase (or PIN) from this file, or `-`; asked otherwise.
+        /// Rewrapping needs it, as a passphrase change does.
+        #[arg(long, value_name = "F")]
+        current_file: Option<PathBuf>,
         /// pkcs11: the module (.so), under an allowed directory.
         #[arg(long, value_name = "M", default_value = "")]
         module: String,
@@ -316,7 +321,17 @@ pub fn backend(ctx: &Ctx, cmd: BackendCommand) -> Result<ExitCode> {
     let mut c = ctx.connect()?;
     let infos = match cmd {
         BackendCommand::List => c.call::<Hello>(&NoParams {})?.backends,
-        BackendCommand::Init { backend, wrap_with, tpm, module, token, serial, touch, pin_file } => {
+        BackendCommand::Init {
+            backend,
+            wrap_with,
+            tpm,
+            current_file,
+            module,
+            token,
+            serial,
+            touch,
+            pin_file,
+        } => {
             let token = serial.map_or(token, |s| s.to_string());
             let mut params = InitParams {
                 backend,
@@ -327,7 +342,11 @@ pub fn backend(ctx: &Ctx, cmd: BackendCommand) -> Result<ExitCode> {
                 touch,
                 pcrs: None,
                 recovery_passphrase: None,
+                current: None,
             };
+            if params.backend == "soft" && params.wrap_with.is_some() {
+                params.current = current_secret(&mut c, current_file.as_ref())?.map(|s| s.to_string());
+            }
             if params.wrap_with.as_deref() == Some("tpm") {
                 vec![crate::tpm::seal(&mut c, params, &tpm, pin_file.as_ref())?]
             } else {
@@ -358,6 +377,21 @@ pub fn backend(ctx: &Ctx, cmd: BackendCommand) -> Result<ExitCode> {
         .collect();
     output::table(&["BACKEND", "AVAILABLE", "STATE", "PROTECTION", "KEYS"], &rows)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The current secret of the software keystore, when one protects it
+/// (a keystore exists and is not in `--no-passphrase` mode).
+fn current_secret(c: &mut Client, file: Option<&PathBuf>) -> Result<Option<Zeroizing<String>>> {
+    let hello = c.call::<Hello>(&NoParams {})?;
+    let soft = hello.backends.iter().find(|b| b.name == "soft").map(|b| b.protection);
+    if !hello.passphrase_set || soft == Some(Protection::None) {
+        if file.is_some() {
+            // Reading no line from it would shift what follows (the PIN).
+            bail!("--current-file: this keystore has no passphrase or PIN yet; nothing was changed");
+        }
+        return Ok(None);
+    }
+    Ok(Some(read_secret_lines(file, &["Current passphrase (or PIN) of the keystore: "])?.remove(0)))
 }
 
 pub fn sign(ctx: &Ctx, a: SignArgs) -> Result<ExitCode> {

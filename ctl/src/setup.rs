@@ -109,7 +109,13 @@ fn flag_or_ask(
 
 /// Sets up the token: `backend.init` of `pkcs11` (keys on the token) or of
 /// `soft` wrapped by it.
-fn init_token(c: &mut Client, a: &SetupArgs, wrap: bool, interactive: bool) -> Result<()> {
+fn init_token(
+    c: &mut Client,
+    a: &SetupArgs,
+    wrap: bool,
+    interactive: bool,
+    current: Option<String>,
+) -> Result<()> {
     let default_module = KNOWN_MODULES.iter().copied().find(|m| std::path::Path::new(m).exists());
     let module = flag_or_ask(&a.module, "--module", "PKCS#11 module", default_module, interactive)?;
     let token = flag_or_ask(&a.token, "--token", "Token label", None, interactive)?;
@@ -123,13 +129,19 @@ fn init_token(c: &mut Client, a: &SetupArgs, wrap: bool, interactive: bool) -> R
         touch: None,
         pcrs: None,
         recovery_passphrase: None,
+        current,
     };
     init_backend(c, params, a.pin_file.as_ref())?;
     Ok(())
 }
 
 /// `backend.init` of `yubikey` (keys on the card) or of `soft` wrapped by it.
-fn init_yubikey(c: &mut Client, a: &SetupArgs, wrap_with: Option<&str>) -> Result<()> {
+fn init_yubikey(
+    c: &mut Client,
+    a: &SetupArgs,
+    wrap_with: Option<&str>,
+    current: Option<String>,
+) -> Result<()> {
     let params = InitParams {
         backend: if wrap_with.is_some() { "soft" } else { "yubikey" }.into(),
         module: String::new(),
@@ -139,9 +151,30 @@ fn init_yubikey(c: &mut Client, a: &SetupArgs, wrap_with: Option<&str>) -> Resul
         touch: None,
         pcrs: None,
         recovery_passphrase: None,
+        current,
     };
     init_backend(c, params, a.pin_file.as_ref())?;
     Ok(())
+}
+
+/// Before wrapping a keystore that exists: its current secret (the agent
+/// asks for it, as a passphrase change does), unlocking with it if locked.
+fn current_secret(c: &mut Client, a: &SetupArgs, hello: &HelloResult) -> Result<Option<String>> {
+    use cryptoid_protocol::wire::agent::Protection;
+    let protection = hello.backends.iter().find(|b| b.name == "soft").map(|b| b.protection);
+    if !hello.passphrase_set || protection == Some(Protection::None) {
+        return Ok(None);
+    }
+    let secret =
+        read_secret_lines(a.passphrase_file.as_ref(), &["Current passphrase (or PIN) of the keystore: "])?
+            .remove(0);
+    if hello.locked {
+        let pin = matches!(protection, Some(Protection::Pin | Protection::TpmPin | Protection::TpmPinPcr));
+        let (passphrase, pin) =
+            if pin { (None, Some(secret.to_string())) } else { (Some(secret.to_string()), None) };
+        c.call::<Unlock>(&UnlockParams { passphrase, backend: None, pin })?;
+    }
+    Ok(Some(secret.to_string()))
 }
 
 fn ask(question: &str, default_yes: bool) -> Result<bool> {
@@ -224,33 +257,27 @@ pub fn run(ctx: &Ctx, mut a: SetupArgs) -> Result<ExitCode> {
     let hello = c.call::<Hello>(&NoParams {})?;
     match backend {
         SetupBackend::Pkcs11 => {
-            init_token(&mut c, &a, false, interactive)?;
+            init_token(&mut c, &a, false, interactive, None)?;
             eprintln!("the token is set up; cryptoIDs will be generated on it");
         }
         // Wrapping needs the keystore unlocked, or not yet made (it is then
         // made with a data key only the token can unwrap: no passphrase).
         SetupBackend::SoftWrappedPkcs11 => {
-            if hello.passphrase_set && hello.locked {
-                unlock_with_passphrase(&mut c, &a)?;
-            }
-            init_token(&mut c, &a, true, interactive)?;
+            let current = current_secret(&mut c, &a, &hello)?;
+            init_token(&mut c, &a, true, interactive, current)?;
             eprintln!("the keystore is wrapped by the token: unlock it with the token's PIN from now on");
         }
         SetupBackend::Yubikey => {
-            init_yubikey(&mut c, &a, None)?;
+            init_yubikey(&mut c, &a, None, None)?;
             eprintln!("the YubiKey is set up; cryptoIDs will be generated on it (20 at most)");
         }
         SetupBackend::SoftWrappedYubikey => {
-            if hello.passphrase_set && hello.locked {
-                unlock_with_passphrase(&mut c, &a)?;
-            }
-            init_yubikey(&mut c, &a, Some("yubikey"))?;
+            let current = current_secret(&mut c, &a, &hello)?;
+            init_yubikey(&mut c, &a, Some("yubikey"), current)?;
             eprintln!("the keystore is wrapped by the YubiKey: unlock it with the YubiKey's PIN from now on");
         }
         SetupBackend::SoftSealedTpm => {
-            if hello.passphrase_set && hello.locked {
-                unlock_with_passphrase(&mut c, &a)?;
-            }
+            let current = current_secret(&mut c, &a, &hello)?;
             let mut tpm = std::mem::take(&mut a.tpm);
             if interactive && !tpm.recovery_passphrase && tpm.recovery_passphrase_file.is_none() {
                 tpm.recovery_passphrase = ask(
@@ -267,6 +294,7 @@ pub fn run(ctx: &Ctx, mut a: SetupArgs) -> Result<ExitCode> {
                 touch: None,
                 pcrs: None,
                 recovery_passphrase: None,
+                current,
             };
             crate::tpm::seal(&mut c, params, &tpm, a.pin_file.as_ref())?;
             eprintln!("the keystore is sealed by this machine's TPM: unlock it with the TPM PIN from now on");

@@ -289,13 +289,41 @@ impl SoftBackend {
     }
 
     /// The data key to wrap: the unlocked one, or a new one for a new
-    /// keystore.
-    fn data_key_to_wrap(&self) -> Result<DataKey, KeystoreError> {
-        match (self.read_file()?, self.read_state().data_key.clone()) {
-            (None, _) => Ok(Zeroizing::new(random())),
-            (Some(_), Some(k)) => Ok(k),
-            (Some(_), None) => Err(KeystoreError::Locked),
+    /// keystore. Wrapping an existing keystore also needs its `current`
+    /// secret, as a passphrase change needs the old one: otherwise any
+    /// client allowed to manage keys could rewrap the data key under a
+    /// token, PIN or recovery passphrase of its own, and take every key.
+    fn data_key_to_wrap(&self, current: Option<&str>) -> Result<DataKey, KeystoreError> {
+        let file = self.read_file()?;
+        let key = match (&file, self.read_state().data_key.clone()) {
+            (None, _) => return Ok(Zeroizing::new(random())),
+            (Some(_), Some(k)) => k,
+            (Some(_), None) => return Err(KeystoreError::Locked),
+        };
+        let needed = || {
+            KeystoreError::PassphraseRequired(
+                ": wrapping an existing keystore needs its current passphrase or PIN (`--current-file F|-`, or asked)",
+            )
+        };
+        let proven = match file {
+            Some(KeystoreFile::Plaintext { .. }) | None => None,
+            Some(KeystoreFile::Passphrase { .. }) => {
+                self.unwrap_with(Some(current.ok_or_else(needed)?), None)?
+            }
+            // The recovery passphrase first: trying it spends no TPM try.
+            Some(KeystoreFile::TpmWrapped { recovery: Some(_), .. }) => {
+                let c = current.ok_or_else(needed)?;
+                match self.unwrap_with(Some(c), None) {
+                    Err(KeystoreError::BadRecoveryPassphrase) => self.unwrap_with(None, Some(c))?,
+                    other => other?,
+                }
+            }
+            Some(_) => self.unwrap_with(None, Some(current.ok_or_else(needed)?))?,
+        };
+        if proven.is_some_and(|p| p != key) {
+            return Err(corrupt(&self.path, "its data key is not the one the agent unlocked"));
         }
+        Ok(key)
     }
 
     /// Wrap mode with a YubiKey: from now on the data key is sealed under a
@@ -303,9 +331,15 @@ impl SoftBackend {
     /// needs the card and its PIN. `touch` is the policy of a 9d key made
     /// now (an existing one keeps its own).
     #[cfg(feature = "yubikey")]
-    pub fn wrap_with_yubikey(&self, serial: Option<u32>, pin: &str, touch: u8) -> Result<u32, KeystoreError> {
+    pub fn wrap_with_yubikey(
+        &self,
+        serial: Option<u32>,
+        pin: &str,
+        touch: u8,
+        current: Option<&str>,
+    ) -> Result<u32, KeystoreError> {
         let _file = self.file_lock.locked();
-        let key = self.data_key_to_wrap()?;
+        let key = self.data_key_to_wrap(current)?;
         let w = super::yubikey::wrap::new_wrap_key(serial, pin, touch)?;
         let nonce = random::<24>();
         let sealed = seal(&w.kek, &nonce, key.as_ref(), b"cryptoid-agent data key")?;
@@ -324,9 +358,14 @@ impl SoftBackend {
     /// Wrap mode: from now on the data key is wrapped by a key on the token
     /// (made there, never extractable); unlocking needs the token and its
     /// PIN. The keystore must be unlocked (its data key is kept) or new.
-    pub fn wrap_with_pkcs11(&self, settings: &Pkcs11Settings, pin: &str) -> Result<(), KeystoreError> {
+    pub fn wrap_with_pkcs11(
+        &self,
+        settings: &Pkcs11Settings,
+        pin: &str,
+        current: Option<&str>,
+    ) -> Result<(), KeystoreError> {
         let _file = self.file_lock.locked();
-        let key = self.data_key_to_wrap()?;
+        let key = self.data_key_to_wrap(current)?;
         let w = pkcs11::wrap_data_key(settings, &self.module_dirs, pin, &key)?;
         self.write_file(&KeystoreFile::Pkcs11Wrapped {
             version: 1,
@@ -351,12 +390,13 @@ impl SoftBackend {
         pin: &str,
         pcrs: &[u8],
         recovery: Option<&str>,
+        current: Option<&str>,
     ) -> Result<Protection, KeystoreError> {
         let _file = self.file_lock.locked();
         if pin.is_empty() {
             return Err(KeystoreError::BadPin(": the TPM PIN must not be empty".into()));
         }
-        let key = self.data_key_to_wrap()?;
+        let key = self.data_key_to_wrap(current)?;
         if recovery == Some(pin) {
             return Err(KeystoreError::Invalid(
                 "the recovery passphrase must not be the PIN: it is guessed offline, where the TPM's lockout does not count"
@@ -848,6 +888,27 @@ mod tests {
         ));
         b.unlock(&secret("recover")).expect("the recovery passphrase");
         b.sign(&k.public, &k.handle, b"m").expect("the old key signs");
+    }
+
+    /// Rewrapping an unlocked keystore needs its current secret: being
+    /// allowed to manage keys is not enough to put the data key under a
+    /// PIN or token of one's own. Checked before any TPM is reached.
+    #[test]
+    fn wrapping_an_existing_keystore_needs_its_current_secret() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let b = SoftBackend::open(d.path().join("keystore.json"), false)
+            .expect("open")
+            .with_tpm_tcti("device:/nonexistent/tpmrm0".into());
+        b.unlock(&secret("current")).expect("set");
+        let wrap = |current| b.wrap_with_tpm("12345678", &[], None, current);
+        assert!(matches!(wrap(None), Err(KeystoreError::PassphraseRequired(_))));
+        assert!(matches!(wrap(Some("guess")), Err(KeystoreError::BadPassphrase)));
+        // Control: the right one gets as far as the TPM (there is none here).
+        assert!(matches!(
+            wrap(Some("current")),
+            Err(KeystoreError::TpmUnavailable(_) | KeystoreError::NotBuilt { .. })
+        ));
+        assert_eq!(b.info(0).protection, Protection::Passphrase);
     }
 
     #[test]

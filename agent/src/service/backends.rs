@@ -115,7 +115,7 @@ impl Backends {
             if p.wrap_with.as_deref() == Some("tpm") {
                 let pin = p.pin.as_deref().ok_or(KeystoreError::PinRequired("soft"))?;
                 let pcrs = p.pcrs.as_deref().unwrap_or_default();
-                self.soft.wrap_with_tpm(pin, pcrs, p.recovery_passphrase.as_deref())?;
+                self.soft.wrap_with_tpm(pin, pcrs, p.recovery_passphrase.as_deref(), p.current.as_deref())?;
                 self.set_unlocked();
                 return Ok(self.soft.info(registry.count_backend("soft")));
             }
@@ -134,7 +134,7 @@ impl Backends {
             }
             let pin = p.pin.as_deref().ok_or(KeystoreError::PinRequired("pkcs11"))?;
             let settings = Pkcs11Settings { module: PathBuf::from(&p.module), token: p.token.clone() };
-            self.soft.wrap_with_pkcs11(&settings, pin)?;
+            self.soft.wrap_with_pkcs11(&settings, pin, p.current.as_deref())?;
             self.set_unlocked();
             return Ok(self.soft.info(registry.count_backend("soft")));
         }

@@ -126,7 +126,7 @@ mod enabled {
             let pin = p.pin.as_deref().ok_or(crate::keystore::KeystoreError::PinRequired("yubikey"))?;
             let serial = serial_param(p)?;
             let touch = yubikey::touch_policy(p.touch.as_deref().unwrap_or("never"))?;
-            let serial = self.soft.wrap_with_yubikey(serial, pin, touch)?;
+            let serial = self.soft.wrap_with_yubikey(serial, pin, touch, p.current.as_deref())?;
             tracing::info!(serial, "the software keystore is now wrapped by a YubiKey");
             self.set_unlocked();
             Ok(self.soft.info(registry.count_backend("soft")))

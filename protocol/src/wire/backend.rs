@@ -45,6 +45,12 @@ pub struct InitParams {
     /// keystore (another machine, a cleared TPM), to be kept offline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery_passphrase: Option<String>,
+    /// `soft` with `wrap_with`, on a keystore that exists: its current
+    /// secret (passphrase; the PIN of its token or TPM; or the TPM
+    /// recovery passphrase), as `agent.passwd` needs the old passphrase. An
+    /// unlocked agent alone does not let a client rewrap the keys' key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<String>,
 }
 
 impl std::fmt::Debug for InitParams {
@@ -58,6 +64,7 @@ impl std::fmt::Debug for InitParams {
             .field("touch", &self.touch)
             .field("pcrs", &self.pcrs)
             .field("recovery_passphrase", &self.recovery_passphrase.as_ref().map(|_| "<redacted>"))
+            .field("current", &self.current.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
@@ -67,6 +74,7 @@ impl Drop for InitParams {
         use zeroize::Zeroize;
         self.pin.zeroize();
         self.recovery_passphrase.zeroize();
+        self.current.zeroize();
     }
 }
 

@@ -72,6 +72,7 @@ fn init(
         touch: None,
         pcrs: None,
         recovery_passphrase: None,
+        current: None,
     })
 }
 
@@ -240,10 +241,12 @@ fn wrap_mode_binds_the_software_keystore_to_the_token() {
             MODULE,
             "--token",
             "cryptoid",
+            "--current-file",
+            "-",
             "--pin-file",
             "-",
         ],
-        format!("{PIN}\n").as_bytes(),
+        format!("{}\n{PIN}\n", cryptoid_tests::agent::PASSPHRASE).as_bytes(),
     );
     assert!(out.status.success(), "{}", cryptoid_tests::stderr(&out));
     // hello tells the new protection at once (the agent keeps it in memory)…

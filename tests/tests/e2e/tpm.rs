@@ -22,11 +22,17 @@ fn tpm_agent(tpm: &Swtpm) -> Agent {
     Agent::start_with(&[], Some(&tpm.config()))
 }
 
-/// `cryptoidctl backend init soft --wrap-with tpm`, the PIN (and the
-/// recovery passphrase) on standard input.
-fn seal(agent: &Agent, pin: &str, recovery: Option<&str>, extra: &[&str]) -> Output {
+/// `cryptoidctl backend init soft --wrap-with tpm`, the keystore's current
+/// secret (if it has one), the PIN and the recovery passphrase on standard
+/// input.
+fn seal(agent: &Agent, current: Option<&str>, pin: &str, recovery: Option<&str>, extra: &[&str]) -> Output {
     let mut args = vec!["backend", "init", "soft", "--wrap-with", "tpm", "--pin-file", "-"];
-    let mut input = format!("{pin}\n");
+    let mut input = String::new();
+    if let Some(c) = current {
+        args.extend(["--current-file", "-"]);
+        input.push_str(&format!("{c}\n"));
+    }
+    input.push_str(&format!("{pin}\n"));
     if let Some(r) = recovery {
         args.extend(["--recovery-passphrase-file", "-"]);
         input.push_str(&format!("{r}\n"));
@@ -35,8 +41,8 @@ fn seal(agent: &Agent, pin: &str, recovery: Option<&str>, extra: &[&str]) -> Out
     agent.ctl(&args, input.as_bytes())
 }
 
-fn sealed(agent: &Agent, pin: &str, recovery: Option<&str>, extra: &[&str]) {
-    let out = seal(agent, pin, recovery, extra);
+fn sealed(agent: &Agent, current: Option<&str>, pin: &str, recovery: Option<&str>, extra: &[&str]) {
+    let out = seal(agent, current, pin, recovery, extra);
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
@@ -76,7 +82,29 @@ fn a_keystore_sealed_by_the_tpm_unlocks_with_its_pin_and_signs() {
     // A keystore with a passphrase and a key, then sealed: the key stays.
     let mut c = agent.unlocked();
     let k = key_that_signs(&mut c);
-    sealed(&agent, PIN, None, &[]);
+    // The attack: a client allowed to manage keys, on the unlocked agent,
+    // seals the keystore behind a PIN of its own (with this TPM, that PIN
+    // and a copy of keystore.json, it would have every key). Refused
+    // without the keystore's current secret, and with a wrong one.
+    let e = c
+        .call::<cryptoid_protocol::wire::backend::Init>(&cryptoid_protocol::wire::backend::InitParams {
+            backend: "soft".into(),
+            module: String::new(),
+            token: String::new(),
+            pin: Some("the-thief-s-pin".into()),
+            wrap_with: Some("tpm".into()),
+            touch: None,
+            pcrs: None,
+            recovery_passphrase: None,
+            current: None,
+        })
+        .expect_err("no current secret");
+    assert_refused(&e, ErrorKind::InvalidParams, "passphrase_required");
+    let out = seal(&agent, Some("a guess"), "the-thief-s-pin", None, &[]);
+    assert!(stderr(&out).contains("bad_passphrase"), "{}", stderr(&out));
+    assert_eq!(soft_protection(&mut c).0, Protection::Passphrase, "nothing was sealed");
+    // Control: with the current passphrase, it is sealed.
+    sealed(&agent, Some(PASSPHRASE), PIN, None, &[]);
     assert_eq!(soft_protection(&mut c), (Protection::TpmPin, true));
     let list = agent.ctl(&["backend", "list"], b"");
     assert!(stdout(&list).contains("tpm+pin"), "{}", stdout(&list));
@@ -110,7 +138,7 @@ fn wrong_pins_count_down_then_the_lockout_is_reported_with_the_wait() {
     let max = tpm.property("TPM2_PT_MAX_AUTH_FAIL");
     assert!(max >= 2, "swtpm allows {max} tries");
     let mut agent = tpm_agent(&tpm);
-    sealed(&agent, PIN, None, &[]);
+    sealed(&agent, None, PIN, None, &[]); // a new keystore
     agent.restart();
     let mut c = agent.client();
     for left in (1..max).rev() {
@@ -139,7 +167,7 @@ fn a_keystore_copied_to_another_tpm_is_refused_then_recovered_and_sealed_there()
     let agent = tpm_agent(&first);
     let mut c = agent.unlocked();
     let k = key_that_signs(&mut c);
-    sealed(&agent, PIN, Some(RECOVERY), &[]);
+    sealed(&agent, Some(PASSPHRASE), PIN, Some(RECOVERY), &[]);
 
     // The data directory copied to a machine with another TPM.
     let second = Swtpm::start();
@@ -162,7 +190,7 @@ fn a_keystore_copied_to_another_tpm_is_refused_then_recovered_and_sealed_there()
     assert!(out.status.success(), "{}", stderr(&out));
     signs(&mut m, &k);
     // Sealed to this TPM with a new PIN; the recovery copy is kept.
-    sealed(&moved, "31415926", None, &[]);
+    sealed(&moved, Some(RECOVERY), "31415926", None, &[]);
     moved.restart();
     let mut m = moved.client();
     unlock_pin(&mut m, "31415926").expect("the new PIN on the new TPM");
@@ -202,7 +230,7 @@ fn a_seal_bound_to_pcr_7_is_refused_once_the_pcr_changes() {
     let mut agent = tpm_agent(&tpm);
     let mut c = agent.unlocked();
     let k = key_that_signs(&mut c);
-    sealed(&agent, PIN, Some(RECOVERY), &["--pcrs", "7"]);
+    sealed(&agent, Some(PASSPHRASE), PIN, Some(RECOVERY), &["--pcrs", "7"]);
     assert_eq!(soft_protection(&mut c).0, Protection::TpmPinPcr);
     // Control: the PCR unchanged, the PIN unlocks.
     agent.restart();
@@ -224,7 +252,7 @@ fn a_seal_bound_to_pcr_7_is_refused_once_the_pcr_changes() {
     // Recovered, then sealed again to today's PCR 7.
     unlock_recovery(&mut c, RECOVERY).expect("recovery");
     signs(&mut c, &k);
-    sealed(&agent, PIN, None, &["--pcrs", "7"]);
+    sealed(&agent, Some(RECOVERY), PIN, None, &["--pcrs", "7"]);
     agent.restart();
     let mut c = agent.client();
     unlock_pin(&mut c, PIN).expect("sealed to the new PCR 7");
@@ -237,7 +265,7 @@ fn change_pin_replaces_the_pin_and_a_wrong_current_pin_changes_nothing() {
     let mut agent = tpm_agent(&tpm);
     let mut c = agent.unlocked();
     let k = key_that_signs(&mut c);
-    sealed(&agent, PIN, None, &[]);
+    sealed(&agent, Some(PASSPHRASE), PIN, None, &[]);
     let before = std::fs::read(agent.data_dir().join("keystore.json")).expect("keystore");
     let e = c
         .call::<TpmChangePin>(&TpmChangePinParams { pin: "9999".into(), new_pin: "44444444".into() })
@@ -260,7 +288,7 @@ fn no_tpm_is_a_clear_error_and_the_keystore_keeps_its_passphrase() {
     let agent = Agent::start_with(&[], Some("[tpm]\ntcti = \"device:/nonexistent/tpmrm0\"\n"));
     let mut c = agent.unlocked();
     let k = key_that_signs(&mut c);
-    let out = seal(&agent, PIN, None, &[]);
+    let out = seal(&agent, Some(PASSPHRASE), PIN, None, &[]);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("backend_unavailable") && err.contains("no TPM at /nonexistent/tpmrm0"), "{err}");
@@ -273,7 +301,7 @@ fn no_tpm_is_a_clear_error_and_the_keystore_keeps_its_passphrase() {
     // A TPM that is not listening is told apart.
     let agent = Agent::start_with(&[], Some("[tpm]\ntcti = \"swtpm:host=127.0.0.1,port=9\"\n"));
     agent.unlocked();
-    let out = seal(&agent, PIN, None, &[]);
+    let out = seal(&agent, Some(PASSPHRASE), PIN, None, &[]);
     assert!(stderr(&out).contains("cannot reach the TPM"), "{}", stderr(&out));
 }
 
@@ -305,8 +333,18 @@ fn kill9_during_seal_and_pin_change_leaves_the_old_or_the_new_state() {
         cmd.env("CRYPTOID_AUTH_SOCK", agent.socket()).stdin(std::process::Stdio::piped());
         let input = match &pin {
             None => {
-                cmd.args(["backend", "init", "soft", "--wrap-with", "tpm", "--pin-file", "-"]);
-                format!("{new_pin}\n")
+                cmd.args([
+                    "backend",
+                    "init",
+                    "soft",
+                    "--wrap-with",
+                    "tpm",
+                    "--current-file",
+                    "-",
+                    "--pin-file",
+                    "-",
+                ]);
+                format!("{PASSPHRASE}\n{new_pin}\n")
             }
             Some(old) => {
                 cmd.args(["backend", "tpm", "change-pin", "--pin-file", "-"]);
@@ -348,7 +386,7 @@ fn sealed_and_locked(tpm: &Swtpm) -> (Agent, Key) {
     let mut agent = tpm_agent(tpm);
     let mut c = agent.unlocked();
     let k = key_that_signs(&mut c);
-    sealed(&agent, PIN, None, &[]);
+    sealed(&agent, Some(PASSPHRASE), PIN, None, &[]);
     agent.restart();
     (agent, k)
 }
@@ -530,7 +568,7 @@ fn a_tpm_this_user_may_not_open_names_the_tss_group_and_device_allow() {
     // Control: root, who may open it, gets past the permission (the file
     // is no TPM, so the TSS fails next, with another message).
     let root = Agent::start_with(&[], Some(&format!("[tpm]\ntcti = \"device:{}\"\n", device.display())));
-    let out = seal(&root, PIN, None, &[]);
+    let out = seal(&root, None, PIN, None, &[]);
     assert!(!stderr(&out).contains("`tss` group"), "{}", stderr(&out));
 }
 
@@ -544,15 +582,15 @@ fn a_short_pin_is_refused_while_anyone_can_reset_the_lockout() {
     let mut agent = tpm_agent(&tpm);
     let mut c = agent.unlocked();
     let k = key_that_signs(&mut c);
-    let out = seal(&agent, "1234", None, &[]);
+    let out = seal(&agent, Some(PASSPHRASE), "1234", None, &[]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("lockout authorization is empty"), "{}", stderr(&out));
-    let out = seal(&agent, PIN, Some(PIN), &[]);
+    let out = seal(&agent, Some(PASSPHRASE), PIN, Some(PIN), &[]);
     assert!(stderr(&out).contains("must not be the PIN"), "{}", stderr(&out));
     assert_eq!(soft_protection(&mut c).0, Protection::Passphrase, "nothing was sealed");
     // Control: with a lockout authorization, a 4-digit PIN is taken.
     tpm.tool("tpm2_changeauth", &["-c", "lockout", "kept-offline"]);
-    sealed(&agent, "1234", None, &[]);
+    sealed(&agent, Some(PASSPHRASE), "1234", None, &[]);
     agent.restart();
     let mut c = agent.client();
     unlock_pin(&mut c, "1234").expect("the short PIN");
@@ -589,7 +627,7 @@ fn a_lost_machine_s_keys_come_back_from_the_secret_storage_export() {
         room: room.into(),
     };
     signs(&mut ca, &k);
-    sealed(&a, PIN, None, &[]);
+    sealed(&a, Some(PASSPHRASE), PIN, None, &[]);
     let key = SecretKey::from_bytes([9; 32]);
     let desc = KeyDescription::new(&key, [3; 16], None);
     let recovery = recovery_key::encode(&key).to_string();
@@ -607,7 +645,7 @@ fn a_lost_machine_s_keys_come_back_from_the_secret_storage_export() {
 
     let second = Swtpm::start();
     let mut b = Agent::start_with_env(Some(&second.config()), &env);
-    sealed(&b, "another-pin", None, &[]); // a new keystore, sealed at once
+    sealed(&b, None, "another-pin", None, &[]); // a new keystore, sealed at once
     let out = b.ctl(
         &["share", "import", f, "--key-file", kfs, "--secret-file", "-"],
         format!("{recovery}\n").as_bytes(),

@@ -44,6 +44,7 @@ fn init(
         touch: touch.map(str::to_owned),
         pcrs: None,
         recovery_passphrase: None,
+        current: None,
     })
 }
 
@@ -184,8 +185,8 @@ fn old_firmware_refuses_ed25519_and_points_to_the_software_keystore() {
     cryptoid_tests::assert_names(&err, "5.4.3");
     // What it proposes works on that card: P-256 key agreement in slot 9d.
     let out = agent.ctl(
-        &["backend", "init", "soft", "--wrap-with", "yubikey", "--pin-file", "-"],
-        format!("{PIN}\n").as_bytes(),
+        &["backend", "init", "soft", "--wrap-with", "yubikey", "--current-file", "-", "--pin-file", "-"],
+        format!("{}\n{PIN}\n", cryptoid_tests::agent::PASSPHRASE).as_bytes(),
     );
     assert!(out.status.success(), "{}", cryptoid_tests::stderr(&out));
     let k = super::agent_sign::create(&mut c, Some("!old:example.org"));
@@ -253,8 +254,8 @@ fn wrap_mode_binds_the_software_keystore_to_the_yubikey() {
     let mut c = agent.unlocked();
     let k = super::agent_sign::create(&mut c, Some("!wrap:example.org"));
     let out = agent.ctl(
-        &["backend", "init", "soft", "--wrap-with", "yubikey", "--pin-file", "-"],
-        format!("{PIN}\n").as_bytes(),
+        &["backend", "init", "soft", "--wrap-with", "yubikey", "--current-file", "-", "--pin-file", "-"],
+        format!("{}\n{PIN}\n", cryptoid_tests::agent::PASSPHRASE).as_bytes(),
     );
     assert!(out.status.success(), "{}", cryptoid_tests::stderr(&out));
     let keystore = std::fs::read_to_string(agent.data_dir().join("keystore.json")).expect("keystore");
@@ -343,6 +344,7 @@ fn real_yubikey_when_one_is_named() {
         touch: None,
         pcrs: None,
         recovery_passphrase: None,
+        current: None,
     })
     .expect("init the real card");
     let k = card_key(&mut c, "!real:example.org").expect("key on the real card");
