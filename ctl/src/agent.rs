@@ -1,5 +1,6 @@
 //! Agent commands: status, lock, unlock, passwd, sign, journal.
 
+use crate::secret::read_secret_lines;
 use crate::{input, output, Ctx};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
@@ -12,7 +13,6 @@ use cryptoid_protocol::wire::backend::{Init, InitParams};
 use cryptoid_protocol::wire::journal::{Tail, TailParams, Verify};
 use cryptoid_protocol::wire::sign::{SignPdu, SignPduParams};
 use cryptoid_protocol::wire::NoParams;
-use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use zeroize::Zeroizing;
@@ -124,44 +124,6 @@ pub enum JournalCommand {
     },
     /// Check the hash chain: exit 0 when intact, 1 when not.
     Verify,
-}
-
-/// Lines of a secret source: a file, `-` (standard input) or the terminal.
-pub fn read_secret_lines(file: Option<&PathBuf>, prompts: &[&str]) -> Result<Vec<Zeroizing<String>>> {
-    let mut out = Vec::new();
-    match file {
-        Some(p) => {
-            let text = Zeroizing::new(if p.as_os_str() == "-" {
-                let mut s = String::new();
-                for _ in prompts {
-                    std::io::stdin().lock().read_line(&mut s).context("cannot read standard input")?;
-                }
-                s
-            } else {
-                std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?
-            });
-            for line in text.lines().take(prompts.len()) {
-                out.push(Zeroizing::new(line.to_owned()));
-            }
-            if out.len() < prompts.len() {
-                bail!("expected {} line(s) of passphrase input", prompts.len());
-            }
-        }
-        None => {
-            for prompt in prompts {
-                // No terminal (a launcher, a desktop session): the
-                // desktop's own dialog, pinentry, as gpg does.
-                let secret = match rpassword::prompt_password(prompt) {
-                    Ok(s) => Zeroizing::new(s),
-                    Err(_) => crate::pinentry::ask(prompt).context(
-                        "cannot read the secret from a terminal or pinentry (use --passphrase-file)",
-                    )?,
-                };
-                out.push(secret);
-            }
-        }
-    }
-    Ok(out)
 }
 
 pub fn status(ctx: &Ctx) -> Result<ExitCode> {

@@ -514,7 +514,7 @@ fn token_floor(a: &BenchArgs, rv: &RoomVersion, template: &Object) -> Result<f64
     let (Some(module), Some(token)) = (&a.module, &a.token) else {
         bail!("--backend pkcs11 needs --module and --token (and --pin-file) for the token floor");
     };
-    let pin = crate::agent::read_secret_lines(a.pin_file.as_ref(), &["PIN: "])?.remove(0);
+    let pin = crate::secret::read_secret_lines(a.pin_file.as_ref(), &["PIN: "])?.remove(0);
     let ctx = Pkcs11::new(module).with_context(|| format!("cannot load {}", module.display()))?;
     ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))?;
     let slot = ctx

@@ -20,6 +20,7 @@ mod pdu;
 mod peer;
 mod pinentry;
 mod policy;
+mod secret;
 mod selfconfirm;
 mod setup;
 mod share;

@@ -3,10 +3,7 @@
 //! checks the passphrase, makes the first one-time cryptoIDs, and prints the
 //! lines for the shell profile. Every question has a flag for scripts.
 
-use crate::{
-    agent::{init_backend, read_secret_lines},
-    keys, output, Ctx,
-};
+use crate::{agent::init_backend, keys, output, secret::read_secret_lines, Ctx};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use cryptoid_protocol::client::{blocking::Client, default_socket_path};

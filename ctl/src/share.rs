@@ -4,7 +4,7 @@
 //! move account data themselves.
 
 use crate::homeserver::Homeserver;
-use crate::{agent::read_secret_lines, output, Ctx};
+use crate::{output, secret::read_secret_lines, Ctx};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use cryptoid_protocol::json::Value;

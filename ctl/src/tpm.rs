@@ -1,14 +1,13 @@
 //! The TPM-sealed keystore: `backend init soft --wrap-with tpm` (seal, or
 //! seal again) and `backend tpm change-pin`.
 
-use crate::agent::read_secret_lines;
-use anyhow::{bail, Result};
+use crate::secret::{new_secret, read_secret_lines};
+use anyhow::Result;
 use clap::{Args, Subcommand};
 use cryptoid_protocol::client::blocking::Client;
 use cryptoid_protocol::wire::agent::BackendInfo;
 use cryptoid_protocol::wire::backend::{Init, InitParams, TpmChangePin, TpmChangePinParams};
 use std::path::PathBuf;
-use zeroize::Zeroizing;
 
 #[derive(Args, Default)]
 pub struct SealArgs {
@@ -44,18 +43,6 @@ pub enum TpmCommand {
         #[arg(long, value_name = "F")]
         pin_file: Option<PathBuf>,
     },
-}
-
-/// A new secret: from `file` (first line), or asked twice.
-pub fn new_secret(file: Option<&PathBuf>, what: &str) -> Result<Zeroizing<String>> {
-    if file.is_some() {
-        return Ok(read_secret_lines(file, &[what])?.remove(0));
-    }
-    let l = read_secret_lines(None, &[&format!("{what}: "), "Repeat it: "])?;
-    if l[0] != l[1] {
-        bail!("the two entries differ; nothing was changed");
-    }
-    Ok(l[0].clone())
 }
 
 /// `backend.init soft --wrap-with tpm`: a new PIN, the PCRs, a recovery
