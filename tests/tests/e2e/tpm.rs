@@ -316,18 +316,33 @@ fn kill9_during_seal_and_pin_change_leaves_the_old_or_the_new_state() {
     let mut agent = tpm_agent(&tpm);
     let mut c = agent.unlocked();
     let k = key_that_signs(&mut c);
-    let mut seen = std::collections::BTreeMap::<&str, u32>::new();
+    let mut seen = std::collections::BTreeMap::<String, u32>::new();
     let mut pin = None::<String>; // None: the passphrase still protects it
     let seed = pdus::now_ms();
     eprintln!("kill9 seed {seed}");
     let mut rng = seed;
-    for round in 0..10u32 {
+    let (mut seal_tries, mut changes) = (0u64, 0u64);
+    for round in 0..16u32 {
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
-        // Sealing takes about 50 ms on swtpm, a PIN change about 30 (with the
-        // client's start): kills land before, inside and after them.
-        let delay = std::time::Duration::from_millis(rng % 70);
+        // Sealing an existing keystore checks its passphrase first (Argon2id,
+        // about 130 ms here) then talks to the TPM (about 50 ms): the kills
+        // of that phase step through it, the last one late enough that it
+        // ends. A PIN change (an unseal, then a seal) takes about 80 ms: kills
+        // step through it the same way, with a random jitter.
+        let delay = std::time::Duration::from_millis(match pin {
+            None => {
+                seal_tries += 1;
+                [0, 60, 120, 150, 170, 190, 210, 240, 1500][(seal_tries as usize - 1).min(8)]
+            }
+            Some(_) => {
+                changes += 1;
+                // The first one ends (a slow machine too), the second is cut
+                // at once: both outcomes are seen whatever the load.
+                [2000, 0, 20, 40, 60, 80, 100, 150][(changes as usize - 1) % 8] + rng % 20
+            }
+        });
         let new_pin = format!("pin-{}", 5000 + round);
         let mut cmd = std::process::Command::new(cryptoid_tests::bin("cryptoidctl"));
         cmd.env("CRYPTOID_AUTH_SOCK", agent.socket()).stdin(std::process::Stdio::piped());
@@ -372,13 +387,17 @@ fn kill9_during_seal_and_pin_change_leaves_the_old_or_the_new_state() {
             "round {round} (killed after {delay:?}): neither the old nor the new secret unlocks"
         );
         signs(&mut c, &k);
-        *seen.entry(if new_ok { "new" } else { "old" }).or_default() += 1;
+        let phase = if pin.is_none() { "seal" } else { "change-pin" };
+        *seen.entry(format!("{phase}: {}", if new_ok { "new" } else { "old" })).or_default() += 1;
         if new_ok {
             pin = Some(new_pin);
         }
-        c.call::<cryptoid_protocol::wire::agent::Lock>(&cryptoid_protocol::wire::NoParams {}).expect("lock");
+        // Left unlocked: sealing the next round needs the keystore unlocked.
     }
     eprintln!("outcomes: {seen:?}");
+    // The test reached both operations (a seal that ended, PIN changes).
+    assert_eq!(seen.get("seal: new"), Some(&1), "{seen:?}");
+    assert!(seen.contains_key("change-pin: new") && seen.contains_key("change-pin: old"), "{seen:?}");
 }
 
 /// A sealed, locked agent with a key, for the tests of how the PIN is asked.
