@@ -46,7 +46,8 @@ pub enum BackendCommand {
     /// --wrap-with pkcs11|yubikey|tpm` (wrap mode: the software keystore's
     /// data key wrapped by a key on the token, or sealed by this machine's
     /// TPM 2.0; unlocking then needs the token's or the TPM's PIN). Wrapping
-    /// an existing keystore needs it unlocked; doing it again re-seals.
+    /// an existing keystore needs it unlocked and its current passphrase or
+    /// PIN; doing it again re-seals.
     Init {
         /// `pkcs11`, `yubikey`, or `soft` with --wrap-with.
         backend: String,
