@@ -79,8 +79,9 @@ impl Drop for InitParams {
 }
 
 /// `backend.tpm_change_pin`: change the PIN of the TPM-sealed keystore
-/// (the sealed object's authorization; the keys are not touched). A wrong
-/// current PIN counts against the TPM's dictionary-attack limit.
+/// (its key-encryption key is unsealed with the current PIN and sealed
+/// again behind the new one; the keys are not touched). A wrong current
+/// PIN counts against the TPM's dictionary-attack limit.
 pub struct TpmChangePin;
 impl Method for TpmChangePin {
     const NAME: &'static str = "backend.tpm_change_pin";

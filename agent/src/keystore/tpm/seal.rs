@@ -6,9 +6,10 @@
 //!   one after `tpm2_clear`, gives another name, which is how "sealed
 //!   elsewhere" is told apart from a wrong PIN.
 //! - The object: KeyedHash, `fixedTPM | fixedParent`, dictionary-attack
-//!   protected (no `noDA`), `userWithAuth` clear, so it is released only
-//!   through its policy: `PolicyAuthValue` (the PIN) and, when asked,
-//!   `PolicyPCR` (the PCRs' values at sealing).
+//!   protected (no `noDA`), `userWithAuth` clear and `adminWithPolicy`
+//!   set, so neither role opens without its policy: `PolicyAuthValue` (the
+//!   PIN) and, when asked, `PolicyPCR` (the PCRs' values at sealing). A PIN
+//!   change is therefore an unseal and a new seal.
 //! - Every command that carries the PIN's auth value or the KEK runs in a
 //!   session salted with the storage key, with parameter encryption both
 //!   ways: neither crosses the bus to a discrete TPM in the clear.
