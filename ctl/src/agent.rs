@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use cryptoid_protocol::client::blocking::Client;
 use cryptoid_protocol::json::{self, Value};
 use cryptoid_protocol::wire::agent::{
-    BackendInfo, Hello, Lock, Passwd, PasswdParams, Protection, Unlock, UnlockParams,
+    BackendInfo, Hello, HelloResult, Lock, LockState, Passwd, PasswdParams, Protection, Unlock, UnlockParams,
 };
 use cryptoid_protocol::wire::backend::{Init, InitParams};
 use cryptoid_protocol::wire::journal::{Tail, TailParams, Verify};
@@ -167,48 +167,47 @@ pub fn lock(ctx: &Ctx) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What protects the software keystore, as `agent.hello` tells it (`None`:
+/// no keystore yet).
+pub fn soft_protection(hello: &HelloResult) -> Option<Protection> {
+    let soft = hello.backends.iter().find(|b| b.name == "soft").map(|b| b.protection);
+    soft.filter(|_| hello.passphrase_set)
+}
+
+/// The current secret of the software keystore when one protects it (not
+/// a new keystore, nor one made with `--no-passphrase`): from `file`, or
+/// asked.
+pub fn current_secret(hello: &HelloResult, file: Option<&PathBuf>) -> Result<Option<Zeroizing<String>>> {
+    match soft_protection(hello) {
+        None | Some(Protection::None) => Ok(None),
+        Some(_) => {
+            Ok(Some(read_secret_lines(file, &["Current passphrase (or PIN) of the keystore: "])?.remove(0)))
+        }
+    }
+}
+
+/// `agent.unlock` of the software keystore with `secret`, sent as a PIN or
+/// a passphrase as its protection says.
+pub fn soft_unlock(protection: Option<Protection>, secret: &str) -> UnlockParams {
+    let (passphrase, pin) = if protection.is_some_and(Protection::unlocks_with_pin) {
+        (None, Some(secret.to_owned()))
+    } else {
+        (Some(secret.to_owned()), None)
+    };
+    UnlockParams { passphrase, backend: None, pin }
+}
+
+fn unlocked(ctx: &Ctx, r: &LockState, what: &str) -> Result<ExitCode> {
+    if ctx.json {
+        output::json(r)?;
+    } else {
+        output::line(what)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn unlock(ctx: &Ctx, a: UnlockArgs) -> Result<ExitCode> {
     let mut c = ctx.connect()?;
-    if a.recovery {
-        let passphrase = read_secret_lines(a.passphrase_file.as_ref(), &["Recovery passphrase: "])?.remove(0);
-        let r = c.call::<Unlock>(&UnlockParams {
-            passphrase: Some(passphrase.to_string()),
-            backend: None,
-            pin: None,
-        })?;
-        if ctx.json {
-            output::json(&r)?;
-        } else {
-            output::line("unlocked with the recovery passphrase")?;
-            eprintln!(
-                "seal the keystore to this machine's TPM again: cryptoidctl backend init soft --wrap-with tpm"
-            );
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    // A keystore in wrap mode (a token, the TPM) unlocks with its PIN.
-    let soft = a.backend.as_deref().is_none_or(|b| b == "soft");
-    let pin_prompt = if soft && a.passphrase_file.is_none() {
-        let hello = c.call::<Hello>(&NoParams {})?;
-        hello.backends.iter().find(|b| b.name == "soft").and_then(|b| match b.protection {
-            Protection::TpmPin | Protection::TpmPinPcr => Some("TPM PIN: "),
-            Protection::Pin => Some("Token PIN: "),
-            _ => None,
-        })
-    } else {
-        None
-    };
-    if soft && (a.pin_file.is_some() || pin_prompt.is_some()) {
-        let pin = read_secret_lines(a.pin_file.as_ref(), &[pin_prompt.unwrap_or("PIN: ")])?.remove(0);
-        let r =
-            c.call::<Unlock>(&UnlockParams { passphrase: None, backend: None, pin: Some(pin.to_string()) })?;
-        if ctx.json {
-            output::json(&r)?;
-        } else {
-            output::line("unlocked")?;
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
     if let Some(backend) = a.backend.filter(|b| b != "soft") {
         let pin = read_secret_lines(a.pin_file.as_ref(), &["PIN: "])?.remove(0);
         let r = c.call::<Unlock>(&UnlockParams {
@@ -216,14 +215,34 @@ pub fn unlock(ctx: &Ctx, a: UnlockArgs) -> Result<ExitCode> {
             backend: Some(backend.clone()),
             pin: Some(pin.to_string()),
         })?;
-        if ctx.json {
-            output::json(&r)?;
-        } else {
-            output::line(&format!("{backend} unlocked"))?;
-        }
-        return Ok(ExitCode::SUCCESS);
+        return unlocked(ctx, &r, &format!("{backend} unlocked"));
     }
-    let first = !c.call::<Hello>(&NoParams {})?.passphrase_set;
+    if a.recovery {
+        let passphrase = read_secret_lines(a.passphrase_file.as_ref(), &["Recovery passphrase: "])?.remove(0);
+        let r = c.call::<Unlock>(&soft_unlock(None, &passphrase))?;
+        if !ctx.json {
+            eprintln!(
+                "seal the keystore to this machine's TPM again: cryptoidctl backend init soft --wrap-with tpm"
+            );
+        }
+        return unlocked(ctx, &r, "unlocked with the recovery passphrase");
+    }
+    let hello = c.call::<Hello>(&NoParams {})?;
+    let protection = soft_protection(&hello);
+    // A keystore in wrap mode (a token, the TPM) unlocks with its PIN.
+    let by_pin = a.passphrase_file.is_none() && protection.is_some_and(Protection::unlocks_with_pin);
+    if a.pin_file.is_some() || by_pin {
+        let prompt = match protection {
+            Some(Protection::TpmPin | Protection::TpmPinPcr) => "TPM PIN: ",
+            Some(Protection::Pin | Protection::PinAndTouch) => "Token PIN: ",
+            _ => "PIN: ",
+        };
+        let pin = read_secret_lines(a.pin_file.as_ref(), &[prompt])?.remove(0);
+        let r =
+            c.call::<Unlock>(&UnlockParams { passphrase: None, backend: None, pin: Some(pin.to_string()) })?;
+        return unlocked(ctx, &r, "unlocked");
+    }
+    let first = !hello.passphrase_set;
     let passphrase = if first && a.passphrase_file.is_none() {
         let l = read_secret_lines(None, &["New keystore passphrase: ", "Repeat it: "])?;
         if l[0] != l[1] {
@@ -233,17 +252,8 @@ pub fn unlock(ctx: &Ctx, a: UnlockArgs) -> Result<ExitCode> {
     } else {
         read_secret_lines(a.passphrase_file.as_ref(), &["Passphrase: "])?.remove(0)
     };
-    let r = c.call::<Unlock>(&UnlockParams {
-        passphrase: Some(passphrase.to_string()),
-        backend: None,
-        pin: None,
-    })?;
-    if ctx.json {
-        output::json(&r)?;
-    } else {
-        output::line(if first { "passphrase set; unlocked" } else { "unlocked" })?;
-    }
-    Ok(ExitCode::SUCCESS)
+    let r = c.call::<Unlock>(&soft_unlock(None, &passphrase))?;
+    unlocked(ctx, &r, if first { "passphrase set; unlocked" } else { "unlocked" })
 }
 
 pub fn passwd(ctx: &Ctx, a: PasswdArgs) -> Result<ExitCode> {
@@ -308,7 +318,13 @@ pub fn backend(ctx: &Ctx, cmd: BackendCommand) -> Result<ExitCode> {
                 current: None,
             };
             if params.backend == "soft" && params.wrap_with.is_some() {
-                params.current = current_secret(&mut c, current_file.as_ref())?.map(|s| s.to_string());
+                let hello = c.call::<Hello>(&NoParams {})?;
+                let current = current_secret(&hello, current_file.as_ref())?;
+                if current.is_none() && current_file.is_some() {
+                    // Reading no line from it would shift what follows (the PIN).
+                    bail!("--current-file: this keystore has no passphrase or PIN yet; nothing was changed");
+                }
+                params.current = current.map(|s| s.to_string());
             }
             if params.wrap_with.as_deref() == Some("tpm") {
                 vec![crate::tpm::seal(&mut c, params, &tpm, pin_file.as_ref())?]
@@ -340,21 +356,6 @@ pub fn backend(ctx: &Ctx, cmd: BackendCommand) -> Result<ExitCode> {
         .collect();
     output::table(&["BACKEND", "AVAILABLE", "STATE", "PROTECTION", "KEYS"], &rows)?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// The current secret of the software keystore, when one protects it
-/// (a keystore exists and is not in `--no-passphrase` mode).
-fn current_secret(c: &mut Client, file: Option<&PathBuf>) -> Result<Option<Zeroizing<String>>> {
-    let hello = c.call::<Hello>(&NoParams {})?;
-    let soft = hello.backends.iter().find(|b| b.name == "soft").map(|b| b.protection);
-    if !hello.passphrase_set || soft == Some(Protection::None) {
-        if file.is_some() {
-            // Reading no line from it would shift what follows (the PIN).
-            bail!("--current-file: this keystore has no passphrase or PIN yet; nothing was changed");
-        }
-        return Ok(None);
-    }
-    Ok(Some(read_secret_lines(file, &["Current passphrase (or PIN) of the keystore: "])?.remove(0)))
 }
 
 pub fn sign(ctx: &Ctx, a: SignArgs) -> Result<ExitCode> {

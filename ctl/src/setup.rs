@@ -3,11 +3,12 @@
 //! checks the passphrase, makes the first one-time cryptoIDs, and prints the
 //! lines for the shell profile. Every question has a flag for scripts.
 
-use crate::{agent::init_backend, keys, output, secret::read_secret_lines, Ctx};
+use crate::agent::{init_backend, soft_protection, soft_unlock};
+use crate::{keys, output, secret::read_secret_lines, Ctx};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use cryptoid_protocol::client::{blocking::Client, default_socket_path};
-use cryptoid_protocol::wire::agent::{Hello, HelloResult, Unlock, UnlockParams};
+use cryptoid_protocol::wire::agent::{Hello, HelloResult, Protection, Unlock};
 use cryptoid_protocol::wire::backend::InitParams;
 use cryptoid_protocol::wire::NoParams;
 use std::io::{BufRead, IsTerminal, Write};
@@ -157,19 +158,11 @@ fn init_yubikey(
 /// Before wrapping a keystore that exists: its current secret (the agent
 /// asks for it, as a passphrase change does), unlocking with it if locked.
 fn current_secret(c: &mut Client, a: &SetupArgs, hello: &HelloResult) -> Result<Option<String>> {
-    use cryptoid_protocol::wire::agent::Protection;
-    let protection = hello.backends.iter().find(|b| b.name == "soft").map(|b| b.protection);
-    if !hello.passphrase_set || protection == Some(Protection::None) {
+    let Some(secret) = crate::agent::current_secret(hello, a.passphrase_file.as_ref())? else {
         return Ok(None);
-    }
-    let secret =
-        read_secret_lines(a.passphrase_file.as_ref(), &["Current passphrase (or PIN) of the keystore: "])?
-            .remove(0);
+    };
     if hello.locked {
-        let pin = matches!(protection, Some(Protection::Pin | Protection::TpmPin | Protection::TpmPinPcr));
-        let (passphrase, pin) =
-            if pin { (None, Some(secret.to_string())) } else { (Some(secret.to_string()), None) };
-        c.call::<Unlock>(&UnlockParams { passphrase, backend: None, pin })?;
+        c.call::<Unlock>(&soft_unlock(soft_protection(hello), &secret))?;
     }
     Ok(Some(secret.to_string()))
 }
@@ -352,7 +345,7 @@ fn soft_passphrase(c: &mut Client, a: &SetupArgs, hello: &HelloResult) -> Result
                 l
             }
         };
-        c.call::<Unlock>(&UnlockParams { passphrase: Some(lines[0].to_string()), backend: None, pin: None })?;
+        c.call::<Unlock>(&soft_unlock(None, &lines[0]))?;
         eprintln!("keystore passphrase set; the agent is unlocked");
     } else if hello.locked {
         unlock_with_passphrase(c, a)?;
@@ -364,15 +357,12 @@ fn soft_passphrase(c: &mut Client, a: &SetupArgs, hello: &HelloResult) -> Result
 /// Unlocks the software keystore with what protects it: its passphrase, or
 /// the PIN of the TPM or token it is sealed by.
 fn unlock_with_passphrase(c: &mut Client, a: &SetupArgs) -> Result<()> {
-    use cryptoid_protocol::wire::agent::Protection;
-    let hello = c.call::<Hello>(&NoParams {})?;
-    let soft = hello.backends.iter().find(|b| b.name == "soft").map(|b| b.protection);
-    if let Some(Protection::TpmPin | Protection::TpmPinPcr | Protection::Pin) = soft {
-        let pin = read_secret_lines(a.pin_file.as_ref(), &["Current PIN of the keystore: "])?;
-        c.call::<Unlock>(&UnlockParams { passphrase: None, backend: None, pin: Some(pin[0].to_string()) })?;
-        return Ok(());
-    }
-    let p = read_secret_lines(a.passphrase_file.as_ref(), &["Passphrase: "])?;
-    c.call::<Unlock>(&UnlockParams { passphrase: Some(p[0].to_string()), backend: None, pin: None })?;
+    let protection = soft_protection(&c.call::<Hello>(&NoParams {})?);
+    let secret = if protection.is_some_and(Protection::unlocks_with_pin) {
+        read_secret_lines(a.pin_file.as_ref(), &["Current PIN of the keystore: "])?
+    } else {
+        read_secret_lines(a.passphrase_file.as_ref(), &["Passphrase: "])?
+    };
+    c.call::<Unlock>(&soft_unlock(protection, &secret[0]))?;
     Ok(())
 }

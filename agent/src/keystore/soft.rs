@@ -282,10 +282,7 @@ impl SoftBackend {
     }
 
     pub fn is_token_wrapped(&self) -> bool {
-        matches!(
-            *self.protection.locked(),
-            Some(Protection::Pin | Protection::TpmPin | Protection::TpmPinPcr)
-        )
+        self.protection.locked().is_some_and(Protection::unlocks_with_pin)
     }
 
     /// The data key to wrap: the unlocked one, or a new one for a new
@@ -293,8 +290,12 @@ impl SoftBackend {
     /// secret, as a passphrase change needs the old one: otherwise any
     /// client allowed to manage keys could rewrap the data key under a
     /// token, PIN or recovery passphrase of its own, and take every key.
-    fn data_key_to_wrap(&self, current: Option<&str>) -> Result<DataKey, KeystoreError> {
-        let file = self.read_file()?;
+    /// `file`: `keystore.json` as the caller read it.
+    fn data_key_to_wrap(
+        &self,
+        file: Option<KeystoreFile>,
+        current: Option<&str>,
+    ) -> Result<DataKey, KeystoreError> {
         let key = match (&file, self.read_state().data_key.clone()) {
             (None, _) => return Ok(Zeroizing::new(random())),
             (Some(_), Some(k)) => k,
@@ -339,7 +340,7 @@ impl SoftBackend {
         current: Option<&str>,
     ) -> Result<u32, KeystoreError> {
         let _file = self.file_lock.locked();
-        let key = self.data_key_to_wrap(current)?;
+        let key = self.data_key_to_wrap(self.read_file()?, current)?;
         let w = super::yubikey::wrap::new_wrap_key(serial, pin, touch)?;
         let nonce = random::<24>();
         let sealed = seal(&w.kek, &nonce, key.as_ref(), b"cryptoid-agent data key")?;
@@ -365,7 +366,7 @@ impl SoftBackend {
         current: Option<&str>,
     ) -> Result<(), KeystoreError> {
         let _file = self.file_lock.locked();
-        let key = self.data_key_to_wrap(current)?;
+        let key = self.data_key_to_wrap(self.read_file()?, current)?;
         let w = pkcs11::wrap_data_key(settings, &self.module_dirs, pin, &key)?;
         self.write_file(&KeystoreFile::Pkcs11Wrapped {
             version: 1,
@@ -393,25 +394,29 @@ impl SoftBackend {
         current: Option<&str>,
     ) -> Result<Protection, KeystoreError> {
         let _file = self.file_lock.locked();
+        // Checked first: a refusal here costs no Argon2id and no TPM try.
         if pin.is_empty() {
             return Err(KeystoreError::BadPin(": the TPM PIN must not be empty".into()));
         }
-        let key = self.data_key_to_wrap(current)?;
         if recovery == Some(pin) {
             return Err(KeystoreError::Invalid(
                 "the recovery passphrase must not be the PIN: it is guessed offline, where the TPM's lockout does not count"
                     .into(),
             ));
         }
+        if recovery == Some("") {
+            return Err(KeystoreError::PassphraseRequired(": the recovery passphrase must not be empty"));
+        }
+        let file = self.read_file()?;
+        // A recovery copy already there wraps this same data key: kept.
+        let kept = match &file {
+            Some(KeystoreFile::TpmWrapped { recovery, .. }) => recovery.clone(),
+            _ => None,
+        };
+        let key = self.data_key_to_wrap(file, current)?;
         let recovery = match recovery {
-            Some("") => {
-                return Err(KeystoreError::PassphraseRequired(": the recovery passphrase must not be empty"))
-            }
             Some(p) => Some(Self::wrap_under_passphrase(p, &key, &self.path)?),
-            None => match self.read_file()? {
-                Some(KeystoreFile::TpmWrapped { recovery, .. }) => recovery,
-                _ => None,
-            },
+            None => kept,
         };
         let kek: DataKey = Zeroizing::new(random());
         let sealed = tpm::seal(&self.tpm_tcti, pin, pcrs, &kek)?;
@@ -886,6 +891,14 @@ mod tests {
             b.unlock(&UnlockSecret { passphrase: None, pin: None }),
             Err(KeystoreError::WrappedBy(_))
         ));
+        // A PCR index from the file is checked, not shifted blindly.
+        let text = std::fs::read_to_string(&b.path).expect("read");
+        std::fs::write(&b.path, text.replace("\"index\":7", "\"index\":40")).expect("write");
+        assert!(matches!(
+            b.unlock(&UnlockSecret { passphrase: None, pin: Some("1234") }),
+            Err(KeystoreError::Corrupt { .. })
+        ));
+        std::fs::write(&b.path, text).expect("write");
         b.unlock(&secret("recover")).expect("the recovery passphrase");
         b.sign(&k.public, &k.handle, b"m").expect("the old key signs");
     }

@@ -63,6 +63,12 @@ mod protection_names {
 }
 
 impl Protection {
+    /// Whether what protects it is unlocked with a PIN (a token, a card, the
+    /// TPM) rather than a passphrase.
+    pub fn unlocks_with_pin(self) -> bool {
+        matches!(self, Protection::Pin | Protection::PinAndTouch | Protection::TpmPin | Protection::TpmPinPcr)
+    }
+
     /// The wire name (`none`, `passphrase`, `pin`, `pin_and_touch`,
     /// `tpm+pin`, `tpm+pin+pcr`), for people too.
     pub fn as_str(self) -> &'static str {

@@ -46,6 +46,12 @@ fn sealed(agent: &Agent, current: Option<&str>, pin: &str, recovery: Option<&str
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
+/// The agent restarted (locked, as after a reboot), and a client of it.
+fn restarted(agent: &mut Agent) -> Client {
+    agent.restart();
+    agent.client()
+}
+
 fn unlock_pin(c: &mut Client, pin: &str) -> Result<(), ClientError> {
     c.call::<Unlock>(&UnlockParams { passphrase: None, backend: None, pin: Some(pin.into()) }).map(|_| ())
 }
@@ -112,8 +118,7 @@ fn a_keystore_sealed_by_the_tpm_unlocks_with_its_pin_and_signs() {
     let file = std::fs::read_to_string(agent.data_dir().join("keystore.json")).expect("keystore");
     assert!(file.contains("\"mode\":\"tpm_wrapped\"") && !file.contains("\"kdf\""), "{file}");
 
-    agent.restart();
-    let mut c = agent.client();
+    let mut c = restarted(&mut agent);
     let locked = c
         .call::<cryptoid_protocol::wire::agent::Hello>(&cryptoid_protocol::wire::NoParams {})
         .expect("hello");
@@ -126,8 +131,7 @@ fn a_keystore_sealed_by_the_tpm_unlocks_with_its_pin_and_signs() {
     signs(&mut c, &k);
     // New keys after the seal are sealed under the same data key.
     let k2 = key_that_signs(&mut c);
-    agent.restart();
-    let mut c = agent.client();
+    let mut c = restarted(&mut agent);
     unlock_pin(&mut c, PIN).expect("unlock");
     signs(&mut c, &k2);
 }
@@ -139,8 +143,7 @@ fn wrong_pins_count_down_then_the_lockout_is_reported_with_the_wait() {
     assert!(max >= 2, "swtpm allows {max} tries");
     let mut agent = tpm_agent(&tpm);
     sealed(&agent, None, PIN, None, &[]); // a new keystore
-    agent.restart();
-    let mut c = agent.client();
+    let mut c = restarted(&mut agent);
     for left in (1..max).rev() {
         let e = unlock_pin(&mut c, "0000").expect_err("a wrong PIN");
         assert_refused(&e, ErrorKind::BadPassphrase, "bad_pin");
@@ -191,23 +194,19 @@ fn a_keystore_copied_to_another_tpm_is_refused_then_recovered_and_sealed_there()
     signs(&mut m, &k);
     // Sealed to this TPM with a new PIN; the recovery copy is kept.
     sealed(&moved, Some(RECOVERY), "31415926", None, &[]);
-    moved.restart();
-    let mut m = moved.client();
+    let mut m = restarted(&mut moved);
     unlock_pin(&mut m, "31415926").expect("the new PIN on the new TPM");
     signs(&mut m, &k);
-    moved.restart();
-    let mut m = moved.client();
+    let mut m = restarted(&mut moved);
     unlock_recovery(&mut m, RECOVERY).expect("the recovery copy survived sealing again");
 
     // Control on the first machine: its own TPM still opens it, until it
     // is cleared (`tpm2_clear`), after which it is another TPM too.
     let mut agent = agent;
-    agent.restart();
-    let mut c = agent.client();
+    let mut c = restarted(&mut agent);
     unlock_pin(&mut c, PIN).expect("the first TPM");
     first.tool("tpm2_clear", &[]);
-    agent.restart();
-    let mut c = agent.client();
+    let mut c = restarted(&mut agent);
     let e = unlock_pin(&mut c, PIN).expect_err("a cleared TPM");
     assert_refused(&e, ErrorKind::BackendUnavailable, "tpm_mismatch");
 }
@@ -233,18 +232,15 @@ fn a_seal_bound_to_pcr_7_is_refused_once_the_pcr_changes() {
     sealed(&agent, Some(PASSPHRASE), PIN, Some(RECOVERY), &["--pcrs", "7"]);
     assert_eq!(soft_protection(&mut c).0, Protection::TpmPinPcr);
     // Control: the PCR unchanged, the PIN unlocks.
-    agent.restart();
-    let mut c = agent.client();
+    let mut c = restarted(&mut agent);
     unlock_pin(&mut c, PIN).expect("PCR 7 as sealed");
     // A PCR 16 change is not bound: still unlocks.
     tpm.tool("tpm2_pcrextend", &[&format!("16:sha256={}", "11".repeat(32))]);
-    agent.restart();
-    let mut c = agent.client();
+    let mut c = restarted(&mut agent);
     unlock_pin(&mut c, PIN).expect("an unbound PCR changed");
     // The attack: the boot state changes (PCR 7 extended).
     tpm.tool("tpm2_pcrextend", &[&format!("7:sha256={}", "ab".repeat(32))]);
-    agent.restart();
-    let mut c = agent.client();
+    let mut c = restarted(&mut agent);
     let e = unlock_pin(&mut c, PIN).expect_err("PCR 7 changed");
     assert_refused(&e, ErrorKind::BackendUnavailable, "tpm_pcr_changed");
     assert_names(&e, "PCR 7");
@@ -253,8 +249,7 @@ fn a_seal_bound_to_pcr_7_is_refused_once_the_pcr_changes() {
     unlock_recovery(&mut c, RECOVERY).expect("recovery");
     signs(&mut c, &k);
     sealed(&agent, Some(RECOVERY), PIN, None, &["--pcrs", "7"]);
-    agent.restart();
-    let mut c = agent.client();
+    let mut c = restarted(&mut agent);
     unlock_pin(&mut c, PIN).expect("sealed to the new PCR 7");
     signs(&mut c, &k);
 }
@@ -275,8 +270,7 @@ fn change_pin_replaces_the_pin_and_a_wrong_current_pin_changes_nothing() {
     let out = agent
         .ctl(&["backend", "tpm", "change-pin", "--pin-file", "-"], format!("{PIN}\n44444444\n").as_bytes());
     assert!(out.status.success(), "{}", stderr(&out));
-    agent.restart();
-    let mut c = agent.client();
+    let mut c = restarted(&mut agent);
     let e = unlock_pin(&mut c, PIN).expect_err("the old PIN");
     assert_refused(&e, ErrorKind::BadPassphrase, "bad_pin");
     unlock_pin(&mut c, "44444444").expect("the new PIN");
@@ -294,8 +288,7 @@ fn no_tpm_is_a_clear_error_and_the_keystore_keeps_its_passphrase() {
     assert!(err.contains("backend_unavailable") && err.contains("no TPM at /nonexistent/tpmrm0"), "{err}");
     // Nothing changed: the passphrase still unlocks after a restart.
     let mut agent = agent;
-    agent.restart();
-    let mut c = agent.client();
+    let mut c = restarted(&mut agent);
     unlock_recovery(&mut c, PASSPHRASE).expect("the passphrase, as before");
     signs(&mut c, &k);
     // A TPM that is not listening is told apart.
@@ -504,13 +497,11 @@ fn setup_seals_a_new_keystore_by_the_tpm() {
     assert!(stdout(&out).contains("made 3 one-time cryptoIDs"), "{}", stdout(&out));
     let mut c = agent.client();
     assert_eq!(soft_protection(&mut c), (Protection::TpmPinPcr, true));
-    agent.restart();
-    let mut c = agent.client();
+    let mut c = restarted(&mut agent);
     unlock_pin(&mut c, PIN).expect("the PIN set by setup");
     let otks = c.call::<cryptoid_protocol::wire::keys::List>(&Default::default()).expect("list");
     assert_eq!(otks.keys.len(), 3);
-    agent.restart();
-    let mut c = agent.client();
+    let mut c = restarted(&mut agent);
     unlock_recovery(&mut c, RECOVERY).expect("the recovery passphrase set by setup");
 }
 
@@ -610,8 +601,7 @@ fn a_short_pin_is_refused_while_anyone_can_reset_the_lockout() {
     // Control: with a lockout authorization, a 4-digit PIN is taken.
     tpm.tool("tpm2_changeauth", &["-c", "lockout", "kept-offline"]);
     sealed(&agent, Some(PASSPHRASE), "1234", None, &[]);
-    agent.restart();
-    let mut c = agent.client();
+    let mut c = restarted(&mut agent);
     unlock_pin(&mut c, "1234").expect("the short PIN");
     signs(&mut c, &k);
 }
@@ -672,8 +662,57 @@ fn a_lost_machine_s_keys_come_back_from_the_secret_storage_export() {
     assert!(out.status.success(), "{}", stderr(&out));
     let mut cb = b.client();
     signs(&mut cb, &k);
-    b.restart();
-    let mut cb = b.client();
+    let mut cb = restarted(&mut b);
     unlock_pin(&mut cb, "another-pin").expect("the new machine's PIN");
     signs(&mut cb, &k);
+}
+
+/// Whoever can write `keystore.json` (a sync folder, a backup restored)
+/// but has no PIN: dropping the PCR binding from the file does not drop it
+/// from the TPM, and a sealed object's public part swapped for another's is
+/// named as an altered file; neither spends a try. The controls: the file
+/// as written unlocks.
+#[test]
+fn an_edited_keystore_file_drops_no_binding_and_spends_no_try() {
+    let tpm = Swtpm::start();
+    let mut agent = tpm_agent(&tpm);
+    let mut c = agent.unlocked();
+    let k = key_that_signs(&mut c);
+    let path = agent.data_dir().join("keystore.json");
+    sealed(&agent, Some(PASSPHRASE), PIN, None, &["--pcrs", "7"]);
+    let first: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
+    let edit = |f: &dyn Fn(&mut serde_json::Value)| {
+        let mut v = first.clone();
+        f(&mut v);
+        std::fs::write(&path, v.to_string()).expect("write");
+    };
+    // The PCR binding taken out of the file: the TPM still asks for it.
+    edit(&|v| {
+        v.as_object_mut().expect("object").remove("pcrs");
+    });
+    let mut c = restarted(&mut agent);
+    unlock_pin(&mut c, PIN).expect_err("the TPM's policy still binds PCR 7");
+    assert_eq!(tpm.property("TPM2_PT_LOCKOUT_COUNTER"), 0, "no try was spent");
+    // Control: the file as sealed unlocks.
+    edit(&|_| {});
+    let mut c = restarted(&mut agent);
+    unlock_pin(&mut c, PIN).expect("the file as sealed");
+    // Sealed again (a new object): its file with the first object's public
+    // part is refused as altered, before any PIN is tried.
+    sealed(&agent, Some(PIN), "16180339", None, &[]);
+    let second: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
+    let mut swapped = second.clone();
+    swapped["public"] = first["public"].clone();
+    std::fs::write(&path, swapped.to_string()).expect("write");
+    let mut c = restarted(&mut agent);
+    let e = unlock_pin(&mut c, "16180339").expect_err("an altered file");
+    assert_refused(&e, ErrorKind::BackendUnavailable, "tpm_unavailable");
+    assert_names(&e, "altered");
+    assert_eq!(tpm.property("TPM2_PT_LOCKOUT_COUNTER"), 0, "no try was spent");
+    std::fs::write(&path, second.to_string()).expect("write");
+    let mut c = restarted(&mut agent);
+    unlock_pin(&mut c, "16180339").expect("the file as sealed");
+    signs(&mut c, &k);
 }
